@@ -1,0 +1,111 @@
+# archtrace - build, test, demo.  See README.md.
+#   make            build/archtrace and build/libarchtrace.so (-Werror)
+#   make asan       the same with ASan+UBSan into build-asan/
+#   make deps       install what the build, tests and labs need (Debian 12)
+#   make test       unit tests, labs on both build shapes, integration tests
+#   make demo       archtrace on a lab
+#   make bench      overhead table against the plain run and other tools
+#   V=1             show the commands
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+BUILD     ?= build
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+PREFIX    ?= /usr/local
+OPT       ?= -O2
+SANITIZE  ?=
+Q          = $(if $(V),,@)
+
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) \
+                -fno-omit-frame-pointer -Icommon -Itracer -Ipreload -I$(BUILD)/probes $(SANITIZE)
+SHIM_CFLAGS   = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec
+TRACER_CFLAGS = $(CFLAGS_COMMON)
+TRACER_LIBS   = -lelf -ldw -lunwind-ptrace -lunwind-generic -lunwind -lbpf -lz -lpthread -lm
+SHIM_LIBS     = -ldl -lpthread
+
+COMMON_SRC = $(wildcard common/*.c)
+SHIM_SRC   = $(wildcard preload/*.c)
+TRACER_SRC = $(filter-out tracer/main.c,$(wildcard tracer/*.c))
+PROBE_SRC  = $(wildcard probes/*.bpf.c)
+UNIT_SRC   = $(wildcard tests/test_*.c)
+
+SHIM_OBJ   = $(patsubst %.c,$(BUILD)/shim/%.o,$(SHIM_SRC) $(COMMON_SRC))
+TRACER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRACER_SRC) $(COMMON_SRC))
+SKELETONS  = $(patsubst probes/%.bpf.c,$(BUILD)/probes/%.skel.h,$(PROBE_SRC))
+TEST_BINS  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all asan deps venvs test unit-tests labs integration demo bench clean install
+all: $(BUILD)/archtrace $(BUILD)/libarchtrace.so
+
+$(BUILD)/libarchtrace.so: $(SHIM_OBJ) preload/exports.map
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -shared $(SANITIZE) -Wl,--version-script=preload/exports.map -Wl,-z,nodelete -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
+
+$(BUILD)/archtrace: $(BUILD)/obj/tracer/main.o $(TRACER_OBJ)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(SANITIZE) -o $@ $^ $(TRACER_LIBS)
+
+$(BUILD)/shim/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC [so] $<")
+	$(Q)$(CC) $(SHIM_CFLAGS) -DAT_IN_SHIM -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(SKELETONS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(TRACER_CFLAGS) -MMD -MP -c -o $@ $<
+
+# BPF: vmlinux.h from the running kernel's BTF, objects with clang -target
+# bpf, skeletons with bpftool.  All generated, never committed.
+$(BUILD)/probes/vmlinux.h:
+	@mkdir -p $(dir $@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/probes/%.bpf.o: probes/%.bpf.c $(BUILD)/probes/vmlinux.h $(wildcard probes/*.h) common/py311.h
+	$(if $(Q),@echo "  BPF     $<")
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Icommon -Iprobes -I$(BUILD)/probes -c $< -o $@
+
+$(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# Unit and integration tests: one Criterion binary per tests/test_*.c.
+$(BUILD)/tests/%: tests/%.c $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  TEST    $<")
+	$(Q)$(CC) $(TRACER_CFLAGS) -Wno-missing-field-initializers -o $@ $< $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+
+deps:
+	$(Q)tools/deps.sh
+
+venvs: deps
+	$(Q)tools/venvs.sh all
+
+unit-tests: all $(TEST_BINS)
+	$(Q)tools/run_tests.sh $(TEST_BINS)
+
+labs: venvs
+	$(Q)tools/run_labs.sh --shape all
+
+test: deps venvs
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
+	$(Q)tools/run_tests.sh --labs $(TEST_BINS)
+
+demo: deps venvs all
+	$(Q)cd labs && ../$(BUILD)/archtrace ../.venv/static/bin/python lab08.py
+
+bench: deps venvs all
+	$(Q)tools/bench.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/archtrace $(DESTDIR)$(PREFIX)/bin/archtrace
+	install -D -m 0644 $(BUILD)/libarchtrace.so $(DESTDIR)$(PREFIX)/lib/archtrace/libarchtrace.so
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

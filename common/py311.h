@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* py311.h - the CPython 3.11 internal layout archtrace reads, in one place.
+ *
+ * These offsets are shared by the preload shim (in-process reads), the
+ * ptrace/process_vm_readv sampler and the BPF programs, so they are plain
+ * numbers with no dependency on Python.h.  They were taken from the real
+ * 3.11 internal headers (Include/internal/pycore_*.h, built with
+ * -DPy_BUILD_CORE) and are identical on 3.11.2 (Debian, static) and 3.11.7
+ * (pyenv, shared); tests/test_py311.c re-derives every one of them from
+ * the installed headers with offsetof() so a drift fails the build of the
+ * tests, and the readers check them at run time (interp->runtime must
+ * point back at _PyRuntime) before trusting them.
+ */
+#ifndef AT_PY311_H
+#define AT_PY311_H
+
+/* _PyRuntimeState (exported as the symbol _PyRuntime) */
+#define AT_RT_INTERPRETERS_HEAD        40  /* PyInterpreterState *      */
+#define AT_RT_INTERPRETERS_MAIN        48  /* PyInterpreterState *      */
+#define AT_RT_GILSTATE_TSTATE_CURRENT  576 /* _Py_atomic_address        */
+#define AT_RT_GIL                      360 /* struct _gil_runtime_state */
+#define AT_RT_GIL_LAST_HOLDER          368 /* PyThreadState * (atomic)  */
+#define AT_RT_GIL_LOCKED               376 /* int (atomic), -1 = not created */
+#define AT_RT_GIL_SWITCH_NUMBER        384 /* unsigned long             */
+#define AT_RT_GIL_COND                 392 /* pthread_cond_t (48 bytes) */
+#define AT_RT_GIL_MUTEX                440 /* pthread_mutex_t (40 bytes)*/
+#define AT_RT_GIL_SWITCH_COND          480 /* pthread_cond_t            */
+#define AT_RT_GIL_SWITCH_MUTEX         528 /* pthread_mutex_t           */
+
+/* PyInterpreterState */
+#define AT_INTERP_NEXT                 0
+#define AT_INTERP_TSTATE_HEAD          16  /* threads.head              */
+#define AT_INTERP_RUNTIME              40  /* back pointer: runtime check */
+#define AT_INTERP_ID                   48
+
+/* PyThreadState */
+#define AT_TSTATE_PREV                 0
+#define AT_TSTATE_NEXT                 8
+#define AT_TSTATE_INTERP               16
+#define AT_TSTATE_CFRAME               56  /* _PyCFrame *               */
+#define AT_TSTATE_THREAD_ID            152 /* pthread_t                 */
+#define AT_TSTATE_NATIVE_THREAD_ID     160 /* unsigned long (OS tid)    */
+#define AT_TSTATE_ID                   240 /* uint64_t                  */
+
+/* _PyCFrame */
+#define AT_CFRAME_CURRENT_FRAME        8   /* _PyInterpreterFrame *     */
+
+/* _PyInterpreterFrame */
+#define AT_IFRAME_CODE                 32  /* PyCodeObject *            */
+#define AT_IFRAME_PREVIOUS             48
+#define AT_IFRAME_PREV_INSTR           56  /* _Py_CODEUNIT *            */
+#define AT_IFRAME_STACKTOP             64  /* int                       */
+#define AT_IFRAME_IS_ENTRY             68  /* bool                      */
+#define AT_IFRAME_OWNER                69  /* char                      */
+#define AT_FRAME_OWNED_BY_GENERATOR    1
+
+/* PyCodeObject */
+#define AT_CODE_FIRSTLINENO            72  /* int                       */
+#define AT_CODE_NLOCALSPLUS            76  /* int                       */
+#define AT_CODE_FILENAME               112 /* PyObject * (str)          */
+#define AT_CODE_NAME                   120
+#define AT_CODE_QUALNAME               128
+#define AT_CODE_LINETABLE              136 /* PyObject * (bytes)        */
+#define AT_CODE_FIRSTTRACEABLE         168 /* int, in code units        */
+#define AT_CODE_CODE_ADAPTIVE          184 /* first instruction         */
+#define AT_SIZEOF_CODEUNIT             2
+
+/* PyObject, PyVarObject, PyTypeObject, bytes, str */
+#define AT_OBJECT_TYPE                 8
+#define AT_VAR_SIZE                    16
+#define AT_TYPE_NAME                   24  /* const char *              */
+#define AT_BYTES_SVAL                  32
+#define AT_UNICODE_LENGTH              16
+#define AT_UNICODE_STATE               32  /* bit field word            */
+#define AT_SIZEOF_PYASCIIOBJECT        48  /* compact ASCII data follows */
+#define AT_SIZEOF_PYCOMPACTUNICODEOBJECT 72 /* compact non-ASCII data follows */
+
+/* Walkers share one limit so a corrupt or cyclic chain always ends. */
+#define AT_MAX_STACK_DEPTH             256
+#define AT_MAX_THREADS                 512
+#define AT_MAX_INTERPRETERS            16
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* options.h - the parsed command line, shared by every archtrace command. */
+#ifndef AT_OPTIONS_H
+#define AT_OPTIONS_H
+#include <sys/types.h>
+
+typedef enum at_command {
+    AT_CMD_RUN = 0,   /* archtrace [run] [OPTIONS] [--] COMMAND [ARGS...] */
+    AT_CMD_REPORT,    /* archtrace report [--format FMT] DIR               */
+    AT_CMD_DUMP,      /* archtrace -p PID dump                             */
+    AT_CMD_RECORD,    /* archtrace -p PID record [-d SECS] [-o DIR]        */
+    AT_CMD_TOP,       /* archtrace top [-p PID | -- COMMAND]               */
+} at_command_t;
+
+typedef enum at_format {
+    AT_FMT_TEXT = 0,  /* human report on stderr (default)                  */
+    AT_FMT_JSON,      /* the archtrace/1 JSON document                     */
+    AT_FMT_COLLAPSED, /* folded stacks for flamegraph.pl / speedscope      */
+    AT_FMT_CHROME,    /* Chrome trace event JSON for Perfetto              */
+    AT_FMT_SVG,       /* self-drawn interactive flame graph                */
+} at_format_t;
+
+typedef struct at_options {
+    at_command_t command;     /* which subcommand                          */
+    pid_t pid;                /* -p PID, 0 when not given                  */
+    const char *output_dir;   /* -o DIR: keep the session there            */
+    const char *json_file;    /* --json FILE                               */
+    const char *out_file;     /* --out FILE for --format output, NULL = stdout */
+    at_format_t format;       /* --format                                  */
+    int no_alloc;             /* --no-alloc                                */
+    int no_gil;               /* --no-gil                                  */
+    int no_imports;           /* --no-imports                              */
+    int no_sample;            /* --no-sample                               */
+    double rate_hz;           /* --rate HZ (default 100)                   */
+    int native;               /* --native                                  */
+    int bpf;                  /* --bpf                                     */
+    int idle;                 /* --idle: include idle stacks               */
+    int alloc_mode;           /* --alloc: memory flame graph (svg)         */
+    int top_n;                /* --top N rows per table (default 5)        */
+    double duration_s;        /* -d SECS for record, 0 = until Ctrl-C/exit */
+    int alloc_depth;          /* --alloc-depth N (default 1)               */
+    long alloc_sample;        /* --alloc-sample BYTES, 0 = exact           */
+    int quiet;                /* -q: no text report                        */
+    const char *report_dir;   /* DIR for `archtrace report`                */
+    char **argv;              /* COMMAND [ARGS...] for run/top, NULL-ended */
+    int argc;                 /* number of entries in argv                 */
+} at_options_t;
+
+
+
+/* Exit statuses (documented in the README).  `run` returns the target's
+ * own status; these are archtrace's own. */
+#define AT_EXIT_NO_SUCH_PROCESS   3   /* -p PID: no such process           */
+#define AT_EXIT_NOT_PYTHON        4   /* -p PID: not a Python process      */
+#define AT_EXIT_UNSUPPORTED       5   /* -p PID: Python, but not 3.11      */
+#define AT_EXIT_PERMISSION        6   /* -p PID: ptrace/read not permitted */
+#define AT_EXIT_BPF_UNAVAILABLE   7   /* --bpf required but refused        */
+#define AT_EXIT_FAILED          125   /* archtrace failed (also bad usage) */
+#define AT_EXIT_CANNOT_RUN      126   /* command found but not executable  */
+#define AT_EXIT_NOT_FOUND       127   /* command not found                 */
+#endif

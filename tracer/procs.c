@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/* procs.c - load and validate the <pid>.seg headers of a session. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "procs.h"
+#include "session.h"
+
+const char *at_build_name(unsigned build)
+{
+    return build == AT_BUILD_STATIC ? "static" : build == AT_BUILD_SHARED ? "shared" : "unknown";
+}
+
+static void copy_field(char *dst, size_t dst_size, const char *src, size_t src_size)
+{
+    size_t n = strnlen(src, src_size);
+    if (n >= dst_size)
+        n = dst_size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void split_argv(at_proc_t *p, const char *raw, size_t len)
+{
+    if (len > AT_SEG_ARGV_MAX)
+        len = AT_SEG_ARGV_MAX;
+    memcpy(p->args, raw, len);
+    p->args[len] = '\0';
+    p->argc = 0;
+    for (size_t i = 0; i < len && p->argc < AT_PROC_MAX_ARGS;) {
+        p->argv[p->argc++] = p->args + i;
+        i += strnlen(p->args + i, len - i) + 1;
+    }
+}
+
+int at_proc_decode(const void *raw, size_t size, at_proc_t *p)
+{
+    const at_seg_header_t *h = raw;
+    if (size < sizeof(*h) || h->magic != AT_SEG_MAGIC || h->version != AT_SEG_VERSION ||
+        h->size != sizeof(*h) || h->pid <= 0 || h->argv_len > AT_SEG_ARGV_MAX)
+        return -EINVAL;
+    if (h->state != AT_SEG_RUNNING && h->state != AT_SEG_EXITED && h->state != AT_SEG_EXECED)
+        return -EINVAL;
+    memset(p, 0, sizeof(*p));
+    p->pid = h->pid;
+    p->ppid = h->ppid;
+    p->state = (int)h->state;
+    p->complete = h->state == AT_SEG_EXITED && h->end_mono_ns >= h->start_mono_ns;
+    p->forked = h->forked != 0;
+    p->supported = h->supported != 0;
+    p->features = h->features;
+    p->build = h->build;
+    p->hexversion = h->python_hexversion;
+    copy_field(p->version, sizeof(p->version), h->python_version, sizeof(h->python_version));
+    copy_field(p->exe, sizeof(p->exe), h->exe, sizeof(h->exe));
+    copy_field(p->notes, sizeof(p->notes), h->notes, sizeof(h->notes));
+    split_argv(p, h->argv, h->argv_len);
+    p->audit_events = h->audit_events;
+    p->start_realtime_ns = h->start_realtime_ns;
+    p->start_mono_ns = h->start_mono_ns;
+    p->end_mono_ns = h->end_mono_ns;
+    p->exit_code = h->exit_code;
+    return 0;
+}
+
+double at_proc_wall_s(const at_proc_t *p)
+{
+    if (!p->complete)
+        return -1.0;
+    return (double)(p->end_mono_ns - p->start_mono_ns) / 1e9;
+}
+
+/* "<digits>.seg" -> pid, else 0. */
+static pid_t seg_name_pid(const char *name)
+{
+    char *end;
+    if (!isdigit((unsigned char)name[0]))
+        return 0;
+    long pid = strtol(name, &end, 10);
+    return (strcmp(end, ".seg") == 0 && pid > 0 && pid < 0x7fffffff) ? (pid_t)pid : 0;
+}
+
+static int load_one(const char *dir, pid_t pid, at_proc_t *p)
+{
+    FILE *f = at_session_open_file(dir, pid, "seg");
+    if (!f)
+        return -errno;
+    at_seg_header_t *raw = malloc(sizeof(*raw));
+    size_t n = raw ? fread(raw, 1, sizeof(*raw), f) : 0;
+    fclose(f);
+    int rc = raw ? at_proc_decode(raw, n, p) : -ENOMEM;
+    if (rc == 0 && p->pid != pid)
+        rc = -EINVAL;
+    free(raw);
+    return rc;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const at_proc_t *x = a, *y = b;
+    if (x->start_mono_ns != y->start_mono_ns)
+        return x->start_mono_ns < y->start_mono_ns ? -1 : 1;
+    return x->pid - y->pid;
+}
+
+static int append(at_proc_list_t *list, size_t *cap, const at_proc_t *p)
+{
+    if (list->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        at_proc_t *np = realloc(list->procs, ncap * sizeof(*np));
+        if (!np)
+            return -ENOMEM;
+        list->procs = np;
+        *cap = ncap;
+    }
+    list->procs[list->count++] = *p;
+    return 0;
+}
+
+int at_proc_list_load(const char *dir, at_proc_list_t *list)
+{
+    memset(list, 0, sizeof(*list));
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    size_t cap = 0;
+    at_proc_t *p = malloc(sizeof(*p));
+    int rc = p ? 0 : -ENOMEM;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        pid_t pid = seg_name_pid(e->d_name);
+        if (!pid)
+            continue;
+        if (load_one(dir, pid, p) < 0) {
+            fprintf(stderr, "archtrace: %s/%s: corrupt or truncated segment, skipped\n", dir, e->d_name);
+            list->corrupt++;
+        } else if (p->state == AT_SEG_EXECED) {
+            list->execed++;
+        } else {
+            rc = append(list, &cap, p);
+        }
+    }
+    closedir(d);
+    free(p);
+    if (rc == 0 && list->count)
+        qsort(list->procs, list->count, sizeof(*list->procs), by_start);
+    if (rc < 0)
+        at_proc_list_free(list);
+    return rc;
+}
+
+void at_proc_list_free(at_proc_list_t *list)
+{
+    free(list->procs);
+    memset(list, 0, sizeof(*list));
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/* report.c - render a session: the process table and, per process, each
+ * feature's part (alloc, GIL, imports, samples), as text, JSON, collapsed
+ * stacks, Chrome trace JSON or SVG.
+ *
+ * The report core knows only the processes (<pid>.seg, session.meta);
+ * features render their own data through report_features.h, weakly
+ * linked, so any subset of features works.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json.h"
+#include "meta.h"
+#include "procs.h"
+#include "report.h"
+#include "report_features.h"
+#include "textout.h"
+
+typedef struct render_ctx {
+    const char *dir;
+    const at_options_t *o;
+    at_proc_list_t procs;
+    at_meta_t meta;
+    int have_meta;
+    int exit_status;
+} render_ctx_t;
+
+/* ---- text ---------------------------------------------------------------- */
+
+static void print_argv(FILE *out, int argc, char *const argv[], size_t max)
+{
+    size_t used = 0;
+    for (int i = 0; i < argc && used < max; i++) {
+        if (i)
+            fputc(' ', out);
+        used += at_text_put_escaped(out, argv[i], max - used) + 1;
+    }
+}
+
+static void print_process_row(FILE *out, const at_proc_t *p)
+{
+    char wall[32], version[96];
+    double w = at_proc_wall_s(p);
+    if (w < 0)
+        snprintf(wall, sizeof(wall), "incomplete");
+    else
+        at_text_duration(wall, sizeof(wall), w);
+    snprintf(version, sizeof(version), "%s%s", p->version, p->supported ? "" : " (unsupported)");
+    fprintf(out, "  %-7d %-7d %-22s %-7s %10s %8llu  ", (int)p->pid, (int)p->ppid, version,
+            at_build_name(p->build), wall, (unsigned long long)p->audit_events);
+    print_argv(out, p->argc, p->argv, 60);
+    fprintf(out, "%s\n", p->forked ? "  (forked)" : "");
+}
+
+static void print_notes(FILE *out, const at_proc_t *p)
+{
+    if (!p->notes[0])
+        return;
+    char *copy = strdup(p->notes);
+    for (char *save, *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        fprintf(out, "  note for %d: ", (int)p->pid);
+        at_text_put_escaped(out, line, 200);
+        fputc('\n', out);
+    }
+    free(copy);
+}
+
+static void print_header(FILE *out, const render_ctx_t *c)
+{
+    size_t n = c->procs.count;
+    char wall[32] = "?";
+    if (c->have_meta && c->meta.wall_s >= 0)
+        at_text_duration(wall, sizeof(wall), c->meta.wall_s);
+    at_text_heading(out, "archtrace report");
+    fprintf(out, "command: ");
+    if (c->have_meta)
+        print_argv(out, c->meta.argc, c->meta.argv, 200);
+    fprintf(out, "\nwall time: %s   exit status: %d   Python processes: %zu\n", wall,
+            c->exit_status, n);
+    if (c->have_meta && !c->meta.complete)
+        fprintf(out, "warning: archtrace did not finish this session: data is incomplete\n");
+    if (c->procs.corrupt)
+        fprintf(out, "warning: %zu corrupt segment(s) skipped\n", c->procs.corrupt);
+}
+
+static void print_unsupported(FILE *out, const at_proc_t *p)
+{
+    if (!p->supported)
+        fprintf(out, "process %d runs Python %s: unsupported, archtrace supports 3.11 only\n",
+                (int)p->pid, p->version);
+}
+
+static void print_text(FILE *out, const render_ctx_t *c)
+{
+    print_header(out, c);
+    if (!c->procs.count) {
+        fprintf(out, "no Python process seen\n");
+        return;
+    }
+    fprintf(out, "\n  %-7s %-7s %-22s %-7s %10s %8s  %s\n", "PID", "PPID", "PYTHON", "BUILD",
+            "WALL", "AUDIT", "ARGV");
+    for (size_t i = 0; i < c->procs.count; i++)
+        print_process_row(out, &c->procs.procs[i]);
+    for (size_t i = 0; i < c->procs.count; i++) {
+        const at_proc_t *p = &c->procs.procs[i];
+        print_notes(out, p);
+        print_unsupported(out, p);
+        if (!p->supported)
+            continue;
+        if (at_gil_report_text)
+            at_gil_report_text(c->dir, p->pid, out, c->o);
+        if (at_alloc_report_text)
+            at_alloc_report_text(c->dir, p->pid, out, c->o);
+        if (at_imports_report_text)
+            at_imports_report_text(c->dir, p->pid, out, c->o);
+        if (at_stacks_report_text)
+            at_stacks_report_text(c->dir, p->pid, out, c->o);
+    }
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+typedef int (*json_part_fn)(const char *, pid_t, at_json_t *, const at_options_t *);
+
+/* Write "key": value through a feature, or nothing when it has no data.
+ * The key is written first, so a feature without data gets null. */
+static void json_part(at_json_t *j, const char *key, json_part_fn fn, const render_ctx_t *c, pid_t pid)
+{
+    if (!fn)
+        return;
+    at_json_key(j, key);
+    fn(c->dir, pid, j, c->o);
+    if (j->after_key)          /* the feature wrote nothing */
+        at_json_null(j);
+}
+
+static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p)
+{
+    at_json_obj_begin(j);
+    at_json_kv_int(j, "pid", p->pid);
+    at_json_kv_int(j, "ppid", p->ppid);
+    at_json_key(j, "argv");
+    at_json_arr_begin(j);
+    for (int i = 0; i < p->argc; i++)
+        at_json_str(j, p->argv[i]);
+    at_json_arr_end(j);
+    at_json_kv_str(j, "exe", p->exe);
+    at_json_key(j, "python");
+    at_json_obj_begin(j);
+    at_json_kv_str(j, "version", p->version);
+    at_json_kv_str(j, "build", at_build_name(p->build));
+    at_json_kv_bool(j, "supported", p->supported);
+    at_json_obj_end(j);
+    at_json_kv_bool(j, "forked", p->forked);
+    at_json_kv_bool(j, "complete", p->complete);
+    at_json_kv_double(j, "wall_s", at_proc_wall_s(p));
+    at_json_kv_uint(j, "audit_events", p->audit_events);
+    if (p->exit_code >= 0)
+        at_json_kv_int(j, "exit_code", p->exit_code);
+    at_json_kv_str(j, "notes", p->notes);
+    if (p->supported) {
+        json_part(j, "alloc", at_alloc_report_json, c, p->pid);
+        json_part(j, "gil", at_gil_report_json, c, p->pid);
+        json_part(j, "imports", at_imports_report_json, c, p->pid);
+        json_part(j, "samples", at_stacks_report_json, c, p->pid);
+    }
+    at_json_obj_end(j);
+}
+
+static void write_json(FILE *out, const render_ctx_t *c)
+{
+    at_json_t j;
+    at_json_init(&j, out, 1);
+    at_json_obj_begin(&j);
+    at_json_kv_str(&j, "schema", "archtrace/1");
+    at_json_key(&j, "command");
+    at_json_arr_begin(&j);
+    for (int i = 0; c->have_meta && i < c->meta.argc; i++)
+        at_json_str(&j, c->meta.argv[i]);
+    at_json_arr_end(&j);
+    at_json_kv_int(&j, "exit_status", c->exit_status);
+    at_json_kv_double(&j, "wall_s", c->have_meta ? c->meta.wall_s : -1);
+    at_json_kv_bool(&j, "complete", c->have_meta && c->meta.complete);
+    at_json_kv_uint(&j, "corrupt_segments", c->procs.corrupt);
+    at_json_key(&j, "processes");
+    at_json_arr_begin(&j);
+    for (size_t i = 0; i < c->procs.count; i++)
+        json_process(&j, c, &c->procs.procs[i]);
+    at_json_arr_end(&j);
+    at_json_obj_end(&j);
+}
+
+/* ---- Chrome trace -------------------------------------------------------- */
+
+static void chrome_process_name(at_json_t *j, const at_proc_t *p)
+{
+    char name[128];
+    snprintf(name, sizeof(name), "%s (pid %d)", p->argc > 1 ? p->argv[1] : p->argc ? p->argv[0] : "python",
+             (int)p->pid);
+    at_json_obj_begin(j);
+    at_json_kv_str(j, "name", "process_name");
+    at_json_kv_str(j, "ph", "M");
+    at_json_kv_int(j, "pid", p->pid);
+    at_json_key(j, "args");
+    at_json_obj_begin(j);
+    at_json_kv_str(j, "name", name);
+    at_json_obj_end(j);
+    at_json_obj_end(j);
+}
+
+static void write_chrome(FILE *out, const render_ctx_t *c)
+{
+    at_json_t j;
+    at_json_init(&j, out, 0);
+    at_json_obj_begin(&j);
+    at_json_kv_str(&j, "displayTimeUnit", "ms");
+    at_json_key(&j, "traceEvents");
+    at_json_arr_begin(&j);
+    for (size_t i = 0; i < c->procs.count; i++) {
+        const at_proc_t *p = &c->procs.procs[i];
+        chrome_process_name(&j, p);
+        if (!p->supported)
+            continue;
+        if (at_gil_chrome)
+            at_gil_chrome(c->dir, p->pid, &j, c->o);
+        if (at_imports_chrome)
+            at_imports_chrome(c->dir, p->pid, &j, c->o);
+        if (at_alloc_chrome)
+            at_alloc_chrome(c->dir, p->pid, &j, c->o);
+    }
+    at_json_arr_end(&j);
+    at_json_obj_end(&j);
+    fputc('\n', out);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static const char *format_ext(at_format_t f)
+{
+    static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg" };
+    return ext[f];
+}
+
+static int write_format(FILE *out, const render_ctx_t *c)
+{
+    switch (c->o->format) {
+    case AT_FMT_TEXT:
+        print_text(out, c);
+        return 0;
+    case AT_FMT_JSON:
+        write_json(out, c);
+        return 0;
+    case AT_FMT_CHROME:
+        write_chrome(out, c);
+        return 0;
+    case AT_FMT_COLLAPSED:
+        return at_stacks_write_collapsed ? at_stacks_write_collapsed(c->dir, out, c->o) : -ENOSYS;
+    case AT_FMT_SVG:
+        return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
+    }
+    return -EINVAL;
+}
+
+/* --format output: --out FILE, else stdout for report/record and
+ * ./archtrace.<ext> for run (the command owns stdout). */
+static int render_format(const render_ctx_t *c)
+{
+    const at_options_t *o = c->o;
+    char path[64];
+    const char *target = o->out_file;
+    if (!target && o->command == AT_CMD_RUN) {
+        snprintf(path, sizeof(path), "archtrace.%s", format_ext(o->format));
+        target = path;
+    }
+    FILE *out = target && strcmp(target, "-") ? fopen(target, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "archtrace: cannot write %s: %s\n", target, strerror(errno));
+        return -errno;
+    }
+    int to_file = out != stdout;
+    int rc = write_format(out, c);
+    if (rc == -ENOSYS)
+        fprintf(stderr, "archtrace: this build has no sampler: --format %s unavailable\n",
+                format_ext(o->format));
+    if (to_file && fclose(out) != 0 && rc == 0)
+        rc = -errno;
+    if (!to_file)
+        fflush(stdout);
+    if (rc == 0 && to_file)
+        fprintf(stderr, "archtrace: wrote %s\n", target);
+    return rc;
+}
+
+static int write_json_file(const render_ctx_t *c)
+{
+    FILE *f = fopen(c->o->json_file, "w");
+    if (!f) {
+        fprintf(stderr, "archtrace: cannot write %s: %s\n", c->o->json_file, strerror(errno));
+        return -errno;
+    }
+    write_json(f, c);
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
+int at_report_render(const char *dir, const at_options_t *o, int exit_status)
+{
+    render_ctx_t c = { .dir = dir, .o = o, .exit_status = exit_status };
+    int rc = at_proc_list_load(dir, &c.procs);
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot read session %s: %s\n", dir, strerror(-rc));
+        return rc;
+    }
+    c.have_meta = at_meta_read(dir, &c.meta) == 0;
+    if (c.exit_status < 0 && c.have_meta)
+        c.exit_status = c.meta.exit_status;
+    if (!o->quiet && (o->format != AT_FMT_TEXT || !o->out_file))
+        print_text(stderr, &c);
+    if (o->json_file && rc == 0)
+        rc = write_json_file(&c);
+    if (o->format != AT_FMT_TEXT || o->out_file)
+        rc = render_format(&c) < 0 ? -EIO : rc;
+    at_proc_list_free(&c.procs);
+    return rc;
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* run.c - start a command with the shim preloaded and a session to write
+ * into, forward termination signals, wait, then render the report.
+ *
+ * Exec failures travel back over a close-on-exec pipe, so 126/127 are
+ * archtrace's verdict and never confused with the command's own status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "meta.h"
+#include "report.h"
+#include "run.h"
+#include "session.h"
+
+typedef struct at_sampler at_sampler_t;
+extern at_sampler_t *at_sampler_start(pid_t root, const char *dir, const at_options_t *o)
+    __attribute__((weak));
+extern void at_sampler_stop(at_sampler_t *s) __attribute__((weak));
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill((pid_t)child_pid, sig);
+}
+
+int at_find_shim(char *out, size_t size)
+{
+    const char *env = getenv("ARCHTRACE_SHIM");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : -ENOENT;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -ENOENT;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    const char *candidates[] = { "%s/libarchtrace.so", "%s/../lib/archtrace/libarchtrace.so" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(out, size, candidates[i], exe);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    return -ENOENT;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int set_child_env(const at_options_t *o, const char *shim, const char *dir)
+{
+    char features[64] = "";
+    if (!o->no_alloc)
+        strcat(features, "alloc,");
+    if (!o->no_gil)
+        strcat(features, "gil,");
+    if (!o->no_imports)
+        strcat(features, "imports,");
+    char preload[PATH_MAX * 2];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(preload, sizeof(preload), "%s%s%s", shim, old && *old ? " " : "", old ? old : "");
+    char num[32];
+    int rc = setenv("LD_PRELOAD", preload, 1) | setenv("ARCHTRACE_SESSION", dir, 1) |
+             setenv("ARCHTRACE_FEATURES", features, 1);
+    snprintf(num, sizeof(num), "%d", o->alloc_depth);
+    rc |= setenv("ARCHTRACE_ALLOC_DEPTH", num, 1);
+    snprintf(num, sizeof(num), "%ld", o->alloc_sample);
+    rc |= setenv("ARCHTRACE_ALLOC_SAMPLE", num, 1);
+    snprintf(num, sizeof(num), "%d", o->top_n);
+    rc |= setenv("ARCHTRACE_TOP", num, 1);
+    return rc ? -ENOMEM : 0;
+}
+
+/* In the child: exec, and on failure send errno up the pipe. */
+static void exec_child(const at_options_t *o, int err_fd)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    execvp(o->argv[0], o->argv);
+    int e = errno;
+    if (write(err_fd, &e, sizeof(e)) < 0)
+        _exit(AT_EXIT_FAILED);
+    _exit(AT_EXIT_FAILED);
+}
+
+static int exec_failure_status(const char *cmd, int e)
+{
+    if (e == ENOENT) {
+        fprintf(stderr, "archtrace: %s: command not found\n", cmd);
+        return AT_EXIT_NOT_FOUND;
+    }
+    fprintf(stderr, "archtrace: cannot run %s: %s\n", cmd, strerror(e));
+    return AT_EXIT_CANNOT_RUN;
+}
+
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return AT_EXIT_FAILED;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return AT_EXIT_FAILED;
+}
+
+/* fork + exec with the error pipe; returns the child's pid or a negative
+ * exit status (already explained on stderr). */
+static pid_t spawn(const at_options_t *o)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -AT_EXIT_FAILED;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -AT_EXIT_FAILED;
+    }
+    if (pid == 0) {
+        close(pipefd[0]);
+        exec_child(o, pipefd[1]);
+    }
+    close(pipefd[1]);
+    int e = 0;
+    ssize_t n;
+    while ((n = read(pipefd[0], &e, sizeof(e))) < 0 && errno == EINTR)
+        ;
+    close(pipefd[0]);
+    if (n == (ssize_t)sizeof(e)) {
+        waitpid(pid, NULL, 0);
+        return -exec_failure_status(o->argv[0], e);
+    }
+    return pid;
+}
+
+static void install_signal_forwarding(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = forward_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    /* Ctrl-C reaches the whole foreground group: the command decides. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+}
+
+static int prepare_session(const at_options_t *o, char *dir, size_t size, char *shim, size_t shim_size)
+{
+    if (at_find_shim(shim, shim_size) < 0) {
+        fprintf(stderr, "archtrace: cannot find libarchtrace.so next to the archtrace binary "
+                        "(set ARCHTRACE_SHIM)\n");
+        return -1;
+    }
+    int rc = at_session_create(o->output_dir, dir, size);
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot create session directory %s: %s\n",
+                o->output_dir ? o->output_dir : "in $TMPDIR", strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+int at_cmd_run(const at_options_t *o)
+{
+    char dir[PATH_MAX], shim[PATH_MAX];
+    if (prepare_session(o, dir, sizeof(dir), shim, sizeof(shim)) < 0)
+        return AT_EXIT_FAILED;
+    at_meta_t meta = { .exit_status = -1, .wall_s = -1 };
+    snprintf(meta.kind, sizeof(meta.kind), "run");
+    at_meta_set_argv(&meta, o->argc, o->argv);
+    meta.start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
+    if (at_meta_write(dir, &meta) < 0 || set_child_env(o, shim, dir) < 0) {
+        fprintf(stderr, "archtrace: cannot write to session directory %s\n", dir);
+        if (!o->output_dir)
+            at_session_remove(dir);
+        return AT_EXIT_FAILED;
+    }
+    double t0 = now_s();
+    pid_t pid = spawn(o);
+    if (pid < 0) {
+        if (!o->output_dir)
+            at_session_remove(dir);
+        return -pid;
+    }
+    child_pid = pid;
+    install_signal_forwarding();
+    at_sampler_t *sampler = NULL;
+    if (!o->no_sample && at_sampler_start)
+        sampler = at_sampler_start(pid, dir, o);
+    int status = wait_status(pid);
+    if (sampler && at_sampler_stop)
+        at_sampler_stop(sampler);
+    meta.root_pid = pid;
+    meta.exit_status = status;
+    meta.wall_s = now_s() - t0;
+    meta.complete = 1;
+    at_meta_write(dir, &meta);
+    at_report_render(dir, o, status);
+    if (!o->output_dir)
+        at_session_remove(dir);
+    return status;
+}
