@@ -71,10 +71,11 @@ $(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # Unit and integration tests: one Criterion binary per tests/test_*.c.
-$(BUILD)/tests/%: tests/%.c $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
+# tests/testlib.c (helpers for integration tests) is linked into each.
+$(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  TEST    $<")
-	$(Q)$(CC) $(TRACER_CFLAGS) -Wno-missing-field-initializers -o $@ $< $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
+	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Wno-missing-field-initializers -o $@ $< tests/testlib.c $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/* test_run.c - `archtrace [run] COMMAND` end to end on both build shapes:
+ * exit statuses, forked and exec'd Python children, the JSON report. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testlib.h"
+
+static const char *need_python(const char *shape)
+{
+    const char *py = at_test_python(shape);
+    if (!py)
+        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
+    return py;
+}
+
+/* Run archtrace with --json into a temp dir; returns the exit status and
+ * the JSON path (malloc'd) in *json. */
+static int run_json(char **json, char **err, const char *fmt_cmd, const char *py)
+{
+    char *dir = at_test_tmpdir();
+    char cmd[4096];
+    size_t len = strlen(dir) + 16;
+    *json = malloc(len);
+    snprintf(*json, len, "%s/r.json", dir);
+    int n = snprintf(cmd, sizeof(cmd), "%s --json %s ", at_test_archtrace(), *json);
+    snprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt_cmd, py);
+    free(dir);
+    return at_test_sh(cmd, NULL, err);
+}
+
+static long json_long(const char *json, const char *expr)
+{
+    char *v = at_test_json(json, expr);
+    cr_assert_not_null(v, "JSON query %s failed", expr);
+    long x = strtol(v, NULL, 10);
+    free(v);
+    return x;
+}
+
+static void check_fork(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *json, *err;
+    int rc = run_json(&json, &err, "%s -c 'import os; os.fork() or print(1)'", py);
+    cr_assert_eq(rc, 0, "exit status 0 expected, got %d; stderr: %s", rc, err);
+    cr_assert_eq(json_long(json, "len(d['processes'])"), 2, "parent and child listed");
+    long parent = json_long(json, "d['processes'][0]['pid']");
+    cr_assert_eq(json_long(json, "d['processes'][1]['ppid']"), parent, "child's ppid is the parent");
+    cr_assert_eq(json_long(json, "int(d['processes'][1]['forked'])"), 1, "child marked forked");
+    char *build = at_test_json(json, "d['processes'][0]['python']['build']");
+    cr_assert_str_eq(build, shape, "build shape detected");
+    char *schema = at_test_json(json, "d['schema']");
+    cr_assert_str_eq(schema, "archtrace/1", "schema");
+    char *ver = at_test_json(json, "d['processes'][0]['python']['version'][:5]");
+    cr_assert_str_eq(ver, "3.11.", "version");
+    cr_assert(json_long(json, "d['processes'][0]['audit_events']") > 10, "audit events counted");
+    free(build), free(schema), free(ver), free(json), free(err);
+}
+
+Test(run, fork_static) { check_fork("static"); }
+Test(run, fork_shared) { check_fork("shared"); }
+
+static void check_multiprocessing(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *json, *err;
+    int rc = run_json(&json, &err, "%s tests/fixtures/run_pool.py", py);
+    cr_assert_eq(rc, 0, "exit 0, got %d: %s", rc, err);
+    cr_assert_geq(json_long(json, "len(d['processes'])"), 3, "pool workers are processes");
+    free(json), free(err);
+}
+
+Test(run, multiprocessing_workers_static) { check_multiprocessing("static"); }
+Test(run, multiprocessing_workers_shared) { check_multiprocessing("shared"); }
+
+static void check_exec_child(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *json, *err;
+    int rc = run_json(&json, &err,
+                      "%s -c 'import subprocess, sys; "
+                      "subprocess.run([sys.executable, \"-c\", \"import sys; sys.exit(0)\"], check=True); "
+                      "subprocess.run([\"true\"])'", py);
+    cr_assert_eq(rc, 0, "exit 0, got %d: %s", rc, err);
+    cr_assert_eq(json_long(json, "len(d['processes'])"), 2,
+                 "the exec'd Python child is listed, `true` is not");
+    cr_assert_eq(json_long(json, "int(d['processes'][1]['forked'])"), 0, "exec'd child is not 'forked'");
+    free(json), free(err);
+}
+
+Test(run, exec_child_static) { check_exec_child("static"); }
+Test(run, exec_child_shared) { check_exec_child("shared"); }
+
+/* Another CPython runs normally; the report names its version. */
+Test(run, other_python_versions_are_reported_unsupported)
+{
+    const char *candidates[] = { "/root/.pyenv/versions/3.12.1/bin/python3.12",
+                                 "/root/.pyenv/versions/3.10.13/bin/python3.10" };
+    int tried = 0;
+    for (size_t i = 0; i < 2; i++) {
+        if (access(candidates[i], X_OK) != 0)
+            continue;
+        tried++;
+        char *json, *err;
+        int rc = run_json(&json, &err, "%s -c 'print(1)'", candidates[i]);
+        cr_assert_eq(rc, 0, "%s runs normally under archtrace: %s", candidates[i], err);
+        cr_assert(strstr(err, "unsupported, archtrace supports 3.11 only"), "report says so: %s", err);
+        char *sup = at_test_json(json, "d['processes'][0]['python']['supported']");
+        cr_assert_str_eq(sup, "False", "JSON marks it unsupported");
+        free(sup), free(json), free(err);
+    }
+    if (!tried)
+        cr_skip_test("no CPython other than 3.11 installed here");
+}
+
+Test(run, exit_statuses_follow_env)
+{
+    char *err;
+    const char *at = at_test_archtrace();
+    cr_assert_eq(at_test_shf(NULL, NULL, "%s false", at), 1, "archtrace false returns 1");
+    cr_assert_eq(at_test_shf(NULL, NULL, "%s bash -c 'exit 3'", at), 3, "status passed through");
+    cr_assert_eq(at_test_shf(NULL, &err, "%s no-such-cmd-xyz", at), 127, "not found is 127");
+    cr_assert_str_eq(err, "archtrace: no-such-cmd-xyz: command not found\n", "one-line message: %s", err);
+    free(err);
+    cr_assert_eq(at_test_shf(NULL, &err, "%s /etc/passwd", at), 126, "not executable is 126");
+    free(err);
+    cr_assert_eq(at_test_shf(NULL, NULL, "%s bash -c 'kill -TERM $$'", at), 128 + 15,
+                 "killed by a signal: 128+N");
+    cr_assert_eq(at_test_shf(NULL, &err, "%s --rate -5 true", at), 125, "bad usage is 125");
+    free(err);
+}
+
+Test(run, non_python_command_says_so)
+{
+    char *err;
+    int rc = at_test_shf(NULL, &err, "%s ls /", at_test_archtrace());
+    cr_assert_eq(rc, 0, "ls runs normally");
+    cr_assert(strstr(err, "no Python process seen"), "report says so: %s", err);
+    free(err);
+}
+
+static void check_session_kept(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *dir = at_test_tmpdir(), *out, *err;
+    int rc = at_test_shf(&out, &err, "%s -q -o %s/s %s -c 'print(42)'", at_test_archtrace(), dir, py);
+    cr_assert_eq(rc, 0, "run: %s", err);
+    cr_assert_str_eq(out, "42\n", "the command's stdout is untouched: '%s'", out);
+    free(out), free(err);
+    rc = at_test_shf(&out, &err, "%s report --format json %s/s", at_test_archtrace(), dir);
+    cr_assert_eq(rc, 0, "report: %s", err);
+    cr_assert(strstr(out, "\"schema\": \"archtrace/1\""), "report DIR renders JSON: %s", out);
+    cr_assert(strstr(err, "Python processes: 1"), "text report on stderr: %s", err);
+    free(out), free(err);
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
+Test(run, session_kept_and_reported_static) { check_session_kept("static"); }
+Test(run, session_kept_and_reported_shared) { check_session_kept("shared"); }
+
+Test(run, report_of_missing_or_corrupt_session)
+{
+    char *err, *dir = at_test_tmpdir();
+    cr_assert_eq(at_test_shf(NULL, &err, "%s report /nonexistent-dir", at_test_archtrace()), 125,
+                 "missing session fails with 125");
+    cr_assert(strstr(err, "cannot read session"), "message: %s", err);
+    free(err);
+    at_test_shf(NULL, NULL, "head -c 100 /dev/urandom > %s/99.seg; echo garbage > %s/session.meta", dir, dir);
+    cr_assert_eq(at_test_shf(NULL, &err, "%s report %s", at_test_archtrace(), dir), 0,
+                 "a corrupt session still renders what it can");
+    cr_assert(strstr(err, "corrupt or truncated segment"), "corrupt segment named: %s", err);
+    free(err);
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/* testlib.c - see testlib.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "testlib.h"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int at_test_sh(const char *cmd, char **out, char **err)
+{
+    char *dir = at_test_tmpdir();
+    char o[512], e[512];
+    snprintf(o, sizeof(o), "%s/out", dir);
+    snprintf(e, sizeof(e), "%s/err", dir);
+    size_t len = strlen(cmd) + 2 * sizeof(o) + 64;
+    char *full = malloc(len);
+    snprintf(full, len, "( %s ) >'%s' 2>'%s' </dev/null", cmd, o, e);
+    int st = system(full);
+    free(full);
+    if (out)
+        *out = slurp(o);
+    if (err)
+        *err = slurp(e);
+    unlink(o);
+    unlink(e);
+    rmdir(dir);
+    free(dir);
+    if (st == -1)
+        return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+int at_test_shf(char **out, char **err, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return at_test_sh(cmd, out, err);
+}
+
+char *at_test_tmpdir(void)
+{
+    char tmpl[] = "/tmp/archtrace-test.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+static char *trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+    return s;
+}
+
+static char *shape_python(const char *shape)
+{
+    if (!strcmp(shape, "static"))
+        return access("/usr/bin/python3.11", X_OK) == 0 ? strdup("/usr/bin/python3.11") : NULL;
+    /* the shared-libpython 3.11 first on PATH (pyenv's shim resolves to
+     * the real binary through sys.executable) */
+    char *out = NULL;
+    int rc = at_test_sh("python3.11 -c \"import sys,sysconfig; "
+                        "print(sys.executable if sysconfig.get_config_var('Py_ENABLE_SHARED') "
+                        "else '')\"", &out, NULL);
+    if (rc != 0 || !out || !*trim(out)) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+const char *at_test_python(const char *shape)
+{
+    static char *cache[2];
+    static int done[2];
+    int i = strcmp(shape, "static") == 0 ? 0 : 1;
+    if (!done[i]) {
+        cache[i] = shape_python(shape);
+        done[i] = 1;
+    }
+    return cache[i];
+}
+
+char *at_test_json(const char *path, const char *expr)
+{
+    char *out = NULL;
+    int rc = at_test_shf(&out, NULL,
+                         "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+                         "print(eval(sys.argv[2]))' '%s' \"%s\"", path, expr);
+    if (rc != 0) {
+        free(out);
+        return NULL;
+    }
+    return trim(out);
+}
+
+const char *at_test_archtrace(void)
+{
+    static char path[4096];
+    const char *env = getenv("ARCHTRACE_BIN");
+    if (env && *env)
+        return env;
+    if (!path[0] && !realpath("build/archtrace", path))
+        snprintf(path, sizeof(path), "build/archtrace");
+    return path;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* testlib.h - helpers shared by the integration tests: find the two
+ * CPython 3.11 build shapes, run commands, query JSON reports. */
+#ifndef AT_TESTLIB_H
+#define AT_TESTLIB_H
+#include <stddef.h>
+
+/* Path of the interpreter of a build shape ("static": Debian's
+ * /usr/bin/python3.11; "shared": the libpython3.11.so one first on PATH),
+ * or NULL when this machine has none (then skip with the reason). */
+const char *at_test_python(const char *shape);
+
+/* Run `sh -c cmd`; stdout/stderr into malloc'd strings (either may be
+ * NULL to discard).  Returns the exit status, 128+N for a signal. */
+int at_test_sh(const char *cmd, char **out, char **err);
+
+/* printf-style at_test_sh, output discarded unless asked. */
+int at_test_shf(char **out, char **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Evaluate a Python expression over the JSON document in `path` (bound
+ * to `d`) with python3, e.g. "len(d['processes'])"; malloc'd str() of the
+ * result without the newline, or NULL on error. */
+char *at_test_json(const char *path, const char *expr);
+
+/* A fresh private temp directory (malloc'd path). */
+char *at_test_tmpdir(void);
+
+/* Absolute path of build/archtrace (ARCHTRACE_BIN overrides, e.g. for
+ * the ASan build). */
+const char *at_test_archtrace(void);
+
+#endif
