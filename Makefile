@@ -36,7 +36,7 @@ TRACER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRACER_SRC) $(COMMON_SRC))
 SKELETONS  = $(patsubst probes/%.bpf.c,$(BUILD)/probes/%.skel.h,$(PROBE_SRC))
 TEST_BINS  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all asan deps venvs test unit-tests labs integration demo bench clean install
+.PHONY: all asan deps venvs test unit-tests labs integration demo bench clean install fuzz
 all: $(BUILD)/archtrace $(BUILD)/libarchtrace.so
 
 $(BUILD)/libarchtrace.so: $(SHIM_OBJ) preload/exports.map
@@ -77,6 +77,28 @@ $(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BU
 	$(if $(Q),@echo "  TEST    $<")
 	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Wno-missing-field-initializers -o $@ $< tests/testlib.c $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) against the readers of untrusted
+# data, built with clang and ASan+UBSan.  `make fuzz FUZZ_SECONDS=60`.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_OBJ     = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(TRACER_SRC) $(COMMON_SRC))
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
+               -Icommon -Itracer -Ipreload -I$(BUILD)/probes -fsanitize=address,undefined
+FUZZ_SECONDS ?= 60
+
+$(BUILD)/fuzzobj/%.o: %.c $(SKELETONS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC [fz] $<")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  FUZZ    $<")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(TRACER_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 
@@ -100,7 +122,8 @@ demo: deps venvs all
 	$(Q)cd labs && ../$(BUILD)/archtrace ../.venv/static/bin/python lab08.py
 
 bench: deps venvs all
-	$(Q)tools/bench.sh
+	$(Q)tools/bench_env.sh
+	$(Q)tools/bench.py --md docs/BENCHMARKS.md
 
 install: all
 	install -D -m 0755 $(BUILD)/archtrace $(DESTDIR)$(PREFIX)/bin/archtrace

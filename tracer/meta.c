@@ -94,12 +94,21 @@ static int parse_line(at_meta_t *m, char *line, size_t *used)
 
 int at_meta_read(const char *dir, at_meta_t *m)
 {
+    FILE *f = at_session_open_file(dir, 0, "session.meta");
+    if (!f) {
+        memset(m, 0, sizeof(*m));
+        return -errno;
+    }
+    int rc = at_meta_parse(f, m);
+    fclose(f);
+    return rc;
+}
+
+int at_meta_parse(FILE *f, at_meta_t *m)
+{
     memset(m, 0, sizeof(*m));
     m->exit_status = -1;
     m->wall_s = -1;
-    FILE *f = at_session_open_file(dir, 0, "session.meta");
-    if (!f)
-        return -errno;
     char line[8300];
     size_t used = 0;
     int rc = 0, first = 1;
@@ -111,6 +120,5 @@ int at_meta_read(const char *dir, at_meta_t *m)
         if (rc == 0)
             rc = parse_line(m, line, &used);
     }
-    fclose(f);
     return first ? -EINVAL : rc;
 }

@@ -3,6 +3,7 @@
 #ifndef AT_META_H
 #define AT_META_H
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define AT_META_MAX_ARGS 64
@@ -24,6 +25,9 @@ int at_meta_write(const char *dir, const at_meta_t *m);
 
 /* Read it; -ENOENT when absent, -EINVAL when corrupt. */
 int at_meta_read(const char *dir, at_meta_t *m);
+
+/* Parse session.meta from an open stream (the reader, and the fuzzer). */
+int at_meta_parse(FILE *f, at_meta_t *m);
 
 /* Fill argv/args from a command line. */
 void at_meta_set_argv(at_meta_t *m, int argc, char **argv);
