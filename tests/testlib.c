@@ -89,6 +89,10 @@ static char *shape_python(const char *shape)
     int rc = at_test_sh("python3.11 -c \"import sys,sysconfig; "
                         "print(sys.executable if sysconfig.get_config_var('Py_ENABLE_SHARED') "
                         "else '')\"", &out, NULL);
+    /* Debian's static build also says Py_ENABLE_SHARED: never take it */
+    char real[4096];
+    if (rc == 0 && out && *trim(out) && realpath(out, real) && !strcmp(real, "/usr/bin/python3.11"))
+        rc = 1;
     if (rc != 0 || !out || !*trim(out)) {
         free(out);
         return NULL;
