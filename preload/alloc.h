@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* alloc.h - allocation tracking inside the shim: what alloc*.c share.
+ *
+ * Design (details at the top of each file):
+ *   alloc.c        the feature: install the PyMem hooks at the first
+ *                  cpython.run_* event, snapshots (peak, markers, exit),
+ *                  fork, exit; owns the <pid>.alloc mapping.
+ *   alloc_hooks.c  the PyMem_SetAllocator wrappers (OBJ, MEM, RAW) and the
+ *                  interposed libc malloc family (native memory).
+ *   alloc_site.c   current Python frame -> site index; sites, groups and
+ *                  strings are created (and names resolved) on first use.
+ *   alloc_shadow.c pointer -> (site, size): a radix "shadow" of the heap,
+ *                  4 bytes per 16-byte granule, no locks on the fast path.
+ *   alloc_line.c   co_linetable decoding (pure).
+ * Everything the hot path touches is preallocated or mmap'd; nothing here
+ * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
+ * them); RAW and NATIVE ones are atomic (no GIL there).
+ */
+#ifndef AT_ALLOC_H
+#define AT_ALLOC_H
+#include <stddef.h>
+#include <stdint.h>
+#include "alloc_format.h"
+#include "py311.h"
+
+#define AT_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define AT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define AT_HIDDEN      __attribute__((visibility("hidden")))
+
+/* Per-thread state bits (at_alloc_tl). */
+#define AT_TL_PYMEM   0x1u  /* inside one of our PyMem wrappers: nested
+                             * PyMem and libc calls are the same block   */
+#define AT_TL_FORKING 0x2u  /* between fork's prepare and the child reset */
+#define AT_TL_BUSY    0x4u  /* creating a site (holds the site lock)     */
+
+extern __thread unsigned at_alloc_tl AT_HIDDEN;
+
+/* Global state of the feature (alloc.c). */
+typedef struct at_alloc_state {
+    int on;                     /* Python hooks count (0: pass through)   */
+    int native_on;              /* libc hooks count                       */
+    int depth;                  /* frames per site                        */
+    int sampling;               /* --alloc-sample given                   */
+    double sample_mean;         /* mean bytes between samples             */
+    at_alloc_header_t *hdr;     /* the mapped <pid>.alloc                 */
+    size_t map_size;
+    at_alloc_site_t *sites;
+    at_alloc_group_t *groups;
+    uint32_t *frames;
+    char *strs;
+    at_alloc_snap_t *snaps;
+    uintptr_t runtime;          /* &_PyRuntime                            */
+    void *(*this_tstate)(void); /* PyGILState_GetThisThreadState          */
+    const int *tm_tracing;      /* &_Py_tracemalloc_config.tracing        */
+    int tm_seen;                /* its value when we last looked          */
+    int tm_watch;               /* tracemalloc imported or tracing: check
+                                 * whether it wrapped us on every malloc  */
+    int peak_pending;           /* a new peak not yet captured            */
+    int64_t next_capture;       /* capture again once the peak passes it  */
+    pid_t owner;                /* pid the tables belong to               */
+} at_alloc_state_t;
+
+extern at_alloc_state_t at_alloc AT_HIDDEN;
+
+/* ---- alloc.c ------------------------------------------------------------ */
+
+/* The Python live total fell below a pending peak: snapshot it now (from
+ * the free path, GIL held, before the decrement is applied). */
+void at_alloc_capture_peak(void);
+
+/* Re-wrap: tracemalloc started (or stopped) since we last looked. */
+void at_alloc_tracemalloc_changed(void);
+
+/* ---- alloc_site.c ------------------------------------------------------- */
+
+/* Site of the current allocation for this thread.  tstate: the thread
+ * state whose frames to read (NULL: none, e.g. a C thread).  Returns a
+ * site index (never fails: full tables give an overflow site). */
+uint32_t at_alloc_site_here(uintptr_t tstate, unsigned kind);
+
+
+/* tstate of the GIL holder (OBJ/MEM hooks) or of this thread (others). */
+static inline uintptr_t at_alloc_tstate_gil(void)
+{
+    return __atomic_load_n((const uintptr_t *)(at_alloc.runtime + AT_RT_GILSTATE_TSTATE_CURRENT), __ATOMIC_RELAXED);
+}
+
+/* GIL-path cache: the interpreter's prev_instr pointer names a (code,
+ * instruction) pair while the code object lives; with the code object and
+ * its linetable address (see the site key) it gives the site in one probe. */
+typedef struct at_site_cache {
+    uintptr_t pi, code, lt;
+    uint32_t site, pad;
+} at_site_cache_t;
+#define AT_SITE_CACHE 2048u
+extern at_site_cache_t at_site_cache[AT_SITE_CACHE] AT_HIDDEN;
+
+/* Site of an OBJ/MEM allocation (GIL held). */
+static inline uint32_t at_alloc_site_gil(void)
+{
+    uintptr_t ts = at_alloc_tstate_gil();
+    if (AT_LIKELY(ts && at_alloc.depth == 1)) {
+        uintptr_t cf = *(const uintptr_t *)(ts + AT_TSTATE_CFRAME);
+        uintptr_t f = cf ? *(const uintptr_t *)(cf + AT_CFRAME_CURRENT_FRAME) : 0;
+        if (AT_LIKELY(f)) {
+            uintptr_t pi = *(const uintptr_t *)(f + AT_IFRAME_PREV_INSTR);
+            uintptr_t code = *(const uintptr_t *)(f + AT_IFRAME_CODE);
+            const at_site_cache_t *e = &at_site_cache[(pi >> 1) & (AT_SITE_CACHE - 1)];
+            if (AT_LIKELY(e->pi == pi && e->code == code &&
+                          e->lt == *(const uintptr_t *)(code + AT_CODE_LINETABLE)))
+                return e->site;
+        }
+    }
+    return at_alloc_site_here(ts, AT_ALLOC_KIND_PY);
+}
+
+/* Reset / set up the site tables (private indexes; file regions given). */
+int at_alloc_sites_init(void);
+void at_alloc_sites_reset(void);
+size_t at_alloc_sites_private_bytes(void);
+
+/* The overflow site of a kind (created at init). */
+uint32_t at_alloc_overflow_site(unsigned kind);
+
+/* ---- alloc_shadow.c ----------------------------------------------------- */
+
+#define AT_SHADOW_SIZE_BITS 14u
+#define AT_SHADOW_SIZE_BIG  ((1u << AT_SHADOW_SIZE_BITS) - 1)
+
+/* Record p -> (site, size).  Flags: AT_SHADOW_STALE when an entry was
+ * already there (a block freed while the hooks did not look: osite and
+ * osize say what to subtract), AT_SHADOW_FAILED when p is not recorded
+ * (no memory, big-block table full, unaligned): count it untracked. */
+#define AT_SHADOW_STALE  0x1
+#define AT_SHADOW_FAILED 0x2
+int at_shadow_put_slow(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize);
+size_t at_shadow_big_take(const void *p);
+
+#define AT_SHADOW_L1_BITS    12u
+#define AT_SHADOW_L2_BITS    12u
+#define AT_SHADOW_LEAF_BITS  19u
+#define AT_SHADOW_LEAF_SHIFT 4u
+#define AT_SHADOW_L2_SHIFT   (AT_SHADOW_LEAF_SHIFT + AT_SHADOW_LEAF_BITS)
+#define AT_SHADOW_L1_SHIFT   (AT_SHADOW_L2_SHIFT + AT_SHADOW_L2_BITS)
+extern uint32_t **at_shadow_l1[1u << AT_SHADOW_L1_BITS] AT_HIDDEN;
+
+/* The entry of an existing leaf for address a, or NULL (fast paths). */
+static inline uint32_t *at_shadow_find(uintptr_t a)
+{
+    if (AT_UNLIKELY((a >> (AT_SHADOW_L1_SHIFT + AT_SHADOW_L1_BITS)) || (a & 15)))
+        return NULL;
+    uint32_t **node = __atomic_load_n(&at_shadow_l1[a >> AT_SHADOW_L1_SHIFT], __ATOMIC_ACQUIRE);
+    if (AT_UNLIKELY(!node))
+        return NULL;
+    uint32_t *leaf = __atomic_load_n(&node[(a >> AT_SHADOW_L2_SHIFT) & ((1u << AT_SHADOW_L2_BITS) - 1)],
+                                     __ATOMIC_ACQUIRE);
+    if (AT_UNLIKELY(!leaf))
+        return NULL;
+    return &leaf[(a >> AT_SHADOW_LEAF_SHIFT) & ((1u << AT_SHADOW_LEAF_BITS) - 1)];
+}
+
+static inline int at_shadow_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize)
+{
+    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    if (AT_LIKELY(slot && size < AT_SHADOW_SIZE_BIG && !*slot)) {
+        __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | (uint32_t)size, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return at_shadow_put_slow(p, site, size, osite, osize);
+}
+
+/* Remove p; 1 with site and size filled when it was tracked, else 0. */
+static inline int at_shadow_take(const void *p, uint32_t *site, size_t *size)
+{
+    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    uint32_t e;
+    if (!slot || !(e = __atomic_load_n(slot, __ATOMIC_RELAXED)))
+        return 0;
+    __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+    *site = (e >> AT_SHADOW_SIZE_BITS) - 1;
+    *size = e & AT_SHADOW_SIZE_BIG;
+    if (AT_UNLIKELY(*size == AT_SHADOW_SIZE_BIG))
+        *size = at_shadow_big_take(p);
+    return 1;
+}
+
+void at_shadow_reset(void);               /* fork child: forget everything */
+void at_shadow_usage(uint64_t *virt, uint64_t *resident);
+
+/* ---- alloc_hooks.c ------------------------------------------------------ */
+
+/* Install our layer over the current allocators of the three domains.
+ * 0, or -ENOSPC when every layer slot is used. */
+int at_alloc_hooks_install(void);
+
+/* Sampling: precompute the weights of small blocks; restart this
+ * thread's countdown (fork child). */
+int at_alloc_weights_init(void);
+void at_alloc_sample_reset_thread(void);
+
+/* ---- alloc_line.c ------------------------------------------------------- */
+
+/* PyCode_Addr2Line(code, index * 2) from a 3.11 co_linetable: firstlineno
+ * for index < 0, -1 for "no location" or past the table. */
+int at_alloc_addr2line(const uint8_t *tab, size_t len, int firstlineno, int index);
+
+#endif

@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: MIT */
+/* alloc_hooks.c - the allocator hooks: PyMem domains and libc malloc.
+ *
+ * Design: one "layer" per PyMem domain wraps the allocator that was there
+ * (tracemalloc's, the debug hooks', pymalloc) and calls it first, then
+ * counts the block.  While a wrapper runs, a thread-local flag makes every
+ * nested hook pass straight through: pymalloc's big blocks reach
+ * PyMem_RawMalloc and then libc malloc, and are counted once, by the
+ * outermost domain (tracemalloc's rule).  When tracemalloc starts later
+ * it wraps our layer; we then put a fresh layer on top of it, so the
+ * outermost hook is ours again and tracemalloc's own bookkeeping (its
+ * trace records come from the allocator it wrapped: our inner layer)
+ * passes through instead of being counted as the program's memory.
+ *
+ * libc malloc & co are interposed for native memory: blocks C extensions
+ * allocate outside CPython's domains, counted on the Python line that
+ * called into the extension.  In a process that is not being traced they
+ * cost one load and a branch.  dlsym, which finds the real functions, may
+ * itself allocate: those calls are served from a static bootstrap arena
+ * whose blocks free() recognises and ignores.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "alloc.h"
+#include "shim.h"
+
+#define PYMEM_RAW 0
+#define PYMEM_MEM 1
+#define PYMEM_OBJ 2
+#define MAX_LAYERS 8
+
+__thread unsigned at_alloc_tl;
+
+/* PyMemAllocatorEx, by layout (Python.h is not ours to include). */
+typedef struct pymem_alloc {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr);
+} pymem_alloc_t;
+
+/* `prev` first: a thread reading the domain's (function, ctx) pair while
+ * it is being replaced may pair our function with tracemalloc's ctx (a
+ * PyMemAllocatorEx pointing back at us), which then still works. */
+typedef struct layer {
+    pymem_alloc_t prev;
+} layer_t;
+
+static layer_t layers[MAX_LAYERS][3];
+static int nlayers;
+
+/* ---- counting ----------------------------------------------------------- */
+
+static __thread int64_t tl_countdown;   /* bytes to the next sample       */
+static __thread uint64_t tl_rng;
+
+/* exp(-x) for x >= 0, to ~1e-12: range-reduced Taylor series (libm is
+ * not linked into the shim). */
+static double exp_neg(double x)
+{
+    if (x > 700)
+        return 0;
+    int k = (int)(x / 0.6931471805599453 + 0.5);
+    double r = x - k * 0.6931471805599453, term = 1, sum = 1;
+    for (int i = 1; i < 16; i++) {
+        term *= -r / i;
+        sum += term;
+    }
+    union { double d; uint64_t u; } two = { .u = (uint64_t)(1023 - k) << 52 };
+    return sum * two.d;
+}
+
+static double log_approx(double u)   /* ln(u), u in (0, 1] */
+{
+    union { double d; uint64_t u; } v = { .d = u };
+    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    v.u = (v.u & ((1ull << 52) - 1)) | (1023ull << 52);   /* m in [1, 2) */
+    double z = (v.d - 1) / (v.d + 1), z2 = z * z, t = z, s = 0;
+    for (int i = 1; i < 30; i += 2) {
+        s += t / i;
+        t *= z2;
+    }
+    return e * 0.6931471805599453 + 2 * s;
+}
+
+static int64_t next_interval(void)
+{
+    if (!tl_rng)
+        tl_rng = (uintptr_t)&tl_rng * 0x9E3779B97F4A7C15ull ^ 0x2545F4914F6CDD1Dull;
+    tl_rng ^= tl_rng << 13, tl_rng ^= tl_rng >> 7, tl_rng ^= tl_rng << 17;
+    double u = ((tl_rng >> 11) + 1) * (1.0 / 9007199254740992.0);   /* (0, 1] */
+    return (int64_t)(-log_approx(u) * at_alloc.sample_mean) + 1;
+}
+
+/* Byte-sampling: a block is sampled when one of the Poisson process's
+ * points (mean gap sample_mean bytes) falls in it. */
+static inline int sampled(size_t n)
+{
+    tl_countdown -= (int64_t)n;
+    if (AT_LIKELY(tl_countdown > 0))
+        return 0;
+    do
+        tl_countdown += next_interval();
+    while (tl_countdown <= 0);
+    return 1;
+}
+
+void at_alloc_sample_reset_thread(void)
+{
+    tl_countdown = 0;
+}
+
+/* Sampled weights of blocks under 16 KiB, computed once (the series
+ * behind exp is too slow for every sampled malloc and free). */
+typedef struct weight_entry {
+    int64_t bytes, count;
+} weight_entry_t;
+static weight_entry_t *weights;
+
+static void weight_exact(size_t n, int64_t *bytes, int64_t *count)
+{
+    double x = (double)n / at_alloc.sample_mean;
+    double p = x < 1e-4 ? x * (1 - x / 2) : 1 - exp_neg(x);
+    if (p <= 0)
+        p = 1e-12;
+    *bytes = (int64_t)((double)n / p + 0.5);
+    *count = (int64_t)(AT_ALLOC_COUNT_SCALE / p + 0.5);
+}
+
+/* What one block of n bytes stands for: itself, or when sampling the
+ * unbiased estimate n / P(sampled) (count in count_scale units). */
+static inline void weight(size_t n, int64_t *bytes, int64_t *count)
+{
+    if (AT_LIKELY(!at_alloc.sampling)) {
+        *bytes = (int64_t)n, *count = 1;
+    } else if (AT_LIKELY(weights && n < AT_SHADOW_SIZE_BIG)) {
+        *bytes = weights[n].bytes, *count = weights[n].count;
+    } else {
+        weight_exact(n, bytes, count);
+    }
+}
+
+int at_alloc_weights_init(void)
+{
+    void *p = mmap(NULL, sizeof(weight_entry_t) * AT_SHADOW_SIZE_BIG, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    weight_entry_t *w = p;
+    for (size_t n = 0; n < AT_SHADOW_SIZE_BIG; n++)
+        weight_exact(n, &w[n].bytes, &w[n].count);
+    weights = w;
+    return 0;
+}
+
+static inline void peak_check(at_alloc_header_t *h)
+{
+    int64_t live = h->py_live + __atomic_load_n(&h->raw_live, __ATOMIC_RELAXED);
+    if (AT_UNLIKELY(live > h->py_peak)) {
+        h->py_peak = live;
+        if (live >= at_alloc.next_capture)
+            at_alloc.peak_pending = 1;
+    }
+}
+
+static inline void add_atomic(int64_t *p, int64_t v)
+{
+    __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+/* RAW and NATIVE sites: any thread, maybe without the GIL. */
+static void account_atomic(at_alloc_site_t *s, int64_t b, int64_t c)
+{
+    at_alloc_header_t *h = at_alloc.hdr;
+    add_atomic(&s->live_bytes, b);
+    add_atomic(&s->live_count, c);
+    if (b > 0) {
+        __atomic_fetch_add(&s->total_bytes, (uint64_t)b, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&s->total_count, (uint64_t)c, __ATOMIC_RELAXED);
+    }
+    if (s->kind == AT_ALLOC_KIND_NATIVE) {
+        add_atomic(&h->native_live, b);
+        add_atomic(&h->native_live_count, c);
+        if (b > 0) {
+            __atomic_fetch_add(&h->native_total_bytes, (uint64_t)b, __ATOMIC_RELAXED);
+            int64_t live = __atomic_load_n(&h->native_live, __ATOMIC_RELAXED);
+            int64_t peak = __atomic_load_n(&h->native_peak, __ATOMIC_RELAXED);
+            while (live > peak && !__atomic_compare_exchange_n(&h->native_peak, &peak, live, 1,
+                                                               __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+        }
+    } else if (s->flags & AT_ALLOC_G_TOOL) {
+        add_atomic(&h->tool_live, b);
+    } else {
+        add_atomic(&h->raw_live, b);
+    }
+}
+
+/* Add (b, c > 0) or remove (b, c < 0) a block's weight, any kind.  Sites
+ * of kind PY are only touched with the GIL held: plain arithmetic. */
+static void account(uint32_t site, int64_t b, int64_t c, int gil)
+{
+    at_alloc_site_t *s = &at_alloc.sites[site];
+    at_alloc_header_t *h = at_alloc.hdr;
+    if (s->kind != AT_ALLOC_KIND_PY) {
+        account_atomic(s, b, c);
+        return;
+    }
+    if (b < 0 && at_alloc.peak_pending && gil && !(s->flags & AT_ALLOC_G_TOOL))
+        at_alloc_capture_peak();
+    s->live_bytes += b;
+    s->live_count += c;
+    if (b > 0)
+        s->total_bytes += (uint64_t)b, s->total_count += (uint64_t)c;
+    if (s->flags & AT_ALLOC_G_TOOL) {
+        h->tool_live += b;
+        if (h->tool_live > h->tool_peak)
+            h->tool_peak = h->tool_live;
+        return;
+    }
+    h->py_live += b;
+    if (b > 0 && gil)
+        peak_check(h);
+}
+
+static void uncount(uint32_t site, size_t size, int gil)
+{
+    int64_t b, c;
+    weight(size, &b, &c);
+    account(site, -b, -c, gil);
+}
+
+static void untracked(size_t n)
+{
+    __atomic_fetch_add(&at_alloc.hdr->untracked_blocks, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&at_alloc.hdr->untracked_bytes, n, __ATOMIC_RELAXED);
+}
+
+/* Record block p of n bytes at site, any kind, any mode. */
+static void count_at(void *p, size_t n, uint32_t site, int gil)
+{
+    uint32_t osite;
+    size_t osize;
+    int rc = at_shadow_put(p, site, n, &osite, &osize);
+    if (AT_UNLIKELY(rc)) {
+        if (rc & AT_SHADOW_STALE)
+            uncount(osite, osize, gil);
+        if (rc & AT_SHADOW_FAILED) {
+            untracked(n);
+            return;
+        }
+    }
+    int64_t b, c;
+    weight(n, &b, &c);
+    account(site, b, c, gil);
+}
+
+static void count(void *p, size_t n, unsigned kind, uintptr_t tstate)
+{
+    if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
+        return;
+    count_at(p, n, at_alloc_site_here(tstate, kind), 0);
+}
+
+/* OBJ/MEM, GIL held: the common case (exact mode, a plain site, a fresh
+ * 16-byte-aligned block under 16 KiB, leaf already mapped) inline. */
+#define NO_SITE UINT32_MAX
+
+/* The site of an OBJ/MEM allocation of n bytes, or NO_SITE when sampling
+ * skips it.  Called before the allocator runs: nothing here depends on
+ * the block, so the frame-chain loads overlap with pymalloc's work. */
+static inline uint32_t py_site(size_t n)
+{
+    if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
+        return NO_SITE;
+    return at_alloc_site_gil();
+}
+
+static inline void count_py(void *p, size_t n, uint32_t site)
+{
+    if (site == NO_SITE)
+        return;
+    at_alloc_site_t *s = &at_alloc.sites[site];
+    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    if (AT_UNLIKELY(at_alloc.sampling || !slot || *slot || n >= AT_SHADOW_SIZE_BIG ||
+                    (s->flags & AT_ALLOC_G_TOOL))) {
+        count_at(p, n, site, 1);
+        return;
+    }
+    __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | (uint32_t)n, __ATOMIC_RELAXED);
+    at_alloc_header_t *h = at_alloc.hdr;
+    s->live_bytes += (int64_t)n;
+    s->live_count++;
+    s->total_bytes += n;
+    s->total_count++;
+    h->py_live += (int64_t)n;
+    peak_check(h);
+}
+
+static inline void forget_py(void *p)
+{
+    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    uint32_t e;
+    if (!slot || !(e = *slot))
+        return;
+    *slot = 0;
+    uint32_t site = (e >> AT_SHADOW_SIZE_BITS) - 1;
+    size_t size = e & AT_SHADOW_SIZE_BIG;
+    at_alloc_site_t *s = &at_alloc.sites[site];
+    if (AT_UNLIKELY(size == AT_SHADOW_SIZE_BIG || (s->flags & AT_ALLOC_G_TOOL) || s->kind != AT_ALLOC_KIND_PY ||
+                    at_alloc.sampling || at_alloc.peak_pending)) {
+        if (size == AT_SHADOW_SIZE_BIG)
+            size = at_shadow_big_take(p);
+        uncount(site, size, 1);
+        return;
+    }
+    s->live_bytes -= (int64_t)size;
+    s->live_count--;
+    at_alloc.hdr->py_live -= (int64_t)size;
+}
+
+static inline void forget(void *p)
+{
+    uint32_t site;
+    size_t size;
+    if (at_shadow_take(p, &site, &size))
+        uncount(site, size, 0);
+}
+
+static uintptr_t this_tstate(void)
+{
+    return at_alloc.this_tstate ? (uintptr_t)at_alloc.this_tstate() : 0;
+}
+
+/* ---- PyMem wrappers ----------------------------------------------------- */
+
+/* Pass through: feature off, nested in our own wrapper, forking, or shim
+ * code of any feature running on this thread. */
+static inline int py_skip(void)
+{
+    return AT_UNLIKELY(!at_alloc.on) || at_alloc_tl || at_in_shim;
+}
+
+static inline void tm_check(void)
+{
+    if (AT_UNLIKELY(at_alloc.tm_watch) && *at_alloc.tm_tracing != at_alloc.tm_seen)
+        at_alloc_tracemalloc_changed();
+}
+
+static void *py_malloc(void *ctx, size_t n)
+{
+    layer_t *L = ctx;
+    if (py_skip())
+        return L->prev.malloc(L->prev.ctx, n);
+    uint32_t site = py_site(n);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.malloc(L->prev.ctx, n);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count_py(p, n, site);
+    tm_check();
+    return p;
+}
+
+static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    layer_t *L = ctx;
+    size_t n;
+    if (py_skip() || __builtin_mul_overflow(nelem, elsize, &n))
+        return L->prev.calloc(L->prev.ctx, nelem, elsize);
+    uint32_t site = py_site(n);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count_py(p, n, site);
+    return p;
+}
+
+static void *py_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer_t *L = ctx;
+    if (py_skip())
+        return L->prev.realloc(L->prev.ctx, ptr, n);
+    uint32_t site = 0;
+    size_t size = 0;
+    int taken = ptr && at_shadow_take(ptr, &site, &size);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *q = L->prev.realloc(L->prev.ctx, ptr, n);
+    at_alloc_tl = 0;
+    if (AT_UNLIKELY(!q)) {
+        if (taken)                         /* the old block still stands */
+            at_shadow_put(ptr, site, size, &site, &size);
+        return q;
+    }
+    if (taken)
+        uncount(site, size, 1);
+    count_py(q, n, py_site(n));
+    return q;
+}
+
+static void py_free(void *ctx, void *ptr)
+{
+    layer_t *L = ctx;
+    unsigned saved = at_alloc_tl;
+    if (ptr && AT_LIKELY(at_alloc.on) && !saved)
+        forget_py(ptr);
+    at_alloc_tl = saved | AT_TL_PYMEM;
+    L->prev.free(L->prev.ctx, ptr);
+    at_alloc_tl = saved;
+}
+
+/* RAW: may run without the GIL (so RAW sites keep atomic counters and the
+ * frame is this thread's own, which only this thread changes). */
+static void *raw_malloc(void *ctx, size_t n)
+{
+    layer_t *L = ctx;
+    if (py_skip())
+        return L->prev.malloc(L->prev.ctx, n);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.malloc(L->prev.ctx, n);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count(p, n, AT_ALLOC_KIND_RAW, this_tstate());
+    return p;
+}
+
+static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    layer_t *L = ctx;
+    size_t n;
+    if (py_skip() || __builtin_mul_overflow(nelem, elsize, &n))
+        return L->prev.calloc(L->prev.ctx, nelem, elsize);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count(p, n, AT_ALLOC_KIND_RAW, this_tstate());
+    return p;
+}
+
+static void *raw_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer_t *L = ctx;
+    if (py_skip())
+        return L->prev.realloc(L->prev.ctx, ptr, n);
+    uint32_t site = 0;
+    size_t size = 0;
+    int taken = ptr && at_shadow_take(ptr, &site, &size);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *q = L->prev.realloc(L->prev.ctx, ptr, n);
+    at_alloc_tl = 0;
+    if (AT_UNLIKELY(!q)) {
+        if (taken)
+            at_shadow_put(ptr, site, size, &site, &size);
+        return q;
+    }
+    if (taken)
+        uncount(site, size, 0);
+    count(q, n, AT_ALLOC_KIND_RAW, this_tstate());
+    return q;
+}
+
+static void raw_free(void *ctx, void *ptr)
+{
+    layer_t *L = ctx;
+    unsigned saved = at_alloc_tl;
+    if (ptr && AT_LIKELY(at_alloc.on) && !saved)
+        forget(ptr);
+    at_alloc_tl = saved | AT_TL_PYMEM;
+    L->prev.free(L->prev.ctx, ptr);
+    at_alloc_tl = saved;
+}
+
+int at_alloc_hooks_install(void)
+{
+    static const pymem_alloc_t gil_fns = { NULL, py_malloc, py_calloc, py_realloc, py_free };
+    static const pymem_alloc_t raw_fns = { NULL, raw_malloc, raw_calloc, raw_realloc, raw_free };
+    static const int order[3] = { PYMEM_RAW, PYMEM_MEM, PYMEM_OBJ };
+    if (nlayers >= MAX_LAYERS)
+        return -ENOSPC;
+    layer_t *L = layers[nlayers++];
+    for (int i = 0; i < 3; i++) {
+        int d = order[i];
+        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : gil_fns;
+        at_py.PyMem_GetAllocator(d, &L[d].prev);
+        mine.ctx = &L[d];
+        at_py.PyMem_SetAllocator(d, &mine);
+    }
+    at_alloc.hdr->layers = (uint64_t)nlayers;
+    return 0;
+}
+
+/* tracemalloc started or stopped.  Started after us, it now wraps our
+ * layer: wrap it in turn.  Started before us (-X tracemalloc) and now
+ * stopped, it put back the allocator it had wrapped and our layer above
+ * it is gone: install a new one (seen at the next audit event, since no
+ * hook of ours runs meanwhile). */
+void at_alloc_tracemalloc_changed(void)
+{
+    at_alloc.tm_seen = *at_alloc.tm_tracing;
+    at_alloc.tm_watch = 1;
+    pymem_alloc_t cur;
+    at_py.PyMem_GetAllocator(PYMEM_OBJ, &cur);
+    if (cur.malloc == py_malloc)
+        return;
+    if (at_alloc_hooks_install() < 0)
+        at_shim_note("alloc", "allocator layers used up: tracemalloc's own memory may be counted");
+}
+
+/* ---- libc malloc family ------------------------------------------------- */
+
+typedef struct real_fns {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void (*free)(void *);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+} real_fns_t;
+
+static real_fns_t real;
+static int real_ready;                  /* every field of `real` is set   */
+static __thread int tl_resolving;
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+
+/* Bootstrap arena: what dlsym allocates while we look up the real malloc. */
+#define ARENA_SIZE (64 * 1024)
+static _Alignas(16) unsigned char arena[ARENA_SIZE];
+static size_t arena_used;
+
+static int in_arena(const void *p)
+{
+    return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + ARENA_SIZE;
+}
+
+static void *arena_alloc(size_t n, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    size_t start, end, used = __atomic_load_n(&arena_used, __ATOMIC_RELAXED);
+    do {
+        start = (used + 16 + align - 1) & ~(align - 1);   /* 16: size header */
+        end = start + ((n + 15) & ~(size_t)15);
+        if (end > ARENA_SIZE || n > ARENA_SIZE)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&arena_used, &used, end, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    memcpy(arena + start - sizeof(size_t), &n, sizeof(n));
+    return arena + start;                                  /* zeroed: .bss */
+}
+
+static size_t arena_size(const void *p)
+{
+    size_t n;
+    memcpy(&n, (const unsigned char *)p - sizeof(size_t), sizeof(n));
+    return n;
+}
+
+static void resolve_real(void)
+{
+    tl_resolving = 1;
+    real_fns_t r = {
+        dlsym(RTLD_NEXT, "malloc"), dlsym(RTLD_NEXT, "calloc"), dlsym(RTLD_NEXT, "realloc"),
+        dlsym(RTLD_NEXT, "free"), dlsym(RTLD_NEXT, "posix_memalign"),
+        dlsym(RTLD_NEXT, "aligned_alloc"), dlsym(RTLD_NEXT, "memalign"),
+        dlsym(RTLD_NEXT, "valloc"), dlsym(RTLD_NEXT, "pvalloc"),
+    };
+    tl_resolving = 0;
+    if (!r.malloc || !r.calloc || !r.realloc || !r.free || !r.posix_memalign ||
+        !r.aligned_alloc || !r.memalign || !r.valloc || !r.pvalloc)
+        return;                         /* stay on the arena: never crash */
+    real = r;
+    __atomic_store_n(&real_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* 1 when the real functions are known; 0 while this thread resolves them. */
+static inline int have_real(void)
+{
+    if (AT_LIKELY(__atomic_load_n(&real_ready, __ATOMIC_ACQUIRE)))
+        return 1;
+    if (tl_resolving)
+        return 0;
+    pthread_once(&real_once, resolve_real);
+    return __atomic_load_n(&real_ready, __ATOMIC_ACQUIRE);
+}
+
+static inline int native_skip(void)
+{
+    return AT_LIKELY(!at_alloc.native_on) || at_alloc_tl || at_in_shim;
+}
+
+static inline void native_count(void *p, size_t n)
+{
+    if (p && !native_skip())
+        count(p, n, AT_ALLOC_KIND_NATIVE, this_tstate());
+}
+
+AT_API void *malloc(size_t n)
+{
+    if (AT_UNLIKELY(!have_real()))
+        return arena_alloc(n, 16);
+    void *p = real.malloc(n);
+    native_count(p, n);
+    return p;
+}
+
+AT_API void *calloc(size_t nelem, size_t elsize)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nelem, elsize, &n))
+        n = SIZE_MAX;
+    if (AT_UNLIKELY(!have_real()))
+        return n == SIZE_MAX ? NULL : arena_alloc(n, 16);
+    void *p = real.calloc(nelem, elsize);
+    native_count(p, n);
+    return p;
+}
+
+static void *realloc_from_arena(void *ptr, size_t n)
+{
+    void *q = malloc(n);
+    if (q) {
+        size_t old = arena_size(ptr);
+        memcpy(q, ptr, old < n ? old : n);
+    }
+    return q;
+}
+
+AT_API void *realloc(void *ptr, size_t n)
+{
+    if (AT_UNLIKELY(ptr && in_arena(ptr)))
+        return realloc_from_arena(ptr, n);
+    if (AT_UNLIKELY(!have_real()))
+        return ptr ? NULL : arena_alloc(n, 16);
+    if (!at_alloc.native_on || at_alloc_tl)
+        return real.realloc(ptr, n);
+    uint32_t site = 0;
+    size_t size = 0;
+    int taken = ptr && at_shadow_take(ptr, &site, &size);
+    void *q = real.realloc(ptr, n);
+    if (AT_UNLIKELY(!q && n && ptr)) {
+        if (taken)
+            at_shadow_put(ptr, site, size, &site, &size);
+        return q;
+    }
+    if (taken)
+        uncount(site, size, 0);
+    native_count(q, n);
+    return q;
+}
+
+AT_API void free(void *ptr)
+{
+    if (!ptr || AT_UNLIKELY(in_arena(ptr)))
+        return;
+    if (AT_UNLIKELY(!have_real()))
+        return;                     /* cannot happen: ptr came from real */
+    if (at_alloc.native_on && !at_alloc_tl)
+        forget(ptr);
+    real.free(ptr);
+}
+
+AT_API int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (AT_UNLIKELY(!have_real())) {
+        *out = arena_alloc(n, align);
+        return *out ? 0 : ENOMEM;
+    }
+    int rc = real.posix_memalign(out, align, n);
+    if (rc == 0)
+        native_count(*out, n);
+    return rc;
+}
+
+AT_API void *aligned_alloc(size_t align, size_t n)
+{
+    if (AT_UNLIKELY(!have_real()))
+        return arena_alloc(n, align);
+    void *p = real.aligned_alloc(align, n);
+    native_count(p, n);
+    return p;
+}
+
+AT_API void *memalign(size_t align, size_t n)
+{
+    if (AT_UNLIKELY(!have_real()))
+        return arena_alloc(n, align);
+    void *p = real.memalign(align, n);
+    native_count(p, n);
+    return p;
+}
+
+AT_API void *valloc(size_t n)
+{
+    if (AT_UNLIKELY(!have_real()))
+        return arena_alloc(n, 4096);
+    void *p = real.valloc(n);
+    native_count(p, n);
+    return p;
+}
+
+AT_API void *pvalloc(size_t n)
+{
+    if (AT_UNLIKELY(!have_real()))
+        return arena_alloc((n + 4095) & ~(size_t)4095, 4096);
+    void *p = real.pvalloc(n);
+    native_count(p, n);
+    return p;
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/* alloc_shadow.c - pointer -> (site, size) for every tracked block.
+ *
+ * Design: a radix "shadow" of the address space with one 32-bit entry per
+ * 16-byte granule (malloc and pymalloc both align blocks to 16 bytes, and
+ * two live blocks never share a granule).  Three levels:
+ *     l1[p >> 35] -> node[(p >> 23) & 4095] -> leaf[(p >> 4) & 0x7ffff]
+ * Leaves (2 MiB of address space each) are mmap'd MAP_NORESERVE, so only
+ * pages under live blocks become resident: about a quarter of the heap's
+ * pages, and memory next to the block's own (pymalloc pools are 16 KiB,
+ * one leaf page).  Compared with a hash table this keeps the allocator's
+ * locality (a freed block's entry is next to its neighbours') and has no
+ * probing, deletion or resizing.
+ *
+ * Entry: 0 = untracked; else (site + 1) << 14 | size, with size 16383
+ * meaning "look in the big table" (a small locked hash of exact sizes of
+ * blocks >= 16 KiB, which are rare).  No lock on the fast path: a granule
+ * belongs to one live block, whose malloc and free the allocator itself
+ * orders; nodes and leaves are published with a CAS.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "alloc.h"
+
+#define L1_BITS   AT_SHADOW_L1_BITS
+#define L2_BITS   AT_SHADOW_L2_BITS
+#define LEAF_BITS AT_SHADOW_LEAF_BITS
+#define ADDR_BITS 47u
+#define LEAF_SHIFT AT_SHADOW_LEAF_SHIFT
+#define L2_SHIFT  AT_SHADOW_L2_SHIFT
+#define L1_SHIFT  AT_SHADOW_L1_SHIFT
+_Static_assert(L1_SHIFT + L1_BITS == ADDR_BITS, "levels cover user space");
+
+#define BIG_CAP   65536u      /* blocks >= 16 KiB tracked at once       */
+
+typedef struct big_slot {
+    uintptr_t p;              /* 0: empty                                 */
+    size_t size;
+} big_slot_t;
+
+uint32_t **at_shadow_l1[1u << L1_BITS];
+#define l1 at_shadow_l1
+static big_slot_t *big;       /* BIG_CAP slots, mmap'd on first use       */
+static uint32_t big_used;
+static int big_lock;
+static uint64_t nodes_mapped, leaves_mapped;
+
+static void *map_zero(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Publish a freshly mapped table in *slot unless another thread won. */
+static void *publish(void **slot, size_t n, uint64_t *counter)
+{
+    void *fresh = map_zero(n);
+    if (!fresh)
+        return NULL;
+    void *expected = NULL;
+    if (__atomic_compare_exchange_n(slot, &expected, fresh, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+        return fresh;
+    }
+    munmap(fresh, n);
+    return expected;
+}
+
+/* The entry for p; NULL when p cannot be tracked or (create == 0) its
+ * leaf does not exist. */
+static uint32_t *slot_of(uintptr_t a, int create)
+{
+    if (AT_UNLIKELY((a >> ADDR_BITS) || (a & 15)))
+        return NULL;
+    void **e1 = (void **)&l1[a >> L1_SHIFT];
+    uint32_t **node = __atomic_load_n(e1, __ATOMIC_ACQUIRE);
+    if (AT_UNLIKELY(!node)) {
+        if (!create)
+            return NULL;
+        node = publish(e1, sizeof(uint32_t *) << L2_BITS, &nodes_mapped);
+        if (!node)
+            return NULL;
+    }
+    void **e2 = (void **)&node[(a >> L2_SHIFT) & ((1u << L2_BITS) - 1)];
+    uint32_t *leaf = __atomic_load_n(e2, __ATOMIC_ACQUIRE);
+    if (AT_UNLIKELY(!leaf)) {
+        if (!create)
+            return NULL;
+        leaf = publish(e2, sizeof(uint32_t) << LEAF_BITS, &leaves_mapped);
+        if (!leaf)
+            return NULL;
+    }
+    return &leaf[(a >> LEAF_SHIFT) & ((1u << LEAF_BITS) - 1)];
+}
+
+/* ---- big blocks --------------------------------------------------------- */
+
+static void lock_big(void)
+{
+    while (__atomic_exchange_n(&big_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static void unlock_big(void)
+{
+    __atomic_store_n(&big_lock, 0, __ATOMIC_RELEASE);
+}
+
+static uint32_t big_hash(uintptr_t p)
+{
+    return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> 40) & (BIG_CAP - 1);
+}
+
+/* Insert or replace; -1 when full (kept under 3/4 so probes stay short). */
+static int big_put(uintptr_t p, size_t size)
+{
+    int rc = -1;
+    lock_big();
+    if (!big)
+        big = map_zero(sizeof(big_slot_t) * BIG_CAP);
+    if (big) {
+        uint32_t i = big_hash(p);
+        while (big[i].p && big[i].p != p)
+            i = (i + 1) & (BIG_CAP - 1);
+        if (big[i].p == p || big_used < BIG_CAP / 4 * 3) {
+            big_used += big[i].p != p;
+            big[i].p = p;
+            big[i].size = size;
+            rc = 0;
+        }
+    }
+    unlock_big();
+    return rc;
+}
+
+/* Remove p (backward-shift deletion keeps probe chains whole). */
+static size_t big_take(uintptr_t p)
+{
+    size_t size = 0;
+    lock_big();
+    if (big) {
+        uint32_t i = big_hash(p);
+        while (big[i].p && big[i].p != p)
+            i = (i + 1) & (BIG_CAP - 1);
+        if (big[i].p == p) {
+            size = big[i].size;
+            big_used--;
+            for (uint32_t j = (i + 1) & (BIG_CAP - 1); big[j].p; j = (j + 1) & (BIG_CAP - 1)) {
+                uint32_t home = big_hash(big[j].p);
+                /* move j back to i unless its home lies cyclically in (i, j] */
+                if (((j - home) & (BIG_CAP - 1)) >= ((j - i) & (BIG_CAP - 1))) {
+                    big[i] = big[j];
+                    i = j;
+                }
+            }
+            big[i].p = 0;
+        }
+    }
+    unlock_big();
+    return size;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static void decode(uint32_t entry, const void *p, uint32_t *site, size_t *size)
+{
+    *site = (entry >> AT_SHADOW_SIZE_BITS) - 1;
+    uint32_t s = entry & AT_SHADOW_SIZE_BIG;
+    *size = s == AT_SHADOW_SIZE_BIG ? big_take((uintptr_t)p) : s;
+}
+
+int at_shadow_put_slow(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize)
+{
+    uint32_t *slot = slot_of((uintptr_t)p, 1);
+    if (AT_UNLIKELY(!slot))
+        return AT_SHADOW_FAILED;
+    uint32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    int rc = 0;
+    if (AT_UNLIKELY(old)) {
+        /* freed behind our back (hooks off for a while): settle it first */
+        decode(old, p, osite, osize);
+        rc = AT_SHADOW_STALE;
+    }
+    uint32_t s = (uint32_t)size;
+    if (AT_UNLIKELY(size >= AT_SHADOW_SIZE_BIG)) {
+        if (big_put((uintptr_t)p, size) < 0) {
+            __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+            return rc | AT_SHADOW_FAILED;
+        }
+        s = AT_SHADOW_SIZE_BIG;
+    }
+    __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | s, __ATOMIC_RELAXED);
+    return rc;
+}
+
+size_t at_shadow_big_take(const void *p)
+{
+    return big_take((uintptr_t)p);
+}
+
+/* ---- fork and accounting ------------------------------------------------ */
+
+void at_shadow_reset(void)
+{
+    for (size_t i = 0; i < (1u << L1_BITS); i++) {
+        uint32_t **node = l1[i];
+        if (!node)
+            continue;
+        for (size_t j = 0; j < (1u << L2_BITS); j++)
+            if (node[j])
+                munmap(node[j], sizeof(uint32_t) << LEAF_BITS);
+        munmap(node, sizeof(uint32_t *) << L2_BITS);
+        l1[i] = NULL;
+    }
+    if (big)
+        memset(big, 0, sizeof(big_slot_t) * BIG_CAP);
+    big_used = 0;
+    big_lock = 0;
+    nodes_mapped = leaves_mapped = 0;
+}
+
+static uint64_t resident_of(void *addr, size_t len)
+{
+    static unsigned char vec[(sizeof(uint32_t) << LEAF_BITS) / 4096];
+    size_t pages = (len + 4095) / 4096;
+    if (pages > sizeof(vec) || mincore(addr, len, vec) != 0)
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n * 4096;
+}
+
+void at_shadow_usage(uint64_t *virt, uint64_t *resident)
+{
+    *virt = nodes_mapped * (sizeof(uint32_t *) << L2_BITS) +
+            leaves_mapped * (sizeof(uint32_t) << LEAF_BITS) +
+            (big ? sizeof(big_slot_t) * BIG_CAP : 0) + sizeof(l1);
+    uint64_t r = 0;
+    for (size_t i = 0; i < (1u << L1_BITS); i++) {
+        uint32_t **node = l1[i];
+        if (!node)
+            continue;
+        r += resident_of(node, sizeof(uint32_t *) << L2_BITS);
+        for (size_t j = 0; j < (1u << L2_BITS); j++)
+            if (node[j])
+                r += resident_of(node[j], sizeof(uint32_t) << LEAF_BITS);
+    }
+    if (big)
+        r += resident_of(big, sizeof(big_slot_t) * BIG_CAP);
+    *resident = r;
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/* test_alloc.c - allocation tracking end to end, on both build shapes:
+ * archtrace's snapshot at a program's marker against tracemalloc's top 5
+ * taken in the same process (lab04 and a fixture of known sizes), the
+ * peak, native memory, fork, threads, SIGKILL, tracemalloc stopping under
+ * us, sampling and deep stacks.  The comparisons live in
+ * tests/fixtures/alloc_check.py (it prints what differs). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "alloc_format.h"
+#include "testlib.h"
+
+typedef struct run {
+    char *dir;    /* temp dir: r.json, out, session/            */
+    char *json;
+    char *out;    /* the program's stdout                       */
+    char *err;    /* archtrace's and the program's stderr       */
+    int rc;
+} run_t;
+
+static const char *need_python(const char *shape)
+{
+    const char *py = at_test_python(shape);
+    if (!py)
+        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
+    return py;
+}
+
+/* archtrace with only allocation tracking on, --json, stdout kept. */
+static run_t trace(const char *opts, const char *py, const char *args)
+{
+    run_t r = { .dir = at_test_tmpdir() };
+    cr_assert_not_null(r.dir, "temp dir");
+    cr_assert(asprintf(&r.json, "%s/r.json", r.dir) > 0 && asprintf(&r.out, "%s/out", r.dir) > 0, "paths");
+    r.rc = at_test_shf(NULL, &r.err, "%s -q --no-gil --no-imports --no-sample %s --json %s %s %s >%s",
+                       at_test_archtrace(), opts, r.json, py, args, r.out);
+    return r;
+}
+
+/* alloc_check.py CHECK REPORT STDOUT ARGS: what is "CHECK [ARGS]". */
+static void check(const run_t *r, const char *what)
+{
+    char *msg = NULL, *err = NULL;
+    int name = (int)strcspn(what, " ");
+    int rc = at_test_shf(&msg, &err, "python3 tests/fixtures/alloc_check.py %.*s %s %s %s", name, what,
+                         r->json, r->out, what + name);
+    cr_assert_eq(rc, 0, "check '%s' failed: %s%s\n(archtrace exit %d, stderr: %.2000s)", what, msg, err,
+                 r->rc, r->err);
+    free(msg), free(err);
+}
+
+static void done(run_t *r)
+{
+    at_test_shf(NULL, NULL, "rm -rf '%s'", r->dir);
+    free(r->dir), free(r->json), free(r->out), free(r->err);
+}
+
+/* ---- the same five sites as tracemalloc ------------------------------- */
+
+static void sites_known(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_sites.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "top5 sites EXPECT 0.05");
+    check(&r, "peak EXPECT");
+    done(&r);
+}
+
+Test(alloc, known_sites_static, .timeout = 60) { sites_known("static"); }
+Test(alloc, known_sites_shared, .timeout = 60) { sites_known("shared"); }
+
+static void sites_tracemalloc(const char *shape, const char *pyopts)
+{
+    char args[256];
+    snprintf(args, sizeof(args), "%s tests/fixtures/alloc_sites.py --tracemalloc", pyopts);
+    run_t r = trace("", need_python(shape), args);
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "top5 sites TOP5 0.05");
+    check(&r, "peak TOP5");
+    done(&r);
+}
+
+/* tracemalloc.start() after our hooks: it wraps us, we re-wrap it. */
+Test(alloc, tracemalloc_started_later_static, .timeout = 60) { sites_tracemalloc("static", ""); }
+Test(alloc, tracemalloc_started_later_shared, .timeout = 60) { sites_tracemalloc("shared", ""); }
+/* -X tracemalloc: it is below our hooks from the start. */
+Test(alloc, tracemalloc_from_start_static, .timeout = 60) { sites_tracemalloc("static", "-X tracemalloc=1"); }
+Test(alloc, tracemalloc_from_start_shared, .timeout = 60) { sites_tracemalloc("shared", "-X tracemalloc=1"); }
+
+static void lab04(const char *shape)
+{
+    if (access("labs/lab04.py", R_OK) != 0)
+        cr_skip_test("labs/lab04.py is not there yet");
+    run_t r = trace("", need_python(shape), "labs/lab04.py");
+    cr_assert_eq(r.rc, 0, "lab04 exits 0 under archtrace, got %d: %s", r.rc, r.err);
+    check(&r, "top5 lab04 TOP5 0.05");
+    check(&r, "peak TOP5");
+    done(&r);
+}
+
+Test(alloc, lab04_top5_static, .timeout = 90) { lab04("static"); }
+Test(alloc, lab04_top5_shared, .timeout = 90) { lab04("shared"); }
+
+static void tracemalloc_stopped(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "-X tracemalloc=1 tests/fixtures/alloc_tm_stop.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "after after AFTER");
+    done(&r);
+}
+
+Test(alloc, hooks_back_after_tracemalloc_stop_static, .timeout = 60) { tracemalloc_stopped("static"); }
+Test(alloc, hooks_back_after_tracemalloc_stop_shared, .timeout = 60) { tracemalloc_stopped("shared"); }
+
+/* ---- native memory, fork, threads, kill -------------------------------- */
+
+static void native(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_native.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "native native");
+    done(&r);
+}
+
+Test(alloc, native_on_calling_line_static, .timeout = 60) { native("static"); }
+Test(alloc, native_on_calling_line_shared, .timeout = 60) { native("shared"); }
+
+static void forked(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_fork.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "fork");
+    done(&r);
+}
+
+Test(alloc, fork_child_has_its_own_counts_static, .timeout = 60) { forked("static"); }
+Test(alloc, fork_child_has_its_own_counts_shared, .timeout = 60) { forked("shared"); }
+
+static void threads(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_threads.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "threads");
+    done(&r);
+}
+
+Test(alloc, threads_without_gil_static, .timeout = 60) { threads("static"); }
+Test(alloc, threads_without_gil_shared, .timeout = 60) { threads("shared"); }
+
+static void killed(const char *shape)
+{
+    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_kill.py");
+    cr_assert_eq(r.rc, 128 + 9, "the target's SIGKILL is archtrace's status, got %d: %s", r.rc, r.err);
+    check(&r, "kill");
+    done(&r);
+}
+
+Test(alloc, sigkill_keeps_counts_static, .timeout = 60) { killed("static"); }
+Test(alloc, sigkill_keeps_counts_shared, .timeout = 60) { killed("shared"); }
+
+/* ---- modes -------------------------------------------------------------- */
+
+static void sampled(const char *shape)
+{
+    const char *py = need_python(shape);
+    run_t exact = trace("", py, "tests/fixtures/alloc_bench.py");
+    run_t samp = trace("--alloc-sample 1024", py, "tests/fixtures/alloc_bench.py");
+    cr_assert_eq(exact.rc, 0, "exact run: %s", exact.err);
+    cr_assert_eq(samp.rc, 0, "sampled run: %s", samp.err);
+    char *mode = at_test_json(samp.json, "d['processes'][0]['alloc']['mode']");
+    cr_assert_str_eq(mode, "sampled", "the sampled run says so");
+    char what[1024];
+    snprintf(what, sizeof(what), "sample %s", exact.json);
+    check(&samp, what);
+    free(mode);
+    done(&exact), done(&samp);
+}
+
+Test(alloc, sampled_top5_like_exact_static, .timeout = 90) { sampled("static"); }
+Test(alloc, sampled_top5_like_exact_shared, .timeout = 90) { sampled("shared"); }
+
+static void deep(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *dir = at_test_tmpdir(), *err = NULL, opts[1024], session[600];
+    snprintf(session, sizeof(session), "%s/session", dir);
+    snprintf(opts, sizeof(opts), "--alloc-depth 25 -o %s", session);
+    run_t r = trace(opts, py, "tests/fixtures/alloc_bench.py 100000");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    char *depth = at_test_json(r.json, "d['processes'][0]['alloc']['depth']");
+    char *pid = at_test_json(r.json, "d['processes'][0]['pid']");
+    cr_assert_str_eq(depth, "25", "depth recorded");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    cr_assert_eq(at_alloc_write_collapsed(session, atoi(pid), mem), 0, "collapsed stacks written");
+    fclose(mem);
+    int found = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+        char *m = strstr(line, ";main ("), *h = strstr(line, ";held (");
+        found = strncmp(line, "<module> (", 10) == 0 && m && h && m < h;
+    }
+    cr_assert(found, "a stack <module>;main;held in the folded output");
+    free(buf), free(depth), free(pid), free(err), free(dir);
+    done(&r);
+}
+
+Test(alloc, deep_stacks_folded_static, .timeout = 60) { deep("static"); }
+Test(alloc, deep_stacks_folded_shared, .timeout = 60) { deep("shared"); }
+
+/* ---- robustness --------------------------------------------------------- */
+
+Test(alloc, inert_in_non_python_processes, .timeout = 30)
+{
+    char *out = NULL, *err = NULL;
+    int rc = at_test_shf(&out, &err, "%s -q sh -c 'ls / | sort | head -1; exit 3'", at_test_archtrace());
+    cr_assert_eq(rc, 3, "the shell's own status passes through, got %d: %s", rc, err);
+    cr_assert_str_eq(out, "bin\n", "the shell pipeline works under the interposed malloc");
+    free(out), free(err);
+}
+
+Test(alloc, truncated_file_is_rejected, .timeout = 60)
+{
+    const char *py = need_python("static");
+    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL;
+    int rc = at_test_shf(NULL, &err, "%s -q --no-gil --no-imports --no-sample -o %s/s %s -c 'x = [1] * 1000'",
+                         at_test_archtrace(), dir, py);
+    cr_assert_eq(rc, 0, "traced run: %s", err);
+    free(err);
+    rc = at_test_shf(NULL, NULL, "f=$(ls %s/s/*.alloc) && truncate -s 100000 $f", dir);
+    cr_assert_eq(rc, 0, "truncate the alloc file");
+    rc = at_test_shf(&out, &err, "%s report %s/s", at_test_archtrace(), dir);
+    cr_assert(strstr(err, ".alloc: truncated"), "a one-line reason on stderr, got: %s", err);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(out), free(err), free(dir);
+}
