@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* test_frame_walk.c - the walker on fabricated 3.11 structures: cycles, depth, bad pointers, changes.
+ *
+ * The "target" is this test process itself: a fake _PyRuntime, interpreter,
+ * thread state, frames, code objects and strings are laid out in our own
+ * memory with the offsets of py311.h, and the walker reads them through
+ * process_vm_readv like any other process.  That lets each test break one
+ * link in a way a real interpreter only does by accident.
+ */
+#include <criterion/criterion.h>
+#include <sys/syscall.h>
+
+#include "fixtures/testutil.h"
+#include "frame_walk.h"
+
+#define NFRAMES 300
+
+static uint8_t code_type[64], str_type[64], bytes_type[64];
+
+typedef struct fake {
+    uint8_t rt[512], interp[128], tstate[256], cframe[16];
+    uint8_t frames[NFRAMES][80];
+    uint8_t codes[3][AT_CODE_CODE_ADAPTIVE + 64];
+    uint8_t names[3][AT_SIZEOF_PYASCIIOBJECT + 16], file[AT_SIZEOF_PYASCIIOBJECT + 16];
+    uint8_t table[AT_BYTES_SVAL + 32];
+    at_py_proc_t proc;
+    at_symtab_t *syms;
+    at_walker_t *w;
+} fake_t;
+
+static void put64(uint8_t *b, size_t off, uint64_t v)
+{
+    memcpy(b + off, &v, 8);
+}
+
+static void put32(uint8_t *b, size_t off, uint32_t v)
+{
+    memcpy(b + off, &v, 4);
+}
+
+static uint64_t A(const void *p)
+{
+    return (uint64_t)(uintptr_t)p;
+}
+
+static void make_str(uint8_t *o, const char *s)
+{
+    put64(o, AT_OBJECT_TYPE, A(str_type));
+    put64(o, AT_UNICODE_LENGTH, strlen(s));
+    put32(o, AT_UNICODE_STATE, 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7); /* kind 1, compact, ascii, ready */
+    memcpy(o + AT_SIZEOF_PYASCIIOBJECT, s, strlen(s) + 1);
+}
+
+/* code i: 16 code units, firstlineno 10*(i+1), each unit on its own line */
+static void make_code(fake_t *f, int i, const char *name)
+{
+    uint8_t *c = f->codes[i];
+    make_str(f->names[i], name);
+    put64(c, AT_OBJECT_TYPE, A(code_type));
+    put64(c, AT_VAR_SIZE, 16);
+    put32(c, AT_CODE_FIRSTLINENO, (uint32_t)(10 * (i + 1)));
+    put64(c, AT_CODE_FILENAME, A(f->file));
+    put64(c, AT_CODE_QUALNAME, A(f->names[i]));
+    put64(c, AT_CODE_LINETABLE, A(f->table));
+    put32(c, AT_CODE_FIRSTTRACEABLE, 2);
+}
+
+/* frame k runs code c at unit `unit` and calls nothing; previous = prev */
+static void make_frame(fake_t *f, int k, int c, int unit, const void *prev, int entry)
+{
+    uint8_t *fr = f->frames[k];
+    memset(fr, 0, sizeof f->frames[k]);
+    put64(fr, AT_IFRAME_CODE, A(f->codes[c]));
+    put64(fr, AT_IFRAME_PREVIOUS, A(prev));
+    put64(fr, AT_IFRAME_PREV_INSTR, A(f->codes[c]) + AT_CODE_CODE_ADAPTIVE + (uint64_t)unit * 2);
+    fr[AT_IFRAME_IS_ENTRY] = (uint8_t)entry;
+}
+
+static void setup(fake_t *f)
+{
+    memset(f, 0, sizeof *f);
+    /* line table: 16 one-unit entries, each "one-line form +1" (code 11) */
+    put64(f->table, AT_OBJECT_TYPE, A(bytes_type));
+    put64(f->table, AT_VAR_SIZE, 16);
+    memset(f->table + AT_BYTES_SVAL, 0xd8, 16);
+    make_str(f->file, "/fake/app.py");
+    make_code(f, 0, "outer");
+    make_code(f, 1, "middle");
+    make_code(f, 2, "inner");
+    /* most recent first: inner(unit 5) <- middle(unit 3) <- outer(unit 4) */
+    make_frame(f, 0, 2, 5, f->frames[1], 0);
+    make_frame(f, 1, 1, 3, f->frames[2], 0);
+    make_frame(f, 2, 0, 4, NULL, 1);
+    put64(f->cframe, AT_CFRAME_CURRENT_FRAME, A(f->frames[0]));
+    put64(f->tstate, AT_TSTATE_INTERP, A(f->interp));
+    put64(f->tstate, AT_TSTATE_CFRAME, A(f->cframe));
+    put64(f->tstate, AT_TSTATE_NATIVE_THREAD_ID, (uint64_t)syscall(SYS_gettid));
+    put64(f->interp, AT_INTERP_TSTATE_HEAD, A(f->tstate));
+    put64(f->interp, AT_INTERP_RUNTIME, A(f->rt));
+    put64(f->rt, AT_RT_INTERPRETERS_HEAD, A(f->interp));
+    put64(f->rt, AT_RT_GIL_LAST_HOLDER, A(f->tstate));
+    put32(f->rt, AT_RT_GIL_LOCKED, 1);
+    f->proc.pid = getpid();
+    at_remote_init(&f->proc.mem, getpid());
+    f->proc.runtime = A(f->rt);
+    f->proc.code_type = A(code_type);
+    f->proc.unicode_type = A(str_type);
+    f->proc.bytes_type = A(bytes_type);
+    f->syms = at_symtab_new();
+    f->w = at_walker_new(&f->proc, f->syms);
+    cr_assert(f->syms && f->w, "walker setup failed");
+}
+
+static void teardown(fake_t *f)
+{
+    at_walker_free(f->w);
+    at_symtab_free(f->syms);
+}
+
+static at_pystack_t st;
+
+static int sample(fake_t *f, at_thread_t *t)
+{
+    int n = at_walker_threads(f->w, t, 4);
+    cr_assert_eq(n, 1, "one thread expected, got %d", n);
+    cr_assert_eq(at_walker_stack(f->w, t, &st), 0, "walk failed");
+    return st.n;
+}
+
+static const char *fn(fake_t *f, int i)
+{
+    return at_symtab_func(f->syms, st.frames[i].sym);
+}
+
+Test(frame_walk, reads_names_lines_and_gil)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    unsigned long before = 0;
+    setup(&f);
+    for (int round = 0; round < 3; round++) { /* plain, then batched reads */
+        if (round == 2)
+            before = f.proc.mem.calls;
+        cr_assert_eq(sample(&f, t), 3, "round %d: 3 frames expected, got %d", round, st.n);
+        cr_assert(!strcmp(fn(&f, 0), "inner") && !strcmp(fn(&f, 1), "middle") && !strcmp(fn(&f, 2), "outer"),
+                  "round %d: names %s %s %s", round, fn(&f, 0), fn(&f, 1), fn(&f, 2));
+        /* unit u has line firstlineno + u + 1 (one "+1" entry per unit) */
+        cr_assert(st.frames[0].line == 36 && st.frames[1].line == 24 && st.frames[2].line == 15,
+                  "round %d: lines %d %d %d", round, st.frames[0].line, st.frames[1].line, st.frames[2].line);
+        cr_assert(t[0].gil && !st.truncated && st.frames[2].entry, "round %d: gil/entry flags wrong", round);
+    }
+    cr_assert_eq(f.proc.mem.calls - before, 2, "an unchanged stack should cost 2 reads (list + chain), not %lu",
+                 f.proc.mem.calls - before);
+    teardown(&f);
+}
+
+Test(frame_walk, cycle_ends_the_walk)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    put64(f.frames[2], AT_IFRAME_PREVIOUS, A(f.frames[0])); /* outer -> inner: a loop */
+    for (int round = 0; round < 2; round++) {
+        int n = sample(&f, t);
+        cr_assert(n == 3 && st.truncated, "round %d: a cycle must stop after 3 frames (n=%d, truncated=%d)",
+                  round, n, st.truncated);
+    }
+    teardown(&f);
+}
+
+Test(frame_walk, depth_is_bounded)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    for (int k = 0; k < NFRAMES; k++)
+        make_frame(&f, k, 1, 3, k + 1 < NFRAMES ? (void *)f.frames[k + 1] : NULL, 0);
+    for (int round = 0; round < 2; round++) {
+        int n = sample(&f, t);
+        cr_assert(n == AT_MAX_STACK_DEPTH && st.truncated, "round %d: depth %d, truncated %d", round, n,
+                  st.truncated);
+    }
+    teardown(&f);
+}
+
+Test(frame_walk, bad_pointers_are_survived)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    put64(f.frames[1], AT_IFRAME_PREVIOUS, 0x10);        /* unmapped */
+    put64(f.frames[0], AT_IFRAME_CODE, A(f.names[0]));   /* not a code object */
+    int n = sample(&f, t);
+    cr_assert(n == 2 && st.truncated, "walk should stop at the bad link (n=%d, truncated=%d)", n, st.truncated);
+    cr_assert_str_eq(fn(&f, 0), "[unknown]", "a non-code object must not be decoded");
+    put64(f.frames[1], AT_IFRAME_PREVIOUS, 0xdead0000000000ull); /* non-canonical */
+    n = sample(&f, t);
+    cr_assert(n == 2 && st.truncated, "non-canonical pointer: n=%d truncated=%d", n, st.truncated);
+    put64(f.codes[1], AT_VAR_SIZE, (uint64_t)-5); /* insane size */
+    n = sample(&f, t);
+    cr_assert_str_eq(fn(&f, 1), "[unknown]", "a code object with a bad size must be refused");
+    teardown(&f);
+}
+
+Test(frame_walk, changes_between_samples_are_seen)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    sample(&f, t);
+    /* middle returns; outer now runs at unit 7 and calls inner directly */
+    make_frame(&f, 0, 2, 9, f.frames[2], 0);
+    make_frame(&f, 2, 0, 7, NULL, 1);
+    cr_assert_eq(sample(&f, t), 2, "2 frames after the change, got %d", st.n);
+    cr_assert(!strcmp(fn(&f, 0), "inner") && !strcmp(fn(&f, 1), "outer") && st.frames[0].line == 40 &&
+              st.frames[1].line == 18, "stale data after a change: %s:%d %s:%d", fn(&f, 0), st.frames[0].line,
+              fn(&f, 1), st.frames[1].line);
+    /* the code object at the same address is replaced by another one */
+    make_str(f.names[2], "replaced");
+    put64(f.codes[2], AT_CODE_QUALNAME, A(f.names[1]));
+    cr_assert_eq(sample(&f, t), 2, "2 frames expected");
+    cr_assert_str_eq(fn(&f, 0), "middle", "a code object changed in place must be re-read");
+    teardown(&f);
+}
+
+Test(frame_walk, incomplete_frames_are_marked)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    make_frame(&f, 0, 2, 1, f.frames[1], 0); /* unit 1 < firsttraceable 2 */
+    sample(&f, t);
+    cr_assert(st.frames[0].skip && !st.frames[1].skip, "the frame in its prologue should be hidden");
+    f.frames[0][AT_IFRAME_OWNER] = AT_FRAME_OWNED_BY_GENERATOR;
+    sample(&f, t);
+    cr_assert(!st.frames[0].skip, "generator frames are never incomplete");
+    teardown(&f);
+}
+
+Test(frame_walk, thread_list_checks_hold)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    put64(f.tstate, AT_TSTATE_NEXT, A(f.tstate)); /* a thread list cycle */
+    cr_assert_eq(at_walker_threads(f.w, t, 4), 1, "a cyclic thread list must give one thread");
+    cr_assert_eq(at_walker_threads(f.w, t, 4), 1, "and again from the batch");
+    put64(f.interp, AT_INTERP_RUNTIME, A(f.interp)); /* wrong back pointer */
+    cr_assert_eq(at_walker_threads(f.w, t, 4), -EPROTO, "interp->runtime != &_PyRuntime must be refused");
+    put64(f.rt, AT_RT_INTERPRETERS_HEAD, 0);
+    cr_assert_eq(at_walker_threads(f.w, t, 4), -EAGAIN, "no interpreter yet is -EAGAIN");
+    teardown(&f);
+}

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_sample.c - `archtrace -p PID dump` and `archtrace -p PID record` (see cmd_sample.h). */
+#include "cmd_sample.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "meta.h"
+#include "report.h"
+#include "sampler.h"
+#include "session.h"
+#include "textout.h"
+
+#define ATTACH_WAIT_NS  2000000000ull   /* wait for an initialising interpreter */
+#define LABEL_MAX       2048
+
+/* Open the target, waiting a little for an interpreter still starting. */
+static int open_target(const at_options_t *o, at_target_t **t)
+{
+    char err[512] = "";
+    uint64_t deadline = at_now_ns() + ATTACH_WAIT_NS;
+    int rc;
+    while ((rc = at_target_open(t, o->pid, o, err, sizeof err)) == -EAGAIN && at_now_ns() < deadline) {
+        struct timespec ts = { 0, 20000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: %s\n", err[0] ? err : at_errstr(-rc));
+        return at_py_proc_exit_status(rc);
+    }
+    return 0;
+}
+
+/* ---- dump ------------------------------------------------------------------ */
+
+/* One thread's text, kept so the main thread can be printed first. */
+typedef struct dumped {
+    uint32_t tid;             /* thread                                    */
+    char *text;               /* its lines                                 */
+} dumped_t;
+
+typedef struct dump_ctx {
+    dumped_t *threads;        /* AT_MAX_THREADS                            */
+    int n;
+    pid_t pid;
+} dump_ctx_t;
+
+static void put_frame(FILE *f, const at_stacks_t *s, const at_frame_t *fr)
+{
+    at_symtab_t *syms = at_stacks_symtab((at_stacks_t *)s);
+    char func[LABEL_MAX], file[LABEL_MAX];
+    at_text_escape(func, sizeof func, at_symtab_func(syms, fr->sym));
+    at_text_escape(file, sizeof file, at_symtab_file(syms, fr->sym));
+    switch (at_symtab_kind(syms, fr->sym)) {
+    case AT_SYM_PY:
+        if (fr->line >= 0)
+            fprintf(f, "  File \"%s\", line %d, in %s\n", file, (int)fr->line, func);
+        else
+            fprintf(f, "  File \"%s\", line ?, in %s\n", file, func);
+        break;
+    case AT_SYM_NATIVE:
+        fprintf(f, "  [native] %s (%s)\n", func, file);
+        break;
+    default:
+        fprintf(f, "  %s\n", func);
+    }
+}
+
+static void dump_thread(void *ctx, const at_target_t *t, const at_thread_t *th,
+                        const at_frame_t *frames, int n)
+{
+    dump_ctx_t *d = ctx;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = d->n < AT_MAX_THREADS ? open_memstream(&text, &len) : NULL;
+    if (!f)
+        return;
+    fprintf(f, "Thread %u (%s%s)\n", th->tid, th->gil ? "holds the GIL, " : "", th->idle ? "idle" : "running");
+    for (int i = 0; i < n; i++)
+        put_frame(f, t->stacks, &frames[i]);
+    if (n == 0)
+        fprintf(f, "  (no Python frames)\n");
+    fclose(f);
+    d->threads[d->n++] = (dumped_t){ th->tid, text };
+}
+
+static pid_t main_pid_for_sort;
+
+static int cmp_dumped(const void *a, const void *b)
+{
+    const dumped_t *x = a, *y = b;
+    int xm = x->tid == (uint32_t)main_pid_for_sort, ym = y->tid == (uint32_t)main_pid_for_sort;
+    if (xm != ym)
+        return ym - xm;
+    return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+static void print_dump(const at_target_t *t, dump_ctx_t *d)
+{
+    char comm[128];
+    at_text_escape(comm, sizeof comm, t->proc.comm);
+    printf("Process %d (%s): Python %s, %s build\n", (int)t->proc.pid, comm, t->proc.version,
+           at_py_proc_build(&t->proc));
+    main_pid_for_sort = t->proc.pid;
+    qsort(d->threads, (size_t)d->n, sizeof *d->threads, cmp_dumped);
+    for (int i = 0; i < d->n; i++)
+        printf("\n%s", d->threads[i].text);
+    fflush(stdout);
+}
+
+int at_cmd_dump(const at_options_t *o)
+{
+    at_target_t *t;
+    dump_ctx_t d = { .pid = o->pid };
+    int rc = open_target(o, &t);
+    if (rc)
+        return rc;
+    if (!(d.threads = calloc(AT_MAX_THREADS, sizeof *d.threads))) {
+        at_target_free(t);
+        fprintf(stderr, "archtrace: out of memory\n");
+        return AT_EXIT_FAILED;
+    }
+    /* a chain changing under us can fail one read: try a few times */
+    for (int tries = 0; tries < 5; tries++) {
+        rc = at_target_sample(t, dump_thread, &d);
+        if (rc == 0 || rc == -ESRCH)
+            break;
+        for (int i = 0; i < d.n; i++)
+            free(d.threads[i].text);
+        d.n = 0;
+    }
+    if (rc == 0)
+        print_dump(t, &d);
+    else if (rc == -ESRCH)
+        fprintf(stderr, "archtrace: process %d exited while being read\n", (int)o->pid);
+    else
+        fprintf(stderr, "archtrace: cannot read the stacks of process %d: %s\n", (int)o->pid, at_errstr(-rc));
+    for (int i = 0; i < d.n; i++)
+        free(d.threads[i].text);
+    free(d.threads);
+    at_target_free(t);
+    return rc == 0 ? 0 : rc == -ESRCH ? AT_EXIT_NO_SUCH_PROCESS : AT_EXIT_FAILED;
+}
+
+/* ---- record ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t record_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    record_stop = 1;
+}
+
+static void catch_stop_signals(struct sigaction *old_int, struct sigaction *old_term)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: the sleep ends at once */
+    sigemptyset(&sa.sa_mask);
+    record_stop = 0;
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
+static void sample_until_done(at_target_t *t, const at_options_t *o)
+{
+    at_pace_t pace;
+    uint64_t end = o->duration_s > 0 ? at_now_ns() + (uint64_t)(o->duration_s * 1e9) : 0;
+    at_pace_init(&pace, o->rate_hz);
+    while (!record_stop && (!end || at_now_ns() < end)) {
+        if (at_target_sample(t, NULL, NULL) == -ESRCH)
+            break;
+        if (t->failures > AT_TARGET_MAX_FAILURES) {
+            fprintf(stderr, "archtrace: process %d no longer reads as Python 3.11 (did it exec?); "
+                    "stopping\n", (int)t->proc.pid);
+            break;
+        }
+        at_stacks_meta(t->stacks)->missed += at_pace_wait(&pace, &record_stop);
+    }
+    at_pace_end(&pace);
+}
+
+/* session.meta, so `archtrace report DIR` knows what this session was. */
+static void write_meta(const char *dir, pid_t pid, double wall_s)
+{
+    char path[64], buf[4096], *argv[64];
+    at_meta_t m = { .complete = 1, .exit_status = -1, .root_pid = pid, .wall_s = wall_s };
+    int argc = 0;
+    snprintf(m.kind, sizeof m.kind, "record");
+    m.start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n > 0)
+        buf[n] = '\0';
+    for (ssize_t i = 0; i < n && argc < 63; i += (ssize_t)strlen(buf + i) + 1)
+        argv[argc++] = buf + i;
+    argv[argc] = NULL;
+    at_meta_set_argv(&m, argc, argv);
+    at_meta_write(dir, &m);
+}
+
+static int save_session(at_target_t *t, const at_options_t *o, char *dir, size_t n)
+{
+    int rc = at_session_create(o->output_dir, dir, n);
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot create session directory %s: %s\n",
+                o->output_dir ? o->output_dir : "in $TMPDIR", at_errstr(-rc));
+        return rc;
+    }
+    at_target_finish(t, o->rate_hz);
+    write_meta(dir, t->proc.pid, at_stacks_meta(t->stacks)->duration_s);
+    if ((rc = at_stacks_save(t->stacks, dir)) < 0)
+        fprintf(stderr, "archtrace: cannot write %s/%d.stacks: %s\n", dir, (int)t->proc.pid, at_errstr(-rc));
+    return rc;
+}
+
+int at_cmd_record(const at_options_t *o)
+{
+    struct sigaction old_int, old_term;
+    char dir[PATH_MAX] = "";
+    at_target_t *t;
+    int rc = open_target(o, &t);
+    if (rc)
+        return rc;
+    catch_stop_signals(&old_int, &old_term);
+    sample_until_done(t, o);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    rc = save_session(t, o, dir, sizeof dir);
+    at_target_free(t);
+    if (rc < 0) {
+        if (!o->output_dir && dir[0])
+            at_session_remove(dir);
+        return AT_EXIT_FAILED;
+    }
+    rc = at_report_render(dir, o, -1);
+    if (!o->output_dir)
+        at_session_remove(dir);
+    return rc < 0 ? AT_EXIT_FAILED : 0;
+}

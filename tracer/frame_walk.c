@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: MIT */
+/* frame_walk.c - threads and _PyInterpreterFrame chains of a 3.11 process (see frame_walk.h). */
+#include "frame_walk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "linetable.h"
+
+#define CODE_SLOTS      4096               /* code cache, power of two     */
+#define FD_SLOTS        1024               /* /proc task stat fds, pow. 2  */
+#define FD_SWEEP_EVERY  512                /* samples between fd sweeps    */
+#define MAX_STR_CHARS   1024               /* longer names are cut         */
+#define STR_OUT_MAX     (MAX_STR_CHARS * 4 + 8)
+#define MAX_LINETABLE   (512 * 1024)       /* bytes of co_linetable        */
+#define MAX_CODE_UNITS  (1 << 24)          /* a sane upper bound on Py_SIZE */
+#define FRAME_READ      72                 /* _PyInterpreterFrame through owner */
+#define CODE_READ       AT_CODE_CODE_ADAPTIVE
+#define TSTATE_READ     (AT_TSTATE_NATIVE_THREAD_ID + 8)
+#define INTERP_READ     (AT_INTERP_RUNTIME + 8)
+#define RT_FIRST        AT_RT_INTERPRETERS_HEAD
+#define RT_READ         (AT_RT_GIL_LOCKED + 4 - RT_FIRST)
+#define STR_HEAD_READ   (AT_SIZEOF_PYCOMPACTUNICODEOBJECT + 256)
+#define BYTES_HEAD_READ 512
+#define SPEC_CHAINS     64                 /* threads whose chain is kept  */
+#define SPEC_THREADS    256                /* thread states batch-read     */
+#define CHAIN_SLOTS     512                /* frame index, pow. 2, > 2x depth */
+#define SPEC_BYTES      (AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ) > SPEC_THREADS * TSTATE_READ \
+                         ? AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ) : SPEC_THREADS * TSTATE_READ)
+
+/* A code object as last validated; addr 0 = free slot. */
+typedef struct code_entry {
+    uint64_t addr;           /* remote PyCodeObject *                       */
+    uint64_t filename;       /* generation check: these pointers and ints   */
+    uint64_t qualname;       /* must read back the same on every use        */
+    uint64_t linetable;
+    int64_t size;            /* Py_SIZE: code units                         */
+    int32_t firstlineno;
+    int32_t firsttraceable;
+    uint32_t sym;            /* (qualname, filename) in the symtab          */
+    int nranges;             /* -1 when the table did not decode            */
+    at_line_range_t *ranges; /* decoded co_linetable                        */
+} code_entry_t;
+
+/* A thread's chain at the last sample: where to batch-read next time. */
+typedef struct chain {
+    uint64_t tstate;         /* the thread state, 0 = free                  */
+    uint32_t used;           /* walker clock at the last use (LRU)          */
+    int n;                   /* frames                                      */
+    uint64_t frames[AT_MAX_STACK_DEPTH]; /* frame addresses, most recent first */
+    uint64_t codes[AT_MAX_STACK_DEPTH];  /* their code objects               */
+} chain_t;
+
+struct walk;
+
+/* An open /proc/PID/task/TID/stat, read with pread on every sample. */
+typedef struct tid_fd {
+    uint32_t tid;            /* 0 = free                                    */
+    int fd;
+    uint32_t seen;           /* sweep epoch when last used                  */
+} tid_fd_t;
+
+struct at_walker {
+    at_py_proc_t *proc;      /* the target (not owned)                      */
+    at_symtab_t *syms;       /* where names go (not owned)                  */
+    code_entry_t *codes;     /* CODE_SLOTS entries                          */
+    tid_fd_t fds[FD_SLOTS];
+    uint32_t epoch;          /* fd sweep epoch                              */
+    uint32_t clock;          /* at_walker_threads calls                     */
+    chain_t *chains;         /* SPEC_CHAINS remembered chains               */
+    struct walk *walk;       /* scratch for at_walker_stack                 */
+    uint8_t *spec;           /* SPEC_BYTES: batch-read buffer               */
+    uint64_t list_interp;    /* the thread list last time (one interpreter) */
+    int list_n;              /* its threads, 0 = no batch                   */
+    uint64_t list_ts[SPEC_THREADS];
+    uint64_t list_cframe[SPEC_THREADS];
+    uint32_t index_gen;      /* frame index of the chain being walked       */
+    uint32_t index_stamp[CHAIN_SLOTS];
+    uint64_t index_key[CHAIN_SLOTS];
+    uint16_t index_pos[CHAIN_SLOTS];
+    uint32_t sym_truncated;  /* "[truncated]" marker                        */
+    uint32_t sym_unknown;    /* "[unknown]": a frame whose code is unreadable */
+    char str[STR_OUT_MAX];   /* scratch for one decoded string              */
+    uint8_t raw[MAX_STR_CHARS * 4]; /* scratch for one string's data        */
+};
+
+static void sweep_fds(at_walker_t *w);
+
+/* ---- strings -------------------------------------------------------- */
+
+static size_t put_utf8(char *out, uint32_t c)
+{
+    if (c >= 0xd800 && c <= 0xdfff)
+        c = 0xfffd; /* a lone surrogate (e.g. surrogateescape) */
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xc0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xe0 | (c >> 12));
+        out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (c & 0x3f));
+        return 3;
+    }
+    if (c > 0x10ffff)
+        return put_utf8(out, 0xfffd);
+    out[0] = (char)(0xf0 | (c >> 18));
+    out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (c & 0x3f));
+    return 4;
+}
+
+/* UCS1/2/4 code points to UTF-8 in w->str; "..." marks a cut. */
+static const char *to_utf8(at_walker_t *w, const uint8_t *data, size_t nchars, int kind, int cut)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < nchars; i++) {
+        uint16_t c2;
+        uint32_t c = data[i];
+        if (kind == 2) {
+            memcpy(&c2, data + i * 2, sizeof c2);
+            c = c2;
+        } else if (kind == 4) {
+            c = at_get_u32(data, i * 4);
+        }
+        o += put_utf8(w->str + o, c);
+    }
+    if (cut) {
+        memcpy(w->str + o, "...", 3);
+        o += 3;
+    }
+    w->str[o] = '\0';
+    return w->str;
+}
+
+/* Read a compact str object; NULL when it is not one. */
+static const char *read_str(at_walker_t *w, uint64_t addr)
+{
+    uint8_t head[STR_HEAD_READ];
+    long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
+    if (got < AT_SIZEOF_PYASCIIOBJECT)
+        return NULL;
+    if (w->proc->unicode_type && at_get_u64(head, AT_OBJECT_TYPE) != w->proc->unicode_type)
+        return NULL;
+    int64_t len = (int64_t)at_get_u64(head, AT_UNICODE_LENGTH);
+    uint32_t state = at_get_u32(head, AT_UNICODE_STATE);
+    int kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+    int ready = (state >> 7) & 1;
+    if (!compact || !ready || len < 0 || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
+        return NULL;
+    size_t off = ascii ? AT_SIZEOF_PYASCIIOBJECT : AT_SIZEOF_PYCOMPACTUNICODEOBJECT;
+    size_t nchars = len > MAX_STR_CHARS ? MAX_STR_CHARS : (size_t)len;
+    size_t nbytes = nchars * (size_t)kind;
+    const uint8_t *data = head + off;
+    if (off + nbytes > (size_t)got) {
+        if (at_remote_read(&w->proc->mem, addr + off, w->raw, nbytes) < 0)
+            return NULL;
+        data = w->raw;
+    }
+    return to_utf8(w, data, nchars, kind, len > MAX_STR_CHARS);
+}
+
+/* ---- code objects ---------------------------------------------------- */
+
+static uint8_t *read_bytes_obj(at_walker_t *w, uint64_t addr, size_t *len)
+{
+    uint8_t head[BYTES_HEAD_READ];
+    long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
+    if (got < AT_BYTES_SVAL)
+        return NULL;
+    if (w->proc->bytes_type && at_get_u64(head, AT_OBJECT_TYPE) != w->proc->bytes_type)
+        return NULL;
+    int64_t size = (int64_t)at_get_u64(head, AT_VAR_SIZE);
+    if (size < 0 || size > MAX_LINETABLE)
+        return NULL;
+    uint8_t *buf = malloc((size_t)size + 1);
+    if (!buf)
+        return NULL;
+    if (AT_BYTES_SVAL + size <= got)
+        memcpy(buf, head + AT_BYTES_SVAL, (size_t)size);
+    else if (at_remote_read(&w->proc->mem, addr + AT_BYTES_SVAL, buf, (size_t)size) < 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = (size_t)size;
+    return buf;
+}
+
+static void decode_lines(at_walker_t *w, code_entry_t *e)
+{
+    size_t len = 0;
+    uint8_t *tab = read_bytes_obj(w, e->linetable, &len);
+    e->nranges = -1;
+    if (!tab)
+        return;
+    int n = at_linetable_decode(tab, len, e->firstlineno, NULL, 0);
+    if (n >= 0 && (e->ranges = malloc(sizeof *e->ranges * (size_t)(n ? n : 1))))
+        e->nranges = at_linetable_decode(tab, len, e->firstlineno, e->ranges, (size_t)n);
+    free(tab);
+}
+
+static int header_sane(const at_walker_t *w, const uint8_t *hdr)
+{
+    int64_t size = (int64_t)at_get_u64(hdr, AT_VAR_SIZE);
+    int32_t ft = at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
+    if (w->proc->code_type && at_get_u64(hdr, AT_OBJECT_TYPE) != w->proc->code_type)
+        return 0;
+    return size > 0 && size <= MAX_CODE_UNITS && ft >= 0 && ft <= size;
+}
+
+static int header_matches(const code_entry_t *e, const uint8_t *hdr)
+{
+    return e->filename == at_get_u64(hdr, AT_CODE_FILENAME) &&
+           e->qualname == at_get_u64(hdr, AT_CODE_QUALNAME) &&
+           e->linetable == at_get_u64(hdr, AT_CODE_LINETABLE) &&
+           e->size == (int64_t)at_get_u64(hdr, AT_VAR_SIZE) &&
+           e->firstlineno == at_get_i32(hdr, AT_CODE_FIRSTLINENO) &&
+           e->firsttraceable == at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
+}
+
+static void code_clear(code_entry_t *e)
+{
+    free(e->ranges);
+    memset(e, 0, sizeof *e);
+}
+
+/* (Re)fill a slot from a freshly read header: names, then the line table. */
+static int code_fill(at_walker_t *w, code_entry_t *e, uint64_t addr, const uint8_t *hdr)
+{
+    char func[STR_OUT_MAX];
+    code_clear(e);
+    e->filename = at_get_u64(hdr, AT_CODE_FILENAME);
+    e->qualname = at_get_u64(hdr, AT_CODE_QUALNAME);
+    e->linetable = at_get_u64(hdr, AT_CODE_LINETABLE);
+    e->size = (int64_t)at_get_u64(hdr, AT_VAR_SIZE);
+    e->firstlineno = at_get_i32(hdr, AT_CODE_FIRSTLINENO);
+    e->firsttraceable = at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
+    const char *s = read_str(w, e->qualname);
+    if (!s)
+        return -EFAULT;
+    snprintf(func, sizeof func, "%s", s);
+    if (!(s = read_str(w, e->filename)))
+        return -EFAULT;
+    e->sym = at_symtab_intern(w->syms, AT_SYM_PY, func, s);
+    if (e->sym == AT_SYM_NONE)
+        return -ENOMEM;
+    decode_lines(w, e);
+    e->addr = addr;
+    return 0;
+}
+
+static const code_entry_t *code_lookup(at_walker_t *w, uint64_t addr, const uint8_t *hdr)
+{
+    code_entry_t *e = &w->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
+    if (!header_sane(w, hdr))
+        return NULL;
+    if (e->addr == addr && header_matches(e, hdr))
+        return e;
+    if (code_fill(w, e, addr, hdr) < 0) {
+        code_clear(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* ---- frames ---------------------------------------------------------- */
+
+static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uint8_t *hdr,
+                      const uint8_t *fr)
+{
+    const code_entry_t *e = code_lookup(w, code, hdr);
+    at_pyframe_t *f = &st->frames[st->n++];
+    int owner = fr[AT_IFRAME_OWNER];
+    int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
+    int64_t first = (int64_t)(code + AT_CODE_CODE_ADAPTIVE);
+    f->entry = fr[AT_IFRAME_IS_ENTRY] != 0;
+    f->skip = 0;
+    f->line = -1;
+    f->sym = w->sym_unknown;
+    if (!e)
+        return;
+    f->sym = e->sym;
+    /* _PyFrame_IsIncomplete: a frame still in its prologue is hidden */
+    f->skip = owner != AT_FRAME_OWNED_BY_GENERATOR &&
+              prev_instr < first + (int64_t)e->firsttraceable * AT_SIZEOF_CODEUNIT;
+    /* lasti as CPython computes it; -1 (before the first instruction)
+     * gives co_firstlineno like PyCode_Addr2Line(code, -2) */
+    int64_t lasti = (prev_instr - first) / AT_SIZEOF_CODEUNIT;
+    if (lasti >= -1 && lasti < e->size && e->nranges >= 0)
+        f->line = at_linetable_lookup(e->ranges, (size_t)e->nranges, e->firstlineno, (int)lasti);
+}
+
+static int seen_before(const uint64_t *addrs, int n, uint64_t a)
+{
+    for (int i = 0; i < n; i++)
+        if (addrs[i] == a)
+            return 1;
+    return 0;
+}
+
+/* ---- the remembered chains -------------------------------------------- */
+
+static chain_t *chain_find(at_walker_t *w, uint64_t tstate)
+{
+    for (int i = 0; i < SPEC_CHAINS; i++)
+        if (w->chains[i].tstate == tstate)
+            return &w->chains[i];
+    return NULL;
+}
+
+static void chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames, const uint64_t *codes, int n)
+{
+    chain_t *c = chain_find(w, tstate);
+    if (!c) { /* the least recently used slot (free ones have used 0) */
+        c = &w->chains[0];
+        for (int i = 1; i < SPEC_CHAINS; i++)
+            if (w->chains[i].used < c->used)
+                c = &w->chains[i];
+    }
+    c->tstate = tstate;
+    c->used = w->clock;
+    c->n = n;
+    memcpy(c->frames, frames, sizeof *frames * (size_t)n);
+    memcpy(c->codes, codes, sizeof *codes * (size_t)n);
+}
+
+/* Index the old chain's frame addresses for O(1) "where was this frame". */
+static void index_chain(at_walker_t *w, const chain_t *c)
+{
+    w->index_gen++;
+    for (int i = 0; c && i < c->n; i++) {
+        uint32_t h = (uint32_t)(c->frames[i] * 0x9e3779b97f4a7c15ull >> 40) & (CHAIN_SLOTS - 1);
+        while (w->index_stamp[h] == w->index_gen)
+            h = (h + 1) & (CHAIN_SLOTS - 1);
+        w->index_stamp[h] = w->index_gen;
+        w->index_key[h] = c->frames[i];
+        w->index_pos[h] = (uint16_t)i;
+    }
+}
+
+static int old_index(const at_walker_t *w, uint64_t addr)
+{
+    uint32_t h = (uint32_t)(addr * 0x9e3779b97f4a7c15ull >> 40) & (CHAIN_SLOTS - 1);
+    for (; w->index_stamp[h] == w->index_gen; h = (h + 1) & (CHAIN_SLOTS - 1))
+        if (w->index_key[h] == addr)
+            return w->index_pos[h];
+    return -1;
+}
+
+/* ---- walking one chain -------------------------------------------------- */
+
+/* State of one thread's walk. */
+typedef struct walk {
+    at_walker_t *w;
+    at_pystack_t *st;
+    const chain_t *old;             /* its chain last time, or NULL        */
+    int speculated;                 /* the batch read was tried            */
+    uint64_t addr;                  /* next frame to take                  */
+    int have;                       /* fr holds the frame at addr          */
+    uint8_t fr[FRAME_READ];
+    uint64_t frames[AT_MAX_STACK_DEPTH]; /* this walk's frame addresses    */
+    uint64_t codes[AT_MAX_STACK_DEPTH];  /* and their code objects         */
+} walk_t;
+
+static void take_frame(walk_t *k, uint64_t addr, uint64_t code, const uint8_t *hdr, const uint8_t *fr)
+{
+    k->frames[k->st->n] = addr;
+    k->codes[k->st->n] = code;
+    add_frame(k->w, k->st, code, hdr, fr);
+}
+
+/* Read the old chain from position j on (frames and code headers) in one
+ * call, and take every frame whose links check out.  Leaves k->addr (and
+ * k->fr when k->have) where plain reads go on. */
+static int speculate(walk_t *k, int j)
+{
+    at_remote_seg_t segs[2 * AT_MAX_STACK_DEPTH];
+    const chain_t *old = k->old;
+    int m = old->n - j, room = AT_MAX_STACK_DEPTH - k->st->n;
+    m = m < room ? m : room;
+    for (int i = 0; i < m; i++) {
+        uint8_t *b = k->w->spec + (size_t)i * (FRAME_READ + CODE_READ);
+        segs[2 * i] = (at_remote_seg_t){ old->frames[j + i], b, FRAME_READ };
+        segs[2 * i + 1] = (at_remote_seg_t){ old->codes[j + i], b + FRAME_READ, CODE_READ };
+    }
+    k->speculated = 1;
+    int got = at_remote_readv(&k->w->proc->mem, segs, 2 * m, NULL);
+    if (got == -ESRCH)
+        return got;
+    for (int i = 0; i < m && got > 0; i++) {
+        const uint8_t *b = k->w->spec + (size_t)i * (FRAME_READ + CODE_READ);
+        uint64_t addr = old->frames[j + i], prev = at_get_u64(b, AT_IFRAME_PREVIOUS);
+        if (2 * i >= got || seen_before(k->frames, k->st->n, addr))
+            return 0; /* k->addr is still this frame: read plainly */
+        if (at_get_u64(b, AT_IFRAME_CODE) != old->codes[j + i] || 2 * i + 1 >= got) {
+            memcpy(k->fr, b, FRAME_READ);
+            k->have = 1;
+            return 0;
+        }
+        take_frame(k, addr, old->codes[j + i], b + FRAME_READ, b);
+        k->addr = prev;
+        if (i + 1 >= m || prev != old->frames[j + i + 1])
+            return 0;
+    }
+    return 0;
+}
+
+/* One plain step: this frame's code header and the next frame in one
+ * call (or the old chain from the next frame on, when it is known). */
+static int step(walk_t *k)
+{
+    uint8_t hdr[CODE_READ], next[FRAME_READ];
+    uint64_t code = at_get_u64(k->fr, AT_IFRAME_CODE), prev = at_get_u64(k->fr, AT_IFRAME_PREVIOUS);
+    int spec_next = prev && k->old && !k->speculated && old_index(k->w, prev) >= 0;
+    at_remote_seg_t segs[2] = { { code, hdr, CODE_READ }, { prev, next, FRAME_READ } };
+    int want = prev && !spec_next ? 2 : 1;
+    int got = at_remote_readv(&k->w->proc->mem, segs, want, NULL);
+    if (got == -ESRCH)
+        return got;
+    if (got < 1)
+        return -EFAULT;
+    take_frame(k, k->addr, code, hdr, k->fr);
+    k->addr = prev;
+    k->have = 0;
+    if (prev && !spec_next) {
+        if (got < want)
+            return -EFAULT;
+        memcpy(k->fr, next, FRAME_READ);
+        k->have = 1;
+    }
+    return 0;
+}
+
+static int walk_chain(walk_t *k)
+{
+    while (k->addr) {
+        int rc = 0, j;
+        if (k->st->n >= AT_MAX_STACK_DEPTH || seen_before(k->frames, k->st->n, k->addr)) {
+            k->st->truncated = 1;
+            return 0;
+        }
+        if (!k->have && k->old && !k->speculated && (j = old_index(k->w, k->addr)) >= 0) {
+            if ((rc = speculate(k, j)) < 0)
+                return rc;
+            continue;
+        }
+        if (!k->have) {
+            rc = at_remote_read(&k->w->proc->mem, k->addr, k->fr, FRAME_READ);
+            k->have = rc == 0;
+        }
+        if (rc == 0)
+            rc = step(k);
+        if (rc == -ESRCH)
+            return rc;
+        if (rc < 0) {
+            k->st->truncated = 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
+{
+    walk_t *k = w->walk;
+    int rc = 0;
+    memset(k, 0, offsetof(walk_t, fr));
+    k->w = w;
+    k->st = st;
+    st->n = 0;
+    st->truncated = 0;
+    k->addr = t->frame;
+    if (!t->frame_known)
+        rc = at_remote_read_u64(&w->proc->mem, t->cframe + AT_CFRAME_CURRENT_FRAME, &k->addr);
+    if (rc < 0) {
+        st->truncated = rc != -ESRCH;
+        return rc == -ESRCH ? rc : 0;
+    }
+    k->old = chain_find(w, t->tstate);
+    index_chain(w, k->old);
+    if ((rc = walk_chain(k)) < 0)
+        return rc;
+    if (st->n)
+        chain_store(w, t->tstate, k->frames, k->codes, st->n);
+    return 0;
+}
+
+int at_walker_reload(at_walker_t *w, at_thread_t *t)
+{
+    t->frame_known = 0;
+    return at_remote_read_u64(&w->proc->mem, t->tstate + AT_TSTATE_CFRAME, &t->cframe);
+}
+
+/* ---- threads --------------------------------------------------------- */
+
+typedef struct gil_view {
+    uint64_t holder;         /* _PyRuntime.ceval.gil.last_holder            */
+    int locked;              /* and .locked                                 */
+} gil_view_t;
+
+static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil_view_t *g)
+{
+    t->tstate = ts;
+    t->cframe = at_get_u64(tb, AT_TSTATE_CFRAME);
+    t->frame = 0;
+    t->frame_known = 0;
+    t->tid = (uint32_t)at_get_u64(tb, AT_TSTATE_NATIVE_THREAD_ID);
+    t->gil = ts == g->holder && g->locked > 0;
+    t->idle = 0;
+}
+
+/* Append the thread states of one interpreter; returns the new count. */
+static int list_interp(at_walker_t *w, const uint8_t *ib, uint64_t interp, const gil_view_t *g,
+                       at_thread_t *out, int n, int cap)
+{
+    uint8_t tb[TSTATE_READ];
+    uint64_t ts = at_get_u64(ib, AT_INTERP_TSTATE_HEAD);
+    for (int k = 0; ts && n < cap && k < AT_MAX_THREADS; k++) {
+        for (int i = 0; i < n; i++)
+            if (out[i].tstate == ts)
+                return n; /* a cycle */
+        if (at_remote_read(&w->proc->mem, ts, tb, sizeof tb) < 0)
+            break;
+        if (at_get_u64(tb, AT_TSTATE_INTERP) != interp)
+            break; /* torn or freed while we read: stop here */
+        put_thread(&out[n++], ts, tb, g);
+        ts = at_get_u64(tb, AT_TSTATE_NEXT);
+    }
+    return n;
+}
+
+static void gil_from(const uint8_t *rt, gil_view_t *g)
+{
+    g->holder = at_get_u64(rt, AT_RT_GIL_LAST_HOLDER - RT_FIRST);
+    g->locked = at_get_i32(rt, AT_RT_GIL_LOCKED - RT_FIRST);
+}
+
+/* The plain walk: interpreters, then each one's thread states. */
+static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
+{
+    uint8_t rt[RT_READ], ib[INTERP_READ];
+    at_remote_t *mem = &w->proc->mem;
+    gil_view_t g;
+    int rc = at_remote_read(mem, w->proc->runtime + RT_FIRST, rt, sizeof rt), n = 0, ninterp = 0;
+    if (rc < 0)
+        return rc;
+    uint64_t interp = at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST), first = interp;
+    gil_from(rt, &g);
+    if (!interp)
+        return -EAGAIN;
+    for (; interp && ninterp < AT_MAX_INTERPRETERS && n < cap; ninterp++) {
+        if ((rc = at_remote_read(mem, interp, ib, sizeof ib)) < 0)
+            return rc == -ESRCH ? rc : n;
+        if (at_get_u64(ib, AT_INTERP_RUNTIME) != w->proc->runtime)
+            return ninterp == 0 ? -EPROTO : n;
+        n = list_interp(w, ib, interp, &g, out, n, cap);
+        interp = at_get_u64(ib, AT_INTERP_NEXT);
+    }
+    /* remember a single interpreter's list for the next batch read */
+    w->list_n = ninterp == 1 && n <= SPEC_THREADS ? n : 0;
+    w->list_interp = first;
+    for (int i = 0; i < w->list_n; i++) {
+        w->list_ts[i] = out[i].tstate;
+        w->list_cframe[i] = out[i].cframe;
+    }
+    return n;
+}
+
+/* Check the batch: every link must be the one remembered. */
+static int list_links_hold(const at_walker_t *w, const uint8_t *rt, const uint8_t *ib)
+{
+    int n = w->list_n;
+    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp ||
+        at_get_u64(ib, AT_INTERP_RUNTIME) != w->proc->runtime || at_get_u64(ib, AT_INTERP_NEXT) != 0 ||
+        at_get_u64(ib, AT_INTERP_TSTATE_HEAD) != w->list_ts[0])
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *tb = w->spec + (size_t)i * TSTATE_READ;
+        uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0;
+        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next)
+            return 0;
+    }
+    return 1;
+}
+
+/* The batch: _PyRuntime, the interpreter, every thread state and every
+ * current frame pointer at last sample's addresses, in one call.
+ * Returns the count, or -EAGAIN when the plain walk must decide. */
+static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
+{
+    enum { fixed = 2 };
+    at_remote_seg_t segs[fixed + 2 * SPEC_THREADS];
+    uint8_t rt[RT_READ], ib[INTERP_READ];
+    uint64_t cur[SPEC_THREADS];
+    int n = w->list_n;
+    if (n == 0 || n > cap)
+        return -EAGAIN;
+    segs[0] = (at_remote_seg_t){ w->proc->runtime + RT_FIRST, rt, RT_READ };
+    segs[1] = (at_remote_seg_t){ w->list_interp, ib, INTERP_READ };
+    for (int i = 0; i < n; i++) {
+        segs[fixed + i] = (at_remote_seg_t){ w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
+        segs[fixed + n + i] = (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
+    }
+    int got = at_remote_readv(&w->proc->mem, segs, fixed + 2 * n, NULL);
+    if (got == -ESRCH)
+        return got;
+    if (got < fixed + n || !list_links_hold(w, rt, ib))
+        return -EAGAIN;
+    gil_view_t g;
+    gil_from(rt, &g);
+    for (int i = 0; i < n; i++) {
+        put_thread(&out[i], w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, &g);
+        /* the frame pointer read is right only if cframe did not move */
+        if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
+            out[i].frame = cur[i];
+            out[i].frame_known = 1;
+        }
+        w->list_cframe[i] = out[i].cframe;
+    }
+    return n;
+}
+
+int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap)
+{
+    w->clock++;
+    if (w->clock % FD_SWEEP_EVERY == 0)
+        sweep_fds(w);
+    int n = list_batch(w, out, cap);
+    return n == -EAGAIN ? list_plain(w, out, cap) : n;
+}
+
+/* ---- idle: /proc task state ------------------------------------------ */
+
+static void sweep_fds(at_walker_t *w)
+{
+    tid_fd_t keep[FD_SLOTS];
+    int nkeep = 0;
+    for (int i = 0; i < FD_SLOTS; i++) {
+        tid_fd_t *e = &w->fds[i];
+        if (!e->tid)
+            continue;
+        if (e->seen == w->epoch)
+            keep[nkeep++] = *e;
+        else
+            close(e->fd);
+        e->tid = 0;
+    }
+    w->epoch++;
+    for (int i = 0; i < nkeep; i++) {
+        uint32_t h = keep[i].tid * 2654435761u & (FD_SLOTS - 1);
+        while (w->fds[h].tid)
+            h = (h + 1) & (FD_SLOTS - 1);
+        w->fds[h] = keep[i];
+    }
+}
+
+static tid_fd_t *fd_slot(at_walker_t *w, uint32_t tid)
+{
+    uint32_t h = tid * 2654435761u & (FD_SLOTS - 1);
+    for (int probe = 0; probe < FD_SLOTS; probe++, h = (h + 1) & (FD_SLOTS - 1)) {
+        if (w->fds[h].tid == tid || !w->fds[h].tid)
+            return &w->fds[h];
+    }
+    return NULL;
+}
+
+static int open_stat(at_walker_t *w, tid_fd_t *e, uint32_t tid)
+{
+    char path[80];
+    snprintf(path, sizeof path, "/proc/%d/task/%u/stat", (int)w->proc->pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    e->tid = tid;
+    e->fd = fd;
+    return 0;
+}
+
+int at_walker_idle(at_walker_t *w, uint32_t tid)
+{
+    char buf[160];
+    tid_fd_t *e = fd_slot(w, tid);
+    if (!tid || !e)
+        return -EINVAL;
+    if (!e->tid && open_stat(w, e, tid) < 0)
+        return -ESRCH;
+    e->seen = w->epoch;
+    ssize_t n = pread(e->fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    /* "tid (comm) S ...": comm may hold ')' and spaces, so take the last */
+    char *rp = strrchr(buf, ')');
+    if (!rp || rp[1] != ' ')
+        return -EINVAL;
+    return rp[2] != 'R';
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+at_walker_t *at_walker_new(at_py_proc_t *proc, at_symtab_t *syms)
+{
+    at_walker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->proc = proc;
+    w->syms = syms;
+    w->codes = calloc(CODE_SLOTS, sizeof *w->codes);
+    w->chains = calloc(SPEC_CHAINS, sizeof *w->chains);
+    w->walk = calloc(1, sizeof *w->walk);
+    w->spec = malloc(SPEC_BYTES);
+    w->sym_truncated = at_symtab_intern(syms, AT_SYM_MARK, "[truncated]", "");
+    w->sym_unknown = at_symtab_intern(syms, AT_SYM_MARK, "[unknown]", "");
+    if (!w->codes || !w->chains || !w->walk || !w->spec || w->sym_truncated == AT_SYM_NONE || w->sym_unknown == AT_SYM_NONE) {
+        at_walker_free(w);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return w;
+}
+
+void at_walker_free(at_walker_t *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; w->codes && i < CODE_SLOTS; i++)
+        free(w->codes[i].ranges);
+    for (int i = 0; i < FD_SLOTS; i++)
+        if (w->fds[i].tid)
+            close(w->fds[i].fd);
+    free(w->codes);
+    free(w->chains);
+    free(w->walk);
+    free(w->spec);
+    free(w);
+}
+
+uint32_t at_walker_sym_truncated(const at_walker_t *w)
+{
+    return w->sym_truncated;
+}

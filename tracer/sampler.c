@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/* sampler.c - per-process sampling, fixed-rate pacing, and the sampler thread of `run`.
+ *
+ * One sample of a process: list its threads (one read of _PyRuntime, one
+ * per interpreter and thread state), then for each thread read its task
+ * state (idle), optionally stop it for the native unwinder, walk its
+ * Python frames and count the stack.  The `run` sampler polls the session
+ * directory every 50 ms for <pid>.seg files that the preload shim creates,
+ * and samples every attached process on each tick.
+ */
+#include "sampler.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DISCOVER_EVERY_NS  50000000ull   /* session directory poll         */
+#define RETRIES_PER_EXE    20            /* polls (1 s) before giving up  */
+#define MAX_PROCESSES      256           /* processes sampled by `run`     */
+#define DEFAULT_RATE_HZ    100.0
+#define MAX_RATE_HZ        100000.0
+#define SAMPLER_NICE       -10           /* see at_pace_init              */
+#define DUTY_WINDOW_NS     1000000000ull /* see check_duty                */
+
+uint64_t at_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- pacing -------------------------------------------------------------- */
+
+static double sane_rate(double hz)
+{
+    return hz > 0 && hz <= MAX_RATE_HZ ? hz : hz > MAX_RATE_HZ ? MAX_RATE_HZ : DEFAULT_RATE_HZ;
+}
+
+static void normal_priority(int nice)
+{
+    struct sched_param sp = { .sched_priority = 0 };
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) < 0)
+        errno = 0; /* not allowed: stay as we are */
+}
+
+void at_pace_init(at_pace_t *p, double rate_hz)
+{
+    struct sched_param sp = { .sched_priority = 1 };
+    memset(p, 0, sizeof *p);
+    p->period_ns = (uint64_t)(1e9 / sane_rate(rate_hz));
+    if (!p->period_ns)
+        p->period_ns = 1;
+    p->next_ns = p->woke_ns = p->window_ns = at_now_ns();
+    /* a 1 ns timer slack instead of the default 50 µs, or 10 kHz drifts */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    p->realtime = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+    if (!p->realtime)
+        normal_priority(SAMPLER_NICE);
+}
+
+void at_pace_end(at_pace_t *p)
+{
+    if (p->realtime)
+        normal_priority(0);
+    p->realtime = 0;
+}
+
+/* Over each second, a real-time sampler awake more than half the time
+ * gives the CPU back: it goes on at nice -10. */
+static void check_duty(at_pace_t *p, uint64_t now)
+{
+    p->busy_ns += now - p->woke_ns;
+    if (now - p->window_ns < DUTY_WINDOW_NS)
+        return;
+    if (p->realtime && p->busy_ns * 2 > now - p->window_ns) {
+        normal_priority(SAMPLER_NICE);
+        p->realtime = 0;
+    }
+    p->window_ns = now;
+    p->busy_ns = 0;
+}
+
+uint64_t at_pace_wait(at_pace_t *p, volatile sig_atomic_t *stop)
+{
+    uint64_t now = at_now_ns(), skipped = 0, earliest = now + p->period_ns / 8;
+    check_duty(p, now);
+    p->next_ns += p->period_ns;
+    if (p->next_ns < earliest) {
+        /* late: ticks that can no longer be kept are missed */
+        skipped = (earliest - p->next_ns + p->period_ns - 1) / p->period_ns;
+        p->next_ns += skipped * p->period_ns;
+    }
+    struct timespec ts = { (time_t)(p->next_ns / 1000000000ull), (long)(p->next_ns % 1000000000ull) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !(stop && *stop))
+        ;
+    p->woke_ns = at_now_ns();
+    return skipped;
+}
+
+/* ---- one process ------------------------------------------------------------ */
+
+int at_target_open(at_target_t **out, pid_t pid, const at_options_t *o, char *err, size_t errlen)
+{
+    uint64_t head;
+    at_target_t *t = calloc(1, sizeof *t);
+    int rc = t ? 0 : -ENOMEM;
+    *out = NULL;
+    if (rc == 0)
+        rc = at_py_proc_open(&t->proc, pid, err, errlen);
+    if (rc == 0)
+        rc = at_py_proc_check(&t->proc, &head, err, errlen);
+    if (rc == 0 && (!(t->stacks = at_stacks_new(pid)) ||
+                    !(t->walker = at_walker_new(&t->proc, at_stacks_symtab(t->stacks))) ||
+                    !(t->threads = calloc(AT_MAX_THREADS, sizeof *t->threads)))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    if (rc == 0 && o && o->native && !(t->native = at_native_new(&t->proc, at_stacks_symtab(t->stacks)))) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot set up native unwinding for process %d: %s", (int)pid, at_errstr(errno));
+    }
+    if (rc < 0) {
+        at_target_free(t);
+        return rc;
+    }
+    at_stacks_meta_t *m = at_stacks_meta(t->stacks);
+    snprintf(m->comm, sizeof m->comm, "%s", t->proc.comm);
+    snprintf(m->version, sizeof m->version, "%s", t->proc.version);
+    snprintf(m->build, sizeof m->build, "%s", at_py_proc_build(&t->proc));
+    m->native = t->native != NULL;
+    *out = t;
+    return 0;
+}
+
+void at_target_free(at_target_t *t)
+{
+    if (!t)
+        return;
+    at_native_free(t->native);
+    at_walker_free(t->walker);
+    at_stacks_free(t->stacks);
+    free(t->threads);
+    free(t);
+}
+
+/* Python frames only, root first, hidden (incomplete) ones left out. */
+static int python_only(at_target_t *t)
+{
+    const at_pystack_t *st = &t->pystack;
+    int n = 0;
+    if (st->truncated)
+        t->frames[n++] = (at_frame_t){ at_walker_sym_truncated(t->walker), -1 };
+    for (int i = st->n - 1; i >= 0; i--)
+        if (!st->frames[i].skip)
+            t->frames[n++] = (at_frame_t){ st->frames[i].sym, st->frames[i].line };
+    return n;
+}
+
+static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void *ctx)
+{
+    int nn = 0, stopped = 0;
+    int idle = at_walker_idle(t->walker, th->tid);
+    if (idle < 0)
+        return 0; /* the thread ended between listing and now */
+    th->idle = (uint8_t)idle;
+    if (t->native)
+        stopped = at_native_stop(t->native, th->tid) == 0;
+    int rc = stopped ? at_walker_reload(t->walker, th) : 0;
+    if (rc == 0)
+        rc = at_walker_stack(t->walker, th, &t->pystack);
+    else if (rc != -ESRCH) { /* its thread state went away under us */
+        t->pystack.n = 0;
+        t->pystack.truncated = 1;
+        rc = 0;
+    }
+    if (stopped) {
+        nn = at_native_unwind(t->native, th->tid, t->natframes, t->is_eval, AT_NATIVE_MAX_DEPTH);
+        at_native_resume(t->native, th->tid);
+    }
+    if (rc < 0)
+        return rc;
+    int n = nn > 0 ? at_native_merge(t->natframes, t->is_eval, nn, &t->pystack, t->frames, AT_TARGET_MAX_FRAMES)
+                   : python_only(t);
+    at_stacks_add(t->stacks, th->tid, th->idle, th->gil, t->frames, n, 1);
+    if (fn)
+        fn(ctx, t, th, t->frames, n);
+    return 0;
+}
+
+static int process_gone(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+static int sample_failed(at_target_t *t, int rc)
+{
+    at_stacks_meta(t->stacks)->missed++;
+    t->failures++;
+    if (rc == -ESRCH || process_gone(t->proc.pid)) {
+        t->gone = 1;
+        return -ESRCH;
+    }
+    return rc;
+}
+
+int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
+{
+    uint64_t t0 = at_now_ns();
+    if (!t->start_ns)
+        t->start_ns = t0;
+    t->end_ns = t0;
+    if (t->gone)
+        return -ESRCH;
+    int n = at_walker_threads(t->walker, t->threads, AT_MAX_THREADS), rc = 0;
+    if (n < 0)
+        return sample_failed(t, n);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = sample_thread(t, &t->threads[i], fn, ctx);
+    if (rc < 0)
+        return sample_failed(t, rc);
+    at_stacks_meta(t->stacks)->samples++;
+    t->failures = 0;
+    t->busy_ns += at_now_ns() - t0;
+    return 0;
+}
+
+void at_target_finish(at_target_t *t, double rate_hz)
+{
+    at_stacks_meta_t *m = at_stacks_meta(t->stacks);
+    double hz = sane_rate(rate_hz);
+    m->rate_hz = hz;
+    /* the span of the ticks taken, each worth one period */
+    m->duration_s = t->start_ns ? (double)(t->end_ns - t->start_ns) / 1e9 + 1.0 / hz : 0.0;
+}
+
+/* ---- the sampler thread of `run` --------------------------------------------- */
+
+/* A process seen in the session, attached or still waiting. */
+typedef struct candidate {
+    pid_t pid;                /* the process                               */
+    at_target_t *target;      /* attached, or NULL                         */
+    int final;                /* gave up on it (not 3.11, gone, refused)   */
+    int refusals;             /* failed attempts with this executable      */
+    char exe[PATH_MAX];       /* its executable at the last failed attempt */
+} candidate_t;
+
+struct at_sampler {
+    pthread_t thread;         /* the sampling thread                       */
+    pid_t root;               /* the command's pid                         */
+    char dir[PATH_MAX];       /* session directory                         */
+    double rate_hz;           /* --rate                                    */
+    int native;               /* --native                                  */
+    atomic_int stop;          /* set by at_sampler_stop                    */
+    candidate_t *cands;       /* MAX_PROCESSES                             */
+    int ncands;
+};
+
+static candidate_t *candidate_for(at_sampler_t *s, pid_t pid)
+{
+    for (int i = 0; i < s->ncands; i++)
+        if (s->cands[i].pid == pid)
+            return &s->cands[i];
+    if (s->ncands >= MAX_PROCESSES)
+        return NULL;
+    candidate_t *c = &s->cands[s->ncands++];
+    memset(c, 0, sizeof *c);
+    c->pid = pid;
+    return c;
+}
+
+static void read_exe(pid_t pid, char *out, size_t n)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/%d/exe", (int)pid);
+    ssize_t len = readlink(link, out, n - 1);
+    out[len > 0 ? len : 0] = '\0';
+}
+
+/* Try to attach.  A process that is not (yet) Python is tried for a
+ * while (right after exec the dynamic loader may not have mapped
+ * libpython), then again only when it execs something else. */
+static void try_attach(at_sampler_t *s, candidate_t *c)
+{
+    char err[512], exe[PATH_MAX];
+    at_options_t o = { .native = s->native, .rate_hz = s->rate_hz };
+    if (c->target || c->final)
+        return;
+    read_exe(c->pid, exe, sizeof exe);
+    if (strcmp(exe, c->exe) != 0) {
+        snprintf(c->exe, sizeof c->exe, "%s", exe);
+        c->refusals = 0;
+    }
+    if (c->refusals >= RETRIES_PER_EXE)
+        return;
+    int rc = at_target_open(&c->target, c->pid, &o, err, sizeof err);
+    if (rc == -EAGAIN)
+        return; /* interpreter not initialised yet: next poll */
+    if (rc == -ESRCH || rc == -EPERM || rc == -EACCES || rc == -EPROTONOSUPPORT)
+        c->final = 1;
+    else if (rc < 0)
+        c->refusals++;
+}
+
+static void discover(at_sampler_t *s)
+{
+    DIR *d = opendir(s->dir);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            candidate_t *c;
+            if (end != e->d_name && pid > 0 && pid <= INT32_MAX && !strcmp(end, ".seg") &&
+                (c = candidate_for(s, (pid_t)pid)))
+                try_attach(s, c);
+        }
+        closedir(d);
+    }
+    candidate_t *root = s->root > 0 ? candidate_for(s, s->root) : NULL;
+    if (root && !root->target && !root->final && process_gone(s->root))
+        root->final = 1;
+    else if (root)
+        try_attach(s, root);
+}
+
+static void sample_all(at_sampler_t *s, uint64_t skipped)
+{
+    for (int i = 0; i < s->ncands; i++) {
+        at_target_t *t = s->cands[i].target;
+        if (!t || t->gone)
+            continue;
+        at_stacks_meta(t->stacks)->missed += skipped;
+        if (at_target_sample(t, NULL, NULL) < 0 && t->failures > AT_TARGET_MAX_FAILURES)
+            t->gone = 1;
+    }
+}
+
+static void *sampler_main(void *arg)
+{
+    at_sampler_t *s = arg;
+    at_pace_t pace;
+    uint64_t last_poll = 0, skipped = 0;
+    at_pace_init(&pace, s->rate_hz);
+    while (!atomic_load(&s->stop)) {
+        uint64_t now = at_now_ns();
+        if (now - last_poll >= DISCOVER_EVERY_NS) {
+            discover(s);
+            last_poll = now;
+        }
+        sample_all(s, skipped);
+        skipped = at_pace_wait(&pace, NULL);
+    }
+    at_pace_end(&pace);
+    return NULL;
+}
+
+at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at_options_t *o)
+{
+    sigset_t all, old;
+    at_sampler_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->cands = calloc(MAX_PROCESSES, sizeof *s->cands))) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->root = root_pid;
+    snprintf(s->dir, sizeof s->dir, "%s", session_dir ? session_dir : ".");
+    s->rate_hz = sane_rate(o ? o->rate_hz : 0);
+    s->native = o && o->native;
+    atomic_init(&s->stop, 0);
+    /* the thread inherits this mask: signals stay with the main thread */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, sampler_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        free(s->cands);
+        free(s);
+        errno = rc;
+        return NULL;
+    }
+    return s;
+}
+
+void at_sampler_stop(at_sampler_t *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    for (int i = 0; i < s->ncands; i++) {
+        at_target_t *t = s->cands[i].target;
+        if (!t)
+            continue;
+        at_target_finish(t, s->rate_hz);
+        int rc = at_stacks_save(t->stacks, s->dir);
+        if (rc < 0)
+            fprintf(stderr, "archtrace: cannot write %s/%d.stacks: %s\n", s->dir, (int)t->proc.pid,
+                    at_errstr(-rc));
+        at_target_free(t);
+    }
+    free(s->cands);
+    free(s);
+}
