@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: MIT */
+/* archtrace.bpf.c - eBPF probes on a running CPython 3.11: GIL waits, imports, GC, stack samples.
+ *
+ * How the work is split.  Everything here is attached by tracer/bpf_load.c
+ * to ONE process (uprobes are filtered by the kernel on its mm; the
+ * per-CPU perf_event program checks the tgid), and user space sets the
+ * read-only globals before load: the target's tgid and the addresses it
+ * resolved in the target (&_PyRuntime and the GIL fields inside it).
+ *   - GIL: pthread_cond_timedwait in libc, entry and return, filtered on
+ *     &_PyRuntime.ceval.gil.cond; totals per thread live in a hash map
+ *     (no events: a full ring buffer never loses GIL time).
+ *   - imports, GC: Debian's USDT probes when the interpreter has them;
+ *     otherwise uprobes on PyImport_ImportModuleLevelObject + _PySys_Audit
+ *     ("import" is raised exactly where the USDT probe would fire) and on
+ *     gc_collect_main.  One event per finished import / collection.
+ *   - samples: a perf_event program that records the user stack and walks
+ *     the 3.11 _PyInterpreterFrame chain of the running thread, so Python
+ *     stacks need no ptrace round trip; names are resolved in user space.
+ * Every pointer read from the target is untrusted: reads go through
+ * bpf_probe_read_user (which fails instead of faulting) and every loop has
+ * a fixed bound shared with the ptrace walker (AT_MAX_STACK_DEPTH).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "archtrace_bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set by the loader before load (rodata). */
+const volatile __u32 target_tgid = 0;   /* the process we watch            */
+const volatile __u64 py_runtime = 0;    /* &_PyRuntime in the target        */
+
+#define PY_UNICODE_UTF8 56              /* PyCompactUnicodeObject.utf8      */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, AT_BPF_RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_gil_thread);
+} gil_threads SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_gil_wait);
+} gil_waiting SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_import_stack);
+} import_stacks SEC(".maps");
+
+/* A zeroed import stack to initialise map values (too big for the stack). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct at_bpf_import_stack);
+} import_zero SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_gc_open);
+} gc_open SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, AT_BPF_GC_SLOTS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_gc_stat);
+} gc_stats SEC(".maps");
+
+/* tid -> PyThreadState *, so a sample rarely scans the thread list. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, __u64);
+} tstate_cache SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, AT_BPF_ST_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+    __u64 *v = bpf_map_lookup_elem(&stats, &what);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+}
+
+/* Events are submitted without waking the consumer, which polls on a
+ * timer: a wakeup per event would cost the target a context switch per
+ * import (and, on a busy 2-core machine, a share of its CPU).  Once the
+ * ring is a quarter full the consumer is woken so nothing is lost. */
+static __always_inline void submit(void *e)
+{
+    __u64 used = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+    bpf_ringbuf_submit(e, used > AT_BPF_RINGBUF_BYTES / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline __u64 read_u64(__u64 addr)
+{
+    __u64 v = 0;
+    if (bpf_probe_read_user(&v, sizeof v, (const void *)addr))
+        return 0;
+    return v;
+}
+
+/* Only threads of the target: uprobes are already filtered by mm, this
+ * also keeps a forked child (which shares the breakpoints until the
+ * kernel removes them) out of the numbers. */
+static __always_inline int ours(__u32 *tid)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    *tid = (__u32)id;
+    return (__u32)(id >> 32) == target_tgid;
+}
+
+/* ---- USDT arguments -------------------------------------------------------
+ * A USDT probe is a plain uprobe at the note's address (the loader passes
+ * the semaphore as ref_ctr_offset, so the kernel enables the probe site).
+ * Where each argument lives is in the note ("8@%rax", "-4@112(%rsp)"); the
+ * loader parses it into an AT_BPF_ARG_* word, two of them in the cookie. */
+static __always_inline long usdt_arg(struct pt_regs *ctx, int i)
+{
+    __u64 cookie = bpf_get_attach_cookie(ctx);
+    __u32 spec = i ? (__u32)(cookie >> 32) : (__u32)cookie;
+    __u64 v = 0;
+    if (!(spec & AT_BPF_ARG_VALID))
+        return 0;
+    __s64 off = (__s16)(spec & 0xffff);
+    if (spec & AT_BPF_ARG_CONST)
+        return (long)off;
+    __u32 reg = (spec >> AT_BPF_ARG_REG_SHIFT) & 0x1f;
+    if (reg >= sizeof(struct pt_regs) / 8 ||
+        bpf_probe_read_kernel(&v, sizeof v, (const char *)ctx + reg * 8))
+        return 0;
+    if (spec & AT_BPF_ARG_DEREF) {
+        __u64 addr = v + off;
+        v = 0;
+        if (bpf_probe_read_user(&v, sizeof v, (const void *)addr))
+            return 0;
+    }
+    __u32 bits = 8u << ((spec >> AT_BPF_ARG_SIZE_SHIFT) & 3);
+    if (bits < 64) {
+        v <<= 64 - bits;
+        v = spec & AT_BPF_ARG_SIGNED ? (__u64)((__s64)v >> (64 - bits)) : v >> (64 - bits);
+    }
+    return (long)v;
+}
+
+/* ---- GIL ----------------------------------------------------------------- */
+
+SEC("uprobe")
+int BPF_KPROBE(gil_wait_enter, void *cond)
+{
+    __u32 tid;
+    if (!ours(&tid) || (__u64)cond != py_runtime + AT_RT_GIL_COND)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &tid);
+    if (w) {
+        w->call_ns = now;   /* another round of the same take_gil loop */
+        return 0;
+    }
+    struct at_bpf_gil_wait fresh = { .start_ns = now, .call_ns = now };
+    if (bpf_map_update_elem(&gil_waiting, &tid, &fresh, BPF_ANY))
+        count(AT_BPF_ST_MAP_FULL);
+    return 0;
+}
+
+static __always_inline void gil_close(__u32 tid, const struct at_bpf_gil_wait *w, __u64 now,
+                                      int timed_out)
+{
+    struct at_bpf_gil_thread *t = bpf_map_lookup_elem(&gil_threads, &tid);
+    if (!t) {
+        struct at_bpf_gil_thread zero = {};
+        if (bpf_map_update_elem(&gil_threads, &tid, &zero, BPF_NOEXIST) &&
+            !bpf_map_lookup_elem(&gil_threads, &tid)) {
+            count(AT_BPF_ST_MAP_FULL);
+            return;
+        }
+        t = bpf_map_lookup_elem(&gil_threads, &tid);
+        if (!t)
+            return;
+    }
+    t->calls++;
+    if (timed_out)
+        t->timeouts++;
+    if (!w)
+        return;
+    __u64 d = now - w->start_ns;
+    t->wait_ns += d;
+    t->waits++;
+    if (d > t->max_wait_ns)
+        t->max_wait_ns = d;
+    if (!t->first_ns)
+        t->first_ns = w->start_ns;
+    t->last_ns = now;
+}
+
+/* Runs after every pthread_cond_timedwait of the target, so a thread not
+ * waiting for the GIL costs one failed hash lookup.  The thread holds
+ * gil.mutex again here, so gil.locked is stable: 0 means take_gil's loop
+ * ends and the thread takes the GIL now. */
+SEC("uretprobe")
+int BPF_KRETPROBE(gil_wait_exit, int ret)
+{
+    __u32 tid, locked = 1;
+    if (!ours(&tid))
+        return 0;
+    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &tid);
+    if (!w)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    bpf_probe_read_user(&locked, sizeof locked, (const void *)(py_runtime + AT_RT_GIL_LOCKED));
+    if (locked != 0) {
+        gil_close(tid, 0, now, ret == AT_BPF_ETIMEDOUT);
+        return 0;
+    }
+    struct at_bpf_gil_wait done = *w;
+    bpf_map_delete_elem(&gil_waiting, &tid);
+    gil_close(tid, &done, now, ret == AT_BPF_ETIMEDOUT);
+    return 0;
+}
+
+/* ---- imports ------------------------------------------------------------- */
+
+static __always_inline struct at_bpf_import_stack *import_stack(__u32 tid)
+{
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    __u32 zero = 0;
+    if (st)
+        return st;
+    struct at_bpf_import_stack *z = bpf_map_lookup_elem(&import_zero, &zero);
+    if (!z || bpf_map_update_elem(&import_stacks, &tid, z, BPF_NOEXIST)) {
+        count(AT_BPF_ST_MAP_FULL);
+        return 0;
+    }
+    return bpf_map_lookup_elem(&import_stacks, &tid);
+}
+
+/* A str object's text: compact ASCII data inline, else its UTF-8 cache. */
+static __always_inline void read_pystr(char *dst, __u64 obj)
+{
+    __u32 state = 0;
+    __u64 data = 0;
+    bpf_probe_read_user(&state, sizeof state, (const void *)(obj + AT_UNICODE_STATE));
+    if ((state >> 5) & 1)                  /* compact */
+        data = (state >> 6) & 1 ? obj + AT_SIZEOF_PYASCIIOBJECT : read_u64(obj + PY_UNICODE_UTF8);
+    if (!data || bpf_probe_read_user_str(dst, AT_BPF_NAME_MAX, (const void *)data) <= 0) {
+        dst[0] = '?';
+        dst[1] = 0;
+    }
+}
+
+/* Open a frame on the thread's import stack; marked = a real import. */
+static __always_inline struct at_bpf_import_frame *import_push(struct at_bpf_import_stack *st)
+{
+    __u32 idx = st->depth++;
+    if (idx >= AT_BPF_IMPORT_DEPTH) {
+        count(AT_BPF_ST_IMPORT_DEEP);
+        return 0;
+    }
+    struct at_bpf_import_frame *f = &st->f[idx];
+    f->start_ns = 0;
+    return f;
+}
+
+static __always_inline void import_mark(struct at_bpf_import_stack *st,
+                                        struct at_bpf_import_frame *f)
+{
+    f->start_ns = bpf_ktime_get_ns();
+    st->nmarked++;
+}
+
+/* Close the top frame; a marked one becomes an event. */
+static __always_inline void import_pop(__u32 tid, int found)
+{
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    if (!st || st->depth == 0)
+        return;
+    __u32 idx = --st->depth;
+    if (idx >= AT_BPF_IMPORT_DEPTH)
+        return;
+    struct at_bpf_import_frame *f = &st->f[idx];
+    if (!f->start_ns)
+        return;
+    if (st->nmarked)
+        st->nmarked--;
+    struct at_bpf_import_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(AT_BPF_ST_LOST_IMPORT);
+        f->start_ns = 0;
+        return;
+    }
+    e->kind = AT_BPF_EV_IMPORT;
+    e->tid = tid;
+    e->start_ns = f->start_ns;
+    e->end_ns = bpf_ktime_get_ns();
+    e->depth = st->nmarked;
+    e->found = found;
+    __builtin_memcpy(e->name, f->name, sizeof e->name);
+    f->start_ns = 0;
+    submit(e);
+}
+
+SEC("uprobe")
+int usdt_import_start(struct pt_regs *ctx)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return 0;
+    struct at_bpf_import_stack *st = import_stack(tid);
+    struct at_bpf_import_frame *f = st ? import_push(st) : 0;
+    if (!f)
+        return 0;
+    __u64 name = (__u64)usdt_arg(ctx, 0);
+    if (!name || bpf_probe_read_user_str(f->name, sizeof f->name, (const void *)name) <= 0) {
+        f->name[0] = '?';
+        f->name[1] = 0;
+    }
+    import_mark(st, f);
+    return 0;
+}
+
+SEC("uprobe")
+int usdt_import_done(struct pt_regs *ctx)
+{
+    __u32 tid;
+    if (ours(&tid))
+        import_pop(tid, usdt_arg(ctx, 1) != 0);
+    return 0;
+}
+
+/* Fallback: every import statement enters PyImport_ImportModuleLevelObject;
+ * only those that load (not in sys.modules) raise the "import" audit event
+ * from its inlined import_find_and_load, where the USDT probe sits. */
+SEC("uprobe")
+int BPF_KPROBE(imp_level_enter)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return 0;
+    struct at_bpf_import_stack *st = import_stack(tid);
+    if (st)
+        import_push(st);
+    return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(imp_audit, void *tstate, const char *event, const char *fmt, void *abs_name)
+{
+    __u32 tid;
+    char ev[8] = {};
+    if (!ours(&tid) || bpf_probe_read_user(ev, 7, event))
+        return 0;
+    if (ev[0] != 'i' || ev[1] != 'm' || ev[2] != 'p' || ev[3] != 'o' || ev[4] != 'r' ||
+        ev[5] != 't' || ev[6] != 0)
+        return 0;
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    if (!st || st->depth == 0)
+        return 0;
+    __u32 idx = st->depth - 1;
+    if (idx >= AT_BPF_IMPORT_DEPTH)
+        return 0;
+    struct at_bpf_import_frame *f = &st->f[idx];
+    if (f->start_ns)
+        return 0;   /* one load per call: a nested audit is not ours */
+    read_pystr(f->name, (__u64)abs_name);
+    import_mark(st, f);
+    return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(imp_level_exit, void *module)
+{
+    __u32 tid;
+    if (ours(&tid))
+        import_pop(tid, module != 0);
+    return 0;
+}
+
+/* ---- GC ------------------------------------------------------------------ */
+
+static __always_inline void gc_begin(int generation)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return;
+    struct at_bpf_gc_open o = { .start_ns = bpf_ktime_get_ns(), .generation = generation };
+    if (bpf_map_update_elem(&gc_open, &tid, &o, BPF_ANY))
+        count(AT_BPF_ST_MAP_FULL);
+}
+
+static __always_inline void gc_end(long collected)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return;
+    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
+    if (!o)
+        return;
+    __u64 now = bpf_ktime_get_ns(), start = o->start_ns;
+    __s32 gen = o->generation;
+    bpf_map_delete_elem(&gc_open, &tid);
+    __u32 slot = gen >= 0 && gen < AT_BPF_GC_SLOTS - 1 ? (__u32)gen : AT_BPF_GC_SLOTS - 1;
+    struct at_bpf_gc_stat *s = bpf_map_lookup_elem(&gc_stats, &slot);
+    if (s) {
+        __sync_fetch_and_add(&s->runs, 1);
+        __sync_fetch_and_add(&s->total_ns, now - start);
+        __sync_fetch_and_add(&s->collected, collected);
+    }
+    struct at_bpf_gc_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(AT_BPF_ST_LOST_GC);
+        return;
+    }
+    e->kind = AT_BPF_EV_GC;
+    e->tid = tid;
+    e->start_ns = start;
+    e->end_ns = now;
+    e->generation = gen;
+    e->pad = 0;
+    e->collected = collected;
+    submit(e);
+}
+
+SEC("uprobe")
+int usdt_gc_start(struct pt_regs *ctx)
+{
+    gc_begin((int)usdt_arg(ctx, 0));
+    return 0;
+}
+
+SEC("uprobe")
+int usdt_gc_done(struct pt_regs *ctx)
+{
+    gc_end(usdt_arg(ctx, 0));
+    return 0;
+}
+
+/* Fallback: static Py_ssize_t gc_collect_main(tstate, int generation, ...). */
+SEC("uprobe")
+int BPF_KPROBE(gc_main_enter, void *tstate, int generation)
+{
+    gc_begin(generation);
+    return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(gc_main_exit, long collected)
+{
+    gc_end(collected);
+    return 0;
+}
+
+/* ---- samples ------------------------------------------------------------- */
+
+/* The running thread's PyThreadState: the GIL holder when that is us
+ * (the common case for a thread running Python), else a cached or
+ * scanned entry of the main interpreter's thread list. */
+static __always_inline __u64 find_tstate(__u32 tid, __u32 *flags)
+{
+    __u64 ts = read_u64(py_runtime + AT_RT_GILSTATE_TSTATE_CURRENT);
+    if (ts && read_u64(ts + AT_TSTATE_NATIVE_THREAD_ID) == tid) {
+        *flags |= AT_BPF_S_GIL;
+        return ts;
+    }
+    __u64 *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
+    if (cached && *cached && read_u64(*cached + AT_TSTATE_NATIVE_THREAD_ID) == tid)
+        return *cached;
+    __u64 interp = read_u64(py_runtime + AT_RT_INTERPRETERS_HEAD);
+    ts = interp ? read_u64(interp + AT_INTERP_TSTATE_HEAD) : 0;
+    for (int i = 0; i < AT_BPF_TSTATE_SCAN && ts; i++) {
+        if (read_u64(ts + AT_TSTATE_NATIVE_THREAD_ID) == tid) {
+            bpf_map_update_elem(&tstate_cache, &tid, &ts, BPF_ANY);
+            return ts;
+        }
+        ts = read_u64(ts + AT_TSTATE_NEXT);
+    }
+    return 0;
+}
+
+static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
+{
+    __u64 fr[AT_BPF_FRAME_READ / 8];
+    __u64 cframe = read_u64(ts + AT_TSTATE_CFRAME);
+    __u64 frame = cframe ? read_u64(cframe + AT_CFRAME_CURRENT_FRAME) : 0;
+    __u32 n = 0;
+
+    for (__u32 i = 0; i < AT_BPF_PY_MAX; i++) {
+        if (!frame)
+            break;
+        if (bpf_probe_read_user(fr, sizeof fr, (const void *)frame)) {
+            e->flags |= AT_BPF_S_TRUNCATED;
+            break;
+        }
+        __u64 code = fr[AT_IFRAME_CODE / 8];
+        __u64 instr = fr[AT_IFRAME_PREV_INSTR / 8];
+        __u64 off = instr - code;
+        __u8 tail[8];
+        __builtin_memcpy(tail, &fr[AT_IFRAME_STACKTOP / 8], sizeof tail);
+        e->py[i].code = code;
+        e->py[i].instr_off = instr >= code && off < 0x40000000ull ? (__u32)off : AT_BPF_INSTR_NONE;
+        e->py[i].is_entry = tail[AT_IFRAME_IS_ENTRY - AT_IFRAME_STACKTOP];
+        e->py[i].owner = tail[AT_IFRAME_OWNER - AT_IFRAME_STACKTOP];
+        e->py[i].pad = 0;
+        frame = fr[AT_IFRAME_PREVIOUS / 8];
+        n = i + 1;
+    }
+    if (frame && !(e->flags & AT_BPF_S_TRUNCATED))
+        e->flags |= AT_BPF_S_TRUNCATED;
+    if (e->flags & AT_BPF_S_TRUNCATED)
+        count(AT_BPF_ST_PY_TRUNCATED);
+    e->n_py = (__u16)n;
+}
+
+SEC("perf_event")
+int on_sample(struct bpf_perf_event_data *ctx)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return 0;
+    count(AT_BPF_ST_SAMPLES);
+    struct at_bpf_sample_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(AT_BPF_ST_LOST_SAMPLE);
+        return 0;
+    }
+    e->kind = AT_BPF_EV_SAMPLE;
+    e->tid = tid;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->flags = 0;
+    e->n_py = 0;
+    long got = bpf_get_stack(ctx, e->user, sizeof e->user, BPF_F_USER_STACK);
+    e->n_user = got > 0 ? (__u16)((__u64)got / 8) : 0;
+    e->tstate = find_tstate(tid, &e->flags);
+    if (e->tstate) {
+        e->flags |= AT_BPF_S_TSTATE;
+        walk_python(e, e->tstate);
+    } else {
+        count(AT_BPF_ST_NO_TSTATE);
+    }
+    submit(e);
+    return 0;
+}

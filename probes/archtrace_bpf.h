@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/* archtrace_bpf.h - event structs and limits shared by probes/archtrace.bpf.c and tracer/bpf_*.c.
+ *
+ * Types only.  The BPF side includes vmlinux.h first (which defines the
+ * __u64 family); user space gets them from <linux/types.h>.  Every struct
+ * has a fixed layout (explicit padding, _Static_assert in user space) so
+ * the two compilers agree on it.  CPython offsets and the stack depth the
+ * ptrace walker also uses come from common/py311.h.
+ */
+#ifndef AT_ARCHTRACE_BPF_H
+#define AT_ARCHTRACE_BPF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+#include "py311.h"
+
+/* ---- limits -------------------------------------------------------------- */
+
+#define AT_BPF_NAME_MAX       128        /* bytes of a module name kept      */
+#define AT_BPF_USTACK_MAX     64         /* native user frames per sample    */
+#define AT_BPF_PY_MAX         AT_MAX_STACK_DEPTH /* Python frames per sample */
+#define AT_BPF_IMPORT_DEPTH   32         /* nested imports kept per thread   */
+#define AT_BPF_MAX_THREADS    1024       /* per-thread map entries           */
+#define AT_BPF_TSTATE_SCAN    64         /* thread states scanned per sample */
+#define AT_BPF_RINGBUF_BYTES  (8u << 20) /* events in flight                 */
+#define AT_BPF_GC_SLOTS       4          /* generations 0-2, 3 = out of range */
+#define AT_BPF_FRAME_READ     72         /* _PyInterpreterFrame through owner */
+#define AT_BPF_INSTR_NONE     0xffffffffu /* pyframe.instr_off: not usable    */
+#define AT_BPF_ETIMEDOUT      110        /* pthread_cond_timedwait's timeout  */
+
+/* ---- USDT argument words -------------------------------------------------
+ * tracer/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
+ * 32-bit word; the cookie of a USDT uprobe carries arg 0 in its low and
+ * arg 1 in its high half.  REG is the index of the register's 8-byte slot
+ * in x86_64 struct pt_regs.  OFFSET (bits 0-15, signed) is the
+ * displacement of a memory operand or the value of a constant. */
+#define AT_BPF_ARG_REG_SHIFT  16         /* bits 16-20: pt_regs slot         */
+#define AT_BPF_ARG_SIZE_SHIFT 21         /* bits 21-22: log2(bytes)          */
+#define AT_BPF_ARG_SIGNED     (1u << 24) /* sign-extend to 64 bits           */
+#define AT_BPF_ARG_DEREF      (1u << 25) /* memory at REG + OFFSET           */
+#define AT_BPF_ARG_CONST      (1u << 26) /* the value is OFFSET              */
+#define AT_BPF_ARG_VALID      (1u << 31) /* the word describes an argument   */
+
+/* ---- ring buffer events ------------------------------------------------- */
+
+enum at_bpf_ev_kind {
+    AT_BPF_EV_IMPORT = 1,                /* struct at_bpf_import_ev          */
+    AT_BPF_EV_GC = 2,                    /* struct at_bpf_gc_ev              */
+    AT_BPF_EV_SAMPLE = 3,                /* struct at_bpf_sample_ev          */
+};
+
+/* One finished import: the span of importlib's _find_and_load as the
+ * import__find__load__start/done probes (or the uprobe fallback) saw it. */
+struct at_bpf_import_ev {
+    __u32 kind;                          /* AT_BPF_EV_IMPORT                 */
+    __u32 tid;                           /* importing thread                 */
+    __u64 start_ns;                      /* CLOCK_MONOTONIC                  */
+    __u64 end_ns;
+    __u32 depth;                         /* enclosing imports on the thread  */
+    __s32 found;                         /* 1 module returned, 0 failed      */
+    char name[AT_BPF_NAME_MAX];          /* absolute module name, NUL-ended  */
+};
+
+/* One collection: gc__start/done (or gc_collect_main entry/return). */
+struct at_bpf_gc_ev {
+    __u32 kind;                          /* AT_BPF_EV_GC                     */
+    __u32 tid;
+    __u64 start_ns;
+    __u64 end_ns;
+    __s32 generation;                    /* 0..2                             */
+    __u32 pad;
+    __s64 collected;                     /* unreachable objects found        */
+};
+
+/* A Python frame as read in BPF; user space turns code into names and
+ * instr_off into a line (it re-validates the code object first). */
+struct at_bpf_pyframe {
+    __u64 code;                          /* PyCodeObject * (untrusted)       */
+    __u32 instr_off;                     /* prev_instr - code, or INSTR_NONE */
+    __u8 owner;                          /* _PyInterpreterFrame.owner        */
+    __u8 is_entry;                       /* first frame of an eval call      */
+    __u16 pad;
+};
+
+/* Sample flags. */
+#define AT_BPF_S_GIL        0x1u         /* the thread held the GIL          */
+#define AT_BPF_S_TSTATE     0x2u         /* its PyThreadState was found      */
+#define AT_BPF_S_TRUNCATED  0x4u         /* Python chain cut (depth, fault)  */
+
+/* One perf_event sample of a target thread on a CPU. */
+struct at_bpf_sample_ev {
+    __u32 kind;                          /* AT_BPF_EV_SAMPLE                 */
+    __u32 tid;
+    __u64 ts_ns;
+    __u64 tstate;                        /* PyThreadState * or 0             */
+    __u16 n_user;                        /* user[0..n_user), leaf first      */
+    __u16 n_py;                          /* py[0..n_py), most recent first   */
+    __u32 flags;                         /* AT_BPF_S_*                       */
+    __u64 user[AT_BPF_USTACK_MAX];       /* bpf_get_stack(BPF_F_USER_STACK)  */
+    struct at_bpf_pyframe py[AT_BPF_PY_MAX];
+};
+
+/* ---- maps read by user space -------------------------------------------- */
+
+/* gil_threads[tid]: waits for the GIL on _PyRuntime.ceval.gil.cond.  An
+ * episode starts at the first pthread_cond_timedwait of a take_gil and
+ * ends at the return after which gil.locked reads 0 (the loop exits). */
+struct at_bpf_gil_thread {
+    __u64 wait_ns;                       /* closed episodes, total           */
+    __u64 waits;                         /* closed episodes                  */
+    __u64 calls;                         /* pthread_cond_timedwait returns   */
+    __u64 timeouts;                      /* ETIMEDOUT: a drop request follows */
+    __u64 max_wait_ns;                   /* longest episode                  */
+    __u64 first_ns;                      /* first episode start              */
+    __u64 last_ns;                       /* last episode end                 */
+};
+
+/* gil_waiting[tid]: an episode in progress. */
+struct at_bpf_gil_wait {
+    __u64 start_ns;                      /* episode start                    */
+    __u64 call_ns;                       /* current call start               */
+};
+
+/* gc_stats[generation]: totals kept in BPF so a lost event costs nothing. */
+struct at_bpf_gc_stat {
+    __u64 runs;
+    __u64 total_ns;
+    __s64 collected;
+    __u64 pad;
+};
+
+/* Per-thread import nesting (both the USDT and the fallback path). */
+struct at_bpf_import_frame {
+    __u64 start_ns;                      /* 0: a cached import (fallback)    */
+    char name[AT_BPF_NAME_MAX];
+};
+
+struct at_bpf_import_stack {
+    __u32 depth;                         /* open frames, may exceed the array */
+    __u32 nmarked;                       /* of which real (uncached) imports */
+    struct at_bpf_import_frame f[AT_BPF_IMPORT_DEPTH];
+};
+
+/* gc_open[tid]: a collection in progress. */
+struct at_bpf_gc_open {
+    __u64 start_ns;
+    __s32 generation;
+    __u32 pad;
+};
+
+/* stats[i]: counters of what the probes could not do. */
+enum at_bpf_stat {
+    AT_BPF_ST_LOST_IMPORT = 0,           /* ring buffer full                 */
+    AT_BPF_ST_LOST_GC,
+    AT_BPF_ST_LOST_SAMPLE,
+    AT_BPF_ST_IMPORT_DEEP,               /* nesting past AT_BPF_IMPORT_DEPTH */
+    AT_BPF_ST_NO_TSTATE,                 /* sample of a thread without one   */
+    AT_BPF_ST_PY_TRUNCATED,              /* Python chain cut                 */
+    AT_BPF_ST_MAP_FULL,                  /* a per-thread map was full        */
+    AT_BPF_ST_SAMPLES,                   /* samples of the target taken      */
+    AT_BPF_ST_COUNT
+};
+
+#endif

@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: MIT */
+/* test_bpf.c - the eBPF backend: USDT argument decoding, ELF lookups and
+ * the <pid>.bpf format (units), then probes attached to Python processes
+ * started WITHOUT archtrace, on both python3.11 build shapes: GIL waits
+ * of two CPU-bound threads, an import-heavy burst, counted collections,
+ * Python stacks walked in BPF, the target exiting while attached, and the
+ * GIL totals against the shim's on the same run.  Integration tests skip
+ * (with the reason) only where the kernel refuses BPF. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpf.h"
+#include "testlib.h"
+
+/* ---- unit: USDT arguments --------------------------------------------------- */
+
+typedef struct arg_case {
+    char spec[32];           /* inline: parameters are copied into another process */
+    int ok;
+    uint32_t word;
+} arg_case_t;
+
+#define W(slot, lg) (AT_BPF_ARG_VALID | (uint32_t)(slot) << AT_BPF_ARG_REG_SHIFT | \
+                     (uint32_t)(lg) << AT_BPF_ARG_SIZE_SHIFT)
+
+ParameterizedTestParameters(bpf_unit, usdt_arg_forms)
+{
+    /* pt_regs slots: rax 10, rdx 12, rsp 19, r12 3, rbp 4 */
+    static arg_case_t cases[] = {
+        { "8@%rax", 1, W(10, 3) },
+        { "-4@%edx", 1, W(12, 2) | AT_BPF_ARG_SIGNED },
+        { "-4@112(%rsp)", 1, W(19, 2) | AT_BPF_ARG_SIGNED | AT_BPF_ARG_DEREF | 112 },
+        { "-8@%r12", 1, W(3, 3) | AT_BPF_ARG_SIGNED },
+        { "8@-24(%rbp)", 1, W(4, 3) | AT_BPF_ARG_DEREF | (uint32_t)(-24 & 0xffff) },
+        { "4@(%rax)", 1, W(10, 2) | AT_BPF_ARG_DEREF },
+        { "-4@$5", 1, AT_BPF_ARG_VALID | 2u << AT_BPF_ARG_SIZE_SHIFT | AT_BPF_ARG_SIGNED |
+                      AT_BPF_ARG_CONST | 5 },
+        { "1@%al", 1, W(10, 0) },
+        { "8@(%rax,%rbx,8)", 0, 0 },
+        { "3@%rax", 0, 0 },
+        { "8@%xmm0", 0, 0 },
+        { "8@99999(%rsp)", 0, 0 },
+        { "%rax", 0, 0 },
+        { "", 0, 0 },
+    };
+    return cr_make_param_array(arg_case_t, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(arg_case_t *c, bpf_unit, usdt_arg_forms)
+{
+    uint32_t w = 0;
+    int rc = at_bpf_usdt_arg(c->spec, &w);
+    if (!c->ok) {
+        cr_assert_eq(rc, -EINVAL, "\"%s\" must be refused, got %d (word %#x)", c->spec, rc, w);
+        return;
+    }
+    cr_assert_eq(rc, 0, "\"%s\" must decode, got %d", c->spec, rc);
+    cr_assert_eq(w, c->word, "\"%s\" decodes to %#x, want %#x", c->spec, w, c->word);
+}
+
+/* ---- unit: ELF lookups ------------------------------------------------------ */
+
+Test(bpf_unit, finds_pthread_cond_timedwait_default_version)
+{
+    char libc[PATH_MAX + 64];
+    uint64_t off = 0;
+    cr_assert_eq(at_bpf_mapped_lib(getpid(), "libc.so", libc, sizeof libc), 0,
+                 "this test maps libc.so: at_bpf_mapped_lib must find it");
+    cr_assert_eq(at_bpf_elf_func(libc, "pthread_cond_timedwait", &off), 0,
+                 "pthread_cond_timedwait must resolve in %s despite its two versions", libc);
+    cr_assert_gt(off, 0, "a function's file offset is past the ELF header");
+    cr_assert_eq(at_bpf_elf_func(libc, "no_such_function_here", &off), -ENOENT,
+                 "an absent function is -ENOENT");
+}
+
+Test(bpf_unit, reads_debian_python_usdt_notes)
+{
+    at_bpf_usdt_t u;
+    if (access("/usr/bin/python3.11", R_OK) != 0)
+        cr_skip_test("no /usr/bin/python3.11 (Debian's static build) on this machine");
+    static const char *const probes[] = { "import__find__load__start", "import__find__load__done",
+                                          "gc__start", "gc__done" };
+    for (size_t i = 0; i < 4; i++) {
+        int rc = at_bpf_elf_usdt("/usr/bin/python3.11", "python", probes[i], &u);
+        if (rc == -ENOENT)
+            cr_skip_test("/usr/bin/python3.11 carries no USDT notes (not Debian's build)");
+        cr_assert_eq(rc, 0, "python:%s must be found and its arguments decoded (rc %d)", probes[i], rc);
+        cr_assert_geq(u.nsites, 1, "python:%s has a site", probes[i]);
+        cr_assert_neq(u.sema_off, 0, "python:%s has a semaphore (the probe is off without it)", probes[i]);
+        cr_assert_neq((uint32_t)u.cookie[0] & AT_BPF_ARG_VALID, 0, "arg 0 of %s is decoded", probes[i]);
+    }
+    cr_assert_eq(at_bpf_elf_usdt("/usr/bin/python3.11", "python", "no__such__probe", &u), -ENOENT,
+                 "an absent probe is -ENOENT");
+}
+
+/* ---- unit: <pid>.bpf round trip ------------------------------------------------ */
+
+static void fill_sample_data(at_bpf_data_t *d)
+{
+    memset(d, 0, sizeof *d);
+    d->pid = 4242;
+    snprintf(d->comm, sizeof d->comm, "py\tthon");
+    snprintf(d->version, sizeof d->version, "3.11.2");
+    snprintf(d->build, sizeof d->build, "static");
+    d->attach_ns = 1000000000;
+    d->end_ns = 3000000000;
+    d->rate_hz = 99;
+    for (int v = 0; v < AT_BPF_VIEWS; v++) {
+        d->avail[v] = v != AT_BPF_VIEW_GC;
+        snprintf(d->how[v], sizeof d->how[v], v == AT_BPF_VIEW_GC ? "unavailable: no notes\n" : "ok");
+    }
+    at_bpf_gil_row_t g = { 7, 1, 500000000, 10, 20, 9, 60000000 };
+    at_bpf_data_add_gil(d, &g);
+    /* outer (10 ms) holds inner (4 ms): outer's self is 6 ms */
+    struct at_bpf_import_ev outer = { AT_BPF_EV_IMPORT, 7, 1100000000, 1110000000, 0, 1, "pkg" };
+    struct at_bpf_import_ev inner = { AT_BPF_EV_IMPORT, 7, 1102000000, 1106000000, 1, 1, "pkg.m\tod\n" };
+    at_bpf_data_add_import(d, &inner);
+    at_bpf_data_add_import(d, &outer);
+    struct at_bpf_gc_ev gc = { AT_BPF_EV_GC, 7, 1200000000, 1201000000, 2, 0, 33 };
+    at_bpf_data_add_gc(d, &gc);
+    d->gc[2].runs = 1;
+    d->gc[2].total_ns = 1000000;
+    d->gc[2].collected = 33;
+    d->stacks = calloc(1, sizeof *d->stacks);
+    d->stacks[0].count = 5;
+    d->stacks[0].tid = 7;
+    d->stacks[0].frames = calloc(3, sizeof(char *));
+    d->stacks[0].frames[0] = strdup("main (a.py:1)");
+    d->stacks[0].frames[1] = strdup("f\\g (b.py:2)");
+    d->stacks[0].nframes = 2;
+    d->nstacks = 1;
+    d->samples = 5;
+    d->stats[AT_BPF_ST_LOST_SAMPLE] = 3;
+    at_bpf_data_finish(d);
+}
+
+Test(bpf_unit, data_file_round_trip)
+{
+    at_bpf_data_t d, r;
+    char err[256] = "", path[PATH_MAX];
+    char *dir = at_test_tmpdir();
+    fill_sample_data(&d);
+    cr_assert_eq(at_bpf_data_save(&d, dir), 0, "save into %s", dir);
+    int rc = at_bpf_data_load(dir, 4242, &r, err, sizeof err);
+    cr_assert_eq(rc, 0, "load back: %d %s", rc, err);
+    cr_assert_str_eq(r.comm, "py\tthon", "escaped strings come back");
+    cr_assert_str_eq(r.how[AT_BPF_VIEW_GC], "unavailable: no notes\n", "view text comes back");
+    cr_assert_eq(r.avail[AT_BPF_VIEW_GC], 0, "availability comes back");
+    cr_assert_eq(r.ngil, 1, "one GIL row");
+    cr_assert_eq(r.gil[0].wait_ns, 500000000, "wait_ns comes back");
+    cr_assert_eq(r.gil[0].open, 1, "open flag comes back");
+    cr_assert_eq(r.nimports, 2, "two imports");
+    cr_assert_str_eq(r.imports[0].name, "pkg", "imports sorted by start: the outer first");
+    cr_assert_str_eq(r.imports[1].name, "pkg.m\tod\n", "a name with a tab and a newline survives");
+    cr_assert_eq(r.imports[0].self_ns, 6000000, "outer self = 10 ms - 4 ms nested, got %llu",
+                 (unsigned long long)r.imports[0].self_ns);
+    cr_assert_eq(r.gc[2].runs, 1, "gc totals come back");
+    cr_assert_eq(r.ngc, 1, "gc rows come back");
+    cr_assert_eq(r.nstacks, 1, "one stack");
+    cr_assert_str_eq(r.stacks[0].frames[1], "f\\g (b.py:2)", "a backslash survives");
+    cr_assert_eq(r.stats[AT_BPF_ST_LOST_SAMPLE], 3, "counters come back");
+    cr_assert_eq(at_bpf_data_load(dir, 4243, &r, err, sizeof err), -ENOENT, "no file: -ENOENT");
+    at_bpf_data_free(&d);
+
+    /* cut the file short: refused, with a reason */
+    snprintf(path, sizeof path, "%s/4242.bpf", dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "the file exists");
+    cr_assert_eq(truncate(path, st.st_size - 8), 0, "truncate");
+    rc = at_bpf_data_load(dir, 4242, &r, err, sizeof err);
+    cr_assert_eq(rc, -EBADMSG, "a truncated file is refused, got %d", rc);
+    cr_assert(strlen(err) > 0, "with a reason");
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+/* ---- integration helpers ------------------------------------------------------- */
+
+typedef struct child {
+    pid_t pid;        /* what we spawned                               */
+    pid_t target;     /* the Python process ("ready PID")              */
+    int out;          /* its stdout                                    */
+} child_t;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void spawn(child_t *c, char *const argv[])
+{
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe");
+    c->pid = fork();
+    cr_assert_geq(c->pid, 0, "fork");
+    if (c->pid == 0) {
+        dup2(fds[1], 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    c->out = fds[0];
+    c->target = 0;
+}
+
+/* Read "ready PID" (20 s at most). */
+static void wait_ready(child_t *c)
+{
+    char buf[256];
+    size_t len = 0;
+    uint64_t end = mono_ns() + 20000000000ull;
+    while (mono_ns() < end && len < sizeof buf - 1) {
+        struct pollfd p = { c->out, POLLIN, 0 };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t n = read(c->out, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *nl = strchr(buf, '\n');
+        if (nl && sscanf(buf, "ready %d", &c->target) == 1)
+            return;
+    }
+    buf[len] = '\0';
+    cr_assert_fail("the fixture did not print \"ready PID\" (got \"%s\")", buf);
+}
+
+static int reap(child_t *c, int kill_it)
+{
+    int st = 0;
+    if (kill_it)
+        kill(c->pid, SIGKILL);
+    waitpid(c->pid, &st, 0);
+    close(c->out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static at_bpf_t *attach(child_t *c, const char *dir, const at_options_t *o)
+{
+    char why[256] = "";
+    at_bpf_t *b = at_bpf_start(c->target, dir, o, why, sizeof why);
+    if (!b) {
+        reap(c, 1);
+        if (strncmp(why, "eBPF unavailable", 16) == 0)
+            cr_skip_test("%s", why);
+        cr_assert_fail("at_bpf_start(%d) failed: %s", (int)c->target, why);
+    }
+    cr_assert(!strchr(why, '\n'), "why is one line");
+    return b;
+}
+
+static void touch(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "create %s", path);
+    close(fd);
+}
+
+/* Poll for `secs` or until the target exits; returns 1 when it exited. */
+static int record(at_bpf_t *b, double secs)
+{
+    uint64_t end = mono_ns() + (uint64_t)(secs * 1e9);
+    while (mono_ns() < end) {
+        int rc = at_bpf_poll(b, 50);
+        if (rc == -ESRCH)
+            return 1;
+        cr_assert_geq(rc, 0, "at_bpf_poll: %s", strerror(-rc));
+    }
+    return 0;
+}
+
+/* The report's "bpf" value wrapped as {"bpf": ...} in dir/report.json. */
+static char *report(const char *dir, pid_t pid, const at_options_t *o)
+{
+    char *path = malloc(PATH_MAX);
+    snprintf(path, PATH_MAX, "%s/report.json", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "create %s", path);
+    at_json_t j;
+    at_json_init(&j, f, 1);
+    at_json_obj_begin(&j);
+    at_json_key(&j, "bpf");
+    int rc = at_bpf_report_json(dir, pid, &j, o);
+    at_json_obj_end(&j);
+    fclose(f);
+    cr_assert_eq(rc, 0, "at_bpf_report_json: %d", rc);
+    return path;
+}
+
+static double jnum(const char *path, const char *expr)
+{
+    char *s = at_test_json(path, expr);
+    cr_assert(s, "evaluating %s over %s", expr, path);
+    double v = strcmp(s, "True") == 0 ? 1 : strcmp(s, "False") == 0 ? 0 : strtod(s, NULL);
+    free(s);
+    return v;
+}
+
+static char *jstr(const char *path, const char *expr)
+{
+    char *s = at_test_json(path, expr);
+    cr_assert(s, "evaluating %s over %s", expr, path);
+    return s;
+}
+
+static const char *python_or_skip(const char *shape)
+{
+    const char *py = at_test_python(shape);
+    if (!py)
+        cr_skip_test("no %s python3.11 on this machine", shape);
+    return py;
+}
+
+static void options(at_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->rate_hz = 99;
+    o->top_n = 5;
+}
+
+static void cleanup_dir(char *dir)
+{
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---- integration: GIL ----------------------------------------------------------------- */
+
+static void gil_two_threads(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *dir = at_test_tmpdir();
+    at_options_t o;
+    child_t c;
+    options(&o);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_threads.py", "6", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    cr_assert_eq(record(b, 2.0), 0, "the workload runs 6 s: it must outlive 2 s of recording");
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    reap(&c, 1);
+
+    char *json = report(dir, c.target, &o);
+    double attached = jnum(json, "d['bpf']['attached_ns']");
+    cr_assert(attached > 1.5e9 && attached < 4e9, "attached about 2 s, got %.0f ns", attached);
+    int n = (int)jnum(json, "len(d['bpf']['gil']['threads'])");
+    cr_assert_geq(n, 2, "both spinning threads waited for the GIL (%d threads in the table)", n);
+    /* the two threads that waited most: each >= 25 % of the attached time */
+    double second = jnum(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2]");
+    double first = jnum(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-1]");
+    cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s attached", shape, 100 * first / attached,
+                100 * second / attached, attached / 1e9);
+    cr_assert_geq(second / attached, 0.25, "%s: the 2nd thread waited %.1f%% of %.2f s (1st %.1f%%)",
+                  shape, 100 * second / attached, attached / 1e9, 100 * first / attached);
+    cr_assert_leq(first / attached, 1.01, "no thread waits longer than it was watched");
+    cr_assert_geq(jnum(json, "min(t['waits'] for t in sorted(d['bpf']['gil']['threads'], "
+                             "key=lambda t: t['wait_ns'])[-2:])"), 20,
+                  "a 5 ms switch interval gives dozens of waits in 2 s");
+
+    /* the stacks were walked in BPF: the spinning function is there */
+    double spin = jnum(json, "sum(s['count'] for s in d['bpf']['stacks']['top'] "
+                             "if s['frames'] and s['frames'][-1].startswith('spin ('))");
+    double samples = jnum(json, "d['bpf']['stacks']['samples']");
+    cr_assert_gt(samples, 0, "the perf_event sampler took samples");
+    cr_assert_geq(spin / samples, 0.5, "most on-CPU samples are in spin(): %.0f of %.0f", spin, samples);
+    char *frame = jstr(json, "[f for s in d['bpf']['stacks']['top'] for f in s['frames'] "
+                             "if f.startswith('spin (')][0]");
+    cr_assert(strstr(frame, "bpf_threads.py:"), "a frame names its file and line: %s", frame);
+    free(frame);
+    free(json);
+    cleanup_dir(dir);
+}
+
+Test(bpf, gil_waits_two_threads_static, .timeout = 40)
+{
+    gil_two_threads("static");
+}
+
+Test(bpf, gil_waits_two_threads_shared, .timeout = 40)
+{
+    gil_two_threads("shared");
+}
+
+/* ---- integration: imports ------------------------------------------------------------- */
+
+static void imports_burst(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_sample = 1;
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_imports.py", go, NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    cr_assert_eq(record(b, 20.0), 1, "the import script ends by itself");
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    cr_assert_eq(reap(&c, 0), 0, "the script exits 0 with probes attached");
+
+    char *json = report(dir, c.target, &o);
+    char *how = jstr(json, "d['bpf']['probes']['imports']");
+    if (strncmp(how, "unavailable", 11) == 0) {
+        cr_assert(jnum(json, "d['bpf']['imports'] is None"), "an unavailable view has no data");
+        cr_log_warn("%s: imports %s", shape, how);
+        free(how);
+        free(json);
+        cleanup_dir(dir);
+        cr_skip_test("%s python: imports view %s", shape, how);
+    }
+    free(how);
+    cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, jnum(json, "len(d['bpf']['imports'])"),
+                jnum(json, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0]") / 1e3);
+    cr_assert_geq(jnum(json, "len(d['bpf']['imports'])"), 30, "dozens of modules loaded");
+    static const char *const mods[] = { "json", "decimal", "asyncio", "argparse", "sqlite3" };
+    for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
+        char expr[256];
+        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == '%s']",
+                 mods[i]);
+        char *s = jstr(json, expr);
+        cr_assert(strcmp(s, "[]") != 0, "%s: module %s was seen loading", shape, mods[i]);
+        free(s);
+        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == '%s'][0]",
+                 mods[i]);
+        double us = jnum(json, expr);
+        cr_assert(us > 1 && us < 20e6, "%s: %s took %.1f us", shape, mods[i], us);
+    }
+    cr_assert(jnum(json, "all(0 <= i['self_us'] <= i['cumulative_us'] + 0.001 for i in d['bpf']['imports'])"),
+              "self time never exceeds cumulative time");
+    cr_assert(jnum(json, "any(i['depth'] > 0 for i in d['bpf']['imports'])"),
+              "nested imports are seen nested (asyncio imports its submodules)");
+    cr_assert(jnum(json, "[i['depth'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0] == 0"),
+              "a top-level import has depth 0");
+    free(json);
+    cleanup_dir(dir);
+}
+
+Test(bpf, imports_with_times_static, .timeout = 40)
+{
+    imports_burst("static");
+}
+
+Test(bpf, imports_with_times_shared, .timeout = 40)
+{
+    imports_burst("shared");
+}
+
+/* ---- integration: GC ------------------------------------------------------------------ */
+
+static void gc_counted(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_sample = 1;
+    o.no_imports = 1;
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_gc.py", go, "200", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    cr_assert_eq(record(b, 20.0), 1, "the gc script ends by itself");
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    cr_assert_eq(reap(&c, 0), 0, "the script exits 0 with probes attached");
+
+    char *json = report(dir, c.target, &o);
+    char *how = jstr(json, "d['bpf']['probes']['gc']");
+    if (strncmp(how, "unavailable", 11) == 0) {
+        cr_log_warn("%s: gc %s", shape, how);
+        free(how);
+        free(json);
+        cleanup_dir(dir);
+        cr_skip_test("%s python: gc view unavailable", shape);
+    }
+    free(how);
+    double full = jnum(json, "[g['runs'] for g in d['bpf']['gc']['by_generation'] if g['generation'] == 2][0]");
+    cr_log_info("%s: %.0f generation-2 runs, %.0f in all", shape, full, jnum(json, "d['bpf']['gc']['runs']"));
+    cr_assert_geq(full, 200, "%s: 200 gc.collect() calls are 200 generation-2 runs, got %.0f", shape, full);
+    cr_assert_leq(full, 230, "%s: and not many more (%.0f)", shape, full);
+    cr_assert_geq(jnum(json, "d['bpf']['gc']['runs']"), full, "the total includes them");
+    cr_assert_geq(jnum(json, "d['bpf']['gc']['collected']"), 200 * 100,
+                  "each collect finds the 50 two-node cycles made before it");
+    cr_assert_gt(jnum(json, "d['bpf']['gc']['total_us']"), 0, "collections take time");
+    cr_assert_eq(jnum(json, "d['bpf']['gil'] is None or True"), 1, "the report parses");
+    free(json);
+    cleanup_dir(dir);
+}
+
+Test(bpf, gc_runs_counted_static, .timeout = 40)
+{
+    gc_counted("static");
+}
+
+Test(bpf, gc_runs_counted_shared, .timeout = 40)
+{
+    gc_counted("shared");
+}
+
+/* ---- integration: refusals and exit ----------------------------------------------------- */
+
+Test(bpf, refuses_a_process_that_is_not_python)
+{
+    char why[256] = "";
+    at_options_t o;
+    child_t c;
+    options(&o);
+    char *argv[] = { "/bin/sleep", "20", NULL };
+    spawn(&c, argv);
+    usleep(100000);
+    at_bpf_t *b = at_bpf_start(c.pid, NULL, &o, why, sizeof why);
+    reap(&c, 1);
+    cr_assert_null(b, "sleep is not Python: nothing to attach to");
+    cr_assert(strstr(why, "not a Python process"), "a clear reason: \"%s\"", why);
+    cr_assert(!strchr(why, '\n'), "one line");
+    why[0] = '\0';
+    cr_assert_null(at_bpf_start(999999999, NULL, &o, why, sizeof why), "no such process");
+    cr_assert(strstr(why, "no such process"), "a clear reason: \"%s\"", why);
+}
+
+Test(bpf, notices_the_target_exit, .timeout = 40)
+{
+    const char *py = python_or_skip("static");
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_threads.py", "0.5", go, NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    uint64_t t0 = mono_ns();
+    cr_assert_eq(record(b, 15.0), 1, "poll reports the exit");
+    cr_assert_lt(mono_ns() - t0, 10000000000ull, "soon after it happens");
+    cr_assert_eq(at_bpf_poll(b, 10), -ESRCH, "and keeps reporting it");
+    cr_assert_eq(at_bpf_stop(b), 0, "stop after the exit still writes the session");
+    reap(&c, 0);
+    char *json = report(dir, c.target, &o);
+    cr_assert_eq(jnum(json, "d['bpf']['exited']"), 1, "the report says the process exited");
+    cr_assert_geq(jnum(json, "len(d['bpf']['gil']['threads'])"), 2,
+                  "attached before the threads started: both seen");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%d.stacks", dir, (int)c.target);
+    cr_assert_eq(access(path, R_OK), 0, "the samples also went to %s for the stack formats", path);
+    free(json);
+    cleanup_dir(dir);
+}
+
+Test(bpf, text_report_names_every_view, .timeout = 40)
+{
+    const char *py = python_or_skip("shared");
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_gc.py", go, "20", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    record(b, 20.0);
+    cr_assert_eq(at_bpf_stop(b), 0, "stop");
+    reap(&c, 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_eq(at_bpf_report_text(dir, c.target, f, &o), 0, "text report");
+    fclose(f);
+    for (int v = 0; v < AT_BPF_VIEWS; v++) {
+        char want[32];
+        snprintf(want, sizeof want, "\n  %s ", at_bpf_view_names[v]);
+        cr_assert(strstr(text, want), "the report says how %s was measured:\n%s", at_bpf_view_names[v], text);
+    }
+    cr_assert(strstr(text, "GC (eBPF): "), "a GC line:\n%s", text);
+    cr_assert_eq(at_bpf_report_text(dir, c.target + 1, stderr, &o), -ENOENT, "no file: -ENOENT");
+    free(text);
+    cleanup_dir(dir);
+}
+
+/* ---- integration: agreement with the shim ------------------------------------------------ */
+
+static void agree_with_shim(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    const char *at = at_test_archtrace();
+    if (access(at, X_OK) != 0)
+        cr_skip_test("%s not built", at);
+    char *dir = at_test_tmpdir(), go[PATH_MAX], shim_json[PATH_MAX], bdir[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_sample = 1;
+    o.no_imports = 1;
+    snprintf(go, sizeof go, "%s/go", dir);
+    snprintf(shim_json, sizeof shim_json, "%s/shim.json", dir);
+    snprintf(bdir, sizeof bdir, "%s/bpf", dir);
+    mkdir(bdir, 0700);
+    char *argv[] = { (char *)at, "-q", "--no-alloc", "--no-imports", "--no-sample", "--json", shim_json,
+                     "--", (char *)py, "tests/fixtures/bpf_threads.py", "3", go, NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, bdir, &o);
+    touch(go);
+    cr_assert_eq(record(b, 30.0), 1, "the workload ends by itself");
+    cr_assert_eq(at_bpf_stop(b), 0, "stop");
+    cr_assert_eq(reap(&c, 0), 0, "archtrace and the workload exit 0");
+    char *bj = report(bdir, c.target, &o);
+    char expr[512];
+    snprintf(expr, sizeof expr, "[p['gil'] for p in d['processes'] if p['pid'] == %d][0] is None",
+             (int)c.target);
+    char *none = at_test_json(shim_json, expr);
+    if (!none || strcmp(none, "False") != 0) {
+        free(none);
+        cr_skip_test("the shim recorded no GIL data for %d (feature absent)", (int)c.target);
+    }
+    free(none);
+    /* per thread: the shim's wait_ns for the same tids as BPF's two longest waits */
+    double bsum = jnum(bj, "sum(sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2:])");
+    char *tids = jstr(bj, "','.join(str(t['tid']) for t in sorted(d['bpf']['gil']['threads'], "
+                          "key=lambda t: t['wait_ns'])[-2:])");
+    snprintf(expr, sizeof expr, "sum(t['wait_ns'] for p in d['processes'] if p['pid'] == %d "
+             "for t in p['gil']['threads'] if t['tid'] in (%s,))", (int)c.target, tids);
+    double ssum = jnum(shim_json, expr);
+    cr_assert_gt(ssum, 0, "the shim saw the same threads wait (tids %s)", tids);
+    double diff = bsum > ssum ? bsum - ssum : ssum - bsum;
+    cr_log_info("%s: GIL waits of the two threads: bpf %.1f ms, shim %.1f ms (%+.1f%%)", shape,
+                bsum / 1e6, ssum / 1e6, 100 * (bsum - ssum) / ssum);
+    cr_assert_leq(diff / ssum, 0.10, "%s: GIL waits agree within 10%%: bpf %.1f ms, shim %.1f ms",
+                  shape, bsum / 1e6, ssum / 1e6);
+    free(tids);
+    free(bj);
+    cleanup_dir(dir);
+}
+
+Test(bpf, gil_agrees_with_shim_static, .timeout = 60)
+{
+    agree_with_shim("static");
+}
+
+Test(bpf, gil_agrees_with_shim_shared, .timeout = 60)
+{
+    agree_with_shim("shared");
+}
