@@ -75,7 +75,7 @@ $(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
 $(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  TEST    $<")
-	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Wno-missing-field-initializers -o $@ $< tests/testlib.c $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
+	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Ipreload -Wno-missing-field-initializers -MMD -MP -MF $@.d -o $@ $< tests/testlib.c $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) against the readers of untrusted
 # data, built with clang and ASan+UBSan.  `make fuzz FUZZ_SECONDS=60`.

@@ -28,27 +28,87 @@ static int seg_path(char *buf, size_t n, const char *suffix)
     return (len < 0 || (size_t)len >= n) ? -ENAMETOOLONG : 0;
 }
 
-void *at_seg_map(const char *suffix, size_t size)
+static const char *failure_reason(int err)
 {
-    char path[AT_PATH_MAX + 64];
-    if (!at_shim.session[0] || seg_path(path, sizeof(path), suffix) < 0)
-        return NULL;
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return "no space left in the session directory";
+    case EROFS:
+        return "the session directory is read-only";
+    case EACCES:
+    case EPERM:
+        return "permission denied";
+    case ENOMEM:
+        return "out of memory";
+    default:
+        return "cannot create the file";
+    }
+}
+
+/* A file that could not be made must show in the report, not as a silent
+ * hole: feature files get a note in <pid>.seg; a <pid>.seg that could not
+ * be made (the process would vanish from the report) leaves an empty
+ * <pid>.seg.dropped marker when the disk is full (an empty file needs no
+ * data blocks), which the report counts. */
+static void note_failure(const char *path, const char *suffix, int err)
+{
+    if (strcmp(suffix, "seg") != 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "%d.%s not written: %s (data dropped)", (int)at_shim.pid,
+                 suffix, failure_reason(err));
+        at_shim_note("core", why);
+        return;
+    }
+    if (err != ENOSPC && err != EDQUOT)
+        return;
+    char marker[AT_PATH_MAX + 80];
+    if (snprintf(marker, sizeof(marker), "%s.dropped", path) >= (int)sizeof(marker))
+        return;
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* open + reserve + map; NULL with *err set.  The path is unlinked again
+ * on failure so no half-made file is left for the report. */
+static void *create_and_map(const char *path, size_t size, int *err)
+{
     /* A file of the same name is ours from before an exec (same pid):
      * replace it rather than write into a stale mapping's file. */
     unlink(path);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
+        *err = errno;
         return NULL;
+    }
     void *addr = MAP_FAILED;
     /* Reserve the blocks now: a full disk must fail here, not as SIGBUS
      * in the middle of the target's work. */
-    if (posix_fallocate(fd, 0, (off_t)size) == 0)
+    *err = posix_fallocate(fd, 0, (off_t)size);
+    if (*err == 0) {
         addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        *err = addr == MAP_FAILED ? errno : 0;
+    }
     close(fd);
     if (addr == MAP_FAILED) {
         unlink(path);
         return NULL;
     }
+    return addr;
+}
+
+void *at_seg_map(const char *suffix, size_t size)
+{
+    char path[AT_PATH_MAX + 64];
+    if (!at_shim.session[0] || seg_path(path, sizeof(path), suffix) < 0)
+        return NULL;
+    int saved = errno;          /* the target's errno is not ours to change */
+    int err = 0;
+    void *addr = create_and_map(path, size, &err);
+    if (!addr)
+        note_failure(path, suffix, err);
+    errno = saved;
     return addr;
 }
 

@@ -219,16 +219,43 @@ static struct at_method_def atexit_def = {
     "_archtrace_atexit", (void *)atexit_callback, 0x0004 /* METH_NOARGS */, NULL
 };
 
+/* sys.modules["atexit"] when present (borrowed), else NULL. */
+static PyObject *loaded_module(const char *name)
+{
+    static PyObject *(*get_item)(PyObject *, const char *);
+    if (!get_item)
+        *(void **)&get_item = at_py_sym("PyDict_GetItemString");
+    PyObject *modules = at_py.PySys_GetObject("modules");
+    return modules && get_item ? get_item(modules, name) : NULL;
+}
+
+/* We import atexit only to register our callback: a program that never
+ * imported it must not find it in sys.modules (lab02 counts them).  The
+ * callback lives on in the interpreter's atexit state, and a later
+ * `import atexit` makes a fresh module over that same state. */
+static void forget_module(const char *name)
+{
+    static int (*del_item)(PyObject *, const char *);
+    if (!del_item)
+        *(void **)&del_item = at_py_sym("PyDict_DelItemString");
+    PyObject *modules = at_py.PySys_GetObject("modules");
+    if (modules && del_item && del_item(modules, name) < 0)
+        at_py.PyErr_Clear();
+}
+
 static void register_atexit(void)
 {
     PyObject *t, *v, *tb;
     at_py.PyErr_Fetch(&t, &v, &tb);
+    int was_loaded = loaded_module("atexit") != NULL;
     PyObject *mod = at_py.PyImport_ImportModule("atexit");
     PyObject *reg = mod ? at_py.PyObject_GetAttrString(mod, "register") : NULL;
     PyObject *fn = at_py.PyCFunction_NewEx(&atexit_def, NULL, NULL);
     PyObject *r = (reg && fn && at_py.PyObject_CallOneArg) ? at_py.PyObject_CallOneArg(reg, fn) : NULL;
     if (!r)
         at_shim_note("core", "could not register the atexit callback");
+    if (mod && !was_loaded)
+        forget_module("atexit");
     PyObject *objs[] = { r, fn, reg, mod };
     for (size_t i = 0; i < 4; i++)
         if (objs[i])
@@ -298,6 +325,9 @@ static void fork_child(void)
         memcpy(child, parent, sizeof(*child));
         stamp_start(child);
         child->forked = 1;
+        /* the parent's notes name the parent's files; the child's
+         * features note their own failures in on_fork_child */
+        child->notes[0] = '\0';
     }
     at_seg_unmap(parent, sizeof(*parent));
     seg = child;

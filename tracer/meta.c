@@ -3,9 +3,11 @@
  * any byte survives a round trip. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "meta.h"
 #include "session.h"
 
@@ -29,11 +31,8 @@ static void write_hex(FILE *f, const char *s)
         fprintf(f, "%02x", (unsigned char)*s);
 }
 
-int at_meta_write(const char *dir, const at_meta_t *m)
+static int write_meta(FILE *f, const at_meta_t *m)
 {
-    FILE *f = at_session_create_file(dir, 0, "session.meta");
-    if (!f)
-        return -errno;
     fprintf(f, "archtrace-session=1\nkind=%s\ncomplete=%d\nexit_status=%d\nroot_pid=%d\n"
                "start_realtime_ns=%" PRIu64 "\nwall_s=%.6f\n",
             m->kind, m->complete, m->exit_status, (int)m->root_pid, m->start_realtime_ns, m->wall_s);
@@ -46,6 +45,28 @@ int at_meta_write(const char *dir, const at_meta_t *m)
     if (fclose(f) != 0 && rc == 0)
         rc = -errno;
     return rc;
+}
+
+/* Written next to the old one and renamed over it: a full disk or a kill
+ * in the middle leaves the previous session.meta whole, never half. */
+int at_meta_write(const char *dir, const at_meta_t *m)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s/session.meta.new", dir) >= (int)sizeof(tmp) ||
+        snprintf(final, sizeof(final), "%s/session.meta", dir) >= (int)sizeof(final))
+        return -ENAMETOOLONG;
+    FILE *f = at_session_create_file(dir, 0, "session.meta.new");
+    int rc = f ? write_meta(f, m) : -errno;
+    if (rc == 0 && rename(tmp, final) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    if (rc != -ENOSPC && rc != -EDQUOT)
+        return rc;
+    /* A full disk has no room for two copies: replace it in place, which
+     * first gives the old one's blocks back. */
+    f = at_session_create_file(dir, 0, "session.meta");
+    return f ? write_meta(f, m) : -errno;
 }
 
 static int decode_hex(const char *hex, char *out, size_t out_size)
@@ -92,15 +113,26 @@ static int parse_line(at_meta_t *m, char *line, size_t *used)
     return 0;
 }
 
+/* The report goes on without session.meta, but says why the command and
+ * its exit status are missing. */
+static void warn_unreadable(const char *dir, int rc)
+{
+    const char *why = rc == -EINVAL ? "corrupt" : rc == -ENOENT ? "missing"
+                    : rc == -ELOOP ? "a symbolic link, not followed" : strerror(-rc);
+    fprintf(stderr, "archtrace: %s/session.meta: %s, ignored: the command and its exit status "
+                    "are unknown\n", dir, why);
+}
+
 int at_meta_read(const char *dir, at_meta_t *m)
 {
     FILE *f = at_session_open_file(dir, 0, "session.meta");
-    if (!f) {
+    int rc = f ? at_meta_parse(f, m) : -errno;
+    if (f)
+        fclose(f);
+    if (rc < 0) {
+        warn_unreadable(dir, rc);
         memset(m, 0, sizeof(*m));
-        return -errno;
     }
-    int rc = at_meta_parse(f, m);
-    fclose(f);
     return rc;
 }
 

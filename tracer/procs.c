@@ -73,14 +73,14 @@ double at_proc_wall_s(const at_proc_t *p)
     return (double)(p->end_mono_ns - p->start_mono_ns) / 1e9;
 }
 
-/* "<digits>.seg" -> pid, else 0. */
-static pid_t seg_name_pid(const char *name)
+/* "<digits><suffix>" -> pid, else 0. */
+static pid_t name_pid(const char *name, const char *suffix)
 {
     char *end;
     if (!isdigit((unsigned char)name[0]))
         return 0;
     long pid = strtol(name, &end, 10);
-    return (strcmp(end, ".seg") == 0 && pid > 0 && pid < 0x7fffffff) ? (pid_t)pid : 0;
+    return (strcmp(end, suffix) == 0 && pid > 0 && pid < 0x7fffffff) ? (pid_t)pid : 0;
 }
 
 static int load_one(const char *dir, pid_t pid, at_proc_t *p)
@@ -96,6 +96,17 @@ static int load_one(const char *dir, pid_t pid, at_proc_t *p)
         rc = -EINVAL;
     free(raw);
     return rc;
+}
+
+/* argv points into the struct's own args: after a struct is copied or
+ * moved (append, realloc, qsort) point it at this copy's args again. */
+static void rebase_argv(at_proc_t *p)
+{
+    char *s = p->args;
+    for (int i = 0; i < p->argc; i++) {
+        p->argv[i] = s;
+        s += strlen(s) + 1;
+    }
 }
 
 static int by_start(const void *a, const void *b)
@@ -129,12 +140,17 @@ int at_proc_list_load(const char *dir, at_proc_list_t *list)
     size_t cap = 0;
     at_proc_t *p = malloc(sizeof(*p));
     int rc = p ? 0 : -ENOMEM;
+    size_t dropped = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d));) {
-        pid_t pid = seg_name_pid(e->d_name);
+        /* the shim's marker for a segment the full disk refused */
+        dropped += name_pid(e->d_name, ".seg.dropped") != 0;
+        pid_t pid = name_pid(e->d_name, ".seg");
         if (!pid)
             continue;
-        if (load_one(dir, pid, p) < 0) {
-            fprintf(stderr, "archtrace: %s/%s: corrupt or truncated segment, skipped\n", dir, e->d_name);
+        int bad = load_one(dir, pid, p);
+        if (bad < 0) {
+            fprintf(stderr, "archtrace: %s/%s: %s, skipped\n", dir, e->d_name,
+                    bad == -ELOOP ? "a symbolic link, not followed" : "corrupt or truncated segment");
             list->corrupt++;
         } else if (p->state == AT_SEG_EXECED) {
             list->execed++;
@@ -144,8 +160,13 @@ int at_proc_list_load(const char *dir, at_proc_list_t *list)
     }
     closedir(d);
     free(p);
+    if (dropped)
+        fprintf(stderr, "archtrace: %s: the session ran out of space: %zu Python process(es) could "
+                        "not write their segment and are missing from this report\n", dir, dropped);
     if (rc == 0 && list->count)
         qsort(list->procs, list->count, sizeof(*list->procs), by_start);
+    for (size_t i = 0; rc == 0 && i < list->count; i++)
+        rebase_argv(&list->procs[i]);
     if (rc < 0)
         at_proc_list_free(list);
     return rc;

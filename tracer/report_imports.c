@@ -123,8 +123,12 @@ int at_imports_load(const char *dir, int pid, void **buf, at_imp_view_t *v)
 {
     *buf = NULL;
     FILE *f = at_session_open_file(dir, (pid_t)pid, AT_IMP_SUFFIX);
-    if (!f)
-        return errno == ENOENT ? -ENOENT : -errno;
+    if (!f) {
+        int e = errno;
+        if (e != ENOENT)
+            fprintf(stderr, "archtrace: cannot open %d.%s: %s\n", pid, AT_IMP_SUFFIX, strerror(e));
+        return -e;
+    }
     size_t size = 0;
     int rc = read_all(f, buf, &size);
     fclose(f);

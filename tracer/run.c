@@ -165,6 +165,45 @@ static void install_signal_forwarding(void)
     signal(SIGQUIT, SIG_IGN);
 }
 
+static const char *session_error(int rc)
+{
+    switch (rc) {
+    case -ELOOP:
+        return "it is a symbolic link (refused: give the real directory)";
+    case -EEXIST:
+        return "it exists and is not a directory of ours";
+    case -ENOTEMPTY:
+        return "it exists and is not empty (a session needs a new or empty directory)";
+    default:
+        return strerror(-rc);
+    }
+}
+
+/* --json FILE and --out FILE are checked before the command runs: a run
+ * whose report cannot be written is a wasted run.  An existing file is
+ * opened without truncation; a new one is created and removed again. */
+static int probe_writable(const char *path)
+{
+    if (!path || !strcmp(path, "-"))
+        return 0;
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    int created = 0;
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        created = fd >= 0;
+    }
+    if (fd < 0 && errno == ENXIO)
+        return 0;               /* a FIFO whose reader comes later */
+    if (fd < 0) {
+        fprintf(stderr, "archtrace: cannot write %s: %s\n", *path ? path : "''", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    if (created)
+        unlink(path);
+    return 0;
+}
+
 static int prepare_session(const at_options_t *o, char *dir, size_t size, char *shim, size_t shim_size)
 {
     if (at_find_shim(shim, shim_size) < 0) {
@@ -172,10 +211,13 @@ static int prepare_session(const at_options_t *o, char *dir, size_t size, char *
                         "(set ARCHTRACE_SHIM)\n");
         return -1;
     }
+    if (probe_writable(o->json_file) < 0 || probe_writable(o->out_file) < 0)
+        return -1;
     int rc = at_session_create(o->output_dir, dir, size);
     if (rc < 0) {
         fprintf(stderr, "archtrace: cannot create session directory %s: %s\n",
-                o->output_dir ? o->output_dir : "in $TMPDIR", strerror(-rc));
+                o->output_dir ? (*o->output_dir ? o->output_dir : "''") : "in $TMPDIR",
+                session_error(rc));
         return -1;
     }
     return 0;
@@ -215,7 +257,10 @@ int at_cmd_run(const at_options_t *o)
     meta.exit_status = status;
     meta.wall_s = now_s() - t0;
     meta.complete = 1;
-    at_meta_write(dir, &meta);
+    int mrc = at_meta_write(dir, &meta);
+    if (mrc < 0)
+        fprintf(stderr, "archtrace: cannot update %s/session.meta: %s: the session will read as "
+                        "incomplete\n", dir, strerror(-mrc));
     at_report_render(dir, o, status);
     if (!o->output_dir)
         at_session_remove(dir);

@@ -11,19 +11,30 @@
 #include <unistd.h>
 #include "session.h"
 
-static int make_private_dir(const char *path)
+/* A directory we own, not a symlink, mode 0700: the only kind a session
+ * may live in (the shim of every traced process writes there). */
+static int check_private_dir(const char *path, struct stat *st)
 {
-    if (mkdir(path, 0700) == 0)
-        return 0;
+    if (lstat(path, st) < 0)
+        return -errno;
+    if (S_ISLNK(st->st_mode))
+        return -ELOOP;
+    if (!S_ISDIR(st->st_mode) || st->st_uid != geteuid())
+        return -EEXIST;
+    return 0;
+}
+
+static int make_private_dir(const char *path, struct stat *st)
+{
+    if (mkdir(path, 0700) == 0)     /* 0700 whatever the umask */
+        return chmod(path, 0700) < 0 ? -errno : check_private_dir(path, st);
     if (errno != EEXIST)
         return -errno;
     /* An existing directory is accepted only if it is a real directory
      * of ours (not a symlink) and empty, so nothing is overwritten. */
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-        return -EEXIST;
+    int rc = check_private_dir(path, st);
+    if (rc < 0)
+        return rc;
     DIR *d = opendir(path);
     if (!d)
         return -errno;
@@ -37,19 +48,34 @@ static int make_private_dir(const char *path)
     return chmod(path, 0700) < 0 ? -errno : 0;
 }
 
+/* The directory checked above must be the one realpath() names: a swap
+ * for a symlink in between would send every file elsewhere. */
+static int same_dir(const char *resolved, const struct stat *want)
+{
+    struct stat st;
+    int rc = check_private_dir(resolved, &st);
+    if (rc < 0)
+        return rc;
+    return st.st_dev == want->st_dev && st.st_ino == want->st_ino ? 0 : -ELOOP;
+}
+
 int at_session_create(const char *requested, char *out, size_t out_size)
 {
     char tmpl[PATH_MAX];
     if (requested) {
-        int rc = make_private_dir(requested);
+        struct stat st;
+        int rc = make_private_dir(requested, &st);
         if (rc < 0)
             return rc;
         if (!realpath(requested, tmpl))
             return -errno;
+        rc = same_dir(tmpl, &st);
+        if (rc < 0)
+            return rc;
     } else {
         const char *tmp = getenv("TMPDIR");
         snprintf(tmpl, sizeof(tmpl), "%s/archtrace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(tmpl))
+        if (!mkdtemp(tmpl) || chmod(tmpl, 0700) < 0)
             return -errno;
     }
     if (strlen(tmpl) >= out_size)
