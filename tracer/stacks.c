@@ -283,7 +283,8 @@ int at_stacks_add(at_stacks_t *s, uint32_t tid, int idle, int gil,
     }
     stack_rec_t *r = &s->recs[s->n++];
     *r = (stack_rec_t){ count, h, tid, s->pool_n, (uint16_t)n, (uint8_t)idle, (uint8_t)gil };
-    memcpy(s->pool + s->pool_n, frames, sizeof *frames * (size_t)n);
+    if (n)
+        memcpy(s->pool + s->pool_n, frames, sizeof *frames * (size_t)n);
     s->pool_n += (uint32_t)n;
     s->index[i] = s->n;
     return 0;
