@@ -19,6 +19,10 @@
 #define AT_SEG_EXITED   2u          /* it exited through exit/_exit      */
 #define AT_SEG_EXECED   3u          /* it exec'd another program         */
 
+/* origin: who wrote the segment */
+#define AT_SEG_ORIGIN_SHIM     0u   /* the shim, inside the process      */
+#define AT_SEG_ORIGIN_ATTACHED 1u   /* archtrace -p PID, from outside:
+                                       start/end are the recording's     */
 /* build */
 #define AT_BUILD_UNKNOWN 0u
 #define AT_BUILD_STATIC  1u         /* libpython linked into the exe     */
@@ -45,7 +49,7 @@ typedef struct at_seg_header {
     uint32_t forked;                /* 1: made by fork() of a Python     */
     int32_t exit_code;              /* from exit/_exit, -1 unknown       */
     uint32_t argv_len;              /* bytes used in argv                */
-    uint32_t reserved;
+    uint32_t origin;                /* AT_SEG_ORIGIN_*                   */
     char python_version[64];        /* "3.11.2"                          */
     char exe[256];                  /* /proc/self/exe at start           */
     char argv[AT_SEG_ARGV_MAX];     /* NUL-separated, like /proc/cmdline */

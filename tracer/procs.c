@@ -48,7 +48,10 @@ int at_proc_decode(const void *raw, size_t size, at_proc_t *p)
     p->pid = h->pid;
     p->ppid = h->ppid;
     p->state = (int)h->state;
-    p->complete = h->state == AT_SEG_EXITED && h->end_mono_ns >= h->start_mono_ns;
+    p->attached = h->origin == AT_SEG_ORIGIN_ATTACHED;
+    /* an attached process is complete when its recording is: it may well
+     * run on after archtrace detached */
+    p->complete = (h->state == AT_SEG_EXITED || p->attached) && h->end_mono_ns >= h->start_mono_ns;
     p->forked = h->forked != 0;
     p->supported = h->supported != 0;
     p->features = h->features;

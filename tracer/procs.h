@@ -14,6 +14,7 @@ typedef struct at_proc {
     int state;                       /* AT_SEG_RUNNING/EXITED             */
     int complete;                    /* exit was seen (not killed)        */
     int forked;                      /* made by fork() without exec       */
+    int attached;                    /* recorded from outside (-p PID)    */
     int supported;                   /* 3.11: features ran                */
     unsigned features;               /* AT_FEAT_* that started            */
     unsigned build;                  /* AT_BUILD_*                        */
