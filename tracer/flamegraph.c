@@ -7,13 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "progress.h"
 #include "remote.h"
 #include "stacks.h"
+#include "textout.h"
 
 #define PAD          10      /* px around the graph                        */
 #define TOP          48      /* px for the title lines                     */
 #define BOTTOM       24      /* px for the details line                    */
-#define CHAR_PX      7.0     /* average glyph width of 12 px monospace     */
+#define CHAR_PX      7.4     /* average glyph width of 12 px monospace     */
 #define MIN_PX       0.1     /* narrower nodes are not drawn               */
 #define MAX_DEPTH    1100    /* tree depth: process + thread + frames      */
 #define LABEL_MAX    2048
@@ -21,7 +23,8 @@
 typedef struct node {
     char *label;             /* frame label (UTF-8, from the target)       */
     int kind;                /* 0 py, 1 native, 2 marker/group             */
-    uint64_t count;          /* samples in this node and below             */
+    uint64_t count;          /* samples (or bytes) in this node and below  */
+    uint64_t blocks;         /* allocations those bytes came in (bytes)    */
     struct node *child;      /* first child                                */
     struct node *next;       /* next sibling                               */
 } node_t;
@@ -30,6 +33,7 @@ struct at_flame {
     node_t root;             /* "all"                                      */
     char *title;             /* first title line                           */
     int depth;               /* deepest stack seen                         */
+    enum at_flame_unit unit; /* what counts are                            */
 };
 
 at_flame_t *at_flame_new(const char *title)
@@ -81,20 +85,43 @@ static node_t *child_of(node_t *parent, const char *label, int kind)
     return c;
 }
 
-int at_flame_add(at_flame_t *f, const char *const *labels, const int *kinds, int n, uint64_t count)
+void at_flame_set_unit(at_flame_t *f, enum at_flame_unit unit)
+{
+    f->unit = unit;
+}
+
+uint64_t at_flame_total(const at_flame_t *f)
+{
+    return f->root.count;
+}
+
+int at_flame_add_blocks(at_flame_t *f, const char *const *labels, const int *kinds, int n,
+                        uint64_t count, uint64_t blocks)
 {
     node_t *at = &f->root;
     if (n > MAX_DEPTH)
         n = MAX_DEPTH;
-    at->count += count;
-    for (int i = 0; i < n; i++) {
+    /* a path is created whole before any count moves, so a failed
+     * allocation never leaves a parent counting more than its children */
+    for (int i = 0; i < n; i++)
         if (!(at = child_of(at, labels[i], kinds[i])))
             return -ENOMEM;
+    at = &f->root;
+    at->count += count;
+    at->blocks += blocks;
+    for (int i = 0; i < n; i++) {
+        at = child_of(at, labels[i], kinds[i]);
         at->count += count;
+        at->blocks += blocks;
     }
     if (n > f->depth)
         f->depth = n;
     return 0;
+}
+
+int at_flame_add(at_flame_t *f, const char *const *labels, const int *kinds, int n, uint64_t count)
+{
+    return at_flame_add_blocks(f, labels, kinds, n, count, 0);
 }
 
 /* ---- SVG ------------------------------------------------------------------- */
@@ -157,8 +184,23 @@ static void node_colour(const node_t *n, char *buf, size_t len)
         snprintf(buf, len, "rgb(%u,%u,%u)", 190 + h % 20, 190 + h % 20, 200 + h % 20);
 }
 
+/* "1,234 samples" or "12.3 MiB (12,902,112 B) in 1,234 blocks". */
+static void put_count(FILE *out, enum at_flame_unit unit, uint64_t count, uint64_t blocks)
+{
+    char num[32], human[32];
+    if (unit == AT_FLAME_SAMPLES) {
+        fprintf(out, "%s sample%s", at_progress_count(num, sizeof num, count), count == 1 ? "" : "s");
+        return;
+    }
+    at_text_bytes(human, sizeof human, (double)count);
+    fprintf(out, "%s (%s B)", human, at_progress_count(num, sizeof num, count));
+    if (blocks)
+        fprintf(out, " in %s block%s", at_progress_count(num, sizeof num, blocks), blocks == 1 ? "" : "s");
+}
+
 typedef struct draw {
     FILE *out;
+    enum at_flame_unit unit; /* samples or bytes                           */
     double scale;            /* px per sample                              */
     uint64_t total;          /* samples at the root                        */
     int height;              /* svg height                                 */
@@ -176,8 +218,9 @@ static void draw_node(const draw_t *d, const node_t *n, uint64_t x, int depth)
     fprintf(d->out, "<g class=\"f\" data-x=\"%" PRIu64 "\" data-w=\"%" PRIu64 "\" data-d=\"%d\"><title>",
             x, n->count, depth);
     put_xml(d->out, n->label, LABEL_MAX);
-    fprintf(d->out, "\n%" PRIu64 " samples, %.2f%%</title>", n->count,
-            d->total ? 100.0 * (double)n->count / (double)d->total : 0.0);
+    fputc('\n', d->out);
+    put_count(d->out, d->unit, n->count, n->blocks);
+    fprintf(d->out, ", %.2f%%</title>", d->total ? 100.0 * (double)n->count / (double)d->total : 0.0);
     fprintf(d->out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" rx=\"2\" fill=\"%s\"/>",
             px, y, w > 0.5 ? w - 0.5 : w, AT_FLAME_ROW - 1, colour);
     fprintf(d->out, "<text x=\"%.2f\" y=\"%d\">", px + 3, y + AT_FLAME_ROW - 5);
@@ -230,15 +273,18 @@ static void write_head(const at_flame_t *f, FILE *out, int height)
             AT_FLAME_WIDTH, height);
     fprintf(out, "<text class=\"title\" x=\"%d\" y=\"22\" text-anchor=\"middle\">", AT_FLAME_WIDTH / 2);
     put_xml(out, f->title, 200);
-    fprintf(out, "</text>\n<text class=\"sub\" x=\"%d\" y=\"40\" text-anchor=\"middle\">%" PRIu64
-                 " samples; hover for details, click to zoom</text>\n", AT_FLAME_WIDTH / 2, f->root.count);
+    fprintf(out, "</text>\n<text class=\"sub\" x=\"%d\" y=\"40\" text-anchor=\"middle\">",
+            AT_FLAME_WIDTH / 2);
+    put_count(out, f->unit, f->root.count, f->root.blocks);
+    fputs(f->unit == AT_FLAME_BYTES ? " allocated" : "", out);
+    fputs("; hover for details, click to zoom</text>\n", out);
     fprintf(out, "<text id=\"reset\" x=\"%d\" y=\"22\">reset zoom</text>\n", PAD);
 }
 
 int at_flame_write(const at_flame_t *f, FILE *out)
 {
     int height = TOP + BOTTOM + (f->depth + 1) * AT_FLAME_ROW;
-    draw_t d = { out, f->root.count ? (double)(AT_FLAME_WIDTH - 2 * PAD) / (double)f->root.count : 0,
+    draw_t d = { out, f->unit, f->root.count ? (double)(AT_FLAME_WIDTH - 2 * PAD) / (double)f->root.count : 0,
                  f->root.count, height };
     write_head(f, out, height);
     if (f->root.count)
@@ -314,6 +360,28 @@ int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *o)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
         int r = load_into(f, dir, pids[i], o);
+        found += r == 0;
+        if (r < 0 && r != -ENOENT && !rc)
+            rc = r;
+    }
+    if (found)
+        rc = at_flame_write(f, out) < 0 && !rc ? -EIO : rc;
+    at_flame_free(f);
+    return rc ? rc : found ? 0 : -ENOENT;
+}
+
+/* ---- a session's allocations as a flame graph ------------------------------ */
+
+int at_alloc_write_svg(const char *dir, const pid_t *pids, size_t n, FILE *out, const at_options_t *o)
+{
+    int found = 0, rc = 0;
+    (void)o;
+    at_flame_t *f = at_flame_new("archtrace memory flame graph (bytes allocated, by stack)");
+    if (!f)
+        return -ENOMEM;
+    at_flame_set_unit(f, AT_FLAME_BYTES);
+    for (size_t i = 0; i < n; i++) {
+        int r = at_alloc_flame_add(dir, pids[i], f);
         found += r == 0;
         if (r < 0 && r != -ENOENT && !rc)
             rc = r;

@@ -51,7 +51,7 @@ static void print_process_row(FILE *out, const at_proc_t *p)
     fprintf(out, "  %-7d %-7d %-22s %-7s %10s %8llu  ", (int)p->pid, (int)p->ppid, version,
             at_build_name(p->build), wall, (unsigned long long)p->audit_events);
     print_argv(out, p->argc, p->argv, 60);
-    fprintf(out, "%s\n", p->forked ? "  (forked)" : "");
+    fprintf(out, "%s\n", p->forked ? "  (forked)" : p->attached ? "  (attached: -p)" : "");
 }
 
 static void print_notes(FILE *out, const at_proc_t *p)
@@ -117,6 +117,8 @@ static void print_text(FILE *out, const render_ctx_t *c)
             at_imports_report_text(c->dir, p->pid, out, c->o);
         if (at_stacks_report_text)
             at_stacks_report_text(c->dir, p->pid, out, c->o);
+        if (at_bpf_report_text)
+            at_bpf_report_text(c->dir, p->pid, out, c->o);
     }
 }
 
@@ -154,6 +156,7 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     at_json_kv_bool(j, "supported", p->supported);
     at_json_obj_end(j);
     at_json_kv_bool(j, "forked", p->forked);
+    at_json_kv_bool(j, "attached", p->attached);
     at_json_kv_bool(j, "complete", p->complete);
     at_json_kv_double(j, "wall_s", at_proc_wall_s(p));
     at_json_kv_uint(j, "audit_events", p->audit_events);
@@ -165,6 +168,7 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
         json_part(j, "gil", at_gil_report_json, c, p->pid);
         json_part(j, "imports", at_imports_report_json, c, p->pid);
         json_part(j, "samples", at_stacks_report_json, c, p->pid);
+        json_part(j, "bpf", at_bpf_report_json, c, p->pid);
     }
     at_json_obj_end(j);
 }
@@ -229,6 +233,8 @@ static void write_chrome(FILE *out, const render_ctx_t *c)
             at_imports_chrome(c->dir, p->pid, &j, c->o);
         if (at_alloc_chrome)
             at_alloc_chrome(c->dir, p->pid, &j, c->o);
+        if (at_bpf_chrome)
+            at_bpf_chrome(c->dir, p->pid, &j, c->o);
     }
     at_json_arr_end(&j);
     at_json_obj_end(&j);
@@ -241,6 +247,35 @@ static const char *format_ext(at_format_t f)
 {
     static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg" };
     return ext[f];
+}
+
+/* --alloc: memory instead of CPU samples, for the stack formats. */
+static int write_alloc_collapsed(FILE *out, const render_ctx_t *c)
+{
+    int found = 0, rc = 0;
+    if (!at_alloc_write_collapsed)
+        return -ENOSYS;
+    for (size_t i = 0; i < c->procs.count; i++) {
+        int r = at_alloc_write_collapsed(c->dir, c->procs.procs[i].pid, out);
+        found += r == 0;
+        if (r < 0 && r != -ENOENT && !rc)
+            rc = r;
+    }
+    return rc ? rc : found ? 0 : -ENOENT;
+}
+
+static int write_alloc_svg(FILE *out, const render_ctx_t *c)
+{
+    if (!at_alloc_write_svg)
+        return -ENOSYS;
+    pid_t *pids = malloc((c->procs.count + 1) * sizeof *pids);
+    if (!pids)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->procs.count; i++)
+        pids[i] = c->procs.procs[i].pid;
+    int rc = at_alloc_write_svg(c->dir, pids, c->procs.count, out, c->o);
+    free(pids);
+    return rc;
 }
 
 static int write_format(FILE *out, const render_ctx_t *c)
@@ -256,8 +291,12 @@ static int write_format(FILE *out, const render_ctx_t *c)
         write_chrome(out, c);
         return 0;
     case AT_FMT_COLLAPSED:
+        if (c->o->alloc_mode)
+            return write_alloc_collapsed(out, c);
         return at_stacks_write_collapsed ? at_stacks_write_collapsed(c->dir, out, c->o) : -ENOSYS;
     case AT_FMT_SVG:
+        if (c->o->alloc_mode)
+            return write_alloc_svg(out, c);
         return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
     }
     return -EINVAL;
@@ -284,6 +323,12 @@ static int render_format(const render_ctx_t *c)
     if (rc == -ENOSYS)
         fprintf(stderr, "archtrace: this build has no sampler: --format %s unavailable\n",
                 format_ext(o->format));
+    else if (rc == -ENOENT && o->alloc_mode)
+        fprintf(stderr, "archtrace: no allocation data in this session (was --no-alloc given, or "
+                        "was the process recorded from outside?): nothing to draw\n");
+    else if (rc == -ENOENT)
+        fprintf(stderr, "archtrace: no sampled stacks in this session (was --no-sample given?): "
+                        "nothing to draw\n");
     if (to_file && fclose(out) != 0 && rc == 0)
         rc = -errno;
     if (!to_file)

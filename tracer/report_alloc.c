@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "alloc_format.h"
+#include "flamegraph.h"
 #include "report_features.h"
 #include "session.h"
 #include "textout.h"
@@ -751,4 +752,68 @@ int at_alloc_write_collapsed(const char *dir, pid_t pid, FILE *out)
     }
     at_alloc_free(&d);
     return 0;
+}
+
+/* ---- memory flame graph ---------------------------------------------------- */
+
+#define FLAME_LABEL_MAX 1024
+#define FLAME_DEPTH     (3 + 130)   /* process, allocator, frames (--alloc-depth <= 128) */
+
+/* "func (file:line)", the label the CPU flame graph gives a Python frame. */
+static void frame_label(const at_alloc_data_t *d, uint32_t g, char *buf, size_t n)
+{
+    const at_alloc_group_t *grp = &d->groups[g];
+    if (grp->flags & AT_ALLOC_G_NOFRAME)
+        snprintf(buf, n, "[no Python frame: C thread or start-up]");
+    else if (grp->flags & AT_ALLOC_G_OVERFLOW)
+        snprintf(buf, n, "[archtrace: table full, the rest summed]");
+    else
+        snprintf(buf, n, "%s (%s:%d)", at_alloc_str(d, grp->func), at_alloc_str(d, grp->file), grp->line);
+}
+
+/* One site's stack, root first: process, allocator, outer frames, its line.
+ * The frame indexes were validated by at_alloc_parse. */
+static int site_stack(const at_alloc_data_t *d, const at_alloc_site_t *s, const char *proc,
+                      char (*labels)[FLAME_LABEL_MAX], int *kinds)
+{
+    int n = 0, native = s->kind == AT_ALLOC_KIND_NATIVE;
+    snprintf(labels[n], FLAME_LABEL_MAX, "%s", proc);
+    kinds[n++] = 2;
+    snprintf(labels[n], FLAME_LABEL_MAX, "%s", native ? "native malloc" : "Python allocators");
+    kinds[n++] = 2;
+    for (int k = (int)s->nframes - 1; k >= 1 && n < FLAME_DEPTH - 1; k--) {
+        frame_label(d, d->frames[s->frames + (uint32_t)k - 1], labels[n], FLAME_LABEL_MAX);
+        kinds[n++] = 0;
+    }
+    frame_label(d, s->group, labels[n], FLAME_LABEL_MAX);
+    kinds[n++] = native ? 1 : 0;
+    return n;
+}
+
+int at_alloc_flame_add(const char *dir, pid_t pid, at_flame_t *f)
+{
+    at_alloc_data_t d;
+    int rc = at_alloc_load(dir, pid, &d);
+    if (rc < 0)
+        return rc;
+    char proc[64];
+    char (*labels)[FLAME_LABEL_MAX] = malloc(sizeof *labels * FLAME_DEPTH);
+    const char *ptrs[FLAME_DEPTH];
+    int kinds[FLAME_DEPTH];
+    snprintf(proc, sizeof proc, "pid %d", (int)pid);
+    rc = labels ? 0 : -ENOMEM;
+    /* the same sites as the JSON's total_bytes (tool memory left out) */
+    for (uint32_t i = 0; rc == 0 && i < d.nsites; i++) {
+        const at_alloc_site_t *s = &d.sites[i];
+        if (!s->total_bytes || (d.groups[s->group].flags & AT_ALLOC_G_TOOL))
+            continue;
+        int n = site_stack(&d, s, proc, labels, kinds);
+        for (int k = 0; k < n; k++)
+            ptrs[k] = labels[k];
+        rc = at_flame_add_blocks(f, ptrs, kinds, n, s->total_bytes,
+                                 (uint64_t)counts(&d, (int64_t)s->total_count));
+    }
+    free(labels);
+    at_alloc_free(&d);
+    return rc;
 }

@@ -407,6 +407,26 @@ static void chrome_event(at_json_t *j, const char *name, const char *cat, pid_t 
     at_json_obj_end(j);
 }
 
+/* A named track per thread the GIL probes saw, with its wait share. */
+static void chrome_thread_names(at_json_t *j, const at_bpf_data_t *d)
+{
+    char name[80];
+    for (size_t i = 0; i < d->ngil; i++) {
+        snprintf(name, sizeof name, "thread %u (GIL wait %.1f%%, eBPF)", d->gil[i].tid,
+                 100 * fraction(d, d->gil[i].wait_ns));
+        at_json_obj_begin(j);
+        at_json_kv_str(j, "name", "thread_name");
+        at_json_kv_str(j, "ph", "M");
+        at_json_kv_int(j, "pid", d->pid);
+        at_json_kv_uint(j, "tid", d->gil[i].tid);
+        at_json_key(j, "args");
+        at_json_obj_begin(j);
+        at_json_kv_str(j, "name", name);
+        at_json_obj_end(j);
+        at_json_obj_end(j);
+    }
+}
+
 int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     at_bpf_data_t d;
@@ -415,6 +435,7 @@ int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *
     int rc = load(dir, pid, &d);
     if (rc < 0)
         return rc;
+    chrome_thread_names(j, &d);
     for (size_t i = 0; i < d.nimports; i++)
         chrome_event(j, d.imports[i].name, "import (bpf)", pid, d.imports[i].tid,
                      d.imports[i].start_ns, d.imports[i].end_ns);

@@ -7,7 +7,8 @@
  * the feature has no data for that pid (and then wrote nothing), or
  * another -errno (corrupt data: it printed one line on stderr).
  *   *_text: a titled table on `out`, lined up, units B/KiB/MiB and ms.
- *   *_json: the VALUE of the process's key ("alloc", "gil", "imports");
+ *   *_json: the VALUE of the process's key ("alloc", "gil", "imports",
+ *           "samples", "bpf");
  *           the caller has written the key.
  *   *_chrome: events appended to an open "traceEvents" array.
  */
@@ -32,9 +33,20 @@ AT_WEAK int at_imports_report_text(const char *dir, pid_t pid, FILE *out, const 
 AT_WEAK int at_imports_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_imports_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 
+AT_WEAK int at_bpf_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
+AT_WEAK int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
+AT_WEAK int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
+
 AT_WEAK int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
 AT_WEAK int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_stacks_write_collapsed(const char *dir, FILE *out, const at_options_t *o);
 AT_WEAK int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *o);
+
+/* Memory (--alloc): bytes allocated by stack, over the given pids'
+ * <pid>.alloc, as folded stacks (one process) or one SVG flame graph.
+ * 0, -ENOENT when none of them has allocation data, other -errno. */
+AT_WEAK int at_alloc_write_collapsed(const char *dir, pid_t pid, FILE *out);
+AT_WEAK int at_alloc_write_svg(const char *dir, const pid_t *pids, size_t n, FILE *out,
+                               const at_options_t *o);
 
 #endif

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/* test_record_bpf.c - `archtrace -p PID record --bpf` through the command
+ * line, on Python processes started WITHOUT archtrace, on both python3.11
+ * build shapes (issue 9's "done when"): two CPU-bound threads each wait
+ * for the GIL >= 25 % of the attached time, an import-heavy script's
+ * imports appear with times, GC runs are counted; the JSON report and a
+ * re-rendered session carry it all.  (tests/test_bpf.c drives the same
+ * backend through its C API.)  Skips, with the kernel's reason, only when
+ * the kernel refuses BPF (exit status 7). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+typedef struct proc {
+    pid_t pid;       /* what we spawned                       */
+    int fd;          /* its stdout (python) or stderr (archtrace) */
+} proc_t;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Start argv with its stream `which` (1 or 2) on a pipe we read. */
+static void spawn(proc_t *p, char *const argv[], int which)
+{
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe");
+    p->pid = fork();
+    cr_assert_geq(p->pid, 0, "fork");
+    if (p->pid == 0) {
+        dup2(fds[1], which);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->fd = fds[0];
+}
+
+/* Read p's stream until a line starting with `prefix` (20 s at most);
+ * returns that line (malloc'd), or fails the test with what came. */
+static char *wait_line(proc_t *p, const char *prefix)
+{
+    char buf[4096];
+    size_t len = 0;
+    uint64_t end = mono_ns() + 20000000000ull;
+    while (mono_ns() < end && len < sizeof buf - 1) {
+        struct pollfd pf = { p->fd, POLLIN, 0 };
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t n = read(p->fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+            if (!strncmp(line, prefix, strlen(prefix)) && strchr(line, '\n'))
+                return strndup(line, (size_t)(strchr(line, '\n') - line));
+    }
+    buf[len] = '\0';
+    cr_assert_fail("no line starting \"%s\" (got \"%s\")", prefix, buf);
+    return NULL;
+}
+
+/* Wait for p (timeout_s at most, then kill it); its exit status. */
+static int reap(proc_t *p, double timeout_s)
+{
+    int st = 0;
+    uint64_t end = mono_ns() + (uint64_t)(timeout_s * 1e9);
+    while (waitpid(p->pid, &st, WNOHANG) == 0) {
+        if (mono_ns() > end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            break;
+        }
+        usleep(20000);
+    }
+    close(p->fd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *python_or_skip(const char *shape)
+{
+    const char *py = at_test_python(shape);
+    if (!py)
+        cr_skip_test("no %s python3.11 on this machine", shape);
+    return py;
+}
+
+static double num(const char *path, const char *expr)
+{
+    char *v = at_test_json(path, expr);
+    cr_assert(v, "evaluating %s over %s", expr, path);
+    double d = strcmp(v, "True") == 0 ? 1 : strcmp(v, "False") == 0 ? 0 : strtod(v, NULL);
+    free(v);
+    return d;
+}
+
+/* A python fixture started without archtrace; its pid from "ready PID". */
+static pid_t start_target(proc_t *t, char *const argv[])
+{
+    spawn(t, argv, 1);
+    char *line = wait_line(t, "ready ");
+    pid_t pid = (pid_t)atoi(line + 6);
+    free(line);
+    cr_assert_gt(pid, 0, "the fixture says its pid");
+    return pid;
+}
+
+static void skip_if_refused(int rc, const char *err)
+{
+    if (rc == 7)
+        cr_skip_test("the kernel refuses eBPF here: %s", err);
+}
+
+/* ---- GIL --------------------------------------------------------------------- */
+
+static void gil(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *tmp = at_test_tmpdir(), json[PATH_MAX], *err = NULL;
+    proc_t t;
+    snprintf(json, sizeof json, "%s/r.json", tmp);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_threads.py", "6", NULL };
+    pid_t pid = start_target(&t, argv);
+    int rc = at_test_shf(NULL, &err, "%s -q -p %d record --bpf -d 2 -o %s/s --json %s", at_test_archtrace(),
+                         (int)pid, tmp, json);
+    reap(&t, 0);
+    skip_if_refused(rc, err);
+    cr_assert_eq(rc, 0, "%s: record --bpf exits 0: %s", shape, err);
+    char expr[256];
+    snprintf(expr, sizeof expr, "[p['attached'] for p in d['processes'] if p['pid'] == %d] == [True]", (int)pid);
+    cr_assert(num(json, expr), "%s: the process is listed, marked attached", shape);
+    double att = num(json, "d['processes'][0]['bpf']['attached_ns']");
+    cr_assert(att > 1.5e9 && att < 4e9, "%s: attached about 2 s (-d 2): %.0f ns", shape, att);
+    double first = num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-1]");
+    double second = num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-2]");
+    cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s", shape, 100 * first / att, 100 * second / att,
+                att / 1e9);
+    cr_assert_geq(second / att, 0.25, "%s: both threads wait >= 25%% of the attached time: %.1f%%, %.1f%%",
+                  shape, 100 * first / att, 100 * second / att);
+    cr_assert_leq(first / att, 1.01, "%s: no thread waits longer than it was watched", shape);
+    cr_assert_gt(num(json, "d['processes'][0]['samples']['thread_samples']"), 0,
+                 "%s: the BPF sampler's stacks fill the usual samples view", shape);
+    /* the saved session renders again, with the eBPF views in the text */
+    rc = at_test_shf(NULL, &err, "%s report %s/s", at_test_archtrace(), tmp);
+    cr_assert_eq(rc, 0, "%s: archtrace report DIR", shape);
+    cr_assert(strstr(err, "GIL waits (eBPF): ") && strstr(err, "(attached: -p)"),
+              "%s: the text report has the eBPF GIL table:\n%s", shape, err);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
+    free(err), free(tmp);
+}
+
+Test(record_bpf, gil_waits_two_threads_static, .timeout = 40) { gil("static"); }
+Test(record_bpf, gil_waits_two_threads_shared, .timeout = 40) { gil("shared"); }
+
+/* ---- imports and GC: record until the target exits ------------------------------ */
+
+/* Start the fixture (it waits for GO), attach `record --bpf` without -d,
+ * wait for its "recording" line, let the fixture go, and wait for both. */
+static void record_burst(const char *py, char *fixture, char *extra, const char *tmp, const char *json)
+{
+    char go[PATH_MAX], pidarg[16], dir[PATH_MAX];
+    proc_t t, a;
+    snprintf(go, sizeof go, "%s/go", tmp);
+    snprintf(dir, sizeof dir, "%s/s", tmp);
+    char *targv[] = { (char *)py, fixture, go, extra, NULL };
+    snprintf(pidarg, sizeof pidarg, "%d", (int)start_target(&t, targv));
+    char *aargv[] = { (char *)at_test_archtrace(), "-p", pidarg, "record", "--bpf", "--no-sample", "-o", dir,
+                      "--json", (char *)json, NULL };
+    spawn(&a, aargv, 2);
+    char *line = wait_line(&a, "archtrace: ");
+    if (!strstr(line, "recording process")) {
+        reap(&t, 0);
+        int rc = reap(&a, 10);
+        skip_if_refused(rc, line);
+        cr_assert_fail("record --bpf did not attach (exit %d): %s", rc, line);
+    }
+    free(line);
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "create %s", go);
+    close(fd);
+    cr_assert_eq(reap(&t, 30), 0, "the fixture ends by itself, exit 0");
+    cr_assert_eq(reap(&a, 30), 0, "record --bpf ends with the target, exit 0");
+}
+
+static void imports(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *tmp = at_test_tmpdir(), json[PATH_MAX];
+    snprintf(json, sizeof json, "%s/r.json", tmp);
+    record_burst(py, "tests/fixtures/bpf_imports.py", NULL, tmp, json);
+    if (num(json, "d['processes'][0]['bpf']['imports'] is None"))
+        cr_skip_test("%s: imports view unavailable on this interpreter", shape);
+    cr_assert(num(json, "d['processes'][0]['bpf']['exited']"), "%s: recorded until the exit", shape);
+    double n = num(json, "len(d['processes'][0]['bpf']['imports'])");
+    cr_assert_geq(n, 30, "%s: dozens of modules loaded, %.0f seen", shape, n);
+    static const char *const mods[] = { "json", "asyncio", "sqlite3" };
+    for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
+        char expr[256];
+        snprintf(expr, sizeof expr, "([i['cumulative_us'] for i in d['processes'][0]['bpf']['imports'] "
+                 "if i['module'] == '%s'] or [-1])[0]", mods[i]);
+        double us = num(json, expr);
+        cr_assert(us > 1 && us < 20e6, "%s: import %s timed: %.1f us", shape, mods[i], us);
+    }
+    char *trace = NULL;
+    int rc = at_test_shf(&trace, NULL, "%s report -q --format chrome %s/s | python3 -c 'import json,sys; "
+                         "print(sum(e.get(\"cat\") == \"import (bpf)\" for e in json.load(sys.stdin)"
+                         "[\"traceEvents\"]))'", at_test_archtrace(), tmp);
+    cr_assert_eq(rc, 0, "%s: the Chrome trace renders", shape);
+    cr_assert_eq(strtod(trace, NULL), n, "%s: one Chrome slice per import (%s vs %.0f)", shape, trace, n);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
+    free(trace), free(tmp);
+}
+
+Test(record_bpf, imports_with_times_static, .timeout = 60) { imports("static"); }
+Test(record_bpf, imports_with_times_shared, .timeout = 60) { imports("shared"); }
+
+static void gc_runs(const char *shape)
+{
+    const char *py = python_or_skip(shape);
+    char *tmp = at_test_tmpdir(), json[PATH_MAX];
+    snprintf(json, sizeof json, "%s/r.json", tmp);
+    record_burst(py, "tests/fixtures/bpf_gc.py", "200", tmp, json);
+    if (num(json, "d['processes'][0]['bpf']['gc'] is None"))
+        cr_skip_test("%s: gc view unavailable on this interpreter", shape);
+    double full = num(json, "[g['runs'] for g in d['processes'][0]['bpf']['gc']['by_generation'] "
+                            "if g['generation'] == 2][0]");
+    cr_assert(full >= 200 && full <= 230, "%s: 200 gc.collect() calls, %.0f generation-2 runs", shape, full);
+    cr_assert_geq(num(json, "d['processes'][0]['bpf']['gc']['runs']"), full, "%s: counted in the total", shape);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
+    free(tmp);
+}
+
+Test(record_bpf, gc_runs_counted_static, .timeout = 60) { gc_runs("static"); }
+Test(record_bpf, gc_runs_counted_shared, .timeout = 60) { gc_runs("shared"); }
+
+/* ---- refusals ----------------------------------------------------------------------- */
+
+Test(record_bpf, refusals_have_one_line_and_a_status, .timeout = 30)
+{
+    char *err = NULL;
+    int rc = at_test_shf(NULL, &err, "sleep 5 & s=$!; %s -p $s record --bpf -d 1; r=$?; kill $s; exit $r",
+                         at_test_archtrace());
+    cr_assert_eq(rc, 4, "not Python: exit 4, got %d: %s", rc, err);
+    cr_assert(strstr(err, "not a Python process"), "says why: %s", err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+    free(err);
+    rc = at_test_shf(NULL, &err, "%s -p 999999999 record --bpf -d 1", at_test_archtrace());
+    cr_assert_eq(rc, 3, "no such process: exit 3, got %d: %s", rc, err);
+    free(err);
+}
