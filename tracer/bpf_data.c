@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "tsv.h"
 
 #define MAGIC      "archtrace-bpf"
 #define VERSION    1
@@ -166,28 +167,10 @@ void at_bpf_data_free(at_bpf_data_t *d)
 
 /* ---- writing ------------------------------------------------------------- */
 
-static void put_esc(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\')
-            fputs("\\\\", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\r')
-            fputs("\\r", f);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-    }
-}
-
 static void put_kv(FILE *f, const char *key, const char *val)
 {
     fprintf(f, "%s\t", key);
-    put_esc(f, val);
+    at_tsv_put(f, val);
     fputc('\n', f);
 }
 
@@ -202,7 +185,7 @@ static long save_body(const at_bpf_data_t *d, FILE *f)
             d->exited, d->rate_hz);
     for (int v = 0; v < AT_BPF_VIEWS; v++, lines++) {
         fprintf(f, "view\t%s\t%d\t", at_bpf_view_names[v], d->avail[v]);
-        put_esc(f, d->how[v]);
+        at_tsv_put(f, d->how[v]);
         fputc('\n', f);
     }
     for (int s = 0; s < AT_BPF_ST_COUNT; s++, lines++)
@@ -216,7 +199,7 @@ static long save_body(const at_bpf_data_t *d, FILE *f)
         const at_bpf_import_row_t *r = &d->imports[i];
         fprintf(f, "import\t%u\t%" PRIu64 "\t%" PRIu64 "\t%u\t%d\t", r->tid, r->start_ns,
                 r->end_ns, r->depth, r->found);
-        put_esc(f, r->name);
+        at_tsv_put(f, r->name);
         fputc('\n', f);
     }
     for (int g = 0; g < AT_BPF_GC_SLOTS; g++, lines++)
@@ -235,7 +218,7 @@ static long save_body(const at_bpf_data_t *d, FILE *f)
         fprintf(f, "stack\t%" PRIu64 "\t%u\t%u", r->count, r->tid, r->gil);
         for (int k = 0; k < r->nframes; k++) {
             fputc('\t', f);
-            put_esc(f, r->frames[k]);
+            at_tsv_put(f, r->frames[k]);
         }
         fputc('\n', f);
     }
@@ -275,37 +258,6 @@ static int fail(loader_t *l, const char *fmt, ...)
         vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
     va_end(ap);
     return -EBADMSG;
-}
-
-static int unescape(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p != '\\') {
-            *o++ = *p;
-            continue;
-        }
-        p++;
-        if (*p == '\\')
-            *o++ = '\\';
-        else if (*p == 't')
-            *o++ = '\t';
-        else if (*p == 'n')
-            *o++ = '\n';
-        else if (*p == 'r')
-            *o++ = '\r';
-        else if (*p == 'x' && p[1] && p[2]) {
-            char hex[3] = { p[1], p[2], 0 }, *end;
-            long v = strtol(hex, &end, 16);
-            if (*end || v <= 0)
-                return -1;
-            *o++ = (char)v;
-            p += 2;
-        } else
-            return -1;
-    }
-    *o = '\0';
-    return 0;
 }
 
 static int u64_of(const char *s, uint64_t *out)
@@ -349,7 +301,7 @@ static int load_view(loader_t *l, char **f, int n)
     for (int v = 0; n == 4 && v < AT_BPF_VIEWS; v++) {
         if (strcmp(f[1], at_bpf_view_names[v]) != 0)
             continue;
-        if (u64_of(f[2], &avail) < 0 || avail > 1 || unescape(f[3]) < 0)
+        if (u64_of(f[2], &avail) < 0 || avail > 1 || at_tsv_unescape(f[3]) < 0)
             return fail(l, "bad view line");
         l->d->avail[v] = (int)avail;
         snprintf(l->d->how[v], sizeof l->d->how[v], "%s", f[3]);
@@ -384,7 +336,7 @@ static int load_import(loader_t *l, char **f, int n)
     int64_t found;
     struct at_bpf_import_ev e = { .kind = AT_BPF_EV_IMPORT };
     if (n != 7 || u64_of(f[1], &v[0]) < 0 || u64_of(f[2], &v[1]) < 0 || u64_of(f[3], &v[2]) < 0 ||
-        u64_of(f[4], &v[3]) < 0 || i64_of(f[5], &found) < 0 || unescape(f[6]) < 0 ||
+        u64_of(f[4], &v[3]) < 0 || i64_of(f[5], &found) < 0 || at_tsv_unescape(f[6]) < 0 ||
         v[0] > UINT32_MAX || v[3] > UINT32_MAX || v[2] < v[1])
         return fail(l, "bad import line");
     e.tid = (uint32_t)v[0];
@@ -441,7 +393,7 @@ static int load_stack(loader_t *l, char **f, int n)
         return -ENOMEM;
     d->nstacks++;
     for (int k = 4; k < n; k++) {
-        if (unescape(f[k]) < 0)
+        if (at_tsv_unescape(f[k]) < 0)
             return fail(l, "bad escape in a stack frame");
         if (!(r->frames[r->nframes] = strdup(f[k])))
             return -ENOMEM;
@@ -457,11 +409,11 @@ static int load_header(loader_t *l, char **f, int n)
     int64_t pid;
     if (strcmp(f[0], "pid") == 0 && n == 2 && i64_of(f[1], &pid) == 0 && pid > 0 && pid <= INT32_MAX)
         d->pid = (pid_t)pid;
-    else if (strcmp(f[0], "comm") == 0 && n == 2 && unescape(f[1]) == 0)
+    else if (strcmp(f[0], "comm") == 0 && n == 2 && at_tsv_unescape(f[1]) == 0)
         snprintf(d->comm, sizeof d->comm, "%s", f[1]);
-    else if (strcmp(f[0], "version") == 0 && n == 2 && unescape(f[1]) == 0)
+    else if (strcmp(f[0], "version") == 0 && n == 2 && at_tsv_unescape(f[1]) == 0)
         snprintf(d->version, sizeof d->version, "%s", f[1]);
-    else if (strcmp(f[0], "build") == 0 && n == 2 && unescape(f[1]) == 0)
+    else if (strcmp(f[0], "build") == 0 && n == 2 && at_tsv_unescape(f[1]) == 0)
         snprintf(d->build, sizeof d->build, "%s", f[1]);
     else if (strcmp(f[0], "attached") == 0 && n == 4 && u64s(f + 1, 3, v) == 0 && v[1] >= v[0] &&
              v[2] <= 1) {

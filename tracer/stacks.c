@@ -11,6 +11,7 @@
 #include "remote.h"
 #include "session.h"
 #include "textout.h"
+#include "tsv.h"
 
 #define SYMTAB_MAX      (1u << 22)   /* distinct symbols per process       */
 #define STACKS_MAX      (1u << 19)   /* distinct stacks per process        */
@@ -314,24 +315,6 @@ const char *at_stacks_frame_label(const at_stacks_t *s, const at_frame_t *f, cha
 
 /* ---- saving ------------------------------------------------------------ */
 
-static void put_escaped(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '\\')
-            fputs("\\\\", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\r')
-            fputs("\\r", f);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-    }
-}
-
 static const char *kind_name(int kind)
 {
     return kind == AT_SYM_PY ? "py" : kind == AT_SYM_NATIVE ? "native" : "mark";
@@ -342,11 +325,11 @@ static void save_header(const at_stacks_t *s, FILE *f)
     const at_stacks_meta_t *m = &s->meta;
     fprintf(f, FORMAT_MAGIC "\t%d\n", FORMAT_VERSION);
     fprintf(f, "pid\t%d\ncomm\t", (int)m->pid);
-    put_escaped(f, m->comm);
+    at_tsv_put(f, m->comm);
     fputs("\nversion\t", f);
-    put_escaped(f, m->version);
+    at_tsv_put(f, m->version);
     fputs("\nbuild\t", f);
-    put_escaped(f, m->build);
+    at_tsv_put(f, m->build);
     fprintf(f, "\nrate_hz\t%.6g\nsamples\t%" PRIu64 "\nmissed\t%" PRIu64 "\nduration_s\t%.6f\nnative\t%d\n",
             m->rate_hz, m->samples, m->missed, m->duration_s, m->native);
 }
@@ -356,9 +339,9 @@ static void save_body(const at_stacks_t *s, FILE *f)
     for (uint32_t i = 0; i < s->syms->n; i++) {
         const sym_t *y = &s->syms->v[i];
         fprintf(f, "sym\t%u\t%s\t", i, kind_name(y->kind));
-        put_escaped(f, y->func);
+        at_tsv_put(f, y->func);
         fputc('\t', f);
-        put_escaped(f, y->file);
+        at_tsv_put(f, y->file);
         fputc('\n', f);
     }
     for (uint32_t i = 0; i < s->n; i++) {
@@ -399,32 +382,6 @@ static int load_fail(loader_t *l, const char *why)
 {
     snprintf(l->err, l->errlen, "%s: line %lu: %s", l->where, l->lineno, why);
     return -EBADMSG;
-}
-
-/* Undo put_escaped in place; -1 on a bad escape. */
-static int unescape(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p != '\\') {
-            *o++ = *p;
-            continue;
-        }
-        p++;
-        if (*p == '\\' || *p == 't' || *p == 'n' || *p == 'r')
-            *o++ = *p == 't' ? '\t' : *p == 'n' ? '\n' : *p == 'r' ? '\r' : '\\';
-        else if (*p == 'x' && p[1] && p[2]) {
-            char hex[3] = { p[1], p[2], 0 }, *end;
-            long v = strtol(hex, &end, 16);
-            if (*end || v <= 0)
-                return -1;
-            *o++ = (char)v;
-            p += 2;
-        } else
-            return -1;
-    }
-    *o = '\0';
-    return 0;
 }
 
 /* Split at tabs into at most max fields; returns the count. */
@@ -468,7 +425,7 @@ static int load_meta(loader_t *l, char **f, int n)
 {
     at_stacks_meta_t *m = &l->s->meta;
     uint64_t u;
-    if (n != 2 || unescape(f[1]) < 0)
+    if (n != 2 || at_tsv_unescape(f[1]) < 0)
         return load_fail(l, "bad header field");
     if (!strcmp(f[0], "pid"))
         return parse_u64(f[1], &u) < 0 || u != (uint64_t)m->pid ? load_fail(l, "pid does not match the file name") : 0;
@@ -503,7 +460,7 @@ static int load_sym(loader_t *l, char **f, int n)
         return load_fail(l, "bad symbol record (ids must run 0, 1, 2, ...)");
     kind = !strcmp(f[2], "py") ? AT_SYM_PY : !strcmp(f[2], "native") ? AT_SYM_NATIVE
          : !strcmp(f[2], "mark") ? AT_SYM_MARK : -1;
-    if (kind < 0 || unescape(f[3]) < 0 || unescape(f[4]) < 0)
+    if (kind < 0 || at_tsv_unescape(f[3]) < 0 || at_tsv_unescape(f[4]) < 0)
         return load_fail(l, "bad symbol kind or escape");
     if (at_symtab_intern(l->s->syms, kind, f[3], f[4]) != id)
         return load_fail(l, "duplicate symbol or out of memory");
