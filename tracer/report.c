@@ -77,8 +77,15 @@ static void print_header(FILE *out, const render_ctx_t *c)
     fprintf(out, "command: ");
     if (c->have_meta)
         print_argv(out, c->meta.argc, c->meta.argv, 200);
-    fprintf(out, "\nwall time: %s   exit status: %d   Python processes: %zu\n", wall,
-            c->exit_status, n);
+    char status[48];
+    if (c->have_meta && !strcmp(c->meta.kind, "record"))
+        snprintf(status, sizeof(status), "recorded from outside (-p)");
+    else if (c->exit_status < 0)
+        snprintf(status, sizeof(status), "exit status: unknown");
+    else
+        snprintf(status, sizeof(status), "exit status: %d", c->exit_status);
+    fprintf(out, "\n%s: %s   %s   Python processes: %zu\n",
+            c->have_meta && !strcmp(c->meta.kind, "record") ? "recorded for" : "wall time", wall, status, n);
     if (c->have_meta && !c->meta.complete)
         fprintf(out, "warning: archtrace did not finish this session: data is incomplete\n");
     if (c->procs.corrupt)
