@@ -32,6 +32,9 @@
 #define AT_INTERP_TSTATE_HEAD          16  /* threads.head              */
 #define AT_INTERP_RUNTIME              40  /* back pointer: runtime check */
 #define AT_INTERP_ID                   48
+#define AT_INTERP_GC_GENERATION_STATS  776 /* gc.generation_stats[3]: Py_ssize_t
+                                            * collections, collected,
+                                            * uncollectable each (top)   */
 
 /* PyThreadState */
 #define AT_TSTATE_PREV                 0

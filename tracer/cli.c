@@ -230,6 +230,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
     case AT_CMD_TOP:
         if (!o->argc && !o->pid)
             return fail(err, n, "top needs -p PID or -- COMMAND");
+        if (o->argc && o->pid)
+            return fail(err, n, "top takes -p PID or -- COMMAND, not both");
         return 0;
     case AT_CMD_REPORT:
         if (!o->report_dir)

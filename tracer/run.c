@@ -111,11 +111,25 @@ static int set_child_env(const at_options_t *o, const char *shim, const char *di
     return rc ? -ENOMEM : 0;
 }
 
+/* `top` keeps the terminal: the command reads /dev/null and writes to
+ * stdio_fd instead (when it is >= 0). */
+static void redirect_stdio(int stdio_fd)
+{
+    if (stdio_fd < 0)
+        return;
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd >= 0)
+        dup2(null_fd, STDIN_FILENO);
+    dup2(stdio_fd, STDOUT_FILENO);
+    dup2(stdio_fd, STDERR_FILENO);
+}
+
 /* In the child: exec, and on failure send errno up the pipe. */
-static void exec_child(const at_options_t *o, int err_fd)
+static void exec_child(const at_options_t *o, int err_fd, int stdio_fd)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
+    redirect_stdio(stdio_fd);
     execvp(o->argv[0], o->argv);
     int e = errno;
     if (write(err_fd, &e, sizeof(e)) < 0)
@@ -133,12 +147,8 @@ static int exec_failure_status(const char *cmd, int e)
     return AT_EXIT_CANNOT_RUN;
 }
 
-static int wait_status(pid_t pid)
+int at_run_exit_status(int st)
 {
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return AT_EXIT_FAILED;
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     if (WIFSIGNALED(st))
@@ -146,9 +156,18 @@ static int wait_status(pid_t pid)
     return AT_EXIT_FAILED;
 }
 
+static int wait_status(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return AT_EXIT_FAILED;
+    return at_run_exit_status(st);
+}
+
 /* fork + exec with the error pipe; returns the child's pid or a negative
  * exit status (already explained on stderr). */
-static pid_t spawn(const at_options_t *o)
+static pid_t spawn(const at_options_t *o, int stdio_fd)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -161,7 +180,7 @@ static pid_t spawn(const at_options_t *o)
     }
     if (pid == 0) {
         close(pipefd[0]);
-        exec_child(o, pipefd[1]);
+        exec_child(o, pipefd[1], stdio_fd);
     }
     close(pipefd[1]);
     int e = 0;
@@ -247,46 +266,68 @@ static int prepare_session(const at_options_t *o, char *dir, size_t size, char *
     return 0;
 }
 
-int at_cmd_run(const at_options_t *o)
+/* ---- the pieces, shared with `top` --------------------------------------- */
+
+int at_run_start(const at_options_t *o, const char *kind, int stdio_fd, at_run_child_t *c)
 {
-    char dir[PATH_MAX], shim[PATH_MAX];
-    if (prepare_session(o, dir, sizeof(dir), shim, sizeof(shim)) < 0)
+    char shim[PATH_MAX];
+    memset(c, 0, sizeof(*c));
+    if (prepare_session(o, c->dir, sizeof(c->dir), shim, sizeof(shim)) < 0)
         return AT_EXIT_FAILED;
-    at_meta_t meta = { .exit_status = -1, .wall_s = -1 };
-    snprintf(meta.kind, sizeof(meta.kind), "run");
-    at_meta_set_argv(&meta, o->argc, o->argv);
-    meta.start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
-    if (at_meta_write(dir, &meta) < 0 || set_child_env(o, shim, dir) < 0) {
-        fprintf(stderr, "archtrace: cannot write to session directory %s\n", dir);
-        if (!o->output_dir)
-            at_session_remove(dir);
+    c->meta.exit_status = -1;
+    c->meta.wall_s = -1;
+    snprintf(c->meta.kind, sizeof(c->meta.kind), "%s", kind);
+    at_meta_set_argv(&c->meta, o->argc, o->argv);
+    c->meta.start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
+    if (at_meta_write(c->dir, &c->meta) < 0 || set_child_env(o, shim, c->dir) < 0) {
+        fprintf(stderr, "archtrace: cannot write to session directory %s\n", c->dir);
+        at_run_cleanup(o, c);
         return AT_EXIT_FAILED;
     }
-    double t0 = now_s();
-    pid_t pid = spawn(o);
+    c->t0 = now_s();
+    pid_t pid = spawn(o, stdio_fd);
     if (pid < 0) {
-        if (!o->output_dir)
-            at_session_remove(dir);
+        at_run_cleanup(o, c);
         return -pid;
     }
-    child_pid = pid;
+    c->pid = pid;
+    return 0;
+}
+
+void at_run_close(at_run_child_t *c, int status)
+{
+    c->meta.root_pid = c->pid;
+    c->meta.exit_status = status;
+    c->meta.wall_s = now_s() - c->t0;
+    c->meta.complete = 1;
+    int mrc = at_meta_write(c->dir, &c->meta);
+    if (mrc < 0)
+        fprintf(stderr, "archtrace: cannot update %s/session.meta: %s: the session will read as "
+                        "incomplete\n", c->dir, strerror(-mrc));
+}
+
+void at_run_cleanup(const at_options_t *o, at_run_child_t *c)
+{
+    if (!o->output_dir && c->dir[0])
+        at_session_remove(c->dir);
+}
+
+int at_cmd_run(const at_options_t *o)
+{
+    at_run_child_t c;
+    int rc = at_run_start(o, "run", -1, &c);
+    if (rc)
+        return rc;
+    child_pid = c.pid;
     install_signal_forwarding();
     at_sampler_t *sampler = NULL;
     if (!o->no_sample && at_sampler_start)
-        sampler = at_sampler_start(pid, dir, o);
-    int status = wait_status(pid);
+        sampler = at_sampler_start(c.pid, c.dir, o);
+    int status = wait_status(c.pid);
     if (sampler && at_sampler_stop)
         at_sampler_stop(sampler);
-    meta.root_pid = pid;
-    meta.exit_status = status;
-    meta.wall_s = now_s() - t0;
-    meta.complete = 1;
-    int mrc = at_meta_write(dir, &meta);
-    if (mrc < 0)
-        fprintf(stderr, "archtrace: cannot update %s/session.meta: %s: the session will read as "
-                        "incomplete\n", dir, strerror(-mrc));
-    at_report_render(dir, o, status);
-    if (!o->output_dir)
-        at_session_remove(dir);
+    at_run_close(&c, status);
+    at_report_render(c.dir, o, status);
+    at_run_cleanup(o, &c);
     return status;
 }
