@@ -205,11 +205,33 @@ static void write_json(FILE *out, const render_ctx_t *c)
 
 /* ---- Chrome trace -------------------------------------------------------- */
 
+/* What a person would call the process: the script, `-m module` or
+ * `-c`, skipping the interpreter's own options (`python -B -c ...`). */
+static void process_title(const at_proc_t *p, char *buf, size_t n)
+{
+    for (int i = 1; i < p->argc; i++) {
+        const char *a = p->argv[i];
+        if (!strcmp(a, "-m") || !strcmp(a, "-c")) {
+            snprintf(buf, n, "%s %s", a, a[1] == 'm' && i + 1 < p->argc ? p->argv[i + 1] : "");
+            return;
+        }
+        if (!strcmp(a, "-W") || !strcmp(a, "-X")) {
+            i++;                /* the option's value */
+            continue;
+        }
+        if (a[0] != '-') {
+            snprintf(buf, n, "%s", a);
+            return;
+        }
+    }
+    snprintf(buf, n, "%s", p->argc ? p->argv[0] : "python");
+}
+
 static void chrome_process_name(at_json_t *j, const at_proc_t *p)
 {
-    char name[128];
-    snprintf(name, sizeof(name), "%s (pid %d)", p->argc > 1 ? p->argv[1] : p->argc ? p->argv[0] : "python",
-             (int)p->pid);
+    char name[160], title[128];
+    process_title(p, title, sizeof(title));
+    snprintf(name, sizeof(name), "%s (pid %d)", title, (int)p->pid);
     at_json_obj_begin(j);
     at_json_kv_str(j, "name", "process_name");
     at_json_kv_str(j, "ph", "M");
