@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "progress.h"
 
 #define DISCOVER_EVERY_NS  50000000ull   /* session directory poll         */
 #define RETRIES_PER_EXE    20            /* polls (1 s) before giving up  */
@@ -358,12 +359,33 @@ static void sample_all(at_sampler_t *s, uint64_t skipped)
     }
 }
 
+static void show_progress(at_sampler_t *s, at_progress_t *p)
+{
+    uint64_t samples = 0;
+    int processes = 0;
+    for (int i = 0; i < s->ncands; i++) {
+        at_target_t *t = s->cands[i].target;
+        if (!t)
+            continue;
+        samples += at_stacks_meta(t->stacks)->samples;
+        processes++;
+    }
+    at_progress_update(p, samples, "samples", processes);
+}
+
 static void *sampler_main(void *arg)
 {
     at_sampler_t *s = arg;
     at_pace_t pace;
+    at_progress_t progress;
     uint64_t last_poll = 0, skipped = 0;
     at_pace_init(&pace, s->rate_hz);
+    at_progress_init(&progress);
+    /* The terminal is the command's while it writes to it: a progress
+     * line would be torn by its output.  Shown when its stdout goes
+     * elsewhere (`archtrace python3 job.py > out`). */
+    if (isatty(STDOUT_FILENO))
+        at_progress_end(&progress);
     while (!atomic_load(&s->stop)) {
         uint64_t now = at_now_ns();
         if (now - last_poll >= DISCOVER_EVERY_NS) {
@@ -371,8 +393,10 @@ static void *sampler_main(void *arg)
             last_poll = now;
         }
         sample_all(s, skipped);
+        show_progress(s, &progress);
         skipped = at_pace_wait(&pace, NULL);
     }
+    at_progress_end(&progress);
     at_pace_end(&pace);
     return NULL;
 }
