@@ -2,7 +2,9 @@
 #   make            build/archtrace and build/libarchtrace.so (-Werror)
 #   make asan       the same with ASan+UBSan into build-asan/
 #   make deps       install what the build, tests and labs need (Debian 12)
-#   make test       unit tests, labs on both build shapes, integration tests
+#   make test       unit tests, labs on both build shapes, integration tests,
+#                   fuzzing (FUZZ_SECONDS=20 each), ASan reruns, valgrind
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS=60 each
 #   make demo       archtrace on a lab
 #   make bench      overhead table against the plain run and other tools
 #   V=1             show the commands
@@ -96,11 +98,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(if $(Q),@echo "  FUZZ    $<")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(TRACER_LIBS)
 
+# the objects are intermediate in make's eyes: keep them between runs
+.SECONDARY: $(FUZZ_OBJ) $(SKELETONS)
+
 fuzz: $(FUZZ_BINS)
 	$(Q)tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 
 deps:
 	$(Q)tools/deps.sh
@@ -114,9 +119,19 @@ unit-tests: all $(TEST_BINS)
 labs: venvs
 	$(Q)tools/run_labs.sh --shape all
 
+# `make test` = the test binaries, the labs on both shapes, every fuzz
+# target for FUZZ_SECONDS (20 here unless given), the end-to-end tests of
+# run/record/report once more against the ASan+UBSan build (native malloc
+# interposition is ASan's own there, so those alloc tests are left out),
+# and the CLI under valgrind.  Budget: under 10 minutes on 2 cores.
+ASAN_TESTS = test_run test_sampler test_imports \
+             test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
+test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 test: deps venvs
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS)
-	$(Q)tools/run_tests.sh --labs $(TEST_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(FUZZ_BINS)
+	$(Q)$(MAKE) --no-print-directory asan
+	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" \
+		--asan build-asan "$(ASAN_TESTS)" --valgrind $(BUILD)/archtrace $(TEST_BINS)
 
 demo: deps venvs all
 	$(Q)cd labs && ../$(BUILD)/archtrace ../.venv/static/bin/python lab08.py

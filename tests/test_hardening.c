@@ -5,8 +5,12 @@
  * Every scenario must end in a one-line message and a documented exit
  * status, never a crash, a hang or a changed target:
  *   - target killed by SIGKILL          -> 137 (128+9), process "incomplete"
- *   - archtrace killed by SIGKILL       -> the target runs on; `report DIR`
- *                                          exits 0 and warns "did not finish"
+ *   - archtrace killed by SIGKILL       -> the target runs on (never left
+ *     (run, or -p PID record --native)     stopped); `report DIR` exits 0
+ *                                          and warns "did not finish"
+ *   - -p PID record of a missing, non-
+ *     Python, non-3.11 or unreadable
+ *     (as nobody) process               -> 3, 4, 5, 6 and one line
  *   - damaged session files             -> `report` exits 0 with a line per
  *                                          damaged file (125 only when the
  *                                          directory itself cannot be read)
@@ -21,6 +25,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +246,138 @@ static void check_archtrace_killed(const char *shape)
 Test(killed, archtrace_sigkilled_static, .timeout = 60) { check_archtrace_killed("static"); }
 Test(killed, archtrace_sigkilled_shared, .timeout = 60) { check_archtrace_killed("shared"); }
 
+/* archtrace -p PID record --native, SIGKILLed while it samples: the target
+ * (stopped now and then by ptrace for its native stacks) must not be left
+ * stopped; it keeps printing, and `report DIR` reads the session as
+ * unfinished. */
+static void check_record_killed(const char *shape)
+{
+    const char *py = need_python(shape);
+    char *dir = new_tmpdir(), *out, *err, json[600];
+    int rc = at_test_shf(&out, &err,
+        "cd %s && { %s %s/tests/fixtures/hard_spin.py started 20 >target.out & tp=$!; "
+        "for i in $(seq 200); do [ -f started ] && break; sleep 0.05; done; "
+        "%s -p $tp record --native -d 15 -o s >rec.out 2>rec.err & ap=$!; "
+        "sleep 1; kill -9 $ap; wait $ap; echo \"archtrace=$?\"; sleep 0.2; "
+        "echo \"state=$(sed -n 's/^State:[[:space:]]*\\([A-Za-z]\\).*/\\1/p' /proc/$tp/status)\"; "
+        "a=$(wc -l <target.out); sleep 0.5; b=$(wc -l <target.out); echo \"ticks=$((b - a))\"; "
+        "kill $tp; wait $tp; true; }",
+        dir, py, root(), at());
+    cr_assert_eq(rc, 0, "%s: the scenario script ran: %s", shape, err);
+    cr_assert(strstr(out, "archtrace=137"), "%s: archtrace was SIGKILLed: %s", shape, out);
+    cr_assert(strstr(out, "state=R") || strstr(out, "state=S"),
+              "%s: the target must run on, not stay stopped by a dead tracer: %s", shape, out);
+    const char *ticks = strstr(out, "ticks=");
+    cr_assert(ticks && atoi(ticks + 6) >= 3, "%s: the target keeps making progress: %s", shape, out);
+    free(out), free(err);
+
+    rc = at_test_shf(NULL, &err, "NO_COLOR=1 %s report %s/s", at(), dir);
+    cr_assert_eq(rc, 0, "%s: report of the killed recording exits 0, got %d: %s", shape, rc, err);
+    cr_assert(strstr(err, "did not finish this session") && strstr(err, "Python processes: 1"),
+              "%s: the report reads the segment and says the session is unfinished:\n%s", shape, err);
+    free(err);
+    snprintf(json, sizeof(json), "%s/r.json", dir);
+    rc = at_test_shf(NULL, &err, "%s report --json %s %s/s", at(), json, dir);
+    cr_assert_eq(rc, 0, "%s: report --json exits 0, got %d: %s", shape, rc, err);
+    cr_assert(!jq_true(json, "d['complete']"), "%s: JSON: the session is incomplete", shape);
+    cr_assert(jq_true(json, "len(d['processes']) == 1 and 'hard_spin.py' in ' '.join(d['processes'][0]['argv'])"),
+              "%s: JSON: the attached process is read back", shape);
+    free(err);
+    rm_rf(dir);
+}
+
+Test(killed, record_sigkilled_static, .timeout = 60) { check_record_killed("static"); }
+Test(killed, record_sigkilled_shared, .timeout = 60) { check_record_killed("shared"); }
+
+/* ---- 2b. -p PID record against the wrong process ---------------------------- */
+
+static pid_t spawn_quiet(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0, "fork failed");
+    usleep(300 * 1000); /* let the interpreter come up */
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* `[PREFIX] archtrace -p PID record -d 1 -o DIR/s`: status, one line
+ * naming the cause, nothing on stdout, no session left behind. */
+static void check_record_refused(const char *prefix, pid_t pid, int status, const char *says)
+{
+    char *dir = new_tmpdir(), *out, *err, what[64];
+    chmod(dir, 0755); /* reachable (not writable) for the unprivileged case */
+    snprintf(what, sizeof(what), "record -p %d", (int)pid);
+    int rc = at_test_shf(&out, &err, "%s %s -p %d record -d 1 -o %s/s", prefix, at(), (int)pid, dir);
+    cr_assert_eq(rc, status, "%s: status %d expected, got %d: %s", what, status, rc, err);
+    assert_one_line(err, what);
+    cr_assert(strstr(err, says), "%s: the line should say '%s': %s", what, says, err);
+    cr_assert_str_eq(out, "", "%s: nothing on stdout", what);
+    cr_assert(!file_exists(dir, "s"), "%s: no session directory is left behind", what);
+    free(out), free(err);
+    rm_rf(dir);
+}
+
+Test(pid, record_of_a_missing_process_is_3, .timeout = 20)
+{
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0); /* existed a moment ago, gone now */
+    check_record_refused("", gone, 3, "no such process");
+}
+
+Test(pid, record_of_a_non_python_process_is_4, .timeout = 20)
+{
+    char *argv[] = { "/bin/sleep", "30", NULL };
+    pid_t pid = spawn_quiet(argv);
+    check_record_refused("", pid, 4, "is not a Python process");
+    reap(pid);
+}
+
+Test(pid, record_of_another_python_is_5, .timeout = 20)
+{
+    char *py = NULL;
+    if (at_test_shf(&py, NULL, "ls /root/.pyenv/versions/3.1[02]*/bin/python3.1[02] 2>/dev/null | head -1") != 0 ||
+        !py || !py[0]) {
+        free(py);
+        cr_skip_test("no CPython 3.10 or 3.12 on this machine to stand for a non-3.11 Python");
+    }
+    py[strcspn(py, "\n")] = '\0';
+    char *argv[] = { py, "-c", "import time; time.sleep(30)", NULL };
+    pid_t pid = spawn_quiet(argv);
+    check_record_refused("", pid, 5, "archtrace supports 3.11 only");
+    reap(pid);
+    free(py);
+}
+
+static void check_record_unprivileged(const char *shape)
+{
+    const char *py = need_python(shape);
+    if (geteuid() != 0)
+        cr_skip_test("needs root to start a root-owned target and drop to nobody");
+    if (at_test_sh("setpriv --reuid=65534 --regid=65534 --clear-groups true", NULL, NULL) != 0)
+        cr_skip_test("setpriv cannot drop to nobody here");
+    char *argv[] = { (char *)py, "-c", "import time; time.sleep(30)", NULL };
+    pid_t pid = spawn_quiet(argv);
+    check_record_refused("setpriv --reuid=65534 --regid=65534 --clear-groups", pid, 6, "run archtrace as root");
+    reap(pid);
+}
+
+Test(pid, record_as_nobody_of_a_root_python_is_6_static, .timeout = 20) { check_record_unprivileged("static"); }
+Test(pid, record_as_nobody_of_a_root_python_is_6_shared, .timeout = 20) { check_record_unprivileged("shared"); }
+
 /* ---- 3. damaged sessions --------------------------------------------------- */
 
 /* Mutations that always make a file unreadable as what it claims to be:
@@ -351,7 +488,7 @@ Test(damaged, unreadable_session_dir_is_125, .timeout = 20)
 /* ---- 4. invalid options ---------------------------------------------------- */
 
 /* Each: archtrace ARGS touch MARKER must exit 125 with one line and never
- * run the command.  ("--rate -5" is covered by test_run.c.) */
+ * run the command. */
 typedef struct bad_option {
     int argc;
     char args[2][40];        /* a leading "@" stands for the temp directory */
@@ -359,6 +496,7 @@ typedef struct bad_option {
 } bad_option_t;
 
 static const bad_option_t bad_options[] = {
+    { 2, { "--rate", "-5" }, "invalid --rate" },
     { 2, { "--rate", "0" }, "invalid --rate" },
     { 2, { "--rate", "nan" }, "invalid --rate" },
     { 2, { "--rate", "inf" }, "invalid --rate" },

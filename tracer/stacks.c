@@ -232,8 +232,9 @@ at_stacks_meta_t *at_stacks_meta(at_stacks_t *s)
 static int rec_matches(const at_stacks_t *s, const stack_rec_t *r, uint32_t h, uint32_t tid,
                        int idle, int gil, const at_frame_t *f, int n)
 {
+    /* n == 0: the pool may still be NULL, which memcmp must not see */
     return r->hash == h && r->tid == tid && r->idle == idle && r->gil == gil && r->n == n &&
-           !memcmp(s->pool + r->off, f, sizeof *f * (size_t)n);
+           (n == 0 || !memcmp(s->pool + r->off, f, sizeof *f * (size_t)n));
 }
 
 static int reserve(at_stacks_t *s, int n)

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz_frame_walk.c - libFuzzer target: the remote frame walker fed random "target memory".
+ *
+ * The walker reads a target only through process_vm_readv (remote.c).
+ * This file defines process_vm_readv itself, so the executable's
+ * definition wins over libc's and every "remote" read is served from the
+ * fuzz input's memory image (format: walk_image.h).  No system call is
+ * made, reads past the image fail like unmapped pages, and the "target"
+ * can vanish (ESRCH) after any read.  Each input is sampled three times
+ * with one walker, so the batched re-reads of the last sample's addresses
+ * run too; the third sample sees the image patched, as if the target had
+ * moved on between samples.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "frame_walk.h"
+#include "walk_image.h"
+
+static struct {
+    const uint8_t *image;    /* the target's memory                        */
+    size_t size;
+    unsigned reads;          /* process_vm_readv calls so far              */
+    unsigned die_after;      /* ESRCH from this call on; 0 = never          */
+} target;
+
+/* Bytes of [addr, addr+len) readable from the start; 0 when none. */
+static size_t readable(uint64_t addr, size_t len)
+{
+    if (addr < WALK_IMAGE_BASE || addr - WALK_IMAGE_BASE >= target.size)
+        return 0;
+    size_t left = target.size - (size_t)(addr - WALK_IMAGE_BASE);
+    return len < left ? len : left;
+}
+
+/* The kernel's contract as remote.c relies on it: local and remote iovecs
+ * are two streams copied in order; the copy stops at the first unreadable
+ * remote byte; the bytes copied are returned, or -1 (EFAULT) when none. */
+ssize_t process_vm_readv(pid_t pid, const struct iovec *local, unsigned long liovcnt,
+                         const struct iovec *remote, unsigned long riovcnt, unsigned long flags)
+{
+    (void)pid;
+    (void)flags;
+    if (++target.reads >= target.die_after && target.die_after) {
+        errno = ESRCH;
+        return -1;
+    }
+    size_t done = 0, li = 0, loff = 0;
+    for (unsigned long ri = 0; ri < riovcnt; ri++) {
+        uint64_t addr = (uint64_t)(uintptr_t)remote[ri].iov_base;
+        size_t want = remote[ri].iov_len, ok = readable(addr, want);
+        for (size_t roff = 0; roff < ok && li < liovcnt;) {
+            size_t room = local[li].iov_len - loff, n = ok - roff < room ? ok - roff : room;
+            memcpy((uint8_t *)local[li].iov_base + loff, target.image + (addr - WALK_IMAGE_BASE) + roff, n);
+            roff += n;
+            loff += n;
+            done += n;
+            if (loff == local[li].iov_len) {
+                li++;
+                loff = 0;
+            }
+        }
+        if (ok < want || li >= liovcnt)
+            break;
+    }
+    if (done == 0 && riovcnt) {
+        errno = EFAULT;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+static void check_stack(const at_symtab_t *syms, const at_pystack_t *st)
+{
+    if (st->n < 0 || st->n > AT_MAX_STACK_DEPTH)
+        abort();
+    for (int i = 0; i < st->n; i++) {
+        uint32_t sym = st->frames[i].sym;
+        if (sym >= at_symtab_count(syms) || !at_symtab_func(syms, sym) || !at_symtab_file(syms, sym))
+            abort();
+    }
+}
+
+static void sample(at_walker_t *w, at_symtab_t *syms, int reload)
+{
+    static at_thread_t threads[AT_MAX_THREADS];
+    static at_pystack_t st;
+    int n = at_walker_threads(w, threads, AT_MAX_THREADS);
+    if (n > AT_MAX_THREADS)
+        abort();
+    for (int i = 0; i < n; i++) {
+        if (reload && at_walker_reload(w, &threads[i]) < 0)
+            continue;
+        if (at_walker_stack(w, &threads[i], &st) == 0)
+            check_stack(syms, &st);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < WALK_HDR_SIZE)
+        return 0;
+    int flags = data[0];
+    size_t patch_off = (size_t)data[2] | (size_t)data[3] << 8, patch_len = data[4] % (WALK_PATCH_MAX + 1);
+    if (size < WALK_HDR_SIZE + patch_len)
+        return 0;
+    const uint8_t *patch = data + WALK_HDR_SIZE;
+    size_t image_size = size - WALK_HDR_SIZE - patch_len;
+    /* a private copy: the patch writes to it, ASan bounds it exactly */
+    uint8_t *image = malloc(image_size ? image_size : 1);
+    if (!image)
+        return 0;
+    memcpy(image, patch + patch_len, image_size);
+    target.image = image;
+    target.size = image_size;
+    target.reads = 0;
+    target.die_after = data[1];
+
+    at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
+    at_remote_init(&proc.mem, proc.pid);
+    if (flags & WALK_TYPES_EXPORTED) {
+        proc.code_type = WALK_CODE_TYPE;
+        proc.unicode_type = WALK_UNICODE_TYPE;
+        proc.bytes_type = WALK_BYTES_TYPE;
+    }
+    uint64_t head;
+    char err[256];
+    (void)at_py_proc_check(&proc, &head, err, sizeof err);
+
+    at_symtab_t *syms = at_symtab_new();
+    at_walker_t *w = syms ? at_walker_new(&proc, syms) : NULL;
+    if (w) {
+        sample(w, syms, 0);
+        sample(w, syms, 0);
+        for (size_t i = 0; i < patch_len && patch_off + i < image_size; i++)
+            image[patch_off + i] = patch[i];
+        sample(w, syms, flags & WALK_RELOAD);
+    }
+    at_walker_free(w);
+    at_symtab_free(syms);
+    free(image);
+    return 0;
+}

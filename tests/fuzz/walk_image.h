@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* walk_image.h - the input format of fuzz_frame_walk, shared with its seed generator.
+ *
+ * An input is a small header and then a memory image of a fake CPython
+ * 3.11 target: image byte i stands at remote address WALK_IMAGE_BASE + i,
+ * and _PyRuntime is at WALK_IMAGE_BASE.  Every other address reads as
+ * unmapped.  The type objects live outside the image (the walker only
+ * compares against their addresses), so a fuzzed pointer field equal to
+ * one of these constants passes the type check.
+ *
+ * Header (WALK_HDR_SIZE bytes):
+ *   [0] flags: WALK_TYPES_EXPORTED, WALK_RELOAD
+ *   [1] the target "exits" (reads fail with ESRCH) after this many
+ *       reads; 0 = never
+ *   [2..3] offset in the image of a patch applied before the third sample
+ *   [4] patch length (0..WALK_PATCH_MAX); the patch bytes follow the header
+ */
+#ifndef AT_WALK_IMAGE_H
+#define AT_WALK_IMAGE_H
+
+#define WALK_IMAGE_BASE      0x100000000000ull
+#define WALK_CODE_TYPE       0x0fffff000100ull
+#define WALK_UNICODE_TYPE    0x0fffff000200ull
+#define WALK_BYTES_TYPE      0x0fffff000300ull
+
+#define WALK_HDR_SIZE        5
+#define WALK_PATCH_MAX       32
+#define WALK_TYPES_EXPORTED  0x01  /* check ob_type of code, str, bytes */
+#define WALK_RELOAD          0x02  /* at_walker_reload before sample 3  */
+
+#endif
