@@ -21,14 +21,6 @@ typedef struct run {
     int rc;
 } run_t;
 
-static const char *need_python(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
-    return py;
-}
-
 /* archtrace with only allocation tracking on, --json, stdout kept. */
 static run_t trace(const char *opts, const char *py, const char *args)
 {
@@ -62,7 +54,7 @@ static void done(run_t *r)
 
 static void sites_known(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_sites.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_sites.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "top5 sites EXPECT 0.05");
     check(&r, "peak EXPECT");
@@ -76,7 +68,7 @@ static void sites_tracemalloc(const char *shape, const char *pyopts)
 {
     char args[256];
     snprintf(args, sizeof(args), "%s tests/fixtures/alloc_sites.py --tracemalloc", pyopts);
-    run_t r = trace("", need_python(shape), args);
+    run_t r = trace("", at_test_python_or_skip(shape), args);
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "top5 sites TOP5 0.05");
     check(&r, "peak TOP5");
@@ -94,7 +86,7 @@ static void lab04(const char *shape)
 {
     if (access("labs/lab04.py", R_OK) != 0)
         cr_skip_test("labs/lab04.py is not there yet");
-    run_t r = trace("", need_python(shape), "labs/lab04.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "labs/lab04.py");
     cr_assert_eq(r.rc, 0, "lab04 exits 0 under archtrace, got %d: %s", r.rc, r.err);
     check(&r, "top5 lab04 TOP5 0.05");
     check(&r, "peak TOP5");
@@ -106,7 +98,7 @@ Test(alloc, lab04_top5_shared, .timeout = 90) { lab04("shared"); }
 
 static void tracemalloc_stopped(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "-X tracemalloc=1 tests/fixtures/alloc_tm_stop.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "-X tracemalloc=1 tests/fixtures/alloc_tm_stop.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "after after AFTER");
     done(&r);
@@ -119,7 +111,7 @@ Test(alloc, hooks_back_after_tracemalloc_stop_shared, .timeout = 60) { tracemall
 
 static void native(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_native.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_native.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "native native");
     done(&r);
@@ -130,7 +122,7 @@ Test(alloc, native_on_calling_line_shared, .timeout = 60) { native("shared"); }
 
 static void forked(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_fork.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_fork.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "fork");
     done(&r);
@@ -141,7 +133,7 @@ Test(alloc, fork_child_has_its_own_counts_shared, .timeout = 60) { forked("share
 
 static void threads(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_threads.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_threads.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "threads");
     done(&r);
@@ -152,7 +144,7 @@ Test(alloc, threads_without_gil_shared, .timeout = 60) { threads("shared"); }
 
 static void killed(const char *shape)
 {
-    run_t r = trace("", need_python(shape), "tests/fixtures/alloc_kill.py");
+    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_kill.py");
     cr_assert_eq(r.rc, 128 + 9, "the target's SIGKILL is archtrace's status, got %d: %s", r.rc, r.err);
     check(&r, "kill");
     done(&r);
@@ -165,7 +157,7 @@ Test(alloc, sigkill_keeps_counts_shared, .timeout = 60) { killed("shared"); }
 
 static void sampled(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     run_t exact = trace("", py, "tests/fixtures/alloc_bench.py");
     run_t samp = trace("--alloc-sample 1024", py, "tests/fixtures/alloc_bench.py");
     cr_assert_eq(exact.rc, 0, "exact run: %s", exact.err);
@@ -184,7 +176,7 @@ Test(alloc, sampled_top5_like_exact_shared, .timeout = 90) { sampled("shared"); 
 
 static void deep(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), *err = NULL, opts[1024], session[600];
     snprintf(session, sizeof(session), "%s/session", dir);
     snprintf(opts, sizeof(opts), "--alloc-depth 25 -o %s", session);
@@ -225,7 +217,7 @@ Test(alloc, inert_in_non_python_processes, .timeout = 30)
 
 Test(alloc, truncated_file_is_rejected, .timeout = 60)
 {
-    const char *py = need_python("static");
+    const char *py = at_test_python_or_skip("static");
     char *dir = at_test_tmpdir(), *out = NULL, *err = NULL;
     int rc = at_test_shf(NULL, &err, "%s -q --no-gil --no-imports --no-sample -o %s/s %s -c 'x = [1] * 1000'",
                          at_test_archtrace(), dir, py);

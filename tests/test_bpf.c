@@ -303,28 +303,11 @@ static char *report(const char *dir, pid_t pid, const at_options_t *o)
     return path;
 }
 
-static double jnum(const char *path, const char *expr)
-{
-    char *s = at_test_json(path, expr);
-    cr_assert(s, "evaluating %s over %s", expr, path);
-    double v = strcmp(s, "True") == 0 ? 1 : strcmp(s, "False") == 0 ? 0 : strtod(s, NULL);
-    free(s);
-    return v;
-}
-
 static char *jstr(const char *path, const char *expr)
 {
     char *s = at_test_json(path, expr);
     cr_assert(s, "evaluating %s over %s", expr, path);
     return s;
-}
-
-static const char *python_or_skip(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s python3.11 on this machine", shape);
-    return py;
 }
 
 static void options(at_options_t *o)
@@ -344,7 +327,7 @@ static void cleanup_dir(char *dir)
 
 static void gil_two_threads(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir();
     at_options_t o;
     child_t c;
@@ -358,26 +341,26 @@ static void gil_two_threads(const char *shape)
     reap(&c, 1);
 
     char *json = report(dir, c.target, &o);
-    double attached = jnum(json, "d['bpf']['attached_ns']");
+    double attached = at_test_json_num(json, "d['bpf']['attached_ns']");
     cr_assert(attached > 1.5e9 && attached < 4e9, "attached about 2 s, got %.0f ns", attached);
-    int n = (int)jnum(json, "len(d['bpf']['gil']['threads'])");
+    int n = (int)at_test_json_num(json, "len(d['bpf']['gil']['threads'])");
     cr_assert_geq(n, 2, "both spinning threads waited for the GIL (%d threads in the table)", n);
     /* the two threads that waited most: each >= 25 % of the attached time */
-    double second = jnum(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2]");
-    double first = jnum(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-1]");
+    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2]");
+    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-1]");
     cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s attached", shape, 100 * first / attached,
                 100 * second / attached, attached / 1e9);
     cr_assert_geq(second / attached, 0.25, "%s: the 2nd thread waited %.1f%% of %.2f s (1st %.1f%%)",
                   shape, 100 * second / attached, attached / 1e9, 100 * first / attached);
     cr_assert_leq(first / attached, 1.01, "no thread waits longer than it was watched");
-    cr_assert_geq(jnum(json, "min(t['waits'] for t in sorted(d['bpf']['gil']['threads'], "
+    cr_assert_geq(at_test_json_num(json, "min(t['waits'] for t in sorted(d['bpf']['gil']['threads'], "
                              "key=lambda t: t['wait_ns'])[-2:])"), 20,
                   "a 5 ms switch interval gives dozens of waits in 2 s");
 
     /* the stacks were walked in BPF: the spinning function is there */
-    double spin = jnum(json, "sum(s['count'] for s in d['bpf']['stacks']['top'] "
+    double spin = at_test_json_num(json, "sum(s['count'] for s in d['bpf']['stacks']['top'] "
                              "if s['frames'] and s['frames'][-1].startswith('spin ('))");
-    double samples = jnum(json, "d['bpf']['stacks']['samples']");
+    double samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
     cr_assert_gt(samples, 0, "the perf_event sampler took samples");
     cr_assert_geq(spin / samples, 0.5, "most on-CPU samples are in spin(): %.0f of %.0f", spin, samples);
     char *frame = jstr(json, "[f for s in d['bpf']['stacks']['top'] for f in s['frames'] "
@@ -402,7 +385,7 @@ Test(bpf, gil_waits_two_threads_shared, .timeout = 40)
 
 static void imports_burst(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), go[PATH_MAX];
     at_options_t o;
     child_t c;
@@ -421,7 +404,7 @@ static void imports_burst(const char *shape)
     char *json = report(dir, c.target, &o);
     char *how = jstr(json, "d['bpf']['probes']['imports']");
     if (strncmp(how, "unavailable", 11) == 0) {
-        cr_assert(jnum(json, "d['bpf']['imports'] is None"), "an unavailable view has no data");
+        cr_assert(at_test_json_num(json, "d['bpf']['imports'] is None"), "an unavailable view has no data");
         cr_log_warn("%s: imports %s", shape, how);
         free(how);
         free(json);
@@ -429,9 +412,9 @@ static void imports_burst(const char *shape)
         cr_skip_test("%s python: imports view %s", shape, how);
     }
     free(how);
-    cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, jnum(json, "len(d['bpf']['imports'])"),
-                jnum(json, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0]") / 1e3);
-    cr_assert_geq(jnum(json, "len(d['bpf']['imports'])"), 30, "dozens of modules loaded");
+    cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, at_test_json_num(json, "len(d['bpf']['imports'])"),
+                at_test_json_num(json, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0]") / 1e3);
+    cr_assert_geq(at_test_json_num(json, "len(d['bpf']['imports'])"), 30, "dozens of modules loaded");
     static const char *const mods[] = { "json", "decimal", "asyncio", "argparse", "sqlite3" };
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
         char expr[256];
@@ -442,14 +425,14 @@ static void imports_burst(const char *shape)
         free(s);
         snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == '%s'][0]",
                  mods[i]);
-        double us = jnum(json, expr);
+        double us = at_test_json_num(json, expr);
         cr_assert(us > 1 && us < 20e6, "%s: %s took %.1f us", shape, mods[i], us);
     }
-    cr_assert(jnum(json, "all(0 <= i['self_us'] <= i['cumulative_us'] + 0.001 for i in d['bpf']['imports'])"),
+    cr_assert(at_test_json_num(json, "all(0 <= i['self_us'] <= i['cumulative_us'] + 0.001 for i in d['bpf']['imports'])"),
               "self time never exceeds cumulative time");
-    cr_assert(jnum(json, "any(i['depth'] > 0 for i in d['bpf']['imports'])"),
+    cr_assert(at_test_json_num(json, "any(i['depth'] > 0 for i in d['bpf']['imports'])"),
               "nested imports are seen nested (asyncio imports its submodules)");
-    cr_assert(jnum(json, "[i['depth'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0] == 0"),
+    cr_assert(at_test_json_num(json, "[i['depth'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0] == 0"),
               "a top-level import has depth 0");
     free(json);
     cleanup_dir(dir);
@@ -469,7 +452,7 @@ Test(bpf, imports_with_times_shared, .timeout = 40)
 
 static void gc_counted(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), go[PATH_MAX];
     at_options_t o;
     child_t c;
@@ -496,15 +479,15 @@ static void gc_counted(const char *shape)
         cr_skip_test("%s python: gc view unavailable", shape);
     }
     free(how);
-    double full = jnum(json, "[g['runs'] for g in d['bpf']['gc']['by_generation'] if g['generation'] == 2][0]");
-    cr_log_info("%s: %.0f generation-2 runs, %.0f in all", shape, full, jnum(json, "d['bpf']['gc']['runs']"));
+    double full = at_test_json_num(json, "[g['runs'] for g in d['bpf']['gc']['by_generation'] if g['generation'] == 2][0]");
+    cr_log_info("%s: %.0f generation-2 runs, %.0f in all", shape, full, at_test_json_num(json, "d['bpf']['gc']['runs']"));
     cr_assert_geq(full, 200, "%s: 200 gc.collect() calls are 200 generation-2 runs, got %.0f", shape, full);
     cr_assert_leq(full, 230, "%s: and not many more (%.0f)", shape, full);
-    cr_assert_geq(jnum(json, "d['bpf']['gc']['runs']"), full, "the total includes them");
-    cr_assert_geq(jnum(json, "d['bpf']['gc']['collected']"), 200 * 100,
+    cr_assert_geq(at_test_json_num(json, "d['bpf']['gc']['runs']"), full, "the total includes them");
+    cr_assert_geq(at_test_json_num(json, "d['bpf']['gc']['collected']"), 200 * 100,
                   "each collect finds the 50 two-node cycles made before it");
-    cr_assert_gt(jnum(json, "d['bpf']['gc']['total_us']"), 0, "collections take time");
-    cr_assert_eq(jnum(json, "d['bpf']['gil'] is None or True"), 1, "the report parses");
+    cr_assert_gt(at_test_json_num(json, "d['bpf']['gc']['total_us']"), 0, "collections take time");
+    cr_assert_eq(at_test_json_num(json, "d['bpf']['gil'] is None or True"), 1, "the report parses");
     free(json);
     cleanup_dir(dir);
 }
@@ -542,7 +525,7 @@ Test(bpf, refuses_a_process_that_is_not_python)
 
 Test(bpf, notices_the_target_exit, .timeout = 40)
 {
-    const char *py = python_or_skip("static");
+    const char *py = at_test_python_or_skip("static");
     char *dir = at_test_tmpdir(), go[PATH_MAX];
     at_options_t o;
     child_t c;
@@ -560,8 +543,8 @@ Test(bpf, notices_the_target_exit, .timeout = 40)
     cr_assert_eq(at_bpf_stop(b), 0, "stop after the exit still writes the session");
     reap(&c, 0);
     char *json = report(dir, c.target, &o);
-    cr_assert_eq(jnum(json, "d['bpf']['exited']"), 1, "the report says the process exited");
-    cr_assert_geq(jnum(json, "len(d['bpf']['gil']['threads'])"), 2,
+    cr_assert_eq(at_test_json_num(json, "d['bpf']['exited']"), 1, "the report says the process exited");
+    cr_assert_geq(at_test_json_num(json, "len(d['bpf']['gil']['threads'])"), 2,
                   "attached before the threads started: both seen");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%d.stacks", dir, (int)c.target);
@@ -572,7 +555,7 @@ Test(bpf, notices_the_target_exit, .timeout = 40)
 
 Test(bpf, text_report_names_every_view, .timeout = 40)
 {
-    const char *py = python_or_skip("shared");
+    const char *py = at_test_python_or_skip("shared");
     char *dir = at_test_tmpdir(), go[PATH_MAX];
     at_options_t o;
     child_t c;
@@ -606,7 +589,7 @@ Test(bpf, text_report_names_every_view, .timeout = 40)
 
 static void agree_with_shim(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     const char *at = at_test_archtrace();
     if (access(at, X_OK) != 0)
         cr_skip_test("%s not built", at);
@@ -640,12 +623,12 @@ static void agree_with_shim(const char *shape)
     }
     free(none);
     /* per thread: the shim's wait_ns for the same tids as BPF's two longest waits */
-    double bsum = jnum(bj, "sum(sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2:])");
+    double bsum = at_test_json_num(bj, "sum(sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2:])");
     char *tids = jstr(bj, "','.join(str(t['tid']) for t in sorted(d['bpf']['gil']['threads'], "
                           "key=lambda t: t['wait_ns'])[-2:])");
     snprintf(expr, sizeof expr, "sum(t['wait_ns'] for p in d['processes'] if p['pid'] == %d "
              "for t in p['gil']['threads'] if t['tid'] in (%s,))", (int)c.target, tids);
-    double ssum = jnum(shim_json, expr);
+    double ssum = at_test_json_num(shim_json, expr);
     cr_assert_gt(ssum, 0, "the shim saw the same threads wait (tids %s)", tids);
     double diff = bsum > ssum ? bsum - ssum : ssum - bsum;
     cr_log_info("%s: GIL waits of the two threads: bpf %.1f ms, shim %.1f ms (%+.1f%%)", shape,

@@ -25,18 +25,10 @@ typedef struct session {
     const char *shape;
 } session_t;
 
-static const char *python_or_skip(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s python3.11 on this machine", shape);
-    return py;
-}
-
 /* Run the format workload under archtrace, keeping the session. */
 static void record(session_t *s, const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *err = NULL;
     s->shape = shape;
     s->tmp = at_test_tmpdir();
@@ -67,15 +59,6 @@ static char *rerender(const session_t *s, const char *args, const char *name)
     return path;
 }
 
-static double num(const char *path, const char *expr)
-{
-    char *v = at_test_json(path, expr);
-    cr_assert(v, "evaluating %s over %s", expr, path);
-    double d = strcmp(v, "True") == 0 ? 1 : strcmp(v, "False") == 0 ? 0 : strtod(v, NULL);
-    free(v);
-    return d;
-}
-
 /* fmt_svg.py's measurements of an SVG, next to it as NAME.sum.json. */
 static char *measure_svg(const session_t *s, const char *svg)
 {
@@ -89,14 +72,14 @@ static char *measure_svg(const session_t *s, const char *svg)
 
 static void svg_sound(const session_t *s, const char *sum)
 {
-    cr_assert_gt(num(sum, "d['frames']"), 3, "%s: frames were drawn", s->shape);
-    cr_assert_eq(num(sum, "d['untitled']"), 0, "%s: every frame has a hover title", s->shape);
-    cr_assert_leq(num(sum, "d['excess']"), 0, "%s: no frame's children are wider than it", s->shape);
-    cr_assert_eq(num(sum, "d['self_sum']"), num(sum, "d['root']"), "%s: self widths add up to the root",
+    cr_assert_gt(at_test_json_num(sum, "d['frames']"), 3, "%s: frames were drawn", s->shape);
+    cr_assert_eq(at_test_json_num(sum, "d['untitled']"), 0, "%s: every frame has a hover title", s->shape);
+    cr_assert_leq(at_test_json_num(sum, "d['excess']"), 0, "%s: no frame's children are wider than it", s->shape);
+    cr_assert_eq(at_test_json_num(sum, "d['self_sum']"), at_test_json_num(sum, "d['root']"), "%s: self widths add up to the root",
                  s->shape);
-    cr_assert_lt(num(sum, "d['px_err']"), 0.05, "%s: drawn widths are proportional to the counts",
+    cr_assert_lt(at_test_json_num(sum, "d['px_err']"), 0.05, "%s: drawn widths are proportional to the counts",
                  s->shape);
-    cr_assert(num(sum, "d['script'] and d['click']"), "%s: a script zooms on click", s->shape);
+    cr_assert(at_test_json_num(sum, "d['script'] and d['click']"), "%s: a script zooms on click", s->shape);
 }
 
 /* ---- SVG: CPU samples ----------------------------------------------------------- */
@@ -108,16 +91,16 @@ static void svg_cpu(const char *shape)
     char *svg = rerender(&s, "--format svg", "cpu.svg");
     char *sum = measure_svg(&s, svg);
     svg_sound(&s, sum);
-    double root = num(sum, "d['root']"), samples = num(sum, "d['report_samples']");
+    double root = at_test_json_num(sum, "d['root']"), samples = at_test_json_num(sum, "d['report_samples']");
     cr_assert_gt(samples, 20, "%s: the report has samples (%.0f)", shape, samples);
     cr_assert_eq(root, samples, "%s: the root is as wide as the report's thread samples: %.0f vs %.0f",
                  shape, root, samples);
     char *bad = at_test_json(sum, "d['self_mismatch'][:5]");
     cr_assert_str_eq(bad, "[]", "%s: each frame's self width is the report's samples ending there: %s",
                      shape, bad);
-    cr_assert_geq(num(sum, "sum(1 for w in d['threads'].values() if w >= 0.2 * d['root'])"), 2,
+    cr_assert_geq(at_test_json_num(sum, "sum(1 for w in d['threads'].values() if w >= 0.2 * d['root'])"), 2,
                   "%s: both spinning threads have wide thread frames", shape);
-    cr_assert(num(sum, "any(k.startswith(chr(60) + chr(38) + chr(34) + chr(39) + chr(62) + ' (') "
+    cr_assert(at_test_json_num(sum, "any(k.startswith(chr(60) + chr(38) + chr(34) + chr(39) + chr(62) + ' (') "
                        "for k in d['by_label'])"),
               "%s: a function named <&\"'> comes back intact through XML escaping", shape);
     free(bad), free(sum), free(svg);
@@ -136,14 +119,14 @@ static void svg_alloc(const char *shape)
     char *svg = rerender(&s, "--format svg --alloc", "alloc.svg");
     char *sum = measure_svg(&s, svg);
     svg_sound(&s, sum);
-    double py = num(sum, "d['by_label'].get('Python allocators', 0)");
-    double total = num(sum, "d['report_alloc_bytes']");
+    double py = at_test_json_num(sum, "d['by_label'].get('Python allocators', 0)");
+    double total = at_test_json_num(sum, "d['report_alloc_bytes']");
     cr_assert_gt(total, 2e6, "%s: the report counts the bytes allocated (%.0f)", shape, total);
     cr_assert_eq(py, total, "%s: the Python allocators frame is the report's total_bytes: %.0f vs %.0f",
                  shape, py, total);
-    cr_assert_geq(num(sum, "d['root']"), py, "%s: native malloc only adds to the root", shape);
+    cr_assert_geq(at_test_json_num(sum, "d['root']"), py, "%s: native malloc only adds to the root", shape);
     /* 3.11 runs a list comprehension as its own frame: allocate.<locals>.<listcomp> */
-    double line = num(sum, "sum(w for k, w in d['by_label'].items() if k.startswith('allocate') "
+    double line = at_test_json_num(sum, "sum(w for k, w in d['by_label'].items() if k.startswith('allocate') "
                            "and 'fmt_workload.py:' in k)");
     cr_assert_geq(line, 2e6, "%s: allocate() made its ~2 MB of bytes objects: %.0f B", shape, line);
     cr_assert_lt(line, total, "%s: and it is part of the whole", shape);
@@ -162,21 +145,21 @@ static double slices_us(const char *trace, const char *name, int pid, long tid)
     char expr[512];
     snprintf(expr, sizeof expr, "sum(e['dur'] for e in d['traceEvents'] if e.get('name') == '%s' "
              "and e.get('ph') == 'X' and e['pid'] == %d and e.get('tid') == %ld)", name, pid, tid);
-    return num(trace, expr);
+    return at_test_json_num(trace, expr);
 }
 
 static void check_thread(const session_t *s, const char *trace, int pid, int i)
 {
     char expr[256];
     snprintf(expr, sizeof expr, "d['processes'][0]['gil']['threads'][%d]['tid']", i);
-    long tid = (long)num(s->json, expr);
+    long tid = (long)at_test_json_num(s->json, expr);
     snprintf(expr, sizeof expr, "sum(1 for e in d['traceEvents'] if e['ph'] == 'M' and "
              "e['name'] == 'thread_name' and e.get('tid') == %ld)", tid);
-    cr_assert_eq(num(trace, expr), 1, "%s: thread %ld has one named track", s->shape, tid);
+    cr_assert_eq(at_test_json_num(trace, expr), 1, "%s: thread %ld has one named track", s->shape, tid);
     static const char *const kinds[][2] = { { "GIL held", "hold_ns" }, { "GIL wait", "wait_ns" } };
     for (int k = 0; k < 2; k++) {
         snprintf(expr, sizeof expr, "d['processes'][0]['gil']['threads'][%d]['%s']", i, kinds[k][1]);
-        double want = num(s->json, expr) / 1e3, got = slices_us(trace, kinds[k][0], pid, tid);
+        double want = at_test_json_num(s->json, expr) / 1e3, got = slices_us(trace, kinds[k][0], pid, tid);
         double diff = got > want ? got - want : want - got;
         cr_assert_leq(diff, 0.02 * want + 1, "%s: thread %ld: '%s' slices add up to %.0f us, the report "
                       "says %s = %.0f us", s->shape, tid, kinds[k][0], got, kinds[k][1], want);
@@ -190,25 +173,25 @@ static void chrome(const char *shape)
     char *trace = rerender(&s, "--format chrome", "again.trace.json");
     int rc = at_test_shf(NULL, NULL, "cmp -s %s %s", trace, s.chrome);
     cr_assert_eq(rc, 0, "%s: re-rendering the saved session gives the run's trace byte for byte", shape);
-    cr_assert(num(trace, "isinstance(d['traceEvents'], list) and len(d['traceEvents']) > 10"),
+    cr_assert(at_test_json_num(trace, "isinstance(d['traceEvents'], list) and len(d['traceEvents']) > 10"),
               "%s: a traceEvents array", shape);
-    int pid = (int)num(s.json, "d['processes'][0]['pid']");
-    cr_assert_eq(num(s.json, "d['processes'][0]['gil']['timeline_dropped_hold_ns']"), 0,
+    int pid = (int)at_test_json_num(s.json, "d['processes'][0]['pid']");
+    cr_assert_eq(at_test_json_num(s.json, "d['processes'][0]['gil']['timeline_dropped_hold_ns']"), 0,
                  "%s: a 1 s workload fits the GIL timeline", shape);
-    int threads = (int)num(s.json, "len(d['processes'][0]['gil']['threads'])");
+    int threads = (int)at_test_json_num(s.json, "len(d['processes'][0]['gil']['threads'])");
     cr_assert_geq(threads, 3, "%s: main thread and two spinners in the GIL table", shape);
     for (int i = 0; i < threads; i++)
         check_thread(&s, trace, pid, i);
     char expr[256];
     snprintf(expr, sizeof expr, "sum(1 for e in d['traceEvents'] if e.get('cat') == 'import' and "
              "e['ph'] == 'X' and e['pid'] == %d)", pid);
-    double slices = num(trace, expr), imports = num(s.json, "len(d['processes'][0]['imports'])");
+    double slices = at_test_json_num(trace, expr), imports = at_test_json_num(s.json, "len(d['processes'][0]['imports'])");
     cr_assert_gt(imports, 3, "%s: json, decimal, email.parser were imported", shape);
     cr_assert_eq(slices, imports, "%s: one import slice per imports[] entry: %.0f vs %.0f", shape, slices,
                  imports);
     snprintf(expr, sizeof expr, "sum(1 for e in d['traceEvents'] if e['ph'] == 'C' and "
              "e['name'] == 'memory' and e['pid'] == %d and e['args']['python'] > 0)", pid);
-    cr_assert_geq(num(trace, expr), 1, "%s: allocation counters (at least the peak)", shape);
+    cr_assert_geq(at_test_json_num(trace, expr), 1, "%s: allocation counters (at least the peak)", shape);
     free(trace);
     done(&s);
 }
@@ -234,12 +217,12 @@ static void collapsed(const char *shape)
     session_t s;
     record(&s, shape);
     char *cpu = rerender(&s, "--format collapsed", "cpu.folded");
-    double samples = num(s.json, "sum(p['samples']['thread_samples'] for p in d['processes'] if p['samples'])");
+    double samples = at_test_json_num(s.json, "sum(p['samples']['thread_samples'] for p in d['processes'] if p['samples'])");
     cr_assert_gt(samples, 20, "%s: samples taken", shape);
     cr_assert_eq(collapsed_sum(cpu, "cat"), samples, "%s: the folded counts sum to the report's samples",
                  shape);
     char *mem = rerender(&s, "--format collapsed --alloc", "alloc.folded");
-    double bytes = num(s.json, "sum(p['alloc']['total_bytes'] for p in d['processes'] if p['alloc'])");
+    double bytes = at_test_json_num(s.json, "sum(p['alloc']['total_bytes'] for p in d['processes'] if p['alloc'])");
     cr_assert_eq(collapsed_sum(mem, "grep -v ';\\[native malloc\\] ' "), bytes,
                  "%s: the folded Python allocations sum to total_bytes", shape);
     free(cpu), free(mem);
@@ -251,7 +234,7 @@ Test(formats, collapsed_sums_to_counts_shared, .timeout = 60) { collapsed("share
 
 Test(formats, svg_alloc_without_alloc_data_says_so, .timeout = 60)
 {
-    const char *py = python_or_skip("static");
+    const char *py = at_test_python_or_skip("static");
     char *tmp = at_test_tmpdir(), *err = NULL;
     int rc = at_test_shf(NULL, NULL, "%s -q --no-alloc -o %s/s %s -c 'pass'", at_test_archtrace(), tmp, py);
     cr_assert_eq(rc, 0, "traced run");
@@ -269,7 +252,7 @@ Test(formats, svg_alloc_without_alloc_data_says_so, .timeout = 60)
  * or a pipe; returns stderr (with the pty, stdout too). */
 static char *record_progress(int tty)
 {
-    const char *py = python_or_skip("static");
+    const char *py = at_test_python_or_skip("static");
     char *out = NULL, *err = NULL;
     if (access("/usr/bin/script", X_OK) != 0 && tty)
         cr_skip_test("no script(1) to give archtrace a terminal");

@@ -344,14 +344,6 @@ Test(gil_report, corrupt_file_rejected_with_a_reason, .init = cr_redirect_stderr
 
 /* ---- integration ------------------------------------------------------------ */
 
-static const char *need_python(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
-    return py;
-}
-
 typedef struct run {
     char dir[256];
     char json[300], chrome[300], truth[300];
@@ -438,7 +430,7 @@ static int two_threads_fair(const summary_t *s, char *why, size_t n, int *busy)
 
 static void check_two_threads(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char why[256] = "";
     run_t r;
     summary_t s;
@@ -488,7 +480,7 @@ Test(gil, two_threads_contend_shared, .timeout = 90) { check_two_threads("shared
 
 static void check_one_thread(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     run_t r;
     summary_t s;
     run_gil(&r, py, "tests/fixtures/gil_burn.py 1 1.0");
@@ -509,7 +501,7 @@ Test(gil, one_thread_never_waits_shared, .timeout = 60) { check_one_thread("shar
 
 static void check_fork(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     run_t r;
     summary_t s;
     run_gil(&r, py, "tests/fixtures/gil_burn.py 2 1.0 --fork");
@@ -535,7 +527,7 @@ Test(gil, fork_child_has_its_own_gil_shared, .timeout = 60) { check_fork("shared
  * alone on their own GIL. */
 static void check_lab08(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     if (access("labs/lab08.py", R_OK) != 0)
         cr_skip_test("labs/lab08.py is not there yet");
     run_t r;
@@ -570,7 +562,7 @@ Test(gil, lab08_threads_contend_workers_do_not_shared, .timeout = 90) { check_la
  * timeline keeps the newest and says exactly what it dropped. */
 static void check_ring_overflow(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     run_t r;
     summary_t s;
     run_gil(&r, py, "tests/fixtures/gil_churn.py 20000");
@@ -594,7 +586,7 @@ Test(gil, ring_overflow_is_accounted_shared, .timeout = 60) { check_ring_overflo
 
 Test(gil, no_gil_option_leaves_no_data, .timeout = 60)
 {
-    const char *py = need_python("static");
+    const char *py = at_test_python_or_skip("static");
     char *dir = at_test_tmpdir(), json[300];
     snprintf(json, sizeof(json), "%s/r.json", dir);
     int rc = at_test_shf(NULL, NULL, "%s -q --json %s --no-gil --no-alloc --no-imports --no-sample %s -c pass",

@@ -37,14 +37,6 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static const char *need_python(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
-    return py;
-}
-
 static const char *at(void)
 {
     return at_test_archtrace();
@@ -151,7 +143,7 @@ static char *plain_stdout(const char *py, const char *args)
 
 static void check_target_kills_itself(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), json[512], *out, *err;
     snprintf(json, sizeof(json), "%s/r.json", dir);
     int rc = at_test_shf(&out, &err, "NO_COLOR=1 timeout 50 %s --json %s %s tests/fixtures/hard_kill.py self",
@@ -177,7 +169,7 @@ Test(kill, target_sigkills_itself_shared, .timeout = 60) { check_target_kills_it
 
 static void check_child_killed(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), json[512], *out, *err;
     snprintf(json, sizeof(json), "%s/r.json", dir);
     int rc = at_test_shf(&out, &err, "timeout 50 %s --json %s %s tests/fixtures/hard_kill.py child", at(), json, py);
@@ -199,7 +191,7 @@ Test(kill, forked_child_sigkilled_shared, .timeout = 60) { check_child_killed("s
 
 static void check_archtrace_killed(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out, *err;
     /* archtrace in the background; once the target runs, SIGKILL it; then
      * wait for the target (now an orphan) to write its marker and exit. */
@@ -252,7 +244,7 @@ Test(killed, archtrace_sigkilled_shared, .timeout = 60) { check_archtrace_killed
  * unfinished. */
 static void check_record_killed(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out, *err, json[600];
     int rc = at_test_shf(&out, &err,
         "cd %s && { %s %s/tests/fixtures/hard_spin.py started 20 >target.out & tp=$!; "
@@ -364,7 +356,7 @@ Test(pid, record_of_another_python_is_5, .timeout = 20)
 
 static void check_record_unprivileged(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     if (geteuid() != 0)
         cr_skip_test("needs root to start a root-owned target and drop to nobody");
     if (at_test_sh("setpriv --reuid=65534 --regid=65534 --clear-groups true", NULL, NULL) != 0)
@@ -438,7 +430,7 @@ static void report_damaged(const char *dir, const char *bin, const char *label, 
 
 static void check_damaged_sessions(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *err;
     int rc = at_test_shf(NULL, &err, "%s -q -o %s/s %s tests/fixtures/hard_workload.py", at(), dir, py);
     cr_assert_eq(rc, 0, "the session to damage was recorded: %s", err);
@@ -644,7 +636,7 @@ Test(space, proc_path_as_session_dir_is_125, .timeout = 20)
 static void check_disk_full(const char *shape)
 {
     need_mount_namespace();
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out, *err;
     char *want = plain_stdout(py, "tests/fixtures/hard_workload.py");
     char *want_forks = plain_stdout(py, "tests/fixtures/hard_load.py forks 20");
@@ -721,7 +713,7 @@ static long report_max_rss_kib(const char *session, const char *json)
 
 static void check_load(const char *shape, const char *kind, long procs, long long max_session_per_proc)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), args[256], json[600], *out, *err;
     snprintf(args, sizeof(args), "tests/fixtures/hard_load.py %s", kind);
     char *want = plain_stdout(py, args);
@@ -775,7 +767,7 @@ Test(load, objects_10m_shared, .timeout = 90) { check_load("shared", "objects", 
 
 static void check_modes(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out, *err;
     int rc = at_test_shf(NULL, &err, "umask 000 && %s -q -o %s/s %s tests/fixtures/hard_workload.py",
                          at(), dir, py);
@@ -839,7 +831,7 @@ Test(security, symlinked_or_foreign_output_dir_refused, .timeout = 30)
  * replaced, never followed. */
 static void check_planted_symlinks(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out, *err;
     int rc = at_test_shf(&out, &err,
         "cd %s && echo precious > victim && %s -q --json r.json -o s sh -c "
@@ -874,7 +866,7 @@ Test(security, planted_symlinks_not_followed_shared, .timeout = 30) { check_plan
  * ld.so loads it even in secure mode) and checks its constructor. */
 Test(security, setgid_static_python_runs_untraced, .timeout = 30)
 {
-    const char *py = need_python("static");
+    const char *py = at_test_python_or_skip("static");
     char *dir = new_tmpdir(), *out, *err;
     int rc = at_test_shf(&out, &err,
         "cd %s && cp %s py && chgrp 65534 py && chmod 2755 py && "
@@ -891,7 +883,7 @@ Test(security, setgid_static_python_runs_untraced, .timeout = 30)
 
 Test(security, setgid_process_ignores_archtrace_environment, .timeout = 60)
 {
-    const char *py = need_python("shared");
+    const char *py = at_test_python_or_skip("shared");
     if (at_test_sh("command -v cc", NULL, NULL) != 0)
         cr_skip_test("no C compiler to build the setgid launcher");
     char *libdir;
@@ -931,7 +923,7 @@ Test(security, setgid_process_ignores_archtrace_environment, .timeout = 60)
  * must carry none of them raw. */
 static void check_escapes(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = new_tmpdir(), *out;
     int rc = at_test_shf(&out, NULL,
         "cd %s && NO_COLOR=1 %s --json r.json %s %s/tests/fixtures/hard_evil.py %s "

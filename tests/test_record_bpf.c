@@ -92,23 +92,6 @@ static int reap(proc_t *p, double timeout_s)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static const char *python_or_skip(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s python3.11 on this machine", shape);
-    return py;
-}
-
-static double num(const char *path, const char *expr)
-{
-    char *v = at_test_json(path, expr);
-    cr_assert(v, "evaluating %s over %s", expr, path);
-    double d = strcmp(v, "True") == 0 ? 1 : strcmp(v, "False") == 0 ? 0 : strtod(v, NULL);
-    free(v);
-    return d;
-}
-
 /* A python fixture started without archtrace; its pid from "ready PID". */
 static pid_t start_target(proc_t *t, char *const argv[])
 {
@@ -130,7 +113,7 @@ static void skip_if_refused(int rc, const char *err)
 
 static void gil(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *tmp = at_test_tmpdir(), json[PATH_MAX], *err = NULL;
     proc_t t;
     snprintf(json, sizeof json, "%s/r.json", tmp);
@@ -143,17 +126,17 @@ static void gil(const char *shape)
     cr_assert_eq(rc, 0, "%s: record --bpf exits 0: %s", shape, err);
     char expr[256];
     snprintf(expr, sizeof expr, "[p['attached'] for p in d['processes'] if p['pid'] == %d] == [True]", (int)pid);
-    cr_assert(num(json, expr), "%s: the process is listed, marked attached", shape);
-    double att = num(json, "d['processes'][0]['bpf']['attached_ns']");
+    cr_assert(at_test_json_num(json, expr), "%s: the process is listed, marked attached", shape);
+    double att = at_test_json_num(json, "d['processes'][0]['bpf']['attached_ns']");
     cr_assert(att > 1.5e9 && att < 4e9, "%s: attached about 2 s (-d 2): %.0f ns", shape, att);
-    double first = num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-1]");
-    double second = num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-2]");
+    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-1]");
+    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-2]");
     cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s", shape, 100 * first / att, 100 * second / att,
                 att / 1e9);
     cr_assert_geq(second / att, 0.25, "%s: both threads wait >= 25%% of the attached time: %.1f%%, %.1f%%",
                   shape, 100 * first / att, 100 * second / att);
     cr_assert_leq(first / att, 1.01, "%s: no thread waits longer than it was watched", shape);
-    cr_assert_gt(num(json, "d['processes'][0]['samples']['thread_samples']"), 0,
+    cr_assert_gt(at_test_json_num(json, "d['processes'][0]['samples']['thread_samples']"), 0,
                  "%s: the BPF sampler's stacks fill the usual samples view", shape);
     /* the saved session renders again, with the eBPF views in the text */
     rc = at_test_shf(NULL, &err, "%s report %s/s", at_test_archtrace(), tmp);
@@ -199,21 +182,21 @@ static void record_burst(const char *py, char *fixture, char *extra, const char 
 
 static void imports(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *tmp = at_test_tmpdir(), json[PATH_MAX];
     snprintf(json, sizeof json, "%s/r.json", tmp);
     record_burst(py, "tests/fixtures/bpf_imports.py", NULL, tmp, json);
-    if (num(json, "d['processes'][0]['bpf']['imports'] is None"))
+    if (at_test_json_num(json, "d['processes'][0]['bpf']['imports'] is None"))
         cr_skip_test("%s: imports view unavailable on this interpreter", shape);
-    cr_assert(num(json, "d['processes'][0]['bpf']['exited']"), "%s: recorded until the exit", shape);
-    double n = num(json, "len(d['processes'][0]['bpf']['imports'])");
+    cr_assert(at_test_json_num(json, "d['processes'][0]['bpf']['exited']"), "%s: recorded until the exit", shape);
+    double n = at_test_json_num(json, "len(d['processes'][0]['bpf']['imports'])");
     cr_assert_geq(n, 30, "%s: dozens of modules loaded, %.0f seen", shape, n);
     static const char *const mods[] = { "json", "asyncio", "sqlite3" };
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
         char expr[256];
         snprintf(expr, sizeof expr, "([i['cumulative_us'] for i in d['processes'][0]['bpf']['imports'] "
                  "if i['module'] == '%s'] or [-1])[0]", mods[i]);
-        double us = num(json, expr);
+        double us = at_test_json_num(json, expr);
         cr_assert(us > 1 && us < 20e6, "%s: import %s timed: %.1f us", shape, mods[i], us);
     }
     char *trace = NULL;
@@ -231,16 +214,16 @@ Test(record_bpf, imports_with_times_shared, .timeout = 60) { imports("shared"); 
 
 static void gc_runs(const char *shape)
 {
-    const char *py = python_or_skip(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *tmp = at_test_tmpdir(), json[PATH_MAX];
     snprintf(json, sizeof json, "%s/r.json", tmp);
     record_burst(py, "tests/fixtures/bpf_gc.py", "200", tmp, json);
-    if (num(json, "d['processes'][0]['bpf']['gc'] is None"))
+    if (at_test_json_num(json, "d['processes'][0]['bpf']['gc'] is None"))
         cr_skip_test("%s: gc view unavailable on this interpreter", shape);
-    double full = num(json, "[g['runs'] for g in d['processes'][0]['bpf']['gc']['by_generation'] "
+    double full = at_test_json_num(json, "[g['runs'] for g in d['processes'][0]['bpf']['gc']['by_generation'] "
                             "if g['generation'] == 2][0]");
     cr_assert(full >= 200 && full <= 230, "%s: 200 gc.collect() calls, %.0f generation-2 runs", shape, full);
-    cr_assert_geq(num(json, "d['processes'][0]['bpf']['gc']['runs']"), full, "%s: counted in the total", shape);
+    cr_assert_geq(at_test_json_num(json, "d['processes'][0]['bpf']['gc']['runs']"), full, "%s: counted in the total", shape);
     at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
     free(tmp);
 }

@@ -8,14 +8,6 @@
 #include <unistd.h>
 #include "testlib.h"
 
-static const char *need_python(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
-    return py;
-}
-
 /* Run archtrace with --json into a temp dir; returns the exit status and
  * the JSON path (malloc'd) in *json. */
 static int run_json(char **json, char **err, const char *fmt_cmd, const char *py)
@@ -42,7 +34,7 @@ static long json_long(const char *json, const char *expr)
 
 static void check_fork(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *json, *err;
     int rc = run_json(&json, &err, "%s -c 'import os; os.fork() or print(1)'", py);
     cr_assert_eq(rc, 0, "exit status 0 expected, got %d; stderr: %s", rc, err);
@@ -65,7 +57,7 @@ Test(run, fork_shared) { check_fork("shared"); }
 
 static void check_multiprocessing(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *json, *err;
     int rc = run_json(&json, &err, "%s tests/fixtures/run_pool.py", py);
     cr_assert_eq(rc, 0, "exit 0, got %d: %s", rc, err);
@@ -78,7 +70,7 @@ Test(run, multiprocessing_workers_shared) { check_multiprocessing("shared"); }
 
 static void check_exec_child(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *json, *err;
     int rc = run_json(&json, &err,
                       "%s -c 'import subprocess, sys; "
@@ -144,7 +136,7 @@ Test(run, non_python_command_says_so)
 
 static void check_session_kept(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), *out, *err;
     int rc = at_test_shf(&out, &err, "%s -q -o %s/s %s -c 'print(42)'", at_test_archtrace(), dir, py);
     cr_assert_eq(rc, 0, "run: %s", err);

@@ -18,14 +18,6 @@
 #define HELD_MIN     20.0
 #define HELD_MAX     80.0
 
-static const char *need_python(const char *shape)
-{
-    const char *py = at_test_python(shape);
-    if (!py)
-        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
-    return py;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -151,7 +143,7 @@ static void check_screen_fits(const char *screen)
 
 static void screen_two_threads(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     tmux_t t;
     char cmd[2048], ready[300];
     char *dir = at_test_tmpdir();
@@ -206,7 +198,7 @@ Test(top, screen_two_threads_shared, .timeout = 60)
 
 Test(top, no_color_on_screen, .timeout = 30)
 {
-    const char *py = need_python("static");
+    const char *py = at_test_python_or_skip("static");
     tmux_t t;
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "NO_COLOR=1 %s top -- %s %s 4", at_test_archtrace(), py, FIXTURE);
@@ -241,7 +233,7 @@ static void count_log(char *out, const char *a, const char *b, int *with, int *p
 
 static void log_two_threads(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *out = NULL, *err = NULL;
     int rc = at_test_shf(&out, &err, "NO_COLOR=1 %s top -- %s %s 4", at_test_archtrace(), py, FIXTURE);
     cr_assert_eq(rc, 0, "%s: top should return the command's status 0, got %d: %s", shape, rc, err);
@@ -272,7 +264,7 @@ Test(top, log_two_threads_shared, .timeout = 60)
 
 static void attach_two_threads(const char *shape)
 {
-    const char *py = need_python(shape);
+    const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), ready[300], *pidtxt = NULL;
     snprintf(ready, sizeof ready, "%s/ready", dir);
     at_test_shf(&pidtxt, NULL, "%s %s 20 %s >/dev/null 2>&1 & echo $!", py, FIXTURE, ready);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* testlib.c - see testlib.h. */
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,4 +135,21 @@ const char *at_test_archtrace(void)
     if (!path[0] && !realpath("build/archtrace", path))
         snprintf(path, sizeof(path), "build/archtrace");
     return path;
+}
+
+const char *at_test_python_or_skip(const char *shape)
+{
+    const char *py = at_test_python(shape);
+    if (!py)
+        cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
+    return py;
+}
+
+double at_test_json_num(const char *path, const char *expr)
+{
+    char *s = at_test_json(path, expr);
+    cr_assert(s, "evaluating %s over %s", expr, path);
+    double v = strcmp(s, "True") == 0 ? 1 : strcmp(s, "False") == 0 ? 0 : strtod(s, NULL);
+    free(s);
+    return v;
 }

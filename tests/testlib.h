@@ -10,6 +10,13 @@
  * or NULL when this machine has none (then skip with the reason). */
 const char *at_test_python(const char *shape);
 
+/* at_test_python, or skip the current test saying which shape is missing. */
+const char *at_test_python_or_skip(const char *shape);
+
+/* at_test_json as a number (True/False as 1/0); fails the test when the
+ * expression cannot be evaluated. */
+double at_test_json_num(const char *path, const char *expr);
+
 /* Run `sh -c cmd`; stdout/stderr into malloc'd strings (either may be
  * NULL to discard).  Returns the exit status, 128+N for a signal. */
 int at_test_sh(const char *cmd, char **out, char **err);
