@@ -441,7 +441,7 @@ static void check_two_threads(const char *shape)
         fair = two_threads_fair(&s, why, sizeof(why), &busy);
         if (fair || !busy || attempt == 2)
             break;
-        cr_log_warn("%s: machine busy, measuring again: %s", shape, why);
+        at_test_note("%s: machine busy, measuring again: %s", shape, why);
         summary_free(&s);
         run_free(&r);
     }

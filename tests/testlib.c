@@ -153,3 +153,13 @@ double at_test_json_num(const char *path, const char *expr)
     free(s);
     return v;
 }
+
+void at_test_note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("[NOTE] ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

@@ -17,6 +17,10 @@ const char *at_test_python_or_skip(const char *shape);
  * expression cannot be evaluated. */
 double at_test_json_num(const char *path, const char *expr);
 
+/* A note on stderr that does not fail the run: Criterion 2.4 makes the
+ * whole binary exit 1 after any cr_log_warn, even when every test passed. */
+void at_test_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Run `sh -c cmd`; stdout/stderr into malloc'd strings (either may be
  * NULL to discard).  Returns the exit status, 128+N for a signal. */
 int at_test_sh(const char *cmd, char **out, char **err);
