@@ -8,28 +8,15 @@
 #include <time.h>
 #include <unistd.h>
 #include "attached.h"
+#include "py_proc.h"
 #include "segment_format.h"
 #include "session.h"
-
-/* Up to size-1 bytes of /proc/PID/<name>; -1 when unreadable (it exited). */
-static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t size)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    buf[n > 0 ? n : 0] = '\0';
-    return n;
-}
 
 /* The parent from /proc/PID/stat: the field after the last ')'. */
 static pid_t read_ppid(pid_t pid)
 {
     char stat[512];
-    if (read_proc(pid, "stat", stat, sizeof stat) <= 0)
+    if (at_py_proc_read(pid, "stat", stat, sizeof stat) <= 0)
         return 0;
     const char *rp = strrchr(stat, ')');
     int ppid = 0;
@@ -38,7 +25,7 @@ static pid_t read_ppid(pid_t pid)
 
 static void fill_from_proc(at_seg_header_t *h, pid_t pid)
 {
-    ssize_t n = read_proc(pid, "cmdline", h->argv, sizeof h->argv);
+    ssize_t n = at_py_proc_read(pid, "cmdline", h->argv, sizeof h->argv);
     h->argv_len = n > 0 ? (uint32_t)n : 0;
     char exe[64];
     snprintf(exe, sizeof exe, "/proc/%d/exe", (int)pid);

@@ -213,18 +213,12 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
  * process surely runs), and again with the wall time when it ends. */
 static void meta_start(const char *dir, pid_t pid, at_meta_t *m)
 {
-    char path[64], buf[4096], *argv[64];
+    char buf[4096], *argv[64];
     int argc = 0;
     *m = (at_meta_t){ .complete = 0, .exit_status = -1, .root_pid = pid, .wall_s = -1 };
     snprintf(m->kind, sizeof m->kind, "record");
     m->start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n > 0)
-        buf[n] = '\0';
+    ssize_t n = at_py_proc_read(pid, "cmdline", buf, sizeof buf);
     for (ssize_t i = 0; i < n && argc < 63; i += (ssize_t)strlen(buf + i) + 1)
         argv[argc++] = buf + i;
     argv[argc] = NULL;

@@ -62,21 +62,25 @@ static void read_comm(pid_t pid, char *out, size_t n)
         snprintf(out, n, "?");
 }
 
-/* 0 when alive, -ESRCH when missing or a zombie. */
-static int process_alive(pid_t pid)
+ssize_t at_py_proc_read(pid_t pid, const char *name, char *buf, size_t size)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -ESRCH;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
+    ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return fd >= 0 ? n : -1;
+}
+
+int at_py_proc_gone(pid_t pid)
+{
+    char buf[512];
+    if (at_py_proc_read(pid, "stat", buf, sizeof buf) <= 0)
+        return 1;
     char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X') ? -ESRCH : 0;
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
 static int is_libpython(const char *path)
@@ -346,7 +350,7 @@ int at_py_proc_open(at_py_proc_t *p, pid_t pid, char *err, size_t errlen)
     memset(p, 0, sizeof *p);
     p->pid = pid;
     at_remote_init(&p->mem, pid);
-    if (pid <= 0 || process_alive(pid) < 0) {
+    if (pid <= 0 || at_py_proc_gone(pid)) {
         set_err(err, errlen, "no such process: %d", (int)pid);
         return -ESRCH;
     }

@@ -55,6 +55,13 @@ int at_py_proc_check(at_py_proc_t *p, uint64_t *head, char *err, size_t errlen);
 /* The AT_EXIT_* status for an error code of the two functions above. */
 int at_py_proc_exit_status(int rc);
 
+/* Up to size-1 bytes of /proc/PID/<name>, NUL-terminated (also on
+ * failure); the count read, or -1 when it cannot be read (gone). */
+ssize_t at_py_proc_read(pid_t pid, const char *name, char *buf, size_t size);
+
+/* 1 when pid is missing or a zombie (it has exited), else 0. */
+int at_py_proc_gone(pid_t pid);
+
 /* "static" or "shared". */
 const char *at_py_proc_build(const at_py_proc_t *p);
 

@@ -201,27 +201,11 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
     return 0;
 }
 
-static int process_gone(pid_t pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 1;
-    buf[n] = '\0';
-    char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
 static int sample_failed(at_target_t *t, int rc)
 {
     at_stacks_meta(t->stacks)->missed++;
     t->failures++;
-    if (rc == -ESRCH || process_gone(t->proc.pid)) {
+    if (rc == -ESRCH || at_py_proc_gone(t->proc.pid)) {
         t->gone = 1;
         return -ESRCH;
     }
@@ -341,7 +325,7 @@ static void discover(at_sampler_t *s)
         closedir(d);
     }
     candidate_t *root = s->root > 0 ? candidate_for(s, s->root) : NULL;
-    if (root && !root->target && !root->final && process_gone(s->root))
+    if (root && !root->target && !root->final && at_py_proc_gone(s->root))
         root->final = 1;
     else if (root)
         try_attach(s, root);
