@@ -381,6 +381,19 @@ Test(bpf, gil_waits_two_threads_shared, .timeout = 40)
     gil_two_threads("shared");
 }
 
+/* A view the kernel or the interpreter cannot give (no USDT notes, say):
+ * say why, clean up, skip.  The reason is copied before `how` is freed. */
+static void skip_unavailable(char *how, char *json, char *dir, const char *shape, const char *view)
+{
+    char why[256];
+    snprintf(why, sizeof why, "%s python: %s view %s", shape, view, how);
+    at_test_note("%s", why);
+    free(how);
+    free(json);
+    cleanup_dir(dir);
+    cr_skip_test("%s", why);
+}
+
 /* ---- integration: imports ------------------------------------------------------------- */
 
 static void imports_burst(const char *shape)
@@ -405,11 +418,7 @@ static void imports_burst(const char *shape)
     char *how = jstr(json, "d['bpf']['probes']['imports']");
     if (strncmp(how, "unavailable", 11) == 0) {
         cr_assert(at_test_json_num(json, "d['bpf']['imports'] is None"), "an unavailable view has no data");
-        at_test_note("%s: imports %s", shape, how);
-        free(how);
-        free(json);
-        cleanup_dir(dir);
-        cr_skip_test("%s python: imports view %s", shape, how);
+        skip_unavailable(how, json, dir, shape, "imports");
     }
     free(how);
     cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, at_test_json_num(json, "len(d['bpf']['imports'])"),
@@ -472,11 +481,7 @@ static void gc_counted(const char *shape)
     char *json = report(dir, c.target, &o);
     char *how = jstr(json, "d['bpf']['probes']['gc']");
     if (strncmp(how, "unavailable", 11) == 0) {
-        at_test_note("%s: gc %s", shape, how);
-        free(how);
-        free(json);
-        cleanup_dir(dir);
-        cr_skip_test("%s python: gc view unavailable", shape);
+        skip_unavailable(how, json, dir, shape, "gc");
     }
     free(how);
     double full = at_test_json_num(json, "[g['runs'] for g in d['bpf']['gc']['by_generation'] if g['generation'] == 2][0]");
