@@ -21,6 +21,7 @@
  * a fixed bound shared with the ptrace walker (AT_MAX_STACK_DEPTH).
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -89,6 +90,13 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } tstate_cache SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_THREADS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_sample_clock);
+} sample_clock SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -185,21 +193,27 @@ int BPF_KPROBE(gil_wait_enter, void *cond)
     return 0;
 }
 
+/* A per-thread map's value for tid, created from `zero` on first use;
+ * NULL (counted) when the map is full. */
+static __always_inline void *thread_slot(void *map, __u32 *tid, const void *zero)
+{
+    void *v = bpf_map_lookup_elem(map, tid);
+    if (v)
+        return v;
+    bpf_map_update_elem(map, tid, zero, BPF_NOEXIST);   /* may race: look again */
+    v = bpf_map_lookup_elem(map, tid);
+    if (!v)
+        count(AT_BPF_ST_MAP_FULL);
+    return v;
+}
+
 static __always_inline void gil_close(__u32 tid, const struct at_bpf_gil_wait *w, __u64 now,
                                       int timed_out)
 {
-    struct at_bpf_gil_thread *t = bpf_map_lookup_elem(&gil_threads, &tid);
-    if (!t) {
-        struct at_bpf_gil_thread zero = {};
-        if (bpf_map_update_elem(&gil_threads, &tid, &zero, BPF_NOEXIST) &&
-            !bpf_map_lookup_elem(&gil_threads, &tid)) {
-            count(AT_BPF_ST_MAP_FULL);
-            return;
-        }
-        t = bpf_map_lookup_elem(&gil_threads, &tid);
-        if (!t)
-            return;
-    }
+    struct at_bpf_gil_thread zero = {};
+    struct at_bpf_gil_thread *t = thread_slot(&gil_threads, &tid, &zero);
+    if (!t)
+        return;
     t->calls++;
     if (timed_out)
         t->timeouts++;
@@ -532,6 +546,19 @@ static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
     e->n_py = (__u16)n;
 }
 
+/* The thread's CPU time as the scheduler accounts it, for the rate. */
+static __always_inline void clock_sample(__u32 tid)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u64 cpu_ns = BPF_CORE_READ(task, se.sum_exec_runtime);
+    struct at_bpf_sample_clock zero = { cpu_ns, cpu_ns, 0 };
+    struct at_bpf_sample_clock *c = thread_slot(&sample_clock, &tid, &zero);
+    if (!c)
+        return;
+    c->last_cpu_ns = cpu_ns;
+    c->n++;
+}
+
 SEC("perf_event")
 int on_sample(struct bpf_perf_event_data *ctx)
 {
@@ -539,6 +566,7 @@ int on_sample(struct bpf_perf_event_data *ctx)
     if (!ours(&tid))
         return 0;
     count(AT_BPF_ST_SAMPLES);
+    clock_sample(tid);
     struct at_bpf_sample_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         count(AT_BPF_ST_LOST_SAMPLE);

@@ -116,6 +116,17 @@ struct at_bpf_gil_thread {
     __u64 last_ns;                       /* last episode end                 */
 };
 
+/* sample_clock[tid]: the scheduler's CPU time of a sampled thread at its
+ * first and last sample.  A perf_event timer keeps only the ticks that
+ * find the target on a CPU, so its rate is samples per CPU-second of the
+ * target: (n - 1) samples over (last - first) of the thread's CPU time,
+ * a clock the timer does not drive. */
+struct at_bpf_sample_clock {
+    __u64 first_cpu_ns;                  /* se.sum_exec_runtime at 1st sample */
+    __u64 last_cpu_ns;                   /* ... at the latest                */
+    __u64 n;                             /* samples of the thread            */
+};
+
 /* gil_waiting[tid]: an episode in progress. */
 struct at_bpf_gil_wait {
     __u64 start_ns;                      /* episode start                    */

@@ -142,6 +142,8 @@ static void fill_sample_data(at_bpf_data_t *d)
     d->stacks[0].nframes = 2;
     d->nstacks = 1;
     d->samples = 5;
+    d->oncpu_ns = 40000000;
+    d->oncpu_intervals = 4;
     d->stats[AT_BPF_ST_LOST_SAMPLE] = 3;
     at_bpf_data_finish(d);
 }
@@ -171,6 +173,7 @@ Test(bpf_unit, data_file_round_trip)
     cr_assert_eq(r.nstacks, 1, "one stack");
     cr_assert_str_eq(r.stacks[0].frames[1], "f\\g (b.py:2)", "a backslash survives");
     cr_assert_eq(r.stats[AT_BPF_ST_LOST_SAMPLE], 3, "counters come back");
+    cr_assert(r.oncpu_ns == 40000000 && r.oncpu_intervals == 4, "the sampler's clock comes back");
     cr_assert_eq(at_bpf_data_load(dir, 4243, &r, err, sizeof err), -ENOENT, "no file: -ENOENT");
     at_bpf_data_free(&d);
 
@@ -379,6 +382,95 @@ Test(bpf, gil_waits_two_threads_static, .timeout = 40)
 Test(bpf, gil_waits_two_threads_shared, .timeout = 40)
 {
     gil_two_threads("shared");
+}
+
+/* ---- integration: the perf_event sampler's rate ----------------------------------- */
+
+/* utime + stime of a process, in seconds (clock ticks). */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "open %s", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2,
+              "parse %s", path);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+typedef struct rate_run {
+    double attached_s, samples, hz, cpu_s, proc_cpu_s;
+} rate_run_t;
+
+/* Attach the sampler alone to a process busy about half the time, for 3 s. */
+static void rate_run(const char *py, rate_run_t *r)
+{
+    char *dir = at_test_tmpdir();
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_gil = o.no_imports = 1;
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_half_busy.py", "8", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    double cpu0 = proc_cpu_s(c.target);
+    cr_assert_eq(record(b, 3.0), 0, "the workload runs 8 s: it must outlive 3 s of recording");
+    r->proc_cpu_s = proc_cpu_s(c.target) - cpu0;
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    reap(&c, 1);
+    char *json = report(dir, c.target, &o);
+    r->attached_s = at_test_json_num(json, "d['bpf']['attached_ns']") / 1e9;
+    r->samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
+    r->hz = at_test_json_num(json, "d['bpf']['stacks']['achieved_hz']");
+    r->cpu_s = at_test_json_num(json, "d['bpf']['stacks']['cpu_s']");
+    free(json);
+    cleanup_dir(dir);
+}
+
+/* The timer keeps only the ticks that find the target on a CPU: on a
+ * process busy half the time it takes ~R/2 samples per wall second and R
+ * per second of the CPU time the scheduler accounts to it, which the
+ * report states as the achieved rate.  The CPU time it counts is checked
+ * against /proc over the same span.  The rate is a count of ~150 ticks:
+ * when other work preempts the target in slices shorter than the
+ * timer's period, it strays further than its +-3 % sampling error, so a
+ * run outside +-10 % is tried once more. */
+static void rate_per_cpu_second(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    const double asked = 99, tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
+    rate_run_t r;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        rate_run(py, &r);
+        cr_log_info("%s: %.0f samples in %.2f s attached, %.2f s CPU (/proc %.2f s): %.1f Hz per CPU-second",
+                    shape, r.samples, r.attached_s, r.cpu_s, r.proc_cpu_s, r.hz);
+        cr_assert(r.samples / r.attached_s < 0.8 * asked,
+                  "%s: on-CPU samples (%.0f in %.2f s) follow CPU time, not wall time", shape, r.samples,
+                  r.attached_s);
+        cr_assert(r.cpu_s <= r.proc_cpu_s + 2 * tick && r.cpu_s >= 0.8 * r.proc_cpu_s - 2 * tick,
+                  "%s: the sampler's CPU clock (%.3f s) agrees with /proc (%.3f s)", shape, r.cpu_s,
+                  r.proc_cpu_s);
+        if (r.hz >= 0.9 * asked && r.hz <= 1.1 * asked)
+            return;
+        at_test_note("%s: %.1f Hz per CPU-second on attempt %d; trying again", shape, r.hz, attempt);
+    }
+    cr_assert_fail("%s: %.1f samples per CPU-second, asked %.0f", shape, r.hz, asked);
+}
+
+Test(bpf, sampler_rate_per_cpu_second_static, .timeout = 40)
+{
+    rate_per_cpu_second("static");
+}
+
+Test(bpf, sampler_rate_per_cpu_second_shared, .timeout = 40)
+{
+    rate_per_cpu_second("shared");
 }
 
 /* A view the kernel or the interpreter cannot give (no USDT notes, say):

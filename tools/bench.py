@@ -582,13 +582,16 @@ def collect(tool, wl, ctx, res):
                 res["err"] = abs(share - float(m.group(1)))
         total = sum(c for _, c in stacks)
         res["samples_total"] = total
-        if res.get("tool_cpu") and total:
+        if res.get("tool_cpu") and "--bpf" in tool.name:
+            res["tool_cpu_ms"] = res["tool_cpu"] * 1e3   # mostly loading/attaching, not samples
+        elif res.get("tool_cpu") and total:
             res["us_per_sample"] = res["tool_cpu"] / total * 1e6
         for p in (report or {}).get("processes", []):
             s = p.get("samples") or {}
             if s.get("achieved_hz") is not None:
                 res["achieved_hz"] = s["achieved_hz"]
                 res["missed"] = s.get("missed", 0)
+                res["clock"] = s.get("clock", "wall")
     if tool.name.startswith("archtrace") and "-p" not in tool.name:
         d = load_json(os.path.join(tmp, "at.json")) or {}
         for p in d.get("processes", []):
@@ -654,11 +657,13 @@ def summarize(runs):
     s["spread"] = (max(walls) - min(walls)) / 2 / s["wall"]
     s["rss"] = max(r["rss"] for r in ok)
     s["cpu"] = statistics.median(r["cpu"] for r in ok)
-    for key in ("rate", "err", "us_per_sample", "achieved_hz", "missed", "tables_mib", "dump_ms",
+    for key in ("rate", "err", "us_per_sample", "tool_cpu_ms", "achieved_hz", "missed", "tables_mib", "dump_ms",
                 "gil_wait_s", "samples_total", "tool_cpu", "target_cpu"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
             s[key] = statistics.median(vals)
+    if any(r.get("clock") == "cpu" for r in ok):
+        s["clock"] = "cpu"
     if any("bpf_data" in r for r in ok):
         s["bpf_data"] = any(r.get("bpf_data") for r in ok)
     gl = [r["gil_load"] for r in ok if r.get("gil_load")]
@@ -931,11 +936,14 @@ def notes_of(r):
     if r.get("fail"):
         n.append(f"{r['fail']} run(s) failed")
     if r.get("achieved_hz") is not None:
-        n.append(f"archtrace: {r['achieved_hz']:.0f} Hz achieved, {r.get('missed', 0):.0f} missed")
+        per = " per CPU-second" if r.get("clock") == "cpu" else ""
+        n.append(f"archtrace: {r['achieved_hz']:.0f} Hz{per} achieved, {r.get('missed', 0):.0f} missed")
     if r.get("target_cpu_ratio") is not None:
         n.append(f"target's own CPU {r['target_cpu_ratio']:.2f}x")
     if r.get("us_per_sample") is not None:
         n.append(f"{r['us_per_sample']:.1f} us CPU/sample")
+    if r.get("tool_cpu_ms") is not None:
+        n.append(f"archtrace CPU {r['tool_cpu_ms']:.0f} ms in all, load and attach included")
     if r.get("tables_mib") is not None:
         n.append(f"tables {r['tables_mib']:.1f} MiB resident")
     if r.get("dump_ms") is not None:

@@ -177,6 +177,9 @@ typedef struct at_bpf_data {
     uint64_t gc_dropped;
     at_bpf_stack_row_t *stacks;        /* aggregated samples               */
     size_t nstacks;
+    uint64_t oncpu_ns;                 /* sampled threads' CPU time between */
+    uint64_t oncpu_intervals;          /* their first and last samples, and */
+                                       /* the samples in it (rate per CPU-s) */
     uint64_t samples;                  /* samples received                 */
     uint64_t samples_py;               /* of which had Python frames       */
     uint64_t stacks_dropped;           /* past AT_BPF_MAX_STACKS           */

@@ -13,6 +13,7 @@
  *     import TID START_NS END_NS DEPTH FOUND NAME
  *     gcgen SLOT RUNS TOTAL_NS COLLECTED   / gc TID GEN START END COLLECTED
  *     samples TOTAL WITH_PY STACKS_DROPPED / dropped IMPORTS GC
+ *     oncpu CPU_NS INTERVALS               the sampler's clock (rate per CPU-s)
  *     stack COUNT TID GIL FRAME...         root first, "func (file:line)"
  *     end NLINES
  * The reader trusts nothing: every number is parsed strictly, every
@@ -176,7 +177,7 @@ static void put_kv(FILE *f, const char *key, const char *val)
 
 static long save_body(const at_bpf_data_t *d, FILE *f)
 {
-    long lines = 9; /* the fixed lines; the loops count theirs */
+    long lines = 10; /* the fixed lines; the loops count theirs */
     fprintf(f, "%s\t%d\npid\t%d\n", MAGIC, VERSION, (int)d->pid);
     put_kv(f, "comm", d->comm);
     put_kv(f, "version", d->version);
@@ -213,6 +214,7 @@ static long save_body(const at_bpf_data_t *d, FILE *f)
     fprintf(f, "samples\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", d->samples, d->samples_py,
             d->stacks_dropped);
     fprintf(f, "dropped\t%" PRIu64 "\t%" PRIu64 "\n", d->imports_dropped, d->gc_dropped);
+    fprintf(f, "oncpu\t%" PRIu64 "\t%" PRIu64 "\n", d->oncpu_ns, d->oncpu_intervals);
     for (size_t i = 0; i < d->nstacks; i++, lines++) {
         const at_bpf_stack_row_t *r = &d->stacks[i];
         fprintf(f, "stack\t%" PRIu64 "\t%u\t%u", r->count, r->tid, r->gil);
@@ -429,6 +431,9 @@ static int load_header(loader_t *l, char **f, int n)
         d->samples = v[0];
         d->samples_py = v[1];
         d->stacks_dropped = v[2];
+    } else if (strcmp(f[0], "oncpu") == 0 && n == 3 && u64s(f + 1, 2, v) == 0) {
+        d->oncpu_ns = v[0];
+        d->oncpu_intervals = v[1];
     } else if (strcmp(f[0], "dropped") == 0 && n == 3 && u64s(f + 1, 2, v) == 0) {
         d->imports_dropped += v[0];
         d->gc_dropped += v[1];

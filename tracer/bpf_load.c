@@ -573,6 +573,23 @@ static void read_gil(at_bpf_t *b, uint64_t end)
     }
 }
 
+/* The sampler's clock: each sampled thread's CPU time from its first
+ * to its last sample, and the samples taken in it. */
+static void read_sample_clock(at_bpf_t *b)
+{
+    int fd = bpf_map__fd(b->skel->maps.sample_clock);
+    uint32_t key, next, *prev = NULL;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        struct at_bpf_sample_clock c;
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(fd, &key, &c) < 0 || c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
+            continue;
+        b->data.oncpu_ns += c.last_cpu_ns - c.first_cpu_ns;
+        b->data.oncpu_intervals += c.n - 1;
+    }
+}
+
 static void read_maps(at_bpf_t *b, uint64_t end)
 {
     int fd = bpf_map__fd(b->skel->maps.gc_stats);
@@ -583,6 +600,8 @@ static void read_maps(at_bpf_t *b, uint64_t end)
         bpf_map_lookup_elem(fd, &s, &b->data.stats[s]);
     if (b->data.avail[AT_BPF_VIEW_GIL])
         read_gil(b, end);
+    if (b->data.avail[AT_BPF_VIEW_SAMPLES])
+        read_sample_clock(b);
 }
 
 /* Aggregated samples into the data rows, labels resolved. */
@@ -637,6 +656,9 @@ static int save_stacks(at_bpf_t *b)
     m->missed = b->data.stats[AT_BPF_ST_LOST_SAMPLE];
     m->duration_s = (double)(b->data.end_ns - b->data.attach_ns) / 1e9;
     m->native = 0;
+    m->on_cpu = 1;
+    m->cpu_s = (double)b->data.oncpu_ns / 1e9;
+    m->cpu_intervals = b->data.oncpu_intervals;
     return at_stacks_save(b->stacks, b->dir);
 }
 

@@ -176,12 +176,21 @@ static void text_gc(FILE *out, const at_bpf_data_t *d)
     }
 }
 
+/* Samples per second of the sampled threads' CPU time (the timer only
+ * keeps the ticks that find the target on a CPU). */
+static double oncpu_hz(const at_bpf_data_t *d)
+{
+    return d->oncpu_ns ? (double)d->oncpu_intervals * 1e9 / (double)d->oncpu_ns : 0.0;
+}
+
 static void text_stacks(FILE *out, const at_bpf_data_t *d, const at_options_t *o)
 {
     if (!d->avail[AT_BPF_VIEW_SAMPLES])
         return;
     fprintf(out, "\nsamples (eBPF): %llu on-CPU sample(s) at %g Hz, %llu with Python frames",
             (unsigned long long)d->samples, d->rate_hz, (unsigned long long)d->samples_py);
+    if (d->oncpu_ns)
+        fprintf(out, "; %.1f Hz achieved per second of CPU time", oncpu_hz(d));
     if (d->stats[AT_BPF_ST_LOST_SAMPLE])
         fprintf(out, ", %llu lost", (unsigned long long)d->stats[AT_BPF_ST_LOST_SAMPLE]);
     fputc('\n', out);
@@ -336,6 +345,8 @@ static void json_stacks(at_json_t *j, const at_bpf_data_t *d, const at_options_t
     }
     at_json_obj_begin(j);
     at_json_kv_double(j, "rate_hz", d->rate_hz);
+    at_json_kv_double(j, "achieved_hz", oncpu_hz(d));
+    at_json_kv_double(j, "cpu_s", (double)d->oncpu_ns / 1e9);
     at_json_kv_uint(j, "samples", d->samples);
     at_json_kv_uint(j, "with_python", d->samples_py);
     at_json_kv_uint(j, "lost", d->stats[AT_BPF_ST_LOST_SAMPLE]);

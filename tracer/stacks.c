@@ -333,6 +333,8 @@ static void save_header(const at_stacks_t *s, FILE *f)
     at_tsv_put(f, m->build);
     fprintf(f, "\nrate_hz\t%.6g\nsamples\t%" PRIu64 "\nmissed\t%" PRIu64 "\nduration_s\t%.6f\nnative\t%d\n",
             m->rate_hz, m->samples, m->missed, m->duration_s, m->native);
+    if (m->on_cpu)
+        fprintf(f, "cpu_s\t%.9f\ncpu_intervals\t%" PRIu64 "\n", m->cpu_s, m->cpu_intervals);
 }
 
 static void save_body(const at_stacks_t *s, FILE *f)
@@ -444,6 +446,12 @@ static int load_meta(loader_t *l, char **f, int n)
         return parse_u64(f[1], &m->samples) < 0 ? load_fail(l, "bad samples") : 0;
     if (!strcmp(f[0], "missed"))
         return parse_u64(f[1], &m->missed) < 0 ? load_fail(l, "bad missed") : 0;
+    if (!strcmp(f[0], "cpu_s")) {
+        m->on_cpu = 1;
+        return parse_double(f[1], &m->cpu_s) < 0 || m->cpu_s < 0 ? load_fail(l, "bad cpu_s") : 0;
+    }
+    if (!strcmp(f[0], "cpu_intervals"))
+        return parse_u64(f[1], &m->cpu_intervals) < 0 ? load_fail(l, "bad cpu_intervals") : 0;
     if (!strcmp(f[0], "native")) {
         if (parse_u64(f[1], &u) < 0 || u > 1)
             return load_fail(l, "bad native flag");
@@ -774,9 +782,26 @@ static double pct(uint64_t part, uint64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* Samples per second of wall time, or for an on-CPU sampler per second
+ * of the sampled threads' CPU time. */
 static double achieved_hz(const at_stacks_meta_t *m)
 {
+    if (m->on_cpu)
+        return m->cpu_s > 0 ? (double)m->cpu_intervals / m->cpu_s : 0.0;
     return m->duration_s > 0 ? (double)m->samples / m->duration_s : 0.0;
+}
+
+static void text_rate(const at_stacks_meta_t *m, const summary_t *sum, FILE *out)
+{
+    const char *s = sum->threads == 1 ? "" : "s";
+    if (m->on_cpu)
+        fprintf(out, "  %" PRIu64 " on-CPU samples in %.2f s: %.1f Hz achieved of %.0f Hz asked, per second"
+                " of CPU time (%.2f s between samples), %" PRIu64 " missed; %u thread%s\n", m->samples,
+                m->duration_s, achieved_hz(m), m->rate_hz, m->cpu_s, m->missed, sum->threads, s);
+    else
+        fprintf(out, "  %" PRIu64 " samples in %.2f s: %.1f Hz achieved of %.0f Hz asked, %" PRIu64
+                " missed; %u thread%s\n", m->samples, m->duration_s, achieved_hz(m), m->rate_hz, m->missed,
+                sum->threads, s);
 }
 
 static const char *where_label(const at_stacks_t *s, const fn_stat_t *f, char *buf, size_t n)
@@ -797,9 +822,7 @@ static void text_header(const at_stacks_t *s, const summary_t *sum, FILE *out, c
     snprintf(title, sizeof title, "Samples: pid %d (%s, Python %s %s%s)", (int)m->pid, comm,
              m->version[0] ? m->version : "?", m->build, m->native ? ", with native frames" : "");
     at_text_heading(out, title);
-    fprintf(out, "  %" PRIu64 " samples in %.2f s: %.1f Hz achieved of %.0f Hz asked, %" PRIu64
-            " missed; %u thread%s\n", m->samples, m->duration_s, achieved_hz(m), m->rate_hz, m->missed,
-            sum->threads, sum->threads == 1 ? "" : "s");
+    text_rate(m, sum, out);
     if (o && o->idle)
         fprintf(out, "  wall view: %" PRIu64 " thread-samples, idle ones included\n", sum->included);
     else
@@ -916,6 +939,9 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         at_json_obj_begin(j);
         at_json_kv_double(j, "rate_hz", m->rate_hz);
         at_json_kv_double(j, "achieved_hz", achieved_hz(m));
+        at_json_kv_str(j, "clock", m->on_cpu ? "cpu" : "wall");
+        if (m->on_cpu)
+            at_json_kv_double(j, "cpu_s", m->cpu_s);
         at_json_kv_uint(j, "count", m->samples);
         at_json_kv_uint(j, "missed", m->missed);
         at_json_kv_double(j, "duration_s", m->duration_s);

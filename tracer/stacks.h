@@ -65,6 +65,13 @@ typedef struct at_stacks_meta {
     uint64_t missed;     /* ticks that produced no sample (late, failed)  */
     double duration_s;   /* first to last sample                          */
     int native;          /* native frames were collected                  */
+    /* An on-CPU sampler (eBPF perf_event) keeps only the timer ticks that
+     * find the process on a CPU: its samples measure CPU time, and its
+     * rate is samples per CPU-second, counted on the scheduler's clock:
+     * cpu_intervals samples over cpu_s seconds of the sampled threads. */
+    int on_cpu;
+    double cpu_s;
+    uint64_t cpu_intervals;
 } at_stacks_meta_t;
 
 typedef struct at_stacks at_stacks_t;
