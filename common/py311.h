@@ -35,6 +35,7 @@
 #define AT_INTERP_GC_GENERATION_STATS  776 /* gc.generation_stats[3]: Py_ssize_t
                                             * collections, collected,
                                             * uncollectable each (top)   */
+#define AT_INTERP_MODULES              888 /* sys.modules (dict)        */
 
 /* PyThreadState */
 #define AT_TSTATE_PREV                 0
@@ -77,6 +78,27 @@
 #define AT_UNICODE_STATE               32  /* bit field word            */
 #define AT_SIZEOF_PYASCIIOBJECT        48  /* compact ASCII data follows */
 #define AT_SIZEOF_PYCOMPACTUNICODEOBJECT 72 /* compact non-ASCII data follows */
+#define AT_TYPE_FLAGS                  168 /* unsigned long tp_flags    */
+#define AT_TPFLAGS_MANAGED_DICT        16  /* instance dict before the object */
+#define AT_HEAPTYPE_CACHED_KEYS        872 /* keys shared by instances  */
+#define AT_MODULE_DICT                 16  /* PyModuleObject.md_dict    */
+#define AT_LONG_DIGITS                 24  /* uint32 digits, 30 bits each */
+#define AT_LONG_SHIFT                  30
+
+/* dict (pycore_dict.h); a managed instance dict sits before the object:
+ * obj - 3 words the dict, obj - 4 words its split values (3.11's
+ * _PyObject_ManagedDictPointer / _PyObject_ValuesPointer) */
+#define AT_DICT_KEYS                   32  /* PyDictKeysObject *        */
+#define AT_DICT_VALUES                 40  /* PyDictValues *, split dicts */
+#define AT_DICTKEYS_LOG2_INDEX_BYTES   9   /* uint8: indices' size      */
+#define AT_DICTKEYS_KIND               10  /* uint8: general/unicode/split */
+#define AT_DICTKEYS_NENTRIES           24  /* entries used so far       */
+#define AT_DICTKEYS_INDICES            32  /* indices, then the entries */
+#define AT_DICT_KEYS_GENERAL           0   /* (hash, key, value) entries */
+#define AT_SIZEOF_DICT_KEY_ENTRY       24
+#define AT_SIZEOF_DICT_UNICODE_ENTRY   16  /* (key, value)              */
+#define AT_OBJECT_MANAGED_DICT         (-24)
+#define AT_OBJECT_MANAGED_VALUES       (-32)
 
 /* Walkers share one limit so a corrupt or cyclic chain always ends. */
 #define AT_MAX_STACK_DEPTH             256

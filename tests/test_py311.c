@@ -54,6 +54,7 @@ static const layout_row_t layout[] = {
     ROW(AT_INTERP_RUNTIME, "offsetof(PyInterpreterState, runtime)"),
     ROW(AT_INTERP_ID, "offsetof(PyInterpreterState, id)"),
     ROW(AT_INTERP_GC_GENERATION_STATS, "offsetof(PyInterpreterState, gc.generation_stats)"),
+    ROW(AT_INTERP_MODULES, "offsetof(PyInterpreterState, modules)"),
     /* PyThreadState (cpython/pystate.h) */
     ROW(AT_TSTATE_PREV, "offsetof(PyThreadState, prev)"),
     ROW(AT_TSTATE_NEXT, "offsetof(PyThreadState, next)"),
@@ -90,6 +91,22 @@ static const layout_row_t layout[] = {
     ROW(AT_UNICODE_STATE, "offsetof(PyASCIIObject, state)"),
     ROW(AT_SIZEOF_PYASCIIOBJECT, "sizeof(PyASCIIObject)"),
     ROW(AT_SIZEOF_PYCOMPACTUNICODEOBJECT, "sizeof(PyCompactUnicodeObject)"),
+    /* what the thread-name reader walks: modules, dicts, instances, ints */
+    ROW(AT_TYPE_FLAGS, "offsetof(PyTypeObject, tp_flags)"),
+    ROW(AT_TPFLAGS_MANAGED_DICT, "Py_TPFLAGS_MANAGED_DICT"),
+    ROW(AT_HEAPTYPE_CACHED_KEYS, "offsetof(PyHeapTypeObject, ht_cached_keys)"),
+    ROW(AT_MODULE_DICT, "offsetof(PyModuleObject, md_dict)"),
+    ROW(AT_LONG_DIGITS, "offsetof(PyLongObject, ob_digit)"),
+    ROW(AT_LONG_SHIFT, "PyLong_SHIFT"),
+    ROW(AT_DICT_KEYS, "offsetof(PyDictObject, ma_keys)"),
+    ROW(AT_DICT_VALUES, "offsetof(PyDictObject, ma_values)"),
+    ROW(AT_DICTKEYS_LOG2_INDEX_BYTES, "offsetof(PyDictKeysObject, dk_log2_index_bytes)"),
+    ROW(AT_DICTKEYS_KIND, "offsetof(PyDictKeysObject, dk_kind)"),
+    ROW(AT_DICTKEYS_NENTRIES, "offsetof(PyDictKeysObject, dk_nentries)"),
+    ROW(AT_DICTKEYS_INDICES, "offsetof(PyDictKeysObject, dk_indices)"),
+    ROW(AT_DICT_KEYS_GENERAL, "DICT_KEYS_GENERAL"),
+    ROW(AT_SIZEOF_DICT_KEY_ENTRY, "sizeof(PyDictKeyEntry)"),
+    ROW(AT_SIZEOF_DICT_UNICODE_ENTRY, "sizeof(PyDictUnicodeEntry)"),
 };
 #define N_LAYOUT (sizeof layout / sizeof layout[0])
 
@@ -102,6 +119,10 @@ static const struct {
     { "AT_MAX_STACK_DEPTH", "archtrace's own bound on a frame walk, not a CPython layout" },
     { "AT_MAX_THREADS", "archtrace's own bound on a thread list walk, not a CPython layout" },
     { "AT_MAX_INTERPRETERS", "archtrace's own bound on an interpreter walk, not a CPython layout" },
+    { "AT_OBJECT_MANAGED_DICT", "returned by the inline _PyObject_ManagedDictPointer (obj - 3 words), "
+                                "no field to take offsetof of; the thread-name test reads real objects" },
+    { "AT_OBJECT_MANAGED_VALUES", "returned by the inline _PyObject_ValuesPointer (obj - 4 words), "
+                                  "no field to take offsetof of; the thread-name test reads real objects" },
 };
 #define N_UNCHECKED (sizeof unchecked / sizeof unchecked[0])
 
@@ -189,6 +210,8 @@ static void write_probe(const char *path)
           "#include <internal/pycore_interp.h>\n"  /* PyInterpreterState */
           "#include <internal/pycore_frame.h>\n"   /* _PyInterpreterFrame, owners */
           "#include <internal/pycore_code.h>\n"
+          "#include <internal/pycore_dict.h>\n"   /* PyDictKeysObject, entries */
+          "#include <internal/pycore_moduleobject.h>\n" /* PyModuleObject */
           "#include <stddef.h>\n#include <stdio.h>\n"
           "int main(void)\n{\n"
           "    printf(\"PY_VERSION %s\\n\", PY_VERSION);\n",

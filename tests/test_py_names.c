@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/* test_py_names.c - thread names read from outside equal the names the
+ * program gives its threads, on both build shapes. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "py_names.h"
+#include "testlib.h"
+#include "fixtures/testutil.h"
+
+#define MAX_TRUTH 16
+
+typedef struct target {
+    pid_t pid;
+    char out[512];          /* its stdout, a file                    */
+    char *text;             /* what it printed up to "ready PID"     */
+} target_t;
+
+/* Start the fixture with stdout to a file; wait for its "ready" line. */
+static void start(target_t *t, const char *py, const char *arg)
+{
+    char *dir = at_test_tmpdir();
+    snprintf(t->out, sizeof t->out, "%s/out", dir);
+    free(dir);
+    t->pid = fork();
+    cr_assert_geq(t->pid, 0, "fork");
+    if (t->pid == 0) {
+        int fd = open(t->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        execl(py, py, "tests/fixtures/thread_names.py", arg, (char *)NULL);
+        _exit(127);
+    }
+    for (double end = tu_now() + 20; tu_now() < end; tu_sleep(0.02)) {
+        t->text = tu_slurp(t->out);
+        if (t->text && strstr(t->text, "ready "))
+            return;
+        free(t->text);
+    }
+    tu_kill(t->pid);
+    cr_assert_fail("the fixture did not print \"ready PID\"");
+}
+
+static void stop(target_t *t)
+{
+    tu_kill(t->pid);
+    free(t->text);
+    unlink(t->out);
+}
+
+static void open_proc(at_py_proc_t *p, pid_t pid)
+{
+    char err[256] = "";
+    int rc = at_py_proc_open(p, pid, err, sizeof err);
+    cr_assert_eq(rc, 0, "at_py_proc_open(%d): %s", (int)pid, err);
+}
+
+static void names_match_the_program(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    target_t t;
+    at_py_proc_t p;
+    at_py_thread_name_t got[MAX_TRUTH];
+    start(&t, py, NULL);
+    open_proc(&p, t.pid);
+    int n = at_py_thread_names(&p, got, MAX_TRUTH);
+    int truth = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(t.text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        unsigned tid;
+        int off = 0;
+        if (sscanf(line, "name %u %n", &tid, &off) != 1 || !off)
+            continue;
+        truth++;
+        const char *name = at_py_thread_name_of(got, n > 0 ? n : 0, tid);
+        cr_assert(name, "%s: thread %u (%s) has a name", shape, tid, line + off);
+        cr_assert_str_eq(name, line + off, "%s: thread %u's name", shape, tid);
+    }
+    cr_assert_eq(truth, 5, "%s: the program printed its 5 threading threads", shape);
+    cr_assert_eq(n, truth, "%s: exactly the threading threads have names (the _thread one has none): %d",
+                 shape, n);
+    stop(&t);
+}
+
+Test(py_names, names_match_the_program_static, .timeout = 30) { names_match_the_program("static"); }
+Test(py_names, names_match_the_program_shared, .timeout = 30) { names_match_the_program("shared"); }
+
+/* A program that never imported threading has no names: 0, not an error. */
+Test(py_names, no_threading_module_no_names, .timeout = 30)
+{
+    const char *py = at_test_python_or_skip("static");
+    target_t t;
+    at_py_proc_t p;
+    at_py_thread_name_t got[MAX_TRUTH];
+    start(&t, py, "none");
+    open_proc(&p, t.pid);
+    int n = at_py_thread_names(&p, got, MAX_TRUTH);
+    cr_assert_eq(n, 0, "no threading module: no names, got %d", n);
+    stop(&t);
+    waitpid(t.pid, NULL, 0);
+    cr_assert_eq(at_py_thread_names(&p, got, MAX_TRUTH), -ESRCH, "a process gone: -ESRCH");
+}
+
+Test(py_names, name_of_unknown_tid_is_null)
+{
+    at_py_thread_name_t v[2] = { { 10, 1, "a" }, { 11, 2, "b" } };
+    cr_assert_str_eq(at_py_thread_name_of(v, 2, 11), "b", "found by tid");
+    cr_assert_null(at_py_thread_name_of(v, 2, 12), "an unknown tid has no name");
+    cr_assert_null(at_py_thread_name_of(v, 0, 10), "an empty table has no names");
+}
