@@ -8,7 +8,10 @@
  * link in a way a real interpreter only does by accident.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "fixtures/testutil.h"
 #include "frame_walk.h"
@@ -149,7 +152,8 @@ Test(frame_walk, reads_names_lines_and_gil)
                   "round %d: lines %d %d %d", round, st.frames[0].line, st.frames[1].line, st.frames[2].line);
         cr_assert(t[0].gil && !st.truncated && st.frames[2].entry, "round %d: gil/entry flags wrong", round);
     }
-    cr_assert_eq(f.proc.mem.calls - before, 2, "an unchanged stack should cost 2 reads (list + chain), not %lu",
+    /* the chain is read with the thread list, at last sample's addresses */
+    cr_assert_eq(f.proc.mem.calls - before, 1, "an unchanged stack should cost 1 read, not %lu",
                  f.proc.mem.calls - before);
     teardown(&f);
 }
@@ -249,5 +253,119 @@ Test(frame_walk, thread_list_checks_hold)
     cr_assert_eq(at_walker_threads(f.w, t, 4), -EPROTO, "interp->runtime != &_PyRuntime must be refused");
     put64(f.rt, AT_RT_INTERPRETERS_HEAD, 0);
     cr_assert_eq(at_walker_threads(f.w, t, 4), -EAGAIN, "no interpreter yet is -EAGAIN");
+    teardown(&f);
+}
+
+/* A 50-deep recursion: frame k runs code (k % 7 == 3 ? middle : inner),
+ * the root is outer. */
+static void make_deep(fake_t *f, int depth)
+{
+    for (int k = 0; k < depth; k++)
+        make_frame(f, k, k + 1 == depth ? 0 : k % 7 == 3 ? 1 : 2, 3 + k % 5,
+                   k + 1 < depth ? (void *)f->frames[k + 1] : NULL, k + 1 == depth);
+    put64(f->cframe, AT_CFRAME_CURRENT_FRAME, A(f->frames[0]));
+}
+
+static void check_deep(fake_t *f, int depth, int from, const char *when)
+{
+    cr_assert(st.n == depth - from && !st.truncated, "%s: %d frames expected, got %d (truncated %d)", when,
+              depth - from, st.n, st.truncated);
+    for (int i = 0; i < st.n; i++) {
+        int k = from + i;
+        const char *want = k + 1 == depth ? "outer" : k % 7 == 3 ? "middle" : "inner";
+        int line = (k + 1 == depth ? 10 : k % 7 == 3 ? 20 : 30) + 3 + k % 5 + 1;
+        cr_assert(!strcmp(fn(f, i), want) && st.frames[i].line == line, "%s: frame %d is %s:%d, want %s:%d",
+                  when, i, fn(f, i), st.frames[i].line, want, line);
+    }
+}
+
+Test(frame_walk, deep_stack_costs_one_read_and_follows_changes)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    make_deep(&f, 50);
+    sample(&f, t);
+    sample(&f, t);
+    unsigned long before = f.proc.mem.calls;
+    sample(&f, t);
+    check_deep(&f, 50, 0, "unchanged");
+    cr_assert_eq(f.proc.mem.calls - before, 1, "an unchanged 50-deep stack should cost 1 read, not %lu",
+                 f.proc.mem.calls - before);
+    /* returns: the top 5 frames are gone, the rest was read with the list */
+    put64(f.cframe, AT_CFRAME_CURRENT_FRAME, A(f.frames[5]));
+    before = f.proc.mem.calls;
+    sample(&f, t);
+    check_deep(&f, 50, 5, "after 5 returns");
+    cr_assert_eq(f.proc.mem.calls - before, 1, "a shallower stack is in the prefetched chain: 1 read, not %lu",
+                 f.proc.mem.calls - before);
+    /* calls again: new frames on top of the remembered chain */
+    put64(f.cframe, AT_CFRAME_CURRENT_FRAME, A(f.frames[0]));
+    sample(&f, t);
+    check_deep(&f, 50, 0, "after the calls");
+    /* a frame in the middle now runs another function: the prefetched
+     * frame shows it and the walk must not report the remembered code */
+    make_frame(&f, 20, 0, 4, f.frames[21], 0);
+    sample(&f, t);
+    cr_assert(st.n == 50 && !strcmp(fn(&f, 20), "outer") && st.frames[20].line == 15,
+              "a changed frame in a prefetched chain: frame 20 is %s:%d", fn(&f, 20), st.frames[20].line);
+    cr_assert(!strcmp(fn(&f, 19), "inner") && !strcmp(fn(&f, 21), "inner") && !strcmp(fn(&f, 49), "outer"),
+              "the frames around it are wrong: %s %s %s", fn(&f, 19), fn(&f, 21), fn(&f, 49));
+    teardown(&f);
+}
+
+static atomic_int spinning;
+
+static void *spin_thread(void *arg)
+{
+    atomic_int *tid = arg;
+    atomic_store(tid, (int)syscall(SYS_gettid));
+    while (atomic_load(&spinning))
+        ;
+    return NULL;
+}
+
+static void *sleep_thread(void *arg)
+{
+    atomic_int *tid = arg;
+    atomic_store(tid, (int)syscall(SYS_gettid));
+    while (atomic_load(&spinning))
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    return NULL;
+}
+
+/* How many of `tries` reads say tid is idle. */
+static int idle_count(at_walker_t *w, int tid, int tries)
+{
+    int idle = 0;
+    for (int i = 0; i < tries; i++) {
+        int rc = at_walker_idle(w, (uint32_t)tid);
+        cr_assert(rc == 0 || rc == 1, "at_walker_idle(%d) failed: %d", tid, rc);
+        idle += rc;
+        nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+    }
+    return idle;
+}
+
+Test(frame_walk, idle_is_the_task_state, .timeout = 20)
+{
+    static fake_t f;
+    pthread_t a, b;
+    atomic_int spin_tid = 0, sleep_tid = 0;
+    setup(&f);
+    atomic_store(&spinning, 1);
+    cr_assert(pthread_create(&a, NULL, spin_thread, &spin_tid) == 0 &&
+              pthread_create(&b, NULL, sleep_thread, &sleep_tid) == 0, "threads");
+    while (!atomic_load(&spin_tid) || !atomic_load(&sleep_tid))
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    /* a spinning thread may be preempted now and then (runnable: still
+     * not idle); a thread sleeping 1 ms at a time is almost always idle */
+    int spin_idle = idle_count(f.w, spin_tid, 50), sleep_idle = idle_count(f.w, sleep_tid, 50);
+    atomic_store(&spinning, 0);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    cr_assert(spin_idle == 0, "a spinning thread read idle %d times of 50", spin_idle);
+    cr_assert(sleep_idle >= 45, "a sleeping thread read idle only %d times of 50", sleep_idle);
+    cr_assert_lt(at_walker_idle(f.w, (uint32_t)spin_tid), 0, "an ended thread must not read as a state");
     teardown(&f);
 }

@@ -46,6 +46,31 @@ Test(remote, merged_batch_equals_memcpy)
     }
 }
 
+/* The shapes walkers hand over: a chain's frames in falling addresses,
+ * a rising run, one code header many times, a few strays. */
+Test(remote, runs_and_repeats_are_read_in_one_call)
+{
+    at_remote_t r = self_mem();
+    static uint8_t src[64 * 1024], dst[1024][72];
+    static at_remote_seg_t segs[1024];
+    unsigned seed = 11;
+    int n = 0;
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)rand_r(&seed);
+    for (int i = 0; i < 300; i++) /* falling */
+        segs[n] = (at_remote_seg_t){ (uint64_t)(uintptr_t)(src + 40000 - 100 * i), dst[n], 72 }, n++;
+    for (int i = 0; i < 300; i++) /* rising */
+        segs[n] = (at_remote_seg_t){ (uint64_t)(uintptr_t)(src + 45000 + 50 * i), dst[n], 60 }, n++;
+    for (int i = 0; i < 300; i++) /* repeated */
+        segs[n] = (at_remote_seg_t){ (uint64_t)(uintptr_t)(src + 7 + 4096 * (i % 3)), dst[n], 72 }, n++;
+    while (n < 1024) /* strays */
+        segs[n] = (at_remote_seg_t){ (uint64_t)(uintptr_t)(src + rand_r(&seed) % 60000), dst[n], 72 }, n++;
+    cr_assert_eq(at_remote_readv(&r, segs, n, NULL), n, "not every segment read");
+    cr_assert_eq(r.calls, 1, "one system call for one batch, %lu made", r.calls);
+    for (int i = 0; i < n; i++)
+        cr_assert(!memcmp(dst[i], (void *)(uintptr_t)segs[i].addr, segs[i].len), "segment %d differs", i);
+}
+
 Test(remote, partial_reads_stop_at_the_unmapped_page)
 {
     at_remote_t r = self_mem();

@@ -10,14 +10,15 @@
  * firstlineno, size).
  *
  * System calls are what a sample costs (several µs each on a busy
- * machine), so reads are batched speculatively: the thread list, the
- * thread states and each current frame pointer are read in one call at
- * the addresses the last sample found; each thread's chain of frames and
- * code headers is read in one call at the addresses of its last chain.
- * Every link is then checked (head, next, interp, cframe, previous, code);
- * at the first mismatch the walker continues with plain reads (one per
- * frame: a frame's code header rides with the next frame).  A stack that
- * did not change costs one call per thread plus one for the list.
+ * machine, and each remote range pinned costs more), so reads are batched
+ * speculatively: the thread list, the thread states, each current frame
+ * pointer and each thread's chain of frames and code headers as the last
+ * sample found them are read in one call (a code object shared by many
+ * frames, as in a recursion, once).  Every link is then checked (head,
+ * next, interp, cframe, previous, code); where the chain changed the
+ * walker goes on with one call for the rest of the remembered chain, then
+ * plain reads (one per frame: a frame's code header rides with the next
+ * frame).  A process whose stacks did not change costs one call a sample.
  */
 #ifndef AT_FRAME_WALK_H
 #define AT_FRAME_WALK_H
@@ -40,6 +41,8 @@ typedef struct at_thread {
     uint64_t cframe;     /* its cframe, read with it                      */
     uint64_t frame;      /* cframe->current_frame when frame_known        */
     uint8_t frame_known; /* frame was read along with the thread list     */
+    int16_t prefetch;    /* its last chain was read with the list: index
+                          * of that read in the walker, else -1          */
     uint32_t tid;        /* native thread id                              */
     uint8_t gil;         /* holds the GIL                                 */
     uint8_t idle;        /* not running (/proc task state != 'R')         */
@@ -71,7 +74,9 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st);
  * Python frames are read as they stand while it stands still.  0 or -errno. */
 int at_walker_reload(at_walker_t *w, at_thread_t *t);
 
-/* 1 when thread tid is not running, 0 when running, -errno when unknown. */
+/* 1 when thread tid is not running (its task state is not TASK_RUNNING,
+ * read from /proc/PID/task/TID/syscall, or stat where that is missing),
+ * 0 when running or runnable, -errno when unknown (-ESRCH: it ended). */
 int at_walker_idle(at_walker_t *w, uint32_t tid);
 
 /* The id of the "[truncated]" marker symbol. */
