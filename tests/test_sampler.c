@@ -242,6 +242,10 @@ static void check_four_threads(const char *shape)
     const char *fns[] = { "in main_wait\n", "in worker_0\n", "in worker_1\n", "in worker_2\n" };
     for (int i = 0; i < 4; i++)
         cr_assert(strstr(r.out, fns[i]), "%s: no frame %s in:\n%s", shape, fns[i], r.out);
+    /* threading's names, read from threading._active: "Thread-N (worker_i)" */
+    const char *names[] = { "\"MainThread\" (", " (worker_0)\" (", " (worker_1)\" (", " (worker_2)\" (" };
+    for (int i = 0; i < 4; i++)
+        cr_assert(strstr(r.out, names[i]), "%s: no thread named %s in:\n%s", shape, names[i], r.out);
     run_free(&r);
 }
 
