@@ -115,3 +115,44 @@ Test(py_names, name_of_unknown_tid_is_null)
     cr_assert_null(at_py_thread_name_of(v, 2, 12), "an unknown tid has no name");
     cr_assert_null(at_py_thread_name_of(v, 0, 10), "an empty table has no names");
 }
+
+/* `-p PID record` keeps the names with the stacks: the collapsed stacks
+ * and the JSON name each thread as the program does. */
+static void record_keeps_names(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    target_t t;
+    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[600];
+    start(&t, py, NULL);
+    int rc = at_test_shf(NULL, &err, "rmdir '%s' && %s -p %d record -d 1 -q -o '%s'", dir, at_test_archtrace(),
+                         (int)t.pid, dir);
+    cr_assert_eq(rc, 0, "%s: record failed (%d): %s", shape, rc, err);
+    rc = at_test_shf(&out, NULL, "%s report --idle --format collapsed '%s'", at_test_archtrace(), dir);
+    cr_assert_eq(rc, 0, "%s: collapsed report failed", shape);
+    unsigned tid = 0;
+    const char *line = strstr(t.text, " custom-subclass\n");
+    cr_assert(line, "the fixture printed the subclass thread");
+    while (line > t.text && line[-1] != '\n')
+        line--;
+    cr_assert_eq(sscanf(line, "name %u", &tid), 1, "its tid");
+    char want[128];
+    snprintf(want, sizeof want, ";thread %u \"custom-subclass\";", tid);
+    cr_assert(strstr(out, want), "%s: collapsed stacks name the thread (%s):\n%s", shape, want, out);
+    cr_assert(strstr(out, "\"naïve ünïcode ✓\";"), "%s: a UTF-8 name comes through:\n%s", shape, out);
+    snprintf(json, sizeof json, "%s/r.json", dir);   /* the threads sleep: --idle keeps their stacks */
+    rc = at_test_shf(NULL, NULL, "%s report --idle -q --json '%s' '%s'", at_test_archtrace(), json, dir);
+    cr_assert_eq(rc, 0, "%s: JSON report failed", shape);
+    char *names = at_test_json(json, "sorted({s.get('thread_name', '-') for p in d['processes'] "
+                                     "for s in p['samples']['stacks']})");
+    cr_assert(names && strstr(names, "worker-0-renamed") && strstr(names, "MainThread"),
+              "%s: JSON stacks carry thread_name: %s", shape, names ? names : "(none)");
+    free(names);
+    free(out);
+    free(err);
+    stop(&t);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(py_names, record_keeps_names_static, .timeout = 30) { record_keeps_names("static"); }
+Test(py_names, record_keeps_names_shared, .timeout = 30) { record_keeps_names("shared"); }

@@ -34,6 +34,7 @@ static void make_known(known_t *k)
     cr_assert_eq(at_stacks_add(s, 10, 0, 1, b, 2, 30), 0, "add failed");
     cr_assert_eq(at_stacks_add(s, 11, 1, 0, c, 2, 100), 0, "add failed");
     cr_assert_eq(at_stacks_add(s, 12, 1, 0, w, 1, 1), 0, "add failed");
+    cr_assert_eq(at_thread_names_set(at_stacks_names(s), 11, "sleep;er\tß"), 0, "name failed");
     at_stacks_meta_t *m = at_stacks_meta(s);
     snprintf(m->comm, sizeof m->comm, "python3.11");
     snprintf(m->version, sizeof m->version, "3.11.7");
@@ -96,6 +97,8 @@ Test(stacks, save_load_round_trip)
     cr_assert_str_eq(at_symtab_func(t, k.weird), "we\tird\n\"f;n\" \\ \x01\xff", "escaped name differs");
     cr_assert_str_eq(at_symtab_file(t, k.weird), "/tmp/ü;<&>.py", "UTF-8 file name differs");
     cr_assert_eq(at_symtab_kind(t, k.sleep), AT_SYM_NATIVE, "kind differs");
+    cr_assert_str_eq(at_thread_names_get(at_stacks_names(s), 11), "sleep;er\tß", "thread name differs");
+    cr_assert_null(at_thread_names_get(at_stacks_names(s), 10), "an unnamed thread stays unnamed");
     uint64_t total = 0;
     int n = 0;
     size_t c = 0;
@@ -208,8 +211,9 @@ Test(stacks, collapsed_lines)
     cr_assert_eq(rc, 0, "collapsed failed: %d", rc);
     cr_assert(strstr(out, "python3.11 (4242);thread 10;<module> (/app/main.py:1);f (/app/main.py:5) 70\n"),
               "the flags must merge into one line:\n%s", out);
-    cr_assert(strstr(out, "python3.11 (4242);thread 11;<module> (/app/main.py:2);clock_nanosleep (libc.so.6) 100\n"),
-              "native frame line missing:\n%s", out);
+    cr_assert(strstr(out, "python3.11 (4242);thread 11 \"sleep,er?ß\";<module> (/app/main.py:2);"
+                          "clock_nanosleep (libc.so.6) 100\n"),
+              "native frame line (thread named, its ';' and tab made safe) missing:\n%s", out);
     cr_assert_eq(count_lines_of(out), 4, "4 lines expected:\n%s", out);
     for (char *l = out; *l;) {
         char *nl = strchr(l, '\n');

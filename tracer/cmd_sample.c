@@ -16,7 +16,6 @@
 #include "bpf.h"
 #include "meta.h"
 #include "progress.h"
-#include "py_names.h"
 #include "report.h"
 #include "sampler.h"
 #include "segment_format.h"
@@ -51,21 +50,18 @@ typedef struct dumped {
     char *text;               /* its lines                                 */
 } dumped_t;
 
-#define DUMP_NAMES 128           /* threading names looked up             */
-
 typedef struct dump_ctx {
     dumped_t *threads;        /* AT_MAX_THREADS                            */
     int n;
     pid_t pid;
-    at_py_thread_name_t *names; /* DUMP_NAMES, from threading._active      */
-    int nnames;
 } dump_ctx_t;
 
-/* ` "name"` of a thread threading knows, escaped, or "". */
-static const char *quoted_name(const dump_ctx_t *d, uint32_t tid, char *buf, size_t n)
+/* ` "name"` of a thread threading knows (read by the sampler from
+ * threading._active), escaped, or "". */
+static const char *quoted_name(const at_target_t *t, uint32_t tid, char *buf, size_t n)
 {
     char esc[AT_PY_NAME_MAX * 4];
-    const char *name = at_py_thread_name_of(d->names, d->nnames, tid);
+    const char *name = at_thread_names_get(at_stacks_names(t->stacks), tid);
     if (!name)
         return "";
     at_text_escape(esc, sizeof esc, name);
@@ -104,7 +100,7 @@ static void dump_thread(void *ctx, const at_target_t *t, const at_thread_t *th,
     if (!f)
         return;
     char name[AT_PY_NAME_MAX * 4 + 4];
-    fprintf(f, "Thread %u%s (%s%s)\n", th->tid, quoted_name(d, th->tid, name, sizeof name),
+    fprintf(f, "Thread %u%s (%s%s)\n", th->tid, quoted_name(t, th->tid, name, sizeof name),
             th->gil ? "holds the GIL, " : "", th->idle ? "idle" : "running");
     for (int i = 0; i < n; i++)
         put_frame(f, t->stacks, &frames[i]);
@@ -145,17 +141,11 @@ int at_cmd_dump(const at_options_t *o)
     int rc = open_target(o, &t);
     if (rc)
         return rc;
-    d.threads = calloc(AT_MAX_THREADS, sizeof *d.threads);
-    d.names = calloc(DUMP_NAMES, sizeof *d.names);
-    if (!d.threads || !d.names) {
-        free(d.threads);
-        free(d.names);
+    if (!(d.threads = calloc(AT_MAX_THREADS, sizeof *d.threads))) {
         at_target_free(t);
         fprintf(stderr, "archtrace: out of memory\n");
         return AT_EXIT_FAILED;
     }
-    d.nnames = at_py_thread_names(&t->proc, d.names, DUMP_NAMES);   /* < 0: dump without names */
-    d.nnames = d.nnames < 0 ? 0 : d.nnames;
     /* a chain changing under us can fail one read: try a few times */
     for (int tries = 0; tries < 5; tries++) {
         rc = at_target_sample(t, dump_thread, &d);
@@ -174,7 +164,6 @@ int at_cmd_dump(const at_options_t *o)
     for (int i = 0; i < d.n; i++)
         free(d.threads[i].text);
     free(d.threads);
-    free(d.names);
     at_target_free(t);
     return rc == 0 ? 0 : rc == -ESRCH ? AT_EXIT_NO_SUCH_PROCESS : AT_EXIT_FAILED;
 }

@@ -316,7 +316,7 @@ static int add_process(at_flame_t *f, at_stacks_t *s, const at_options_t *o)
         int n = 0;
         snprintf(labels[n], LABEL_MAX, "%s (%d)", m->comm, (int)m->pid);
         kinds[n++] = 2;
-        snprintf(labels[n], LABEL_MAX, "thread %u", v.tid);
+        at_stacks_thread_label(s, v.tid, labels[n], LABEL_MAX);
         kinds[n++] = 2;
         for (int k = 0; k < v.n && n < MAX_DEPTH; k++) {
             at_stacks_frame_label(s, &v.frames[k], labels[n], LABEL_MAX);

@@ -232,19 +232,27 @@ static int pair_tids(names_walk_t *w, uint64_t interp, at_py_thread_name_t *out,
     return kept;
 }
 
-int at_py_thread_names(at_py_proc_t *p, at_py_thread_name_t *out, int max)
+int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_name_t *out, int max)
 {
     names_walk_t w = { .p = p };
-    uint64_t interp;
+    uint64_t interp, active = cache ? *cache : 0;
     if (max <= 0)
         return 0;
     int rc = at_remote_read_u64(&p->mem, p->runtime + AT_RT_INTERPRETERS_MAIN, &interp);
     if (rc < 0)
         return rc;
-    uint64_t active = threading_active(&w, interp);
+    if (!active || !is_type(&w, active, "dict", &w.dict_type))
+        active = threading_active(&w, interp);
+    if (cache)
+        *cache = active;
     if (!active)
         return at_remote_read_u64(&p->mem, p->runtime, &interp) == -ESRCH ? -ESRCH : 0;
     return pair_tids(&w, interp, out, read_active(&w, active, out, max));
+}
+
+int at_py_thread_names(at_py_proc_t *p, at_py_thread_name_t *out, int max)
+{
+    return at_py_thread_names_cached(p, NULL, out, max);
 }
 
 const char *at_py_thread_name_of(const at_py_thread_name_t *names, int n, uint32_t tid)

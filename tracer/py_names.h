@@ -30,6 +30,10 @@ typedef struct at_py_thread_name {
  * -EPROTO: memory that does not look like 3.11's objects). */
 int at_py_thread_names(at_py_proc_t *p, at_py_thread_name_t *out, int max);
 
+/* The same, remembering where threading._active is in *cache (0 at
+ * first) so that later calls skip the search through sys.modules. */
+int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_name_t *out, int max);
+
 /* The name of thread tid in names[0..n), or NULL. */
 const char *at_py_thread_name_of(const at_py_thread_name_t *names, int n, uint32_t tid);
 

@@ -34,6 +34,7 @@
 #define MAX_RATE_HZ        100000.0
 #define SAMPLER_NICE       -10           /* see at_pace_init              */
 #define DUTY_WINDOW_NS     1000000000ull /* see check_duty                */
+#define NAMES_EVERY_NS     1000000000ull /* threading names re-read       */
 
 uint64_t at_now_ns(void)
 {
@@ -223,6 +224,8 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
     int n = at_walker_threads(t->walker, t->threads, AT_MAX_THREADS), rc = 0;
     if (n < 0)
         return sample_failed(t, n);
+    /* threading names, for labels: a walk of the target's objects, so once a second */
+    at_thread_names_refresh(at_stacks_names(t->stacks), &t->proc, t0, NAMES_EVERY_NS);
     for (int i = 0; i < n && rc == 0; i++)
         rc = sample_thread(t, &t->threads[i], fn, ctx);
     if (rc < 0)

@@ -184,6 +184,7 @@ struct at_stacks {
     uint32_t index_cap;
     at_frame_t *pool;        /* frames of all stacks, root first          */
     uint32_t pool_n, pool_cap;
+    at_thread_names_t names; /* threading names of its threads            */
 };
 
 static uint32_t stack_hash(uint32_t tid, int idle, int gil, const at_frame_t *f, int n)
@@ -213,6 +214,7 @@ void at_stacks_free(at_stacks_t *s)
     if (!s)
         return;
     at_symtab_free(s->syms);
+    at_thread_names_free(&s->names);
     free(s->recs);
     free(s->index);
     free(s->pool);
@@ -227,6 +229,16 @@ at_symtab_t *at_stacks_symtab(at_stacks_t *s)
 at_stacks_meta_t *at_stacks_meta(at_stacks_t *s)
 {
     return &s->meta;
+}
+
+at_thread_names_t *at_stacks_names(at_stacks_t *s)
+{
+    return &s->names;
+}
+
+const char *at_stacks_thread_label(const at_stacks_t *s, uint32_t tid, char *buf, size_t n)
+{
+    return at_thread_names_label(&s->names, tid, buf, n);
 }
 
 static int rec_matches(const at_stacks_t *s, const stack_rec_t *r, uint32_t h, uint32_t tid,
@@ -354,6 +366,7 @@ static void save_body(const at_stacks_t *s, FILE *f)
             fprintf(f, "%s%u:%d", k ? "," : "", s->pool[r->off + k].sym, (int)s->pool[r->off + k].line);
         fputc('\n', f);
     }
+    at_thread_names_save(&s->names, f);
     fprintf(f, "end\t%u\t%u\n", s->syms->n, s->n);
 }
 
@@ -522,6 +535,8 @@ static int load_line(loader_t *l, char *line)
         return load_sym(l, f, n);
     if (!strcmp(f[0], "stack"))
         return load_stack(l, f, n);
+    if (!strcmp(f[0], "tname"))
+        return n != 3 || at_thread_names_load(&l->s->names, f[1], f[2]) < 0 ? load_fail(l, "bad thread name") : 0;
     if (!strcmp(f[0], "end")) {
         if (n != 3 || parse_u64(f[1], &a) < 0 || parse_u64(f[2], &b) < 0 ||
             a != l->s->syms->n || b != l->s->n)
@@ -893,6 +908,9 @@ static void json_stacks(const at_stacks_t *s, at_json_t *j, const at_options_t *
     for (size_t i = 0; i < n; i++) {
         at_json_obj_begin(j);
         at_json_kv_uint(j, "thread", vs[i].tid);
+        const char *name = at_thread_names_get(&s->names, vs[i].tid);
+        if (name)
+            at_json_kv_str(j, "thread_name", name);
         at_json_key(j, "frames");
         at_json_arr_begin(j);
         for (int k = 0; k < vs[i].n; k++)
@@ -981,7 +999,8 @@ static int collapse_one(const at_stacks_t *s, FILE *out, const at_options_t *o)
         if (at_stacks_included(&v, o))
             at_stacks_add(merged, v.tid, 0, 0, v.frames, v.n, v.count);
     for (c = 0; at_stacks_next(merged, &c, &v);) {
-        fprintf(out, "%s (%d);thread %u", s->meta.comm, (int)s->meta.pid, v.tid);
+        fprintf(out, "%s (%d);", s->meta.comm, (int)s->meta.pid);
+        put_collapsed(out, at_stacks_thread_label(s, v.tid, label, sizeof label));
         for (int k = 0; k < v.n; k++) {
             fputc(';', out);
             put_collapsed(out, at_stacks_frame_label(s, &v.frames[k], label, sizeof label));

@@ -25,6 +25,7 @@
 
 #include "json.h"
 #include "options.h"
+#include "thread_names.h"
 
 /* ---- symbols: (kind, function, file) interned to small ids ------------ */
 
@@ -80,6 +81,10 @@ at_stacks_t *at_stacks_new(pid_t pid);
 void at_stacks_free(at_stacks_t *s);
 at_symtab_t *at_stacks_symtab(at_stacks_t *s);
 at_stacks_meta_t *at_stacks_meta(at_stacks_t *s);
+/* Threading names of the threads (saved with the stacks). */
+at_thread_names_t *at_stacks_names(at_stacks_t *s);
+/* "thread TID" or "thread TID "NAME"". */
+const char *at_stacks_thread_label(const at_stacks_t *s, uint32_t tid, char *buf, size_t n);
 /* Count `count` samples of thread `tid` with frames[0..n) root first.
  * 0, or -ENOSPC when the bound on distinct stacks is reached (counted in
  * meta.missed), -ENOMEM. */

@@ -33,7 +33,6 @@
 #include "gil_format.h"
 #include "imports_format.h"
 #include "py311.h"
-#include "py_names.h"
 #include "remote.h"
 #include "sampler.h"
 #include "session.h"
@@ -44,8 +43,6 @@
 #define PID_ATTACH_NS     2000000000ull  /* -p: wait for an interpreter     */
 #define SEG_FALLBACK_NS   1000000000ull  /* COMMAND not Python: try its .seg children */
 #define GIL_READ_MAX      (AT_GIL_MAX_THREADS * 4u)
-#define NAMES_EVERY_NS    1000000000ull  /* thread names read from outside */
-#define MAX_NAMES         AT_TOP_MAX_THREADS
 
 /* Decayed sample counts of one function. */
 typedef struct fn_count {
@@ -98,9 +95,6 @@ struct at_top_model {
     fn_table_t all;           /* every thread's functions together         */
     uint64_t gil_read_ns;     /* when .gil was last read                   */
     at_top_snap_t last;       /* the previous snapshot's feature panels    */
-    at_py_thread_name_t names[MAX_NAMES]; /* threading names, read from outside */
-    int nnames;
-    uint64_t names_ns;        /* when they were read                       */
 };
 
 /* ---- counting (sampler thread, lock held) -------------------------------- */
@@ -254,24 +248,6 @@ static void try_attach(at_top_model_t *m, uint64_t now)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* Threading names, read from outside once a second: a thread that only
- * computes shows its name without waiting for the shim (which reads names
- * only where the C-API is safe to call), and -p sessions have no shim. */
-static void read_names(at_top_model_t *m, uint64_t now)
-{
-    if (now - m->names_ns < NAMES_EVERY_NS)
-        return;
-    at_py_thread_name_t names[MAX_NAMES];
-    int n = at_py_thread_names(&m->target->proc, names, MAX_NAMES);
-    pthread_mutex_lock(&m->lock);
-    if (n >= 0) {
-        memcpy(m->names, names, (size_t)n * sizeof *names);
-        m->nnames = n;
-    }
-    m->names_ns = now;
-    pthread_mutex_unlock(&m->lock);
-}
-
 static void *sampler_main(void *arg)
 {
     at_top_model_t *m = arg;
@@ -279,7 +255,6 @@ static void *sampler_main(void *arg)
     at_pace_init(&pace, m->rate_hz);
     while (!atomic_load(&m->stop)) {
         if (m->target && !m->gone) {
-            read_names(m, at_now_ns());
             sample_once(m);
             at_pace_wait(&pace, NULL);
             continue;
@@ -375,7 +350,10 @@ static void snap_thread(const at_top_model_t *m, const thread_acc_t *t, at_top_t
     row->wait_pct = -1;
     row->idle_pct = t->samples ? pct((double)t->idle, (double)t->samples) : -1;
     row->main = t->tid == (uint32_t)m->sampled;
-    copy_str(row->name, sizeof row->name, at_py_thread_name_of(m->names, m->nnames, t->tid));
+    /* read from outside by the sampler once a second: for -p, and for a
+     * thread that only computes, which the shim names late (it reads
+     * names only where the C-API is safe to call) */
+    copy_str(row->name, sizeof row->name, at_thread_names_get(at_stacks_names(m->target->stacks), t->tid));
     if (t->has_leaf) {
         copy_str(row->func, sizeof row->func, at_symtab_func(syms, t->leaf.sym));
         copy_str(row->file, sizeof row->file, at_symtab_file(syms, t->leaf.sym));
