@@ -318,6 +318,8 @@ static void on_run(void)
         at_alloc.hdr = NULL;
         return;
     }
+    if (at_alloc.sampling)
+        at_shadow_hints_start();
     at_alloc.owner = getpid();
     at_alloc.next_capture = 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);

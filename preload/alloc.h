@@ -10,7 +10,9 @@
  *   alloc_site.c   current Python frame -> site index; sites, groups and
  *                  strings are created (and names resolved) on first use.
  *   alloc_shadow.c pointer -> (site, size): a radix "shadow" of the heap,
- *                  4 bytes per 16-byte granule, no locks on the fast path.
+ *                  4 bytes per 16-byte granule, no locks on the fast path;
+ *                  when sampling, hint counters that let frees of
+ *                  untracked blocks skip it.
  *   alloc_line.c   co_linetable decoding (pure).
  * Everything the hot path touches is preallocated or mmap'd; nothing here
  * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
@@ -159,11 +161,40 @@ static inline uint32_t *at_shadow_find(uintptr_t a)
     return &leaf[(a >> AT_SHADOW_LEAF_SHIFT) & ((1u << AT_SHADOW_LEAF_BITS) - 1)];
 }
 
+/* Sampling hints: when sampling, few blocks are tracked, and a free that
+ * walked the shadow for every block would cost more than the sampling
+ * saves (three dependent loads, on lines malloc no longer warmed).  So
+ * the shadow also keeps, per 16-byte granule modulo 2^20 (1 MiB: 16 MiB
+ * of heap before two granules share a counter), how many tracked blocks
+ * start there.  A zero counter proves a block untracked in one load from
+ * a line that covers 1 KiB of heap; a counter that reaches 255 stays
+ * there (only a few more walks).  Kept only while at_shadow_hints_on
+ * (sampled mode); exact mode tracks nearly every block and skips them. */
+#define AT_SHADOW_HINT_BITS 20u
+#define AT_SHADOW_HINT_STUCK 255u
+extern uint8_t at_shadow_hint[1u << AT_SHADOW_HINT_BITS] AT_HIDDEN;
+extern int at_shadow_hints_on AT_HIDDEN;
+
+static inline uint8_t *at_shadow_hint_of(const void *p)
+{
+    return &at_shadow_hint[((uintptr_t)p >> AT_SHADOW_LEAF_SHIFT) & ((1u << AT_SHADOW_HINT_BITS) - 1)];
+}
+
+/* 0 when p is certainly not in the shadow (hints on only). */
+static inline int at_shadow_maybe(const void *p)
+{
+    return __atomic_load_n(at_shadow_hint_of(p), __ATOMIC_RELAXED) != 0;
+}
+
+void at_shadow_hint_add(const void *p, int delta);
+
 static inline int at_shadow_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize)
 {
     uint32_t *slot = at_shadow_find((uintptr_t)p);
     if (AT_LIKELY(slot && size < AT_SHADOW_SIZE_BIG && !*slot)) {
         __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | (uint32_t)size, __ATOMIC_RELAXED);
+        if (at_shadow_hints_on)
+            at_shadow_hint_add(p, 1);
         return 0;
     }
     return at_shadow_put_slow(p, site, size, osite, osize);
@@ -172,11 +203,15 @@ static inline int at_shadow_put(const void *p, uint32_t site, size_t size, uint3
 /* Remove p; 1 with site and size filled when it was tracked, else 0. */
 static inline int at_shadow_take(const void *p, uint32_t *site, size_t *size)
 {
+    if (at_shadow_hints_on && AT_LIKELY(!at_shadow_maybe(p)))
+        return 0;
     uint32_t *slot = at_shadow_find((uintptr_t)p);
     uint32_t e;
     if (!slot || !(e = __atomic_load_n(slot, __ATOMIC_RELAXED)))
         return 0;
     __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+    if (at_shadow_hints_on)
+        at_shadow_hint_add(p, -1);
     *site = (e >> AT_SHADOW_SIZE_BITS) - 1;
     *size = e & AT_SHADOW_SIZE_BIG;
     if (AT_UNLIKELY(*size == AT_SHADOW_SIZE_BIG))
@@ -185,6 +220,7 @@ static inline int at_shadow_take(const void *p, uint32_t *site, size_t *size)
 }
 
 void at_shadow_reset(void);               /* fork child: forget everything */
+void at_shadow_hints_start(void);         /* sampled mode: keep the hints  */
 void at_shadow_usage(uint64_t *virt, uint64_t *resident);
 
 /* ---- alloc_hooks.c ------------------------------------------------------ */

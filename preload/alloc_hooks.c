@@ -74,17 +74,27 @@ static double exp_neg(double x)
     return sum * two.d;
 }
 
-static double log_approx(double u)   /* ln(u), u in (0, 1] */
+/* ln(u) for u in (0, 1]: u = 2^e * m with m in [1, 2), ln m = 2 atanh(z)
+ * with z = (m - 1) / (m + 1) < 1/3, whose odd series to z^17 is within
+ * 1e-10.  One division and a Horner chain: this runs once per sample, and
+ * a division per term (the obvious loop) cost more than the rest of a
+ * sampled malloc. */
+static double log_approx(double u)
 {
     union { double d; uint64_t u; } v = { .d = u };
     int e = (int)((v.u >> 52) & 0x7ff) - 1023;
-    v.u = (v.u & ((1ull << 52) - 1)) | (1023ull << 52);   /* m in [1, 2) */
-    double z = (v.d - 1) / (v.d + 1), z2 = z * z, t = z, s = 0;
-    for (int i = 1; i < 30; i += 2) {
-        s += t / i;
-        t *= z2;
-    }
-    return e * 0.6931471805599453 + 2 * s;
+    v.u = (v.u & ((1ull << 52) - 1)) | (1023ull << 52);
+    double z = (v.d - 1) / (v.d + 1), z2 = z * z;
+    double s = 1.0 / 17;
+    s = s * z2 + 1.0 / 15;
+    s = s * z2 + 1.0 / 13;
+    s = s * z2 + 1.0 / 11;
+    s = s * z2 + 1.0 / 9;
+    s = s * z2 + 1.0 / 7;
+    s = s * z2 + 1.0 / 5;
+    s = s * z2 + 1.0 / 3;
+    s = s * z2 + 1;
+    return e * 0.6931471805599453 + 2 * z * s;
 }
 
 static int64_t next_interval(void)
@@ -96,6 +106,16 @@ static int64_t next_interval(void)
     return (int64_t)(-log_approx(u) * at_alloc.sample_mean) + 1;
 }
 
+/* The countdown ran out inside a block: draw the gaps to the first point
+ * past it.  Out of line: the hooks inline only the countdown. */
+__attribute__((noinline)) static int restart_countdown(void)
+{
+    do
+        tl_countdown += next_interval();
+    while (tl_countdown <= 0);
+    return 1;
+}
+
 /* Byte-sampling: a block is sampled when one of the Poisson process's
  * points (mean gap sample_mean bytes) falls in it. */
 static inline int sampled(size_t n)
@@ -103,10 +123,7 @@ static inline int sampled(size_t n)
     tl_countdown -= (int64_t)n;
     if (AT_LIKELY(tl_countdown > 0))
         return 0;
-    do
-        tl_countdown += next_interval();
-    while (tl_countdown <= 0);
-    return 1;
+    return restart_countdown();
 }
 
 void at_alloc_sample_reset_thread(void)
@@ -241,7 +258,7 @@ static void untracked(size_t n)
 }
 
 /* Record block p of n bytes at site, any kind, any mode. */
-static void count_at(void *p, size_t n, uint32_t site, int gil)
+__attribute__((noinline)) static void count_at(void *p, size_t n, uint32_t site, int gil)
 {
     uint32_t osite;
     size_t osize;
@@ -259,11 +276,18 @@ static void count_at(void *p, size_t n, uint32_t site, int gil)
     account(site, b, c, gil);
 }
 
-static void count(void *p, size_t n, unsigned kind, uintptr_t tstate)
+static uintptr_t this_tstate(void)
+{
+    return at_alloc.this_tstate ? (uintptr_t)at_alloc.this_tstate() : 0;
+}
+
+/* RAW and NATIVE blocks: the frame is this thread's own (no GIL needed),
+ * looked up only for the blocks that are counted. */
+static inline void count(void *p, size_t n, unsigned kind)
 {
     if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
         return;
-    count_at(p, n, at_alloc_site_here(tstate, kind), 0);
+    count_at(p, n, at_alloc_site_here(this_tstate(), kind), 0);
 }
 
 /* OBJ/MEM, GIL held: the common case (exact mode, a plain site, a fresh
@@ -272,15 +296,17 @@ static void count(void *p, size_t n, unsigned kind, uintptr_t tstate)
 
 /* The site of an OBJ/MEM allocation of n bytes, or NO_SITE when sampling
  * skips it.  Called before the allocator runs: nothing here depends on
- * the block, so the frame-chain loads overlap with pymalloc's work. */
-static inline uint32_t py_site(size_t n)
+ * the block, so the frame-chain loads overlap with pymalloc's work.
+ * Inlined with count_py into every wrapper: an unsampled block then costs
+ * the countdown and a branch, not two calls. */
+__attribute__((always_inline)) static inline uint32_t py_site(size_t n)
 {
     if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
         return NO_SITE;
     return at_alloc_site_gil();
 }
 
-static inline void count_py(void *p, size_t n, uint32_t site)
+__attribute__((always_inline)) static inline void count_py(void *p, size_t n, uint32_t site)
 {
     if (site == NO_SITE)
         return;
@@ -301,6 +327,26 @@ static inline void count_py(void *p, size_t n, uint32_t site)
     peak_check(h);
 }
 
+__attribute__((noinline)) static void forget_tracked(void *p, int gil)
+{
+    uint32_t site;
+    size_t size;
+    if (at_shadow_take(p, &site, &size))
+        uncount(site, size, gil);
+}
+
+/* Any block, any mode: subtract it if it was tracked.  When sampling,
+ * the shadow's hint answers "not tracked" for nearly every block in one
+ * load, inline; the walk is out of line. */
+static inline void forget(void *p, int gil)
+{
+    if (at_shadow_hints_on && AT_LIKELY(!at_shadow_maybe(p)))
+        return;
+    forget_tracked(p, gil);
+}
+
+/* OBJ/MEM, GIL held: exact mode's common case (a plain PY site, no peak
+ * pending, size in the entry) inline. */
 static inline void forget_py(void *p)
 {
     uint32_t *slot = at_shadow_find((uintptr_t)p);
@@ -312,7 +358,7 @@ static inline void forget_py(void *p)
     size_t size = e & AT_SHADOW_SIZE_BIG;
     at_alloc_site_t *s = &at_alloc.sites[site];
     if (AT_UNLIKELY(size == AT_SHADOW_SIZE_BIG || (s->flags & AT_ALLOC_G_TOOL) || s->kind != AT_ALLOC_KIND_PY ||
-                    at_alloc.sampling || at_alloc.peak_pending)) {
+                    at_alloc.peak_pending)) {
         if (size == AT_SHADOW_SIZE_BIG)
             size = at_shadow_big_take(p);
         uncount(site, size, 1);
@@ -323,17 +369,32 @@ static inline void forget_py(void *p)
     at_alloc.hdr->py_live -= (int64_t)size;
 }
 
-static inline void forget(void *p)
+/* Realloc: the old block's record is taken out before the allocator runs
+ * (once freed, its address may be handed to another thread's malloc) and
+ * put back if the allocator fails, when the old block still stands. */
+typedef struct old_block {
+    uint32_t site;
+    size_t size;
+    int taken;
+} old_block_t;
+
+static inline old_block_t take_old(void *ptr)
+{
+    old_block_t o = { 0, 0, 0 };
+    o.taken = ptr && at_shadow_take(ptr, &o.site, &o.size);
+    return o;
+}
+
+static inline void settle_old(void *ptr, const old_block_t *o, int moved, int gil)
 {
     uint32_t site;
     size_t size;
-    if (at_shadow_take(p, &site, &size))
-        uncount(site, size, 0);
-}
-
-static uintptr_t this_tstate(void)
-{
-    return at_alloc.this_tstate ? (uintptr_t)at_alloc.this_tstate() : 0;
+    if (!o->taken)
+        return;
+    if (moved)
+        uncount(o->site, o->size, gil);
+    else
+        at_shadow_put(ptr, o->site, o->size, &site, &size);
 }
 
 /* ---- PyMem wrappers ----------------------------------------------------- */
@@ -381,25 +442,26 @@ static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
     return p;
 }
 
+/* The realloc both PyMem domains share: the layer below resizes, the old
+ * block's record follows (gil: whether PY site counters may be touched). */
+static inline void *layer_realloc(layer_t *L, void *ptr, size_t n, int gil)
+{
+    old_block_t old = take_old(ptr);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *q = L->prev.realloc(L->prev.ctx, ptr, n);
+    at_alloc_tl = 0;
+    settle_old(ptr, &old, q != NULL, gil);
+    return q;
+}
+
 static void *py_realloc(void *ctx, void *ptr, size_t n)
 {
     layer_t *L = ctx;
     if (py_skip())
         return L->prev.realloc(L->prev.ctx, ptr, n);
-    uint32_t site = 0;
-    size_t size = 0;
-    int taken = ptr && at_shadow_take(ptr, &site, &size);
-    at_alloc_tl = AT_TL_PYMEM;
-    void *q = L->prev.realloc(L->prev.ctx, ptr, n);
-    at_alloc_tl = 0;
-    if (AT_UNLIKELY(!q)) {
-        if (taken)                         /* the old block still stands */
-            at_shadow_put(ptr, site, size, &site, &size);
-        return q;
-    }
-    if (taken)
-        uncount(site, size, 1);
-    count_py(q, n, py_site(n));
+    void *q = layer_realloc(L, ptr, n, 1);
+    if (AT_LIKELY(q))
+        count_py(q, n, py_site(n));
     return q;
 }
 
@@ -409,6 +471,80 @@ static void py_free(void *ctx, void *ptr)
     unsigned saved = at_alloc_tl;
     if (ptr && AT_LIKELY(at_alloc.on) && !saved)
         forget_py(ptr);
+    at_alloc_tl = saved | AT_TL_PYMEM;
+    L->prev.free(L->prev.ctx, ptr);
+    at_alloc_tl = saved;
+}
+
+/* ---- PyMem wrappers, sampled mode (OBJ and MEM) ------------------------- */
+
+/* Nearly every block is left out: for those the wrappers below do the
+ * countdown (malloc) or one hint load (free) around the call to the layer
+ * below.  What a sampled block needs is out of line, so that the common
+ * path has no stack frame to build.  Realloc is py_realloc (py_site
+ * samples). */
+
+__attribute__((noinline)) static void *py_malloc_sampled(layer_t *L, size_t n)
+{
+    restart_countdown();
+    uint32_t site = at_alloc_site_gil();
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.malloc(L->prev.ctx, n);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count_at(p, n, site, 1);
+    tm_check();
+    return p;
+}
+
+static void *py_malloc_s(void *ctx, size_t n)
+{
+    layer_t *L = ctx;
+    if (py_skip())
+        return L->prev.malloc(L->prev.ctx, n);
+    tl_countdown -= (int64_t)n;
+    if (AT_UNLIKELY(tl_countdown <= 0))
+        return py_malloc_sampled(L, n);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.malloc(L->prev.ctx, n);
+    at_alloc_tl = 0;
+    return p;
+}
+
+__attribute__((noinline)) static void *py_calloc_sampled(layer_t *L, size_t nelem, size_t elsize, size_t n)
+{
+    restart_countdown();
+    uint32_t site = at_alloc_site_gil();
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
+    at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count_at(p, n, site, 1);
+    return p;
+}
+
+static void *py_calloc_s(void *ctx, size_t nelem, size_t elsize)
+{
+    layer_t *L = ctx;
+    size_t n;
+    if (py_skip() || __builtin_mul_overflow(nelem, elsize, &n))
+        return L->prev.calloc(L->prev.ctx, nelem, elsize);
+    tl_countdown -= (int64_t)n;
+    if (AT_UNLIKELY(tl_countdown <= 0))
+        return py_calloc_sampled(L, nelem, elsize, n);
+    at_alloc_tl = AT_TL_PYMEM;
+    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
+    at_alloc_tl = 0;
+    return p;
+}
+
+static void py_free_s(void *ctx, void *ptr)
+{
+    layer_t *L = ctx;
+    unsigned saved = at_alloc_tl;
+    /* the hint first: it is what nearly always says no */
+    if (AT_UNLIKELY(at_shadow_maybe(ptr)) && ptr && at_alloc.on && !saved)
+        forget_tracked(ptr, 1);
     at_alloc_tl = saved | AT_TL_PYMEM;
     L->prev.free(L->prev.ctx, ptr);
     at_alloc_tl = saved;
@@ -425,7 +561,7 @@ static void *raw_malloc(void *ctx, size_t n)
     void *p = L->prev.malloc(L->prev.ctx, n);
     at_alloc_tl = 0;
     if (AT_LIKELY(p))
-        count(p, n, AT_ALLOC_KIND_RAW, this_tstate());
+        count(p, n, AT_ALLOC_KIND_RAW);
     return p;
 }
 
@@ -439,7 +575,7 @@ static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
     void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
     at_alloc_tl = 0;
     if (AT_LIKELY(p))
-        count(p, n, AT_ALLOC_KIND_RAW, this_tstate());
+        count(p, n, AT_ALLOC_KIND_RAW);
     return p;
 }
 
@@ -448,20 +584,9 @@ static void *raw_realloc(void *ctx, void *ptr, size_t n)
     layer_t *L = ctx;
     if (py_skip())
         return L->prev.realloc(L->prev.ctx, ptr, n);
-    uint32_t site = 0;
-    size_t size = 0;
-    int taken = ptr && at_shadow_take(ptr, &site, &size);
-    at_alloc_tl = AT_TL_PYMEM;
-    void *q = L->prev.realloc(L->prev.ctx, ptr, n);
-    at_alloc_tl = 0;
-    if (AT_UNLIKELY(!q)) {
-        if (taken)
-            at_shadow_put(ptr, site, size, &site, &size);
-        return q;
-    }
-    if (taken)
-        uncount(site, size, 0);
-    count(q, n, AT_ALLOC_KIND_RAW, this_tstate());
+    void *q = layer_realloc(L, ptr, n, 0);
+    if (AT_LIKELY(q))
+        count(q, n, AT_ALLOC_KIND_RAW);
     return q;
 }
 
@@ -470,7 +595,7 @@ static void raw_free(void *ctx, void *ptr)
     layer_t *L = ctx;
     unsigned saved = at_alloc_tl;
     if (ptr && AT_LIKELY(at_alloc.on) && !saved)
-        forget(ptr);
+        forget(ptr, 0);
     at_alloc_tl = saved | AT_TL_PYMEM;
     L->prev.free(L->prev.ctx, ptr);
     at_alloc_tl = saved;
@@ -479,6 +604,7 @@ static void raw_free(void *ctx, void *ptr)
 int at_alloc_hooks_install(void)
 {
     static const pymem_alloc_t gil_fns = { NULL, py_malloc, py_calloc, py_realloc, py_free };
+    static const pymem_alloc_t gil_sampled_fns = { NULL, py_malloc_s, py_calloc_s, py_realloc, py_free_s };
     static const pymem_alloc_t raw_fns = { NULL, raw_malloc, raw_calloc, raw_realloc, raw_free };
     static const int order[3] = { PYMEM_RAW, PYMEM_MEM, PYMEM_OBJ };
     if (nlayers >= MAX_LAYERS)
@@ -486,7 +612,7 @@ int at_alloc_hooks_install(void)
     layer_t *L = layers[nlayers++];
     for (int i = 0; i < 3; i++) {
         int d = order[i];
-        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : gil_fns;
+        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil_sampled_fns : gil_fns;
         at_py.PyMem_GetAllocator(d, &L[d].prev);
         mine.ctx = &L[d];
         at_py.PyMem_SetAllocator(d, &mine);
@@ -506,7 +632,7 @@ void at_alloc_tracemalloc_changed(void)
     at_alloc.tm_watch = 1;
     pymem_alloc_t cur;
     at_py.PyMem_GetAllocator(PYMEM_OBJ, &cur);
-    if (cur.malloc == py_malloc)
+    if (cur.malloc == py_malloc || cur.malloc == py_malloc_s)
         return;
     if (at_alloc_hooks_install() < 0)
         at_shim_note("alloc", "allocator layers used up: tracemalloc's own memory may be counted");
@@ -599,7 +725,7 @@ static inline int native_skip(void)
 static inline void native_count(void *p, size_t n)
 {
     if (p && !native_skip())
-        count(p, n, AT_ALLOC_KIND_NATIVE, this_tstate());
+        count(p, n, AT_ALLOC_KIND_NATIVE);
 }
 
 AT_API void *malloc(size_t n)
@@ -641,17 +767,9 @@ AT_API void *realloc(void *ptr, size_t n)
         return ptr ? NULL : arena_alloc(n, 16);
     if (!at_alloc.native_on || at_alloc_tl)
         return real.realloc(ptr, n);
-    uint32_t site = 0;
-    size_t size = 0;
-    int taken = ptr && at_shadow_take(ptr, &site, &size);
+    old_block_t old = take_old(ptr);
     void *q = real.realloc(ptr, n);
-    if (AT_UNLIKELY(!q && n && ptr)) {
-        if (taken)
-            at_shadow_put(ptr, site, size, &site, &size);
-        return q;
-    }
-    if (taken)
-        uncount(site, size, 0);
+    settle_old(ptr, &old, q || !n, 0);   /* realloc(p, 0) may free p, return NULL */
     native_count(q, n);
     return q;
 }
@@ -663,7 +781,7 @@ AT_API void free(void *ptr)
     if (AT_UNLIKELY(!have_real()))
         return;                     /* cannot happen: ptr came from real */
     if (at_alloc.native_on && !at_alloc_tl)
-        forget(ptr);
+        forget(ptr, 0);
     real.free(ptr);
 }
 

@@ -17,6 +17,11 @@
  * blocks >= 16 KiB, which are rare).  No lock on the fast path: a granule
  * belongs to one live block, whose malloc and free the allocator itself
  * orders; nodes and leaves are published with a CAS.
+ *
+ * When sampling, the shadow also keeps the hint counters of alloc.h so
+ * that frees of untracked blocks (nearly all of them) skip the walk; they
+ * change only with an entry, atomically (RAW and libc hooks run without
+ * the GIL), and only for sampled blocks, which are rare.
  */
 #include <errno.h>
 #include <sched.h>
@@ -43,6 +48,8 @@ typedef struct big_slot {
 
 uint32_t **at_shadow_l1[1u << L1_BITS];
 #define l1 at_shadow_l1
+_Alignas(4096) uint8_t at_shadow_hint[1u << AT_SHADOW_HINT_BITS];
+int at_shadow_hints_on;
 static big_slot_t *big;       /* BIG_CAP slots, mmap'd on first use       */
 static uint32_t big_used;
 static int big_lock;
@@ -165,6 +172,27 @@ static size_t big_take(uintptr_t p)
     return size;
 }
 
+/* ---- sampling hints ----------------------------------------------------- */
+
+/* Count one more (delta 1) or one fewer (-1) tracked block at p's
+ * counter; a stuck counter never moves again (it may stand for more
+ * blocks than it can count). */
+void at_shadow_hint_add(const void *p, int delta)
+{
+    uint8_t *h = at_shadow_hint_of(p);
+    uint8_t v = __atomic_load_n(h, __ATOMIC_RELAXED);
+    do {
+        if (v == AT_SHADOW_HINT_STUCK || (delta < 0 && v == 0))
+            return;
+    } while (!__atomic_compare_exchange_n(h, &v, (uint8_t)(v + delta), 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+}
+
+void at_shadow_hints_start(void)
+{
+    at_shadow_hints_on = 1;
+}
+
 /* ---- entries ------------------------------------------------------------ */
 
 static void decode(uint32_t entry, const void *p, uint32_t *site, size_t *size)
@@ -190,11 +218,15 @@ int at_shadow_put_slow(const void *p, uint32_t site, size_t size, uint32_t *osit
     if (AT_UNLIKELY(size >= AT_SHADOW_SIZE_BIG)) {
         if (big_put((uintptr_t)p, size) < 0) {
             __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
+            if (old && at_shadow_hints_on)
+                at_shadow_hint_add(p, -1);
             return rc | AT_SHADOW_FAILED;
         }
         s = AT_SHADOW_SIZE_BIG;
     }
     __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | s, __ATOMIC_RELAXED);
+    if (!old && at_shadow_hints_on)   /* a stale entry's count carries over */
+        at_shadow_hint_add(p, 1);
     return rc;
 }
 
@@ -222,6 +254,8 @@ void at_shadow_reset(void)
     big_used = 0;
     big_lock = 0;
     nodes_mapped = leaves_mapped = 0;
+    if (at_shadow_hints_on)
+        memset(at_shadow_hint, 0, sizeof(at_shadow_hint));
 }
 
 static uint64_t resident_of(void *addr, size_t len)
@@ -253,5 +287,9 @@ void at_shadow_usage(uint64_t *virt, uint64_t *resident)
     }
     if (big)
         r += resident_of(big, sizeof(big_slot_t) * BIG_CAP);
+    if (at_shadow_hints_on) {
+        *virt += sizeof(at_shadow_hint);
+        r += resident_of(at_shadow_hint, sizeof(at_shadow_hint));
+    }
     *resident = r;
 }

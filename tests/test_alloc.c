@@ -174,6 +174,36 @@ static void sampled(const char *shape)
 Test(alloc, sampled_top5_like_exact_static, .timeout = 90) { sampled("static"); }
 Test(alloc, sampled_top5_like_exact_shared, .timeout = 90) { sampled("shared"); }
 
+/* Sampled frees skip the shadow walk on a hint: every path that frees a
+ * sampled block (OBJ, RAW under OBJ, realloc; with native, libc free on
+ * threads without the GIL) must still find and subtract it.  The native
+ * half is a test of its own: under ASan, libc blocks are ASan's. */
+static void sampled_frees(const char *shape, const char *what)
+{
+    run_t r = trace("--alloc-sample 1024", at_test_python_or_skip(shape), "tests/fixtures/alloc_sample_frees.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, what);
+    done(&r);
+}
+
+Test(alloc, sampled_frees_subtracted_static, .timeout = 60) { sampled_frees("static", "frees frees"); }
+Test(alloc, sampled_frees_subtracted_shared, .timeout = 60) { sampled_frees("shared", "frees frees"); }
+Test(alloc, threads_without_gil_sampled_frees_static, .timeout = 60) { sampled_frees("static", "frees frees native"); }
+Test(alloc, threads_without_gil_sampled_frees_shared, .timeout = 60) { sampled_frees("shared", "frees frees native"); }
+
+/* A sampled parent's hints must not make its forked child skip or
+ * misread frees. */
+static void sampled_fork(const char *shape)
+{
+    run_t r = trace("--alloc-sample 1024", at_test_python_or_skip(shape), "tests/fixtures/alloc_fork.py");
+    cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
+    check(&r, "fork");
+    done(&r);
+}
+
+Test(alloc, sampled_fork_child_has_its_own_counts_static, .timeout = 60) { sampled_fork("static"); }
+Test(alloc, sampled_fork_child_has_its_own_counts_shared, .timeout = 60) { sampled_fork("shared"); }
+
 static void deep(const char *shape)
 {
     const char *py = at_test_python_or_skip(shape);

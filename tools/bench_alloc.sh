@@ -12,7 +12,9 @@
 # with its other features off (--no-gil --no-imports --no-sample) so the
 # table is the cost of allocation tracking alone.  Prints, per shape, the
 # median wall time and peak RSS (GNU time's %M: the largest process, i.e.
-# the target) with their ratios to the plain run, the tables archtrace
+# the target) with their ratios to the plain run, the spread of the
+# per-run ratios (each run against the plain run of the same round, whose
+# load it shared: first and third quartile), the tables archtrace
 # itself keeps in the target, the time `archtrace report` takes to make the
 # top-5 from the recorded data, and whether the sampled top-5 has the exact
 # run's order with sizes within 10%.  Exit status 0 unless a run failed.
@@ -66,6 +68,11 @@ median() {   # column of WORK/$1
     awk -v c="$2" '{print $c}' "$WORK/$1" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
 }
 
+quartiles() {  # "q1-q3" of MODE's wall time / the same round's plain wall time
+    paste -d' ' "$WORK/$1" "$WORK/plain" | awk '{print $1 / $3}' | sort -g |
+        awk '{v[NR]=$1} END {printf "%.2f-%.2f", v[int((NR+3)/4)], v[int((3*NR+3)/4)]}'
+}
+
 jq_py() {    # python3 expression over a JSON report bound to a (the alloc part)
     python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["processes"][0]["alloc"]; print(eval(sys.argv[2]))' "$1" "$2"
 }
@@ -103,7 +110,7 @@ bench_shape() {
     done
     pw=$(median plain 1) pr=$(median plain 2)
     echo "== $shape: $py ($("$py" -c 'import sys; print(sys.version.split()[0])')), median of $RUNS runs, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
-    printf '  %-34s %8s %7s %10s %7s\n' MODE "WALL s" RATIO "RSS MiB" RATIO
+    printf '  %-34s %8s %7s %13s %10s %7s\n' MODE "WALL s" RATIO "RUN RATIOS" "RSS MiB" RATIO
     for mode in plain tm exact sample depth; do
         case $mode in
         plain) name="plain" ;;
@@ -112,9 +119,9 @@ bench_shape() {
         sample) name="archtrace --alloc-sample $SAMPLE" ;;
         depth) name="archtrace --alloc-depth 25" ;;
         esac
-        w=$(median $mode 1) r=$(median $mode 2)
-        awk -v n="$name" -v w="$w" -v r="$r" -v pw="$pw" -v pr="$pr" \
-            'BEGIN { printf "  %-34s %8.3f %6.2fx %10.1f %6.2fx\n", n, w, w / pw, r / 1024, r / pr }'
+        w=$(median $mode 1) r=$(median $mode 2) q=$(quartiles $mode)
+        awk -v n="$name" -v w="$w" -v r="$r" -v pw="$pw" -v pr="$pr" -v q="$q" \
+            'BEGIN { printf "  %-34s %8.3f %6.2fx %13s %10.1f %6.2fx\n", n, w, w / pw, q, r / 1024, r / pr }'
     done
     j=$WORK/exact.1.json
     echo "  archtrace's tables in the target (exact run): $(jq_py "$j" '"%.1f MiB resident (shadow %.1f, file %.1f), %.1f MiB private reserved; %d allocations tracked" % (a["overhead"]["resident_bytes"]/2**20, a["overhead"]["shadow_resident_bytes"]/2**20, a["overhead"]["file_resident_bytes"]/2**20, a["overhead"]["private_bytes"]/2**20, a["total_count"])')"
