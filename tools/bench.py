@@ -209,6 +209,8 @@ TOOLS = [
     Tool("archtrace alloc exact", "run", ["alloc-loop", "lab04"], at_run(*ALLOC_ONLY)),
     Tool("archtrace alloc --alloc-sample 1024", "run", ["alloc-loop"],
          at_run(*ALLOC_ONLY, "--alloc-sample", "1024")),
+    Tool("archtrace alloc --alloc-sample 4096", "run", ["alloc-loop"],
+         at_run(*ALLOC_ONLY, "--alloc-sample", "4096")),
     Tool("archtrace alloc --alloc-depth 25", "run", ["alloc-loop"], at_run(*ALLOC_ONLY, "--alloc-depth", "25")),
     Tool("archtrace gil only", "run", ["threads-1", "threads-2", "lab08"],
          at_run("--no-alloc", "--no-imports", "--no-sample")),
@@ -759,9 +761,9 @@ def alloc_rss(rows, shape):
     return (r["rss_ratio"] <= 1.3, f"{r['rss_ratio']:.2f}x RSS{tables}", "")
 
 
-def alloc_sample_top(rows, shape):
+def alloc_sample_top(rows, shape, tool):
     e = find(rows, "alloc-loop", "archtrace alloc exact", shape)
-    s = find(rows, "alloc-loop", "archtrace alloc --alloc-sample 1024", shape)
+    s = find(rows, "alloc-loop", tool, shape)
     if not e or not s or not e.get("peak_top") or not s.get("peak_top"):
         return None
     exact, samp = e["peak_top"], s["peak_top"]
@@ -841,9 +843,14 @@ def bpf_agreement(rows, shape):
 TARGETS = [
     ratio_target("5", "exact alloc tracking <= 1.5x", "alloc-loop", "archtrace alloc exact", 1.5),
     ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
-    ratio_target("5", "--alloc-sample <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.15),
-    ("5", "--alloc-sample: same top-5 order, sizes +-10%", "alloc-loop",
-     "archtrace alloc --alloc-sample 1024", alloc_sample_top),
+    ratio_target("5", "--alloc-sample 4096 <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 4096", 1.15),
+    ("5", "--alloc-sample 4096: same top-5 order, sizes +-10%", "alloc-loop",
+     "archtrace alloc --alloc-sample 4096",
+     lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 4096")),
+    ratio_target("5", "--alloc-sample 1024 <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.15),
+    ("5", "--alloc-sample 1024: same top-5 order, sizes +-10%", "alloc-loop",
+     "archtrace alloc --alloc-sample 1024",
+     lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 1024")),
     ratio_target("5", "--alloc-depth 25 <= 3x", "alloc-loop", "archtrace alloc --alloc-depth 25", 3.0),
     ("5", "top-5 report from recorded data < 0.1 s", "alloc-loop", None, report_time),
     ratio_target("6", "GIL accounting, 2 threads <= 1.03x", "threads-2", "archtrace gil only", 1.03),
