@@ -35,6 +35,7 @@
 #define SAMPLER_NICE       -10           /* see at_pace_init              */
 #define DUTY_WINDOW_NS     1000000000ull /* see check_duty                */
 #define NAMES_EVERY_NS     1000000000ull /* threading names re-read       */
+#define NAMES_NEW_NS       50000000ull   /* ... when an unnamed thread runs */
 
 uint64_t at_now_ns(void)
 {
@@ -213,6 +214,19 @@ static int sample_failed(at_target_t *t, int rc)
     return rc;
 }
 
+/* Threading names, for labels: a walk of the target's objects, so once a
+ * second, or after NAMES_NEW_NS when a thread without a name shows up
+ * (a short-lived thread would otherwise end before the next reading). */
+static void refresh_names(at_target_t *t, int n, uint64_t now)
+{
+    at_thread_names_t *names = at_stacks_names(t->stacks);
+    uint64_t every = NAMES_EVERY_NS;
+    for (int i = 0; i < n && every == NAMES_EVERY_NS; i++)
+        if (!at_thread_names_get(names, t->threads[i].tid))
+            every = NAMES_NEW_NS;
+    at_thread_names_refresh(names, &t->proc, now, every);
+}
+
 int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
 {
     uint64_t t0 = at_now_ns();
@@ -224,8 +238,7 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
     int n = at_walker_threads(t->walker, t->threads, AT_MAX_THREADS), rc = 0;
     if (n < 0)
         return sample_failed(t, n);
-    /* threading names, for labels: a walk of the target's objects, so once a second */
-    at_thread_names_refresh(at_stacks_names(t->stacks), &t->proc, t0, NAMES_EVERY_NS);
+    refresh_names(t, n, t0);
     for (int i = 0; i < n && rc == 0; i++)
         rc = sample_thread(t, &t->threads[i], fn, ctx);
     if (rc < 0)
