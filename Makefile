@@ -124,7 +124,7 @@ labs: venvs
 # run/record/report once more against the ASan+UBSan build (native malloc
 # interposition is ASan's own there, so those alloc tests are left out),
 # and the CLI under valgrind.  Budget: under 10 minutes on 2 cores.
-ASAN_TESTS = test_run test_sampler test_imports \
+ASAN_TESTS = test_run test_sampler test_imports test_py_names test_bpf \
              test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
 test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 test: deps venvs

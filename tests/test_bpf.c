@@ -174,6 +174,7 @@ Test(bpf_unit, data_file_round_trip)
     cr_assert_str_eq(r.stacks[0].frames[1], "f\\g (b.py:2)", "a backslash survives");
     cr_assert_eq(r.stats[AT_BPF_ST_LOST_SAMPLE], 3, "counters come back");
     cr_assert(r.oncpu_ns == 40000000 && r.oncpu_intervals == 4, "the sampler's clock comes back");
+    at_bpf_data_free(&r);
     cr_assert_eq(at_bpf_data_load(dir, 4243, &r, err, sizeof err), -ENOENT, "no file: -ENOENT");
     at_bpf_data_free(&d);
 
