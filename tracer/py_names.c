@@ -20,10 +20,17 @@
 
 #define MAX_ENTRIES   16384   /* dict entries scanned (sys.modules: ~1000)  */
 #define TYPE_NAME_MAX 16
+/* Dict entries one walk may read (and compare, one remote read each).
+ * Each dict is bounded by MAX_ENTRIES, but every Thread in _active scans
+ * its own keys, so a corrupt target could otherwise cost MAX_ENTRIES^2
+ * reads (minutes of system calls, gigabytes copied); a real one needs
+ * sys.modules' ~1000 plus a few dozen per thread. */
+#define MAX_WALK_ENTRIES 65536
 
 typedef struct names_walk {
     at_py_proc_t *p;
     uint64_t dict_type, module_type, long_type;   /* types seen to be these */
+    int64_t entries_left;                          /* of MAX_WALK_ENTRIES    */
 } names_walk_t;
 
 /* ---- types ---------------------------------------------------------------- */
@@ -73,9 +80,13 @@ static int keys_open(names_walk_t *w, uint64_t keys, keys_view_t *k)
     return 0;
 }
 
-/* All entries of k, read in one go; NULL on failure. */
+/* All entries of k, read in one go and charged to the walk's budget;
+ * NULL on failure or when the budget is spent. */
 static uint8_t *keys_entries(names_walk_t *w, const keys_view_t *k)
 {
+    if (k->n > w->entries_left)
+        return NULL;
+    w->entries_left -= k->n;
     size_t len = (size_t)k->n * k->esize;
     uint8_t *buf = malloc(len ? len : 1);
     if (buf && len && at_remote_read(&w->p->mem, k->entries, buf, len) < 0) {
@@ -153,11 +164,12 @@ static uint64_t attr_of(names_walk_t *w, uint64_t obj, const char *name)
 static int long_value(names_walk_t *w, uint64_t obj, uint64_t *out)
 {
     uint8_t buf[AT_LONG_DIGITS + 3 * 4];
-    if (!is_type(w, obj, "int", &w->long_type) || at_remote_read_some(&w->p->mem, obj, buf, sizeof buf) <
-                                                       (long)AT_LONG_DIGITS)
+    long got = is_type(w, obj, "int", &w->long_type) ? at_remote_read_some(&w->p->mem, obj, buf, sizeof buf) : -1;
+    if (got < (long)AT_LONG_DIGITS)
         return -EPROTO;
     int64_t ndigits = (int64_t)at_get_u64(buf, AT_VAR_SIZE);
-    if (ndigits < 0 || ndigits > 3)
+    /* digits past what was read (the end of a mapping) would be garbage */
+    if (ndigits < 0 || ndigits > 3 || got < (long)AT_LONG_DIGITS + ndigits * 4)
         return -EPROTO;
     uint64_t v = 0;
     for (int64_t i = ndigits - 1; i >= 0; i--)
@@ -234,7 +246,7 @@ static int pair_tids(names_walk_t *w, uint64_t interp, at_py_thread_name_t *out,
 
 int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_name_t *out, int max)
 {
-    names_walk_t w = { .p = p };
+    names_walk_t w = { .p = p, .entries_left = MAX_WALK_ENTRIES };
     uint64_t interp, active = cache ? *cache : 0;
     if (max <= 0)
         return 0;
@@ -245,9 +257,11 @@ int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_nam
         active = threading_active(&w, interp);
     if (cache)
         *cache = active;
-    if (!active)
-        return at_remote_read_u64(&p->mem, p->runtime, &interp) == -ESRCH ? -ESRCH : 0;
-    return pair_tids(&w, interp, out, read_active(&w, active, out, max));
+    int n = active ? pair_tids(&w, interp, out, read_active(&w, active, out, max)) : 0;
+    /* nothing found may mean the target exited mid-walk: say so (-ESRCH) */
+    if (n == 0 && at_remote_read_u64(&p->mem, p->runtime, &interp) == -ESRCH)
+        return -ESRCH;
+    return n;
 }
 
 int at_py_thread_names(at_py_proc_t *p, at_py_thread_name_t *out, int max)

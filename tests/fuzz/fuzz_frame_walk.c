@@ -1,78 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_frame_walk.c - libFuzzer target: the remote frame walker fed random "target memory".
  *
- * The walker reads a target only through process_vm_readv (remote.c).
- * This file defines process_vm_readv itself, so the executable's
- * definition wins over libc's and every "remote" read is served from the
- * fuzz input's memory image (format: walk_image.h).  No system call is
- * made, reads past the image fail like unmapped pages, and the "target"
- * can vanish (ESRCH) after any read.  Each input is sampled three times
- * with one walker, so the batched re-reads of the last sample's addresses
- * run too; the third sample sees the image patched, as if the target had
- * moved on between samples.
+ * The walker reads a target only through process_vm_readv, which
+ * fake_target.h serves from the fuzz input's memory image (format:
+ * walk_image.h): reads past the image fail like unmapped pages, and the
+ * "target" can vanish (ESRCH) after any read.  Each input is sampled
+ * three times with one walker, so the batched re-reads of the last
+ * sample's addresses run too; the third sample sees the image patched, as
+ * if the target had moved on between samples.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
+#include "fake_target.h"
 #include "frame_walk.h"
 #include "walk_image.h"
-
-static struct {
-    const uint8_t *image;    /* the target's memory                        */
-    size_t size;
-    unsigned reads;          /* process_vm_readv calls so far              */
-    unsigned die_after;      /* ESRCH from this call on; 0 = never          */
-} target;
-
-/* Bytes of [addr, addr+len) readable from the start; 0 when none. */
-static size_t readable(uint64_t addr, size_t len)
-{
-    if (addr < WALK_IMAGE_BASE || addr - WALK_IMAGE_BASE >= target.size)
-        return 0;
-    size_t left = target.size - (size_t)(addr - WALK_IMAGE_BASE);
-    return len < left ? len : left;
-}
-
-/* The kernel's contract as remote.c relies on it: local and remote iovecs
- * are two streams copied in order; the copy stops at the first unreadable
- * remote byte; the bytes copied are returned, or -1 (EFAULT) when none. */
-ssize_t process_vm_readv(pid_t pid, const struct iovec *local, unsigned long liovcnt,
-                         const struct iovec *remote, unsigned long riovcnt, unsigned long flags)
-{
-    (void)pid;
-    (void)flags;
-    if (++target.reads >= target.die_after && target.die_after) {
-        errno = ESRCH;
-        return -1;
-    }
-    size_t done = 0, li = 0, loff = 0;
-    for (unsigned long ri = 0; ri < riovcnt; ri++) {
-        uint64_t addr = (uint64_t)(uintptr_t)remote[ri].iov_base;
-        size_t want = remote[ri].iov_len, ok = readable(addr, want);
-        for (size_t roff = 0; roff < ok && li < liovcnt;) {
-            size_t room = local[li].iov_len - loff, n = ok - roff < room ? ok - roff : room;
-            memcpy((uint8_t *)local[li].iov_base + loff, target.image + (addr - WALK_IMAGE_BASE) + roff, n);
-            roff += n;
-            loff += n;
-            done += n;
-            if (loff == local[li].iov_len) {
-                li++;
-                loff = 0;
-            }
-        }
-        if (ok < want || li >= liovcnt)
-            break;
-    }
-    if (done == 0 && riovcnt) {
-        errno = EFAULT;
-        return -1;
-    }
-    return (ssize_t)done;
-}
 
 static void check_stack(const at_symtab_t *syms, const at_pystack_t *st)
 {
@@ -115,10 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!image)
         return 0;
     memcpy(image, patch + patch_len, image_size);
-    target.image = image;
-    target.size = image_size;
-    target.reads = 0;
-    target.die_after = data[1];
+    fake_target_load(image, image_size, data[1]);
 
     at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
     at_remote_init(&proc.mem, proc.pid);

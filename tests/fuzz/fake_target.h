@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* fake_target.h - a fake "remote process" for the libFuzzer targets of the remote readers.
+ *
+ * The readers (frame_walk.c, py_names.c, ...) see a target only through
+ * process_vm_readv (remote.c).  This header defines process_vm_readv
+ * itself, so the fuzz executable's definition wins over libc's and every
+ * "remote" read is served from a memory image the fuzz input provides:
+ * image byte i stands at address WALK_IMAGE_BASE + i (walk_image.h).  No
+ * system call is made, reads past the image fail like unmapped pages, and
+ * the "target" can vanish (ESRCH) after any number of reads.
+ *
+ * Header-only because it holds one global definition: include it from
+ * exactly ONE .c file per binary (the fuzz target itself), or the link
+ * fails with a duplicate process_vm_readv.
+ */
+#ifndef AT_FAKE_TARGET_H
+#define AT_FAKE_TARGET_H
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "walk_image.h"
+
+static struct {
+    const uint8_t *image;    /* the target's memory                        */
+    size_t size;
+    unsigned reads;          /* process_vm_readv calls so far              */
+    unsigned die_after;      /* ESRCH from this call on; 0 = never          */
+} target;
+
+/* Serve reads from image[0..size) from now on; the target dies at read
+ * number die_after (0: never). */
+static inline void fake_target_load(const uint8_t *image, size_t size, unsigned die_after)
+{
+    target.image = image;
+    target.size = size;
+    target.reads = 0;
+    target.die_after = die_after;
+}
+
+/* Bytes of [addr, addr+len) readable from the start; 0 when none. */
+static inline size_t fake_target_readable(uint64_t addr, size_t len)
+{
+    if (addr < WALK_IMAGE_BASE || addr - WALK_IMAGE_BASE >= target.size)
+        return 0;
+    size_t left = target.size - (size_t)(addr - WALK_IMAGE_BASE);
+    return len < left ? len : left;
+}
+
+/* The kernel's contract as remote.c relies on it: local and remote iovecs
+ * are two streams copied in order; the copy stops at the first unreadable
+ * remote byte; the bytes copied are returned, or -1 (EFAULT) when none. */
+ssize_t process_vm_readv(pid_t pid, const struct iovec *local, unsigned long liovcnt,
+                         const struct iovec *remote, unsigned long riovcnt, unsigned long flags)
+{
+    (void)pid;
+    (void)flags;
+    if (++target.reads >= target.die_after && target.die_after) {
+        errno = ESRCH;
+        return -1;
+    }
+    size_t done = 0, li = 0, loff = 0;
+    for (unsigned long ri = 0; ri < riovcnt; ri++) {
+        uint64_t addr = (uint64_t)(uintptr_t)remote[ri].iov_base;
+        size_t want = remote[ri].iov_len, ok = fake_target_readable(addr, want);
+        for (size_t roff = 0; roff < ok && li < liovcnt;) {
+            size_t room = local[li].iov_len - loff, n = ok - roff < room ? ok - roff : room;
+            memcpy((uint8_t *)local[li].iov_base + loff, target.image + (addr - WALK_IMAGE_BASE) + roff, n);
+            roff += n;
+            loff += n;
+            done += n;
+            if (loff == local[li].iov_len) {
+                li++;
+                loff = 0;
+            }
+        }
+        if (ok < want || li >= liovcnt)
+            break;
+    }
+    if (done == 0 && riovcnt) {
+        errno = EFAULT;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+#endif

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz_py_names.c - libFuzzer target: the thread-name reader fed random "target memory".
+ *
+ * at_py_thread_names walks sys.modules -> threading -> _active -> each
+ * Thread's _name through process_vm_readv, which fake_target.h serves
+ * from the fuzz input's memory image (format: walk_image.h; flags bit
+ * WALK_TYPES_EXPORTED makes the reader check str objects' types, the
+ * die-after byte makes the target exit mid-walk).  Each input is read
+ * uncached, with max 1 and 0, then through the cached entry point twice
+ * (search, then the remembered _active) and once more after the patch,
+ * as if the target had moved on while the cache still pointed at the old
+ * _active.  Any break of the contract in py_names.h aborts:
+ *   - the count is in [0, max], or a -errno; -ESRCH when and only when
+ *     the target exited and no names were read before;
+ *   - every name is NUL-terminated within AT_PY_NAME_MAX and valid UTF-8;
+ *   - each returned tid finds its name back through at_py_thread_name_of;
+ *   - one call makes a bounded number of reads (a hostile target must
+ *     not be able to stall a sampler that reads names every second).
+ * The out arrays are malloc'd to exactly `max` entries, so ASan catches
+ * a write past max even when the count returned looks right.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_target.h"
+#include "py_names.h"
+#include "walk_image.h"
+
+#define MAX_NAMES      16
+/* Reads one call may make: py_names.c compares at most 65536 dict keys
+ * a walk and makes a handful of reads per _active entry (<= 16384), so
+ * ~190k at worst; a walk without a total bound can make millions. */
+#define MAX_CALL_READS (1u << 18)
+
+/* Length of the valid UTF-8 sequence starting at s, 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80 ? 1
+             : (s[0] & 0xE0) == 0xC0 ? 2
+             : (s[0] & 0xF0) == 0xE0 ? 3
+             : (s[0] & 0xF8) == 0xF0 ? 4
+                                     : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+static void check_name(const char *name)
+{
+    const char *end = memchr(name, '\0', AT_PY_NAME_MAX);
+    if (!end)
+        abort();
+    for (const unsigned char *s = (const unsigned char *)name; *s;) {
+        size_t n = utf8_seq(s);
+        if (!n)
+            abort();
+        s += n;
+    }
+}
+
+static void check_result(int rc, const at_py_thread_name_t *out, int max, unsigned reads_before)
+{
+    int died = target.die_after && target.reads >= target.die_after;
+    if (target.reads - reads_before > MAX_CALL_READS || (died && rc == 0 && max > 0))
+        abort();
+    if (rc < 0) {
+        if (rc < -4095 || (rc == -ESRCH && !died))
+            abort();
+        return;
+    }
+    if (rc > max || (max <= 0 && rc != 0))
+        abort();
+    for (int i = 0; i < rc; i++) {
+        check_name(out[i].name);
+        if (!at_py_thread_name_of(out, rc, out[i].tid))
+            abort();
+    }
+}
+
+/* One call with an out array of exactly max entries; cache NULL: uncached. */
+static void names_call(at_py_proc_t *proc, uint64_t *cache, int max)
+{
+    at_py_thread_name_t *out = malloc(sizeof *out * (size_t)(max > 0 ? max : 1));
+    if (!out)
+        return;
+    unsigned before = target.reads;
+    int rc = cache ? at_py_thread_names_cached(proc, cache, out, max) : at_py_thread_names(proc, out, max);
+    check_result(rc, out, max, before);
+    free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < WALK_HDR_SIZE)
+        return 0;
+    int flags = data[0];
+    size_t patch_off = (size_t)data[2] | (size_t)data[3] << 8, patch_len = data[4] % (WALK_PATCH_MAX + 1);
+    if (size < WALK_HDR_SIZE + patch_len)
+        return 0;
+    const uint8_t *patch = data + WALK_HDR_SIZE;
+    size_t image_size = size - WALK_HDR_SIZE - patch_len;
+    /* a private copy: the patch writes to it, ASan bounds it exactly */
+    uint8_t *image = malloc(image_size ? image_size : 1);
+    if (!image)
+        return 0;
+    memcpy(image, patch + patch_len, image_size);
+    fake_target_load(image, image_size, data[1]);
+
+    at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
+    at_remote_init(&proc.mem, proc.pid);
+    if (flags & WALK_TYPES_EXPORTED)
+        proc.unicode_type = WALK_UNICODE_TYPE;
+
+    uint64_t cache = 0;
+    names_call(&proc, NULL, MAX_NAMES);
+    names_call(&proc, NULL, 1);
+    names_call(&proc, NULL, 0);
+    names_call(&proc, &cache, MAX_NAMES);   /* searches, fills the cache  */
+    names_call(&proc, &cache, MAX_NAMES);   /* starts from the cache      */
+    for (size_t i = 0; i < patch_len && patch_off + i < image_size; i++)
+        image[patch_off + i] = patch[i];
+    names_call(&proc, &cache, MAX_NAMES);   /* a stale cache, maybe       */
+    free(image);
+    return 0;
+}
