@@ -840,6 +840,61 @@ def bpf_agreement(rows, shape):
     return (diff <= 0.10, f"total wait bpf {wb:.2f} s vs shim {ws:.2f} s ({100 * diff:.0f}%)", "")
 
 
+INSTRUCTIONS = {}           # (shape, mode) -> instructions executed (callgrind)
+INSTR_ITERATIONS = "100000"  # alloc_bench.py iterations under callgrind (~5 s a run)
+INSTR_MODES = [
+    ("plain", None),
+    ("exact", ()),
+    ("--alloc-sample 4096", ("--alloc-sample", "4096")),
+    ("--alloc-sample 1024", ("--alloc-sample", "1024")),
+    ("--alloc-depth 25", ("--alloc-depth", "25")),
+]
+
+
+def callgrind_ir(prefix, vg, prog):
+    """Instructions prog executes under valgrind (vg) --tool=callgrind, started by
+    the command `prefix` (archtrace run, or nothing); None when it failed."""
+    tmp = tempfile.mkdtemp(prefix="archtrace-cg.")
+    try:
+        r = subprocess.run(prefix + [vg, "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out"] + prog,
+                           capture_output=True, text=True, cwd=ROOT, timeout=600)
+        m = re.search(r"Collected : (\d+)", r.stderr)
+        return int(m.group(1)) if r.returncode == 0 and m else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure_instructions(shape):
+    """Issue 5's ratios again as instruction counts: unlike wall time on a shared
+    machine they do not move from run to run (one run each, fixed hash seed)."""
+    py, vg = venv_python(shape), shutil.which("valgrind")
+    if not py or not vg:
+        return
+    prog = [py, os.path.join(ROOT, "tests/fixtures/alloc_bench.py"), INSTR_ITERATIONS]
+    os.environ["PYTHONHASHSEED"] = "0"
+    try:
+        for mode, flags in INSTR_MODES:
+            tmp = tempfile.mkdtemp(prefix="archtrace-bench.")
+            at = [] if flags is None else [ARCHTRACE, "-q", *ALLOC_ONLY, *flags, "-o", os.path.join(tmp, "s"), "--"]
+            INSTRUCTIONS[(shape, mode)] = callgrind_ir(at, vg, prog)
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"{shape}: callgrind {mode}: {INSTRUCTIONS[(shape, mode)]}")
+    finally:
+        del os.environ["PYTHONHASHSEED"]
+
+
+def instr_target(mode, limit):
+    def check(rows, shape):
+        plain, ir = INSTRUCTIONS.get((shape, "plain")), INSTRUCTIONS.get((shape, mode))
+        if not plain or not ir:
+            return None
+        return (ir / plain <= limit, f"{ir / plain:.3f}x instructions ({ir / 1e6:.0f}M vs {plain / 1e6:.0f}M, "
+                f"callgrind, {INSTR_ITERATIONS} iterations)", "")
+    return check
+
+
 TARGETS = [
     ratio_target("5", "exact alloc tracking <= 1.5x", "alloc-loop", "archtrace alloc exact", 1.5),
     ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
@@ -848,6 +903,12 @@ TARGETS = [
      "archtrace alloc --alloc-sample 4096",
      lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 4096")),
     ratio_target("5", "--alloc-sample 1024 <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.15),
+    ("5", "exact alloc tracking <= 1.5x [instructions]", "alloc-loop", "callgrind", instr_target("exact", 1.5)),
+    ("5", "--alloc-sample 4096 <= 1.15x [instructions]", "alloc-loop", "callgrind",
+     instr_target("--alloc-sample 4096", 1.15)),
+    ("5", "--alloc-sample 1024 <= 1.15x [instructions]", "alloc-loop", "callgrind",
+     instr_target("--alloc-sample 1024", 1.15)),
+    ("5", "--alloc-depth 25 <= 3x [instructions]", "alloc-loop", "callgrind", instr_target("--alloc-depth 25", 3.0)),
     ("5", "--alloc-sample 1024: same top-5 order, sizes +-10%", "alloc-loop",
      "archtrace alloc --alloc-sample 1024",
      lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 1024")),
@@ -1096,6 +1157,7 @@ def main():
     if any(w.name == "alloc-loop" for w in workloads):
         for shape in shapes:
             measure_report_time(shape, runs)
+            measure_instructions(shape)
     SHAPES_SEEN[:] = shapes
     targets = check_targets(rows, shapes)
     verdicts(rows, targets)
