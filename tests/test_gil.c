@@ -396,15 +396,28 @@ static void run_free(run_t *r)
  * leave out; the machine's stolen time over the run (all CPUs, whole
  * ticks) bounds it.  A worker thread's archtrace lifetime is the
  * fixture's own (`life`). */
-static void check_against_truth(const summary_t *s, const run_t *r, const char *t, int life)
+/* hold <= the kernel's CPU + run-queue time (+ reported steal): 1, or 0
+ * with the numbers in why.  Some hypervisors (Firecracker) report no
+ * steal at all, so a run the host starved can still miss it: callers
+ * measure once more before they call it a failure. */
+static int hold_within_kernel_time(const summary_t *s, const run_t *r, const char *t, char *why, size_t n)
 {
-    double hold = get(s, "main.t.%s.hold_ns", t), cpu = get(s, "truth.%s.cpu_ns", t);
+    double hold = get(s, "main.t.%s.hold_ns", t);
     double kcpu = get(s, "main.t.%s.cpu_ns", t), runq = get(s, "main.t.%s.runq_ns", t);
     double steal = r->steal_ns > 0 ? r->steal_ns + 1e9 / (double)sysconf(_SC_CLK_TCK) : 0;
+    if (hold <= (kcpu + runq) * 1.03 + 3e6 + steal)
+        return 1;
+    snprintf(why, n, "%s: hold %.0f ms beyond CPU + run queue %.0f ms + stolen %.0f ms", t, hold / 1e6,
+             (kcpu + runq) / 1e6, steal / 1e6);
+    return 0;
+}
+
+static void check_against_truth(const summary_t *s, const run_t *r, const char *t, int life)
+{
+    char why[256] = "";
+    double hold = get(s, "main.t.%s.hold_ns", t), cpu = get(s, "truth.%s.cpu_ns", t);
     cr_assert_leq(cpu, hold * 1.03 + 3e6, "%s: CPU time %.0f ms within its hold %.0f ms", t, cpu / 1e6, hold / 1e6);
-    cr_assert_leq(hold, (kcpu + runq) * 1.03 + 3e6 + steal,
-                  "%s: hold %.0f ms within CPU + run queue %.0f ms + stolen %.0f ms", t, hold / 1e6,
-                  (kcpu + runq) / 1e6, steal / 1e6);
+    cr_assert(hold_within_kernel_time(s, r, t, why, sizeof why), "%s", why);
     if (!life)
         return;
     double wall = get(s, "main.t.%s.wall_ns", t), truth_wall = get(s, "truth.%s.wall_ns", t);
@@ -461,9 +474,12 @@ static void check_two_threads(const char *shape)
         run_gil(&r, py, "tests/fixtures/gil_burn.py 2 1.5");
         summarize(&s, r.json, r.chrome, r.truth);
         fair = two_threads_fair(&s, why, sizeof(why), &busy);
-        if (fair || !busy || attempt == 2)
+        char late[256] = "";
+        int holds = hold_within_kernel_time(&s, &r, "burn-0", late, sizeof(late)) &&
+                    hold_within_kernel_time(&s, &r, "burn-1", late, sizeof(late));
+        if (((fair || !busy) && holds) || attempt == 2)
             break;
-        at_test_note("%s: machine busy, measuring again: %s", shape, why);
+        at_test_note("%s: machine busy, measuring again: %s", shape, holds ? why : late);
         summary_free(&s);
         run_free(&r);
     }
@@ -503,10 +519,18 @@ Test(gil, two_threads_contend_shared, .timeout = 90) { check_two_threads("shared
 static void check_one_thread(const char *shape)
 {
     const char *py = at_test_python_or_skip(shape);
+    char why[256] = "";
     run_t r;
     summary_t s;
-    run_gil(&r, py, "tests/fixtures/gil_burn.py 1 1.0");
-    summarize(&s, r.json, r.chrome, r.truth);
+    for (int attempt = 0;; attempt++) {
+        run_gil(&r, py, "tests/fixtures/gil_burn.py 1 1.0");
+        summarize(&s, r.json, r.chrome, r.truth);
+        if (hold_within_kernel_time(&s, &r, "MainThread", why, sizeof(why)) || attempt == 1)
+            break;
+        at_test_note("%s: machine busy, measuring again: %s", shape, why);
+        summary_free(&s);
+        run_free(&r);
+    }
     double wall = get(&s, "main.wall_ns"), wait = get(&s, "main.wait_ns");
     cr_assert_lt(wait, 0.05 * wall, "one thread: total wait %.3f ms < 5%% of wall %.0f ms", wait / 1e6, wall / 1e6);
     cr_assert_lt(get(&s, "main.wait_ratio"), 0.05, "one thread: wait ratio ~0");
