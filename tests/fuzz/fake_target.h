@@ -17,6 +17,7 @@
 #define AT_FAKE_TARGET_H
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -38,6 +39,49 @@ static inline void fake_target_load(const uint8_t *image, size_t size, unsigned 
     target.size = size;
     target.reads = 0;
     target.die_after = die_after;
+}
+
+/* One fuzz input in walk_image.h's format, its image being served. */
+typedef struct fake_input {
+    int flags;               /* WALK_TYPES_EXPORTED, WALK_RELOAD             */
+    uint8_t *image;          /* a private copy (the patch writes to it, ASan  */
+    size_t image_size;       /* bounds it exactly)                           */
+    const uint8_t *patch;    /* bytes written at patch_off by fake_target_patch */
+    size_t patch_len, patch_off;
+} fake_input_t;
+
+/* Split data into header, patch and image, and serve the image: 0, or -1
+ * when the input is too short or out of memory (skip it). */
+static inline int fake_target_open(fake_input_t *in, const uint8_t *data, size_t size)
+{
+    if (size < WALK_HDR_SIZE)
+        return -1;
+    in->flags = data[0];
+    in->patch_off = (size_t)data[2] | (size_t)data[3] << 8;
+    in->patch_len = data[4] % (WALK_PATCH_MAX + 1);
+    if (size < WALK_HDR_SIZE + in->patch_len)
+        return -1;
+    in->patch = data + WALK_HDR_SIZE;
+    in->image_size = size - WALK_HDR_SIZE - in->patch_len;
+    in->image = malloc(in->image_size ? in->image_size : 1);
+    if (!in->image)
+        return -1;
+    memcpy(in->image, in->patch + in->patch_len, in->image_size);
+    fake_target_load(in->image, in->image_size, data[1]);
+    return 0;
+}
+
+/* The target "moves on": the input's patch is written into the image. */
+static inline void fake_target_patch(fake_input_t *in)
+{
+    for (size_t i = 0; i < in->patch_len && in->patch_off + i < in->image_size; i++)
+        in->image[in->patch_off + i] = in->patch[i];
+}
+
+static inline void fake_target_close(fake_input_t *in)
+{
+    free(in->image);
+    in->image = NULL;
 }
 
 /* Bytes of [addr, addr+len) readable from the start; 0 when none. */

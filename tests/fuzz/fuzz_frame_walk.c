@@ -45,24 +45,13 @@ static void sample(at_walker_t *w, at_symtab_t *syms, int reload)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < WALK_HDR_SIZE)
+    fake_input_t in;
+    if (fake_target_open(&in, data, size) < 0)
         return 0;
-    int flags = data[0];
-    size_t patch_off = (size_t)data[2] | (size_t)data[3] << 8, patch_len = data[4] % (WALK_PATCH_MAX + 1);
-    if (size < WALK_HDR_SIZE + patch_len)
-        return 0;
-    const uint8_t *patch = data + WALK_HDR_SIZE;
-    size_t image_size = size - WALK_HDR_SIZE - patch_len;
-    /* a private copy: the patch writes to it, ASan bounds it exactly */
-    uint8_t *image = malloc(image_size ? image_size : 1);
-    if (!image)
-        return 0;
-    memcpy(image, patch + patch_len, image_size);
-    fake_target_load(image, image_size, data[1]);
 
     at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
     at_remote_init(&proc.mem, proc.pid);
-    if (flags & WALK_TYPES_EXPORTED) {
+    if (in.flags & WALK_TYPES_EXPORTED) {
         proc.code_type = WALK_CODE_TYPE;
         proc.unicode_type = WALK_UNICODE_TYPE;
         proc.bytes_type = WALK_BYTES_TYPE;
@@ -76,12 +65,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (w) {
         sample(w, syms, 0);
         sample(w, syms, 0);
-        for (size_t i = 0; i < patch_len && patch_off + i < image_size; i++)
-            image[patch_off + i] = patch[i];
-        sample(w, syms, flags & WALK_RELOAD);
+        fake_target_patch(&in);
+        sample(w, syms, in.flags & WALK_RELOAD);
     }
     at_walker_free(w);
     at_symtab_free(syms);
-    free(image);
+    fake_target_close(&in);
     return 0;
 }

@@ -94,24 +94,13 @@ static void names_call(at_py_proc_t *proc, uint64_t *cache, int max)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < WALK_HDR_SIZE)
+    fake_input_t in;
+    if (fake_target_open(&in, data, size) < 0)
         return 0;
-    int flags = data[0];
-    size_t patch_off = (size_t)data[2] | (size_t)data[3] << 8, patch_len = data[4] % (WALK_PATCH_MAX + 1);
-    if (size < WALK_HDR_SIZE + patch_len)
-        return 0;
-    const uint8_t *patch = data + WALK_HDR_SIZE;
-    size_t image_size = size - WALK_HDR_SIZE - patch_len;
-    /* a private copy: the patch writes to it, ASan bounds it exactly */
-    uint8_t *image = malloc(image_size ? image_size : 1);
-    if (!image)
-        return 0;
-    memcpy(image, patch + patch_len, image_size);
-    fake_target_load(image, image_size, data[1]);
 
     at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
     at_remote_init(&proc.mem, proc.pid);
-    if (flags & WALK_TYPES_EXPORTED)
+    if (in.flags & WALK_TYPES_EXPORTED)
         proc.unicode_type = WALK_UNICODE_TYPE;
 
     uint64_t cache = 0;
@@ -120,9 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     names_call(&proc, NULL, 0);
     names_call(&proc, &cache, MAX_NAMES);   /* searches, fills the cache  */
     names_call(&proc, &cache, MAX_NAMES);   /* starts from the cache      */
-    for (size_t i = 0; i < patch_len && patch_off + i < image_size; i++)
-        image[patch_off + i] = patch[i];
+    fake_target_patch(&in);
     names_call(&proc, &cache, MAX_NAMES);   /* a stale cache, maybe       */
-    free(image);
+    fake_target_close(&in);
     return 0;
 }
