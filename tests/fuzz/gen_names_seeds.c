@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "py311.h"
+#include "seed_image.h"
 #include "walk_image.h"
 
 /* Where each object sits in the image. */
@@ -64,61 +65,34 @@ static const uint64_t idents[NTHREADS] = { 0x7f3a5c1e9740ull, 0xfffffffffffff000
 static const uint32_t tids[NTHREADS] = { 4242, 4243, 4244 };
 
 static uint8_t img[BIG_IMAGE_SIZE];
-static size_t img_size;   /* of img, written out */
-
-static uint64_t at(unsigned off)
-{
-    return WALK_IMAGE_BASE + off;
-}
-
-static void put64(unsigned off, uint64_t v)
-{
-    memcpy(img + off, &v, 8);
-}
-
-static void put32(unsigned off, uint32_t v)
-{
-    memcpy(img + off, &v, 4);
-}
 
 static unsigned str_at(int slot)
 {
     return O_STRS + (unsigned)slot * 0x60;
 }
 
-static void make_ascii(unsigned o, const char *s)
-{
-    put64(o + AT_OBJECT_TYPE, WALK_UNICODE_TYPE);
-    put64(o + AT_UNICODE_LENGTH, strlen(s));
-    put32(o + AT_UNICODE_STATE, 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7); /* kind 1, compact, ascii, ready */
-    memcpy(img + o + AT_SIZEOF_PYASCIIOBJECT, s, strlen(s) + 1);
-}
-
 /* "λ-worker-é" as a UCS-2 compact str (not ASCII: data after 72 bytes). */
 static void make_wide(unsigned o)
 {
     static const uint16_t chars[] = { 0x3bb, '-', 'w', 'o', 'r', 'k', 'e', 'r', '-', 0xe9 };
-    put64(o + AT_OBJECT_TYPE, WALK_UNICODE_TYPE);
-    put64(o + AT_UNICODE_LENGTH, sizeof chars / sizeof chars[0]);
-    put32(o + AT_UNICODE_STATE, 2u << 2 | 1u << 5 | 1u << 7); /* kind 2, compact, ready */
-    memcpy(img + o + AT_SIZEOF_PYCOMPACTUNICODEOBJECT, chars, sizeof chars);
+    seed_str_ucs2(o, chars, sizeof chars / sizeof chars[0]);
 }
 
 static void make_type(unsigned o, int name_slot, const char *name)
 {
     unsigned s = O_TYPENAMES + (unsigned)name_slot * 16;
     memcpy(img + s, name, strlen(name) + 1);
-    put64(o + AT_TYPE_NAME, at(s));
+    seed_put64(o + AT_TYPE_NAME, seed_at(s));
 }
 
 /* A dict object at o over keys at k: kind, log2 of the index bytes (8). */
 static void make_dict(unsigned o, unsigned k, int kind, int64_t nentries)
 {
-    put64(o + AT_OBJECT_TYPE, at(O_T_DICT));
-    put64(o + AT_DICT_KEYS, at(k));
+    seed_put64(o + AT_OBJECT_TYPE, seed_at(O_T_DICT));
+    seed_put64(o + AT_DICT_KEYS, seed_at(k));
     img[k + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
     img[k + AT_DICTKEYS_KIND] = (uint8_t)kind;
-    put64(k + AT_DICTKEYS_NENTRIES, (uint64_t)nentries);
+    seed_put64(k + AT_DICTKEYS_NENTRIES, (uint64_t)nentries);
 }
 
 /* Entry i of the keys at k: (hash, key, value) when general, else (key, value). */
@@ -126,19 +100,19 @@ static void put_entry(unsigned k, int general, int i, uint64_t key, uint64_t val
 {
     unsigned e = k + AT_DICTKEYS_INDICES + 8 + (unsigned)i * (general ? 24 : 16);
     if (general)
-        put64(e, 0x5eed0000u + (unsigned)i), e += 8;
-    put64(e, key);
-    put64(e + 8, value);
+        seed_put64(e, 0x5eed0000u + (unsigned)i), e += 8;
+    seed_put64(e, key);
+    seed_put64(e + 8, value);
 }
 
 /* An int with 1..3 30-bit digits. */
 static void make_long(unsigned o, uint64_t v)
 {
     int n = 0;
-    put64(o + AT_OBJECT_TYPE, at(O_T_INT));
+    seed_put64(o + AT_OBJECT_TYPE, seed_at(O_T_INT));
     for (; v && n < 3; n++, v >>= AT_LONG_SHIFT)
-        put32(o + AT_LONG_DIGITS + (unsigned)n * 4, (uint32_t)(v & ((1u << AT_LONG_SHIFT) - 1)));
-    put64(o + AT_VAR_SIZE, (uint64_t)n);
+        seed_put32(o + AT_LONG_DIGITS + (unsigned)n * 4, (uint32_t)(v & ((1u << AT_LONG_SHIFT) - 1)));
+    seed_put64(o + AT_VAR_SIZE, (uint64_t)n);
 }
 
 static unsigned thread_obj(int i)
@@ -151,17 +125,17 @@ static unsigned thread_obj(int i)
 static void make_thread(int i, int name_slot, int real_dict)
 {
     unsigned obj = thread_obj(i), values = O_THREADS + (unsigned)i * THREAD_SLOT;
-    put64(obj + AT_OBJECT_TYPE, at(O_T_THREAD));
-    put64(values + 8, at(str_at(name_slot)));
-    put64(values + 16, at(O_LONGS + (unsigned)i * 0x30));
+    seed_put64(obj + AT_OBJECT_TYPE, seed_at(O_T_THREAD));
+    seed_put64(values + 8, seed_at(str_at(name_slot)));
+    seed_put64(values + 16, seed_at(O_LONGS + (unsigned)i * 0x30));
     if (!real_dict) {
-        put64(obj + AT_OBJECT_MANAGED_VALUES, at(values));
+        seed_put64(obj + AT_OBJECT_MANAGED_VALUES, seed_at(values));
         return;
     }
-    put64(obj + AT_OBJECT_MANAGED_DICT, at(O_T2_DICT));
+    seed_put64(obj + AT_OBJECT_MANAGED_DICT, seed_at(O_T2_DICT));
     make_dict(O_T2_DICT, O_T2_KEYS, 1, 2);
-    put_entry(O_T2_KEYS, 0, 0, at(str_at(S_DAEMONIC)), 0);
-    put_entry(O_T2_KEYS, 0, 1, at(str_at(S_NAME)), at(str_at(name_slot)));
+    put_entry(O_T2_KEYS, 0, 0, seed_at(str_at(S_DAEMONIC)), 0);
+    put_entry(O_T2_KEYS, 0, 1, seed_at(str_at(S_NAME)), seed_at(str_at(name_slot)));
 }
 
 static void make_strings(void)
@@ -169,15 +143,15 @@ static void make_strings(void)
     static const char *const ascii[] = { "sys", "builtins", "threading", "os", "_active", "__name__", "_limbo",
                                          "_target", "_name", "_ident", "_daemonic", "MainThread", "worker-0" };
     for (int i = 0; i < (int)(sizeof ascii / sizeof ascii[0]); i++)
-        make_ascii(str_at(i), ascii[i]);
+        seed_str_ascii(str_at(i), ascii[i]);
     make_wide(str_at(S_LAMBDA));
-    make_ascii(str_at(S_TIMER), "Timer-1");
-    make_ascii(str_at(S_THREADINX), "threadinx");
+    seed_str_ascii(str_at(S_TIMER), "Timer-1");
+    seed_str_ascii(str_at(S_THREADINX), "threadinx");
     char long_name[151];
     for (int i = 0; i < 150; i++)
         long_name[i] = (char)('a' + i % 26);
     long_name[150] = '\0';
-    make_ascii(O_LONG_NAME, long_name);
+    seed_str_ascii(O_LONG_NAME, long_name);
 }
 
 static void make_types(void)
@@ -186,13 +160,13 @@ static void make_types(void)
     make_type(O_T_INT, 1, "int");
     make_type(O_T_MODULE, 2, "module");
     make_type(O_T_THREAD, 3, "Thread");
-    put64(O_T_THREAD + AT_TYPE_FLAGS, AT_TPFLAGS_MANAGED_DICT | 1ul << 9); /* | Py_TPFLAGS_HEAPTYPE */
-    put64(O_T_THREAD + AT_HEAPTYPE_CACHED_KEYS, at(O_CACHED_KEYS));
+    seed_put64(O_T_THREAD + AT_TYPE_FLAGS, AT_TPFLAGS_MANAGED_DICT | 1ul << 9); /* | Py_TPFLAGS_HEAPTYPE */
+    seed_put64(O_T_THREAD + AT_HEAPTYPE_CACHED_KEYS, seed_at(O_CACHED_KEYS));
     img[O_CACHED_KEYS + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
     img[O_CACHED_KEYS + AT_DICTKEYS_KIND] = 2; /* split */
-    put64(O_CACHED_KEYS + AT_DICTKEYS_NENTRIES, 4);
+    seed_put64(O_CACHED_KEYS + AT_DICTKEYS_NENTRIES, 4);
     for (int i = 0; i < 4; i++)
-        put_entry(O_CACHED_KEYS, 0, i, at(str_at(S_TARGET + i)), 0);
+        put_entry(O_CACHED_KEYS, 0, i, seed_at(str_at(S_TARGET + i)), 0);
 }
 
 /* sys.modules, threading and its _active with the three threads. */
@@ -201,18 +175,18 @@ static void make_modules(void)
     static const int keys[] = { S_SYS, S_BUILTINS, S_OS, S_THREADING };
     make_dict(O_MODULES, O_MODULES_KEYS, AT_DICT_KEYS_GENERAL, 5);
     for (int i = 0; i < 4; i++)
-        put_entry(O_MODULES_KEYS, 1, i, at(str_at(keys[i])), at(i == 3 ? O_THREADING : O_INTERP));
+        put_entry(O_MODULES_KEYS, 1, i, seed_at(str_at(keys[i])), seed_at(i == 3 ? O_THREADING : O_INTERP));
     put_entry(O_MODULES_KEYS, 1, 4, 0, 0); /* a deleted entry */
-    put64(O_THREADING + AT_OBJECT_TYPE, at(O_T_MODULE));
-    put64(O_THREADING + AT_MODULE_DICT, at(O_MD));
+    seed_put64(O_THREADING + AT_OBJECT_TYPE, seed_at(O_T_MODULE));
+    seed_put64(O_THREADING + AT_MODULE_DICT, seed_at(O_MD));
     make_dict(O_MD, O_MD_KEYS, 1, 3);
-    put_entry(O_MD_KEYS, 0, 0, at(str_at(S_DUNDER_NAME)), at(str_at(S_THREADING)));
-    put_entry(O_MD_KEYS, 0, 1, at(str_at(S_LIMBO)), at(O_MD));
-    put_entry(O_MD_KEYS, 0, 2, at(str_at(S_ACTIVE)), at(O_ACTIVE));
+    put_entry(O_MD_KEYS, 0, 0, seed_at(str_at(S_DUNDER_NAME)), seed_at(str_at(S_THREADING)));
+    put_entry(O_MD_KEYS, 0, 1, seed_at(str_at(S_LIMBO)), seed_at(O_MD));
+    put_entry(O_MD_KEYS, 0, 2, seed_at(str_at(S_ACTIVE)), seed_at(O_ACTIVE));
     make_dict(O_ACTIVE, O_ACTIVE_KEYS, AT_DICT_KEYS_GENERAL, NTHREADS);
     for (int i = 0; i < NTHREADS; i++) {
         make_long(O_LONGS + (unsigned)i * 0x30, idents[i]);
-        put_entry(O_ACTIVE_KEYS, 1, i, at(O_LONGS + (unsigned)i * 0x30), at(thread_obj(i)));
+        put_entry(O_ACTIVE_KEYS, 1, i, seed_at(O_LONGS + (unsigned)i * 0x30), seed_at(thread_obj(i)));
     }
     make_thread(0, S_MAIN, 0);
     make_thread(1, S_WORKER, 1);
@@ -222,22 +196,22 @@ static void make_modules(void)
 static void base_image(void)
 {
     memset(img, 0, sizeof img);
-    img_size = IMAGE_SIZE;
+    seed_use(img, IMAGE_SIZE);
     make_strings();
     make_types();
     make_modules();
     for (int i = 0; i < NTHREADS; i++) {
         unsigned ts = O_TS + (unsigned)i * 0xb0;
-        put64(ts + AT_TSTATE_NEXT, i + 1 < NTHREADS ? at(ts + 0xb0) : 0);
-        put64(ts + AT_TSTATE_INTERP, at(O_INTERP));
-        put64(ts + AT_TSTATE_THREAD_ID, idents[i]);
-        put64(ts + AT_TSTATE_NATIVE_THREAD_ID, tids[i]);
+        seed_put64(ts + AT_TSTATE_NEXT, i + 1 < NTHREADS ? seed_at(ts + 0xb0) : 0);
+        seed_put64(ts + AT_TSTATE_INTERP, seed_at(O_INTERP));
+        seed_put64(ts + AT_TSTATE_THREAD_ID, idents[i]);
+        seed_put64(ts + AT_TSTATE_NATIVE_THREAD_ID, tids[i]);
     }
-    put64(O_INTERP + AT_INTERP_TSTATE_HEAD, at(O_TS));
-    put64(O_INTERP + AT_INTERP_RUNTIME, at(O_RT));
-    put64(O_INTERP + AT_INTERP_MODULES, at(O_MODULES));
-    put64(O_RT + AT_RT_INTERPRETERS_HEAD, at(O_INTERP));
-    put64(O_RT + AT_RT_INTERPRETERS_MAIN, at(O_INTERP));
+    seed_put64(O_INTERP + AT_INTERP_TSTATE_HEAD, seed_at(O_TS));
+    seed_put64(O_INTERP + AT_INTERP_RUNTIME, seed_at(O_RT));
+    seed_put64(O_INTERP + AT_INTERP_MODULES, seed_at(O_MODULES));
+    seed_put64(O_RT + AT_RT_INTERPRETERS_HEAD, seed_at(O_INTERP));
+    seed_put64(O_RT + AT_RT_INTERPRETERS_MAIN, seed_at(O_INTERP));
 }
 
 /* 1000 _active entries, all the same Thread, whose type has 2000 keys
@@ -245,37 +219,21 @@ static void base_image(void)
  * bounds its total work. */
 static void make_quadratic(void)
 {
-    img_size = BIG_IMAGE_SIZE;
-    put64(O_ACTIVE + AT_DICT_KEYS, at(O_BIG_ACTIVE_KEYS));
+    seed_use(img, BIG_IMAGE_SIZE);
+    seed_put64(O_ACTIVE + AT_DICT_KEYS, seed_at(O_BIG_ACTIVE_KEYS));
     img[O_BIG_ACTIVE_KEYS + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
-    put64(O_BIG_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, BIG_ACTIVE);
+    seed_put64(O_BIG_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, BIG_ACTIVE);
     for (int i = 0; i < BIG_ACTIVE; i++)
-        put_entry(O_BIG_ACTIVE_KEYS, 1, i, at(O_LONGS), at(thread_obj(0)));
-    put64(O_T_THREAD + AT_HEAPTYPE_CACHED_KEYS, at(O_BIG_CACHED_KEYS));
+        put_entry(O_BIG_ACTIVE_KEYS, 1, i, seed_at(O_LONGS), seed_at(thread_obj(0)));
+    seed_put64(O_T_THREAD + AT_HEAPTYPE_CACHED_KEYS, seed_at(O_BIG_CACHED_KEYS));
     img[O_BIG_CACHED_KEYS + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
     img[O_BIG_CACHED_KEYS + AT_DICTKEYS_KIND] = 2;
-    put64(O_BIG_CACHED_KEYS + AT_DICTKEYS_NENTRIES, BIG_CACHED);
+    seed_put64(O_BIG_CACHED_KEYS + AT_DICTKEYS_NENTRIES, BIG_CACHED);
     for (int i = 0; i < BIG_CACHED; i++)
-        put_entry(O_BIG_CACHED_KEYS, 0, i, at(str_at(S_TARGET)), 0);
+        put_entry(O_BIG_CACHED_KEYS, 0, i, seed_at(str_at(S_TARGET)), 0);
 }
 
 /* Header, patch, image. */
-static int write_seed(const char *dir, const char *name, int flags, int die_after, unsigned patch_off,
-                      const void *patch, unsigned patch_len)
-{
-    char path[4096];
-    uint8_t hdr[WALK_HDR_SIZE] = { (uint8_t)flags, (uint8_t)die_after, (uint8_t)(patch_off & 0xff),
-                                   (uint8_t)(patch_off >> 8), (uint8_t)patch_len };
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return perror(path), 1;
-    fwrite(hdr, 1, sizeof hdr, f);
-    fwrite(patch, 1, patch_len, f);
-    fwrite(img, 1, img_size, f);
-    return fclose(f) != 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/fuzz/corpus/py_names";
@@ -284,41 +242,41 @@ int main(int argc, char **argv)
     int bad = 0;
 
     base_image();
-    bad |= write_seed(dir, "three_threads", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
-    bad |= write_seed(dir, "untyped", 0, 0, 0, NULL, 0);
-    bad |= write_seed(dir, "exits_mid_walk", WALK_TYPES_EXPORTED, 24, 0, NULL, 0);
-    v = at(O_LONG_NAME); /* after the cached reads: a name longer than AT_PY_NAME_MAX */
-    bad |= write_seed(dir, "long_name_later", WALK_TYPES_EXPORTED, 0, values2 + 8, &v, 8);
+    bad |= seed_write(dir, "three_threads", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    bad |= seed_write(dir, "untyped", 0, 0, 0, NULL, 0);
+    bad |= seed_write(dir, "exits_mid_walk", WALK_TYPES_EXPORTED, 24, 0, NULL, 0);
+    v = seed_at(O_LONG_NAME); /* after the cached reads: a name longer than AT_PY_NAME_MAX */
+    bad |= seed_write(dir, "long_name_later", WALK_TYPES_EXPORTED, 0, values2 + 8, &v, 8);
     v = 0; /* after the cached reads: the cached _active is no dict any more */
-    bad |= write_seed(dir, "stale_cache", WALK_TYPES_EXPORTED, 0, O_ACTIVE + AT_OBJECT_TYPE, &v, 8);
-    v = at(O_T2_DICT); /* after the cached reads: _active's keys are a Thread's dict keys */
-    bad |= write_seed(dir, "active_swapped", WALK_TYPES_EXPORTED, 0, O_MD_KEYS + AT_DICTKEYS_INDICES + 8 + 2 * 16 + 8,
+    bad |= seed_write(dir, "stale_cache", WALK_TYPES_EXPORTED, 0, O_ACTIVE + AT_OBJECT_TYPE, &v, 8);
+    v = seed_at(O_T2_DICT); /* after the cached reads: _active's keys are a Thread's dict keys */
+    bad |= seed_write(dir, "active_swapped", WALK_TYPES_EXPORTED, 0, O_MD_KEYS + AT_DICTKEYS_INDICES + 8 + 2 * 16 + 8,
                       &v, 8);
 
     base_image(); /* the thread list loops back on itself */
-    put64(O_TS + 2 * 0xb0 + AT_TSTATE_NEXT, at(O_TS));
-    bad |= write_seed(dir, "tstate_cycle", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    seed_put64(O_TS + 2 * 0xb0 + AT_TSTATE_NEXT, seed_at(O_TS));
+    bad |= seed_write(dir, "tstate_cycle", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
     base_image(); /* threading never imported: sys.modules has "threadinx" */
-    put_entry(O_MODULES_KEYS, 1, 3, at(str_at(S_THREADINX)), at(O_THREADING));
-    bad |= write_seed(dir, "no_threading", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    put_entry(O_MODULES_KEYS, 1, 3, seed_at(str_at(S_THREADINX)), seed_at(O_THREADING));
+    bad |= seed_write(dir, "no_threading", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
     base_image(); /* _active claims 2^40 entries, then just past the limit */
-    put64(O_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, 1ull << 40);
-    bad |= write_seed(dir, "huge_nentries", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
-    put64(O_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, 16385);
-    bad |= write_seed(dir, "nentries_past_limit", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    seed_put64(O_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, 1ull << 40);
+    bad |= seed_write(dir, "huge_nentries", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    seed_put64(O_ACTIVE_KEYS + AT_DICTKEYS_NENTRIES, 16385);
+    bad |= seed_write(dir, "nentries_past_limit", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
     base_image(); /* one Thread values array and name shared, an ident with no thread state */
-    put64(thread_obj(2) + AT_OBJECT_MANAGED_VALUES, at(values1));
-    put64(O_TS + 0xb0 + AT_TSTATE_THREAD_ID, 777);
-    put64(O_THREADS + 8, at(str_at(S_TIMER)));
-    bad |= write_seed(dir, "orphan_ident", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    seed_put64(thread_obj(2) + AT_OBJECT_MANAGED_VALUES, seed_at(values1));
+    seed_put64(O_TS + 0xb0 + AT_TSTATE_THREAD_ID, 777);
+    seed_put64(O_THREADS + 8, seed_at(str_at(S_TIMER)));
+    bad |= seed_write(dir, "orphan_ident", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
     if (argc > 2) { /* the slow regression input, kept out of the corpus */
         base_image();
         make_quadratic();
-        bad |= write_seed(argv[2], "quadratic", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+        bad |= seed_write(argv[2], "quadratic", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
     }
     return bad;
 }
