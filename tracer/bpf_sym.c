@@ -17,6 +17,7 @@
 
 #include "linetable.h"
 #include "py_proc.h"
+#include "py_str.h"
 #include "stacks.h"
 
 #define CODE_SLOTS      4096                 /* power of two               */
@@ -52,24 +53,6 @@ struct at_bpf_sym {
 
 /* ---- strings ---------------------------------------------------------------- */
 
-static size_t put_utf8(char *o, uint32_t c)
-{
-    if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-        c = 0xfffd;
-    if (c < 0x80)
-        return o[0] = (char)c, 1;
-    if (c < 0x800)
-        return o[0] = (char)(0xc0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3f)), 2;
-    if (c < 0x10000)
-        return o[0] = (char)(0xe0 | c >> 12), o[1] = (char)(0x80 | (c >> 6 & 0x3f)),
-               o[2] = (char)(0x80 | (c & 0x3f)), 3;
-    o[0] = (char)(0xf0 | c >> 18);
-    o[1] = (char)(0x80 | (c >> 12 & 0x3f));
-    o[2] = (char)(0x80 | (c >> 6 & 0x3f));
-    o[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
-}
-
 /* A compact str object as UTF-8 in s->str; NULL when it is not one. */
 static const char *read_str(at_bpf_sym_t *s, uint64_t addr)
 {
@@ -91,7 +74,7 @@ static const char *read_str(at_bpf_sym_t *s, uint64_t addr)
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = buf + off + i * (size_t)kind;
         uint32_t c = kind == 1 ? p[0] : kind == 2 ? (uint32_t)(p[0] | p[1] << 8) : at_get_u32(p, 0);
-        o += put_utf8(s->str + o, c);
+        o += at_utf8_put(s->str + o, c);
     }
     if (len > MAX_CHARS) {
         memcpy(s->str + o, "...", 3);

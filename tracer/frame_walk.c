@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "linetable.h"
+#include "py_str.h"
 
 #define CODE_SLOTS      4096               /* code cache, power of two     */
 #define FD_SLOTS        1024               /* /proc task stat fds, pow. 2  */
@@ -103,34 +104,6 @@ static void sweep_fds(at_walker_t *w);
 
 /* ---- strings -------------------------------------------------------- */
 
-static size_t put_utf8(char *out, uint32_t c)
-{
-    if (c >= 0xd800 && c <= 0xdfff)
-        c = 0xfffd; /* a lone surrogate (e.g. surrogateescape) */
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xc0 | (c >> 6));
-        out[1] = (char)(0x80 | (c & 0x3f));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xe0 | (c >> 12));
-        out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (c & 0x3f));
-        return 3;
-    }
-    if (c > 0x10ffff)
-        return put_utf8(out, 0xfffd);
-    out[0] = (char)(0xf0 | (c >> 18));
-    out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (c & 0x3f));
-    return 4;
-}
-
 /* UCS1/2/4 code points to UTF-8 in w->str; "..." marks a cut. */
 static const char *to_utf8(at_walker_t *w, const uint8_t *data, size_t nchars, int kind, int cut)
 {
@@ -144,7 +117,7 @@ static const char *to_utf8(at_walker_t *w, const uint8_t *data, size_t nchars, i
         } else if (kind == 4) {
             c = at_get_u32(data, i * 4);
         }
-        o += put_utf8(w->str + o, c);
+        o += at_utf8_put(w->str + o, c);
     }
     if (cut) {
         memcpy(w->str + o, "...", 3);
