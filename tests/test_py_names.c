@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "py_names.h"
+#include "thread_names.h"
 #include "testlib.h"
 #include "fixtures/testutil.h"
 
@@ -156,3 +157,36 @@ static void record_keeps_names(const char *shape)
 
 Test(py_names, record_keeps_names_static, .timeout = 30) { record_keeps_names("static"); }
 Test(py_names, record_keeps_names_shared, .timeout = 30) { record_keeps_names("shared"); }
+
+/* When the samplers read names again: once a second, or after 50 ms
+ * while a running thread is new; a thread two readings found without a
+ * name is no longer new (a _thread or C thread would otherwise cost a
+ * reading every 50 ms for as long as it lives). */
+Test(py_names, when_names_are_read_again)
+{
+    at_thread_names_t t = { 0 };
+    const uint64_t ms = 1000000ull, t0 = 5000 * ms;
+    cr_assert_eq(at_thread_names_due(&t, t0), AT_NAMES_DUE, "never read: due");
+    t.read_ns = t0;
+    cr_assert_eq(at_thread_names_due(&t, t0 + 10 * ms), AT_NAMES_NOT_DUE, "10 ms later: not due");
+    cr_assert_eq(at_thread_names_due(&t, t0 + 60 * ms), AT_NAMES_IF_NEW_THREAD, "60 ms later: for new threads");
+    cr_assert_eq(at_thread_names_due(&t, t0 + 1100 * ms), AT_NAMES_DUE, "1.1 s later: due");
+
+    cr_assert(!at_thread_names_known(&t, 7), "an unseen thread is new");
+    at_thread_names_looked_up(&t, 7);
+    cr_assert(!at_thread_names_known(&t, 7), "one reading without a name: still new");
+    at_thread_names_looked_up(&t, 7);
+    cr_assert(at_thread_names_known(&t, 7), "two readings without a name: not new");
+    cr_assert_null(at_thread_names_get(&t, 7), "and it has no name");
+    cr_assert_eq(at_thread_names_set(&t, 7, "late-name"), 0, "set");
+    cr_assert_str_eq(at_thread_names_get(&t, 7), "late-name", "a later reading names it");
+    at_thread_names_looked_up(&t, 8);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    at_thread_names_save(&t, f);
+    fclose(f);
+    cr_assert_str_eq(buf, "tname\t7\tlate-name\n", "only names are saved, not threads looked up");
+    free(buf);
+    at_thread_names_free(&t);
+}

@@ -401,8 +401,9 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     }
     if (b->sym)
         at_bpf_sym_epoch(b->sym);
-    if (b->stacks)   /* threading names for the stacks' labels, once a second */
-        at_thread_names_refresh(at_stacks_names(b->stacks), &b->proc, now_ns(), 1000000000ull);
+    uint64_t now = now_ns();   /* threading names for the stacks' labels, once a second */
+    if (b->stacks && at_thread_names_due(at_stacks_names(b->stacks), now) == AT_NAMES_DUE)
+        at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
     /* the probes wake us only when the ring fills up: wake on a timer */
     if (timeout_ms < 0 || timeout_ms > MAX_POLL_MS)
         timeout_ms = MAX_POLL_MS;

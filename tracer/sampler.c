@@ -34,8 +34,6 @@
 #define MAX_RATE_HZ        100000.0
 #define SAMPLER_NICE       -10           /* see at_pace_init              */
 #define DUTY_WINDOW_NS     1000000000ull /* see check_duty                */
-#define NAMES_EVERY_NS     1000000000ull /* threading names re-read       */
-#define NAMES_NEW_NS       50000000ull   /* ... when an unnamed thread runs */
 
 uint64_t at_now_ns(void)
 {
@@ -215,16 +213,20 @@ static int sample_failed(at_target_t *t, int rc)
 }
 
 /* Threading names, for labels: a walk of the target's objects, so once a
- * second, or after NAMES_NEW_NS when a thread without a name shows up
- * (a short-lived thread would otherwise end before the next reading). */
+ * second, or sooner when a thread never looked up runs (see
+ * at_thread_names_due); the scan of the threads happens only then. */
 static void refresh_names(at_target_t *t, int n, uint64_t now)
 {
     at_thread_names_t *names = at_stacks_names(t->stacks);
-    uint64_t every = NAMES_EVERY_NS;
-    for (int i = 0; i < n && every == NAMES_EVERY_NS; i++)
-        if (!at_thread_names_get(names, t->threads[i].tid))
-            every = NAMES_NEW_NS;
-    at_thread_names_refresh(names, &t->proc, now, every);
+    int due = at_thread_names_due(names, now);
+    for (int i = 0; i < n && due == AT_NAMES_IF_NEW_THREAD; i++)
+        if (!at_thread_names_known(names, t->threads[i].tid))
+            due = AT_NAMES_DUE;
+    if (due != AT_NAMES_DUE)
+        return;
+    at_thread_names_read(names, &t->proc, now);
+    for (int i = 0; i < n; i++)   /* the rest have no name: not new any more */
+        at_thread_names_looked_up(names, t->threads[i].tid);
 }
 
 int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
