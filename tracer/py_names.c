@@ -133,13 +133,20 @@ static uint64_t lookup(names_walk_t *w, uint64_t keys, uint64_t values, const ch
 }
 
 /* dict[name] for a str key; 0 when absent or not a dict. */
+/* A dict's keys object and split values (0: combined) into kv: 0, or -1
+ * when dict is not a readable dict. */
+static int dict_parts(names_walk_t *w, uint64_t dict, uint64_t kv[2])
+{
+    if (!dict || !is_type(w, dict, "dict", &w->dict_type) ||
+        at_remote_read(&w->p->mem, dict + AT_DICT_KEYS, kv, 2 * sizeof *kv) < 0)
+        return -1;
+    return 0;
+}
+
 static uint64_t dict_get(names_walk_t *w, uint64_t dict, const char *name)
 {
     uint64_t kv[2];
-    if (!dict || !is_type(w, dict, "dict", &w->dict_type) ||
-        at_remote_read(&w->p->mem, dict + AT_DICT_KEYS, kv, sizeof kv) < 0)
-        return 0;
-    return lookup(w, kv[0], kv[1], name);
+    return dict_parts(w, dict, kv) < 0 ? 0 : lookup(w, kv[0], kv[1], name);
 }
 
 /* ---- objects ------------------------------------------------------------- */
@@ -198,8 +205,7 @@ static int read_active(names_walk_t *w, uint64_t active, at_py_thread_name_t *ou
 {
     uint64_t kv[2];
     keys_view_t k;
-    if (!is_type(w, active, "dict", &w->dict_type) ||
-        at_remote_read(&w->p->mem, active + AT_DICT_KEYS, kv, sizeof kv) < 0 || keys_open(w, kv[0], &k) < 0)
+    if (dict_parts(w, active, kv) < 0 || keys_open(w, kv[0], &k) < 0)
         return 0;
     uint8_t *ents = keys_entries(w, &k);
     int n = 0;
