@@ -554,19 +554,29 @@ fail:
 
 /* ---- stop ------------------------------------------------------------------------ */
 
+/* The next entry of a per-thread map (key: tid) into *tid and value:
+ * 1, or 0 at the end.  *started is 0 for the first call. */
+static int next_thread_entry(int fd, uint32_t *tid, int *started, void *value)
+{
+    uint32_t next;
+    while (bpf_map_get_next_key(fd, *started ? tid : NULL, &next) == 0) {
+        *tid = next;
+        *started = 1;
+        if (bpf_map_lookup_elem(fd, tid, value) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void read_gil(at_bpf_t *b, uint64_t end)
 {
     int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
-    uint32_t key, next, *prev = NULL;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        struct at_bpf_gil_thread t;
+    struct at_bpf_gil_thread t;
+    uint32_t tid;
+    for (int started = 0; next_thread_entry(fd, &tid, &started, &t);) {
         struct at_bpf_gil_wait w;
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(fd, &key, &t) < 0)
-            continue;
-        at_bpf_gil_row_t r = { key, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
-        if (bpf_map_lookup_elem(wfd, &key, &w) == 0 && w.start_ns < end) {
+        at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
+        if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < end) {
             uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
             r.wait_ns += end - from;   /* still waiting when we stopped */
             r.waits++;
@@ -581,12 +591,10 @@ static void read_gil(at_bpf_t *b, uint64_t end)
 static void read_sample_clock(at_bpf_t *b)
 {
     int fd = bpf_map__fd(b->skel->maps.sample_clock);
-    uint32_t key, next, *prev = NULL;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        struct at_bpf_sample_clock c;
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(fd, &key, &c) < 0 || c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
+    struct at_bpf_sample_clock c;
+    uint32_t tid;
+    for (int started = 0; next_thread_entry(fd, &tid, &started, &c);) {
+        if (c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
             continue;
         b->data.oncpu_ns += c.last_cpu_ns - c.first_cpu_ns;
         b->data.oncpu_intervals += c.n - 1;
