@@ -26,6 +26,11 @@
 #define AT_RT_GIL_MUTEX                440 /* pthread_mutex_t (40 bytes)*/
 #define AT_RT_GIL_SWITCH_COND          480 /* pthread_cond_t            */
 #define AT_RT_GIL_SWITCH_MUTEX         528 /* pthread_mutex_t           */
+#define AT_RT_AUDIT_HOOK_HEAD          656 /* _Py_AuditHookEntry *      */
+
+/* _Py_AuditHookEntry: a runtime audit hook (PySys_AddAuditHook) */
+#define AT_AUDIT_ENTRY_NEXT            0
+#define AT_AUDIT_ENTRY_HOOK            8   /* Py_AuditHookFunction      */
 
 /* PyInterpreterState */
 #define AT_INTERP_NEXT                 0

@@ -18,6 +18,7 @@
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "audit_hooks.h"
 #include "imports.h"
 #include "py311.h"
 #include "shim.h"
@@ -504,6 +505,7 @@ static void note_import_event(PyObject *args)
 static int early_audit_hook(const char *event, PyObject *args, void *data)
 {
     (void)data;
+    at_audit_hooks_see(event);
     if (at_in_shim || at_shim.running || !at_shim.active || !(at_shim.features & AT_FEAT_IMPORTS))
         return 0;
     if (strcmp(event, "import") != 0)
@@ -535,10 +537,7 @@ __attribute__((constructor)) static void imports_ctor(void)
     const char *features = env_value("ARCHTRACE_FEATURES");
     if (!session || !*session || (features && !strstr(features, "imports")))
         return;
-    int (*add_hook)(at_audit_hook_fn, void *) =
-        (int (*)(at_audit_hook_fn, void *))at_py_sym("PySys_AddAuditHook");
-    if (add_hook)
-        add_hook(early_audit_hook, NULL);
+    at_audit_hook_add(early_audit_hook);
 }
 
 /* ---- the feature -------------------------------------------------------- */

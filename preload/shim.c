@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "audit_hooks.h"
 #include "py311.h"
 #include "segment_format.h"
 #include "shim.h"
@@ -298,6 +299,7 @@ static void start_features(void)
 static int audit_hook(const char *event, PyObject *args, void *data)
 {
     (void)data;
+    at_audit_hooks_see(event);
     if (at_in_shim || !seg || getpid() != at_shim.pid)
         return 0;
     at_in_shim++;
@@ -365,7 +367,7 @@ __attribute__((constructor)) static void shim_init(void)
     at_shim.supported = 1;
     at_shim.active = 1;
     pthread_atfork(NULL, NULL, fork_child);
-    if (at_py.PySys_AddAuditHook(audit_hook, NULL) != 0)
+    if (at_audit_hook_add(audit_hook) != 0)
         at_shim_note("core", "PySys_AddAuditHook refused the hook");
 }
 

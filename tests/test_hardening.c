@@ -954,3 +954,40 @@ static void check_escapes(const char *shape)
 
 Test(security, no_raw_escapes_in_report_static, .timeout = 60) { check_escapes("static"); }
 Test(security, no_raw_escapes_in_report_shared, .timeout = 60) { check_escapes("shared"); }
+
+/* ---- 8. the target's own choice of allocators ------------------------------ */
+
+/* A program may choose its allocators (PYTHONMALLOC, -X dev's debug
+ * hooks).  Under each, in exact and sampled mode, it must run to the same
+ * output as without archtrace (the debug allocator aborted at exit when it
+ * freed the shim's audit hook entries, made before it was installed), and
+ * archtrace must still see its allocations. */
+static void check_allocator_choice(const char *shape)
+{
+    static const char *const choices[] = { "PYTHONMALLOC=debug", "PYTHONDEVMODE=1", "PYTHONMALLOC=malloc",
+                                           "PYTHONMALLOC=malloc_debug" };
+    static const char *const modes[] = { "", "--alloc-sample 1024" };
+    const char *py = at_test_python_or_skip(shape);
+    char *want = plain_stdout(py, "tests/fixtures/hard_workload.py");
+    for (size_t c = 0; c < sizeof(choices) / sizeof(choices[0]); c++) {
+        for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+            char *dir = new_tmpdir(), *out, *err, json[600];
+            int rc = at_test_shf(&out, &err, "env %s %s -q %s --json %s/r.json -o %s/s %s tests/fixtures/hard_workload.py",
+                                 choices[c], at(), modes[m], dir, dir, py);
+            cr_assert_eq(rc, 0, "%s, archtrace %s: exit 0, got %d: %s", choices[c], modes[m], rc, err);
+            cr_assert(!strstr(err, "Fatal Python error"), "%s, archtrace %s: %s", choices[c], modes[m], err);
+            cr_assert_str_eq(out, want, "%s, archtrace %s: the program's own output", choices[c], modes[m]);
+            snprintf(json, sizeof(json), "%s/r.json", dir);
+            cr_assert(jq_true(json, "any(t['file'].endswith('hard_workload.py') and t['function'].startswith('allocate')"
+                                    " for s in d['processes'][0]['alloc']['snapshots'] if s['label'] == 'hard-peak'"
+                                    " for t in s['top'])"),
+                      "%s, archtrace %s: the workload's allocation is in its snapshot's top", choices[c], modes[m]);
+            free(out), free(err);
+            rm_rf(dir);
+        }
+    }
+    free(want);
+}
+
+Test(allocators, program_chosen_allocators_static, .timeout = 120) { check_allocator_choice("static"); }
+Test(allocators, program_chosen_allocators_shared, .timeout = 120) { check_allocator_choice("shared"); }

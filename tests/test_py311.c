@@ -48,6 +48,9 @@ static const layout_row_t layout[] = {
     ROW(AT_RT_GIL_MUTEX, "offsetof(_PyRuntimeState, ceval.gil.mutex)"),
     ROW(AT_RT_GIL_SWITCH_COND, "offsetof(_PyRuntimeState, ceval.gil.switch_cond)"),
     ROW(AT_RT_GIL_SWITCH_MUTEX, "offsetof(_PyRuntimeState, ceval.gil.switch_mutex)"),
+    ROW(AT_RT_AUDIT_HOOK_HEAD, "offsetof(_PyRuntimeState, audit_hook_head)"),
+    ROW(AT_AUDIT_ENTRY_NEXT, "offsetof(_Py_AuditHookEntry, next)"),
+    ROW(AT_AUDIT_ENTRY_HOOK, "offsetof(_Py_AuditHookEntry, hookCFunction)"),
     /* PyInterpreterState (pycore_interp.h) */
     ROW(AT_INTERP_NEXT, "offsetof(PyInterpreterState, next)"),
     ROW(AT_INTERP_TSTATE_HEAD, "offsetof(PyInterpreterState, threads.head)"),
