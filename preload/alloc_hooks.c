@@ -48,6 +48,10 @@ typedef struct pymem_alloc {
  * PyMemAllocatorEx pointing back at us), which then still works. */
 typedef struct layer {
     pymem_alloc_t prev;
+    /* Where sampled OBJ/MEM blocks come from: `prev`, or RAW's allocator
+     * below us when this layer leaves pymalloc's free in place (see
+     * leave_free_to_pymalloc). */
+    const pymem_alloc_t *sampled_from;
 } layer_t;
 
 static layer_t layers[MAX_LAYERS][3];
@@ -327,12 +331,15 @@ __attribute__((always_inline)) static inline void count_py(void *p, size_t n, ui
     peak_check(h);
 }
 
+/* A PY site's block reaching a RAW free is a sampled OBJ/MEM block on
+ * its way from pymalloc's free (see leave_free_to_pymalloc): the GIL is
+ * held. */
 __attribute__((noinline)) static void forget_tracked(void *p, int gil)
 {
     uint32_t site;
     size_t size;
     if (at_shadow_take(p, &site, &size))
-        uncount(site, size, gil);
+        uncount(site, size, gil || at_alloc.sites[site].kind == AT_ALLOC_KIND_PY);
 }
 
 /* Any block, any mode: subtract it if it was tracked.  When sampling,
@@ -488,8 +495,9 @@ __attribute__((noinline)) static void *py_malloc_sampled(layer_t *L, size_t n)
 {
     restart_countdown();
     uint32_t site = at_alloc_site_gil();
+    const pymem_alloc_t *a = L->sampled_from;
     at_alloc_tl = AT_TL_PYMEM;
-    void *p = L->prev.malloc(L->prev.ctx, n);
+    void *p = a->malloc(a->ctx, n);
     at_alloc_tl = 0;
     if (AT_LIKELY(p))
         count_at(p, n, site, 1);
@@ -515,8 +523,9 @@ __attribute__((noinline)) static void *py_calloc_sampled(layer_t *L, size_t nele
 {
     restart_countdown();
     uint32_t site = at_alloc_site_gil();
+    const pymem_alloc_t *a = L->sampled_from;
     at_alloc_tl = AT_TL_PYMEM;
-    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
+    void *p = a->calloc(a->ctx, nelem, elsize);
     at_alloc_tl = 0;
     if (AT_LIKELY(p))
         count_at(p, n, site, 1);
@@ -601,6 +610,24 @@ static void raw_free(void *ctx, void *ptr)
     at_alloc_tl = saved;
 }
 
+/* Sampled mode over the default allocators (pymalloc for OBJ and MEM,
+ * malloc for RAW) need not wrap OBJ and MEM's free, a call for every
+ * object that dies, nearly all of them unsampled (and Debian's PGO build
+ * inlines pymalloc's free into PyObject_Free only while it is the one
+ * installed).  The few sampled blocks are then taken from RAW's
+ * allocator instead of pymalloc: pymalloc's free hands any block outside
+ * its arenas to PyMem_RawFree, which our RAW layer wraps, so their frees
+ * are still seen.  Only the first layer: over tracemalloc or the debug
+ * hooks a block must be freed by the allocator that made it. */
+static int leave_free_to_pymalloc(void)
+{
+    const char *(*current_name)(void) = (const char *(*)(void))at_py_sym("_PyMem_GetCurrentAllocatorName");
+    if (!at_alloc.sampling || nlayers != 1 || !current_name)
+        return 0;
+    const char *name = current_name();
+    return name && strcmp(name, "pymalloc") == 0;
+}
+
 int at_alloc_hooks_install(void)
 {
     static const pymem_alloc_t gil_fns = { NULL, py_malloc, py_calloc, py_realloc, py_free };
@@ -610,10 +637,16 @@ int at_alloc_hooks_install(void)
     if (nlayers >= MAX_LAYERS)
         return -ENOSPC;
     layer_t *L = layers[nlayers++];
+    int free_direct = leave_free_to_pymalloc();
     for (int i = 0; i < 3; i++) {
         int d = order[i];
         pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil_sampled_fns : gil_fns;
         at_py.PyMem_GetAllocator(d, &L[d].prev);
+        L[d].sampled_from = &L[d].prev;
+        if (free_direct && d != PYMEM_RAW) {
+            mine.free = L[d].prev.free;             /* pymalloc's: ignores ctx */
+            L[d].sampled_from = &L[PYMEM_RAW].prev; /* RAW is installed first */
+        }
         mine.ctx = &L[d];
         at_py.PyMem_SetAllocator(d, &mine);
     }
