@@ -12,7 +12,9 @@
  *   alloc_shadow.c pointer -> (site, size): a radix "shadow" of the heap,
  *                  4 bytes per 16-byte granule, no locks on the fast path;
  *                  when sampling, hint counters that let frees of
- *                  untracked blocks skip it.
+ *                  untracked blocks skip the table below.
+ *   alloc_samples.c pointer -> (site, size) of sampled blocks only: a
+ *                  small locked hash table, grown by doubling.
  *   alloc_line.c   co_linetable decoding (pure).
  * Everything the hot path touches is preallocated or mmap'd; nothing here
  * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
@@ -188,13 +190,23 @@ static inline int at_shadow_maybe(const void *p)
 
 void at_shadow_hint_add(const void *p, int delta);
 
+/* ---- alloc_samples.c: the sampled blocks' table (hints kept there) ------ */
+int at_samples_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize);
+int at_samples_take(const void *p, uint32_t *site, size_t *size);
+void at_samples_reset(void);
+void at_samples_usage(uint64_t *virt, uint64_t *resident);
+
+/* Resident bytes of a mapping (mincore), 0 when it cannot tell. */
+uint64_t at_resident_bytes(void *addr, size_t len);
+
+/* Record p -> (site, size): in the shadow, or when sampling in the table. */
 static inline int at_shadow_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize)
 {
+    if (at_shadow_hints_on)
+        return at_samples_put(p, site, size, osite, osize);
     uint32_t *slot = at_shadow_find((uintptr_t)p);
     if (AT_LIKELY(slot && size < AT_SHADOW_SIZE_BIG && !*slot)) {
         __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | (uint32_t)size, __ATOMIC_RELAXED);
-        if (at_shadow_hints_on)
-            at_shadow_hint_add(p, 1);
         return 0;
     }
     return at_shadow_put_slow(p, site, size, osite, osize);
@@ -203,15 +215,13 @@ static inline int at_shadow_put(const void *p, uint32_t site, size_t size, uint3
 /* Remove p; 1 with site and size filled when it was tracked, else 0. */
 static inline int at_shadow_take(const void *p, uint32_t *site, size_t *size)
 {
-    if (at_shadow_hints_on && AT_LIKELY(!at_shadow_maybe(p)))
-        return 0;
+    if (at_shadow_hints_on)
+        return AT_UNLIKELY(at_shadow_maybe(p)) && at_samples_take(p, site, size);
     uint32_t *slot = at_shadow_find((uintptr_t)p);
     uint32_t e;
     if (!slot || !(e = __atomic_load_n(slot, __ATOMIC_RELAXED)))
         return 0;
     __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
-    if (at_shadow_hints_on)
-        at_shadow_hint_add(p, -1);
     *site = (e >> AT_SHADOW_SIZE_BITS) - 1;
     *size = e & AT_SHADOW_SIZE_BIG;
     if (AT_UNLIKELY(*size == AT_SHADOW_SIZE_BIG))

@@ -18,10 +18,10 @@
  * belongs to one live block, whose malloc and free the allocator itself
  * orders; nodes and leaves are published with a CAS.
  *
- * When sampling, the shadow also keeps the hint counters of alloc.h so
- * that frees of untracked blocks (nearly all of them) skip the walk; they
- * change only with an entry, atomically (RAW and libc hooks run without
- * the GIL), and only for sampled blocks, which are rare.
+ * When sampling, blocks are kept in alloc_samples.c's table instead, and
+ * the hint counters of alloc.h let frees of untracked blocks (nearly all
+ * of them) skip it; they change only with an entry, atomically (RAW and
+ * libc hooks run without the GIL), and only for sampled blocks.
  */
 #include <errno.h>
 #include <sched.h>
@@ -218,15 +218,11 @@ int at_shadow_put_slow(const void *p, uint32_t site, size_t size, uint32_t *osit
     if (AT_UNLIKELY(size >= AT_SHADOW_SIZE_BIG)) {
         if (big_put((uintptr_t)p, size) < 0) {
             __atomic_store_n(slot, 0, __ATOMIC_RELAXED);
-            if (old && at_shadow_hints_on)
-                at_shadow_hint_add(p, -1);
             return rc | AT_SHADOW_FAILED;
         }
         s = AT_SHADOW_SIZE_BIG;
     }
     __atomic_store_n(slot, ((site + 1) << AT_SHADOW_SIZE_BITS) | s, __ATOMIC_RELAXED);
-    if (!old && at_shadow_hints_on)   /* a stale entry's count carries over */
-        at_shadow_hint_add(p, 1);
     return rc;
 }
 
@@ -254,19 +250,24 @@ void at_shadow_reset(void)
     big_used = 0;
     big_lock = 0;
     nodes_mapped = leaves_mapped = 0;
-    if (at_shadow_hints_on)
+    if (at_shadow_hints_on) {
         memset(at_shadow_hint, 0, sizeof(at_shadow_hint));
+        at_samples_reset();
+    }
 }
 
-static uint64_t resident_of(void *addr, size_t len)
+/* Resident bytes of a mapping, by mincore() in steps of a leaf. */
+uint64_t at_resident_bytes(void *addr, size_t len)
 {
     static unsigned char vec[(sizeof(uint32_t) << LEAF_BITS) / 4096];
-    size_t pages = (len + 4095) / 4096;
-    if (pages > sizeof(vec) || mincore(addr, len, vec) != 0)
-        return 0;
     uint64_t n = 0;
-    for (size_t i = 0; i < pages; i++)
-        n += vec[i] & 1;
+    for (size_t off = 0; off < len; off += sizeof(vec) * 4096) {
+        size_t part = len - off < sizeof(vec) * 4096 ? len - off : sizeof(vec) * 4096;
+        if (mincore((char *)addr + off, part, vec) != 0)
+            return 0;
+        for (size_t i = 0; i < (part + 4095) / 4096; i++)
+            n += vec[i] & 1;
+    }
     return n * 4096;
 }
 
@@ -280,16 +281,18 @@ void at_shadow_usage(uint64_t *virt, uint64_t *resident)
         uint32_t **node = l1[i];
         if (!node)
             continue;
-        r += resident_of(node, sizeof(uint32_t *) << L2_BITS);
+        r += at_resident_bytes(node, sizeof(uint32_t *) << L2_BITS);
         for (size_t j = 0; j < (1u << L2_BITS); j++)
             if (node[j])
-                r += resident_of(node[j], sizeof(uint32_t) << LEAF_BITS);
+                r += at_resident_bytes(node[j], sizeof(uint32_t) << LEAF_BITS);
     }
     if (big)
-        r += resident_of(big, sizeof(big_slot_t) * BIG_CAP);
+        r += at_resident_bytes(big, sizeof(big_slot_t) * BIG_CAP);
     if (at_shadow_hints_on) {
-        *virt += sizeof(at_shadow_hint);
-        r += resident_of(at_shadow_hint, sizeof(at_shadow_hint));
+        uint64_t sv, sr;
+        at_samples_usage(&sv, &sr);
+        *virt += sizeof(at_shadow_hint) + sv;
+        r += at_resident_bytes(at_shadow_hint, sizeof(at_shadow_hint)) + sr;
     }
     *resident = r;
 }

@@ -167,6 +167,12 @@ static void sampled(const char *shape)
     char what[1024];
     snprintf(what, sizeof(what), "sample %s", exact.json);
     check(&samp, what);
+    /* the table holds the sampled blocks only, not an entry per granule */
+    const char *q = "d['processes'][0]['alloc']['overhead']['shadow_resident_bytes']";
+    double exact_tables = at_test_json_num(exact.json, q), samp_tables = at_test_json_num(samp.json, q);
+    cr_assert(exact_tables > 0 && samp_tables > 0 && samp_tables < exact_tables / 3,
+              "sampled mode's tables are under a third of exact mode's: %.0f vs %.0f bytes", samp_tables,
+              exact_tables);
     free(mode);
     done(&exact), done(&samp);
 }
