@@ -188,8 +188,6 @@ static inline int at_shadow_maybe(const void *p)
     return __atomic_load_n(at_shadow_hint_of(p), __ATOMIC_RELAXED) != 0;
 }
 
-void at_shadow_hint_add(const void *p, int delta);
-
 /* ---- alloc_samples.c: the sampled blocks' table (hints kept there) ------ */
 int at_samples_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize);
 int at_samples_take(const void *p, uint32_t *site, size_t *size);

@@ -61,6 +61,19 @@ static uint32_t probe(uintptr_t p)
     return i;
 }
 
+/* Count one more (delta 1) or one fewer (-1) sampled block at p's hint;
+ * a stuck counter never moves again (it may stand for more blocks than
+ * it can count).  Only under the lock, so a plain read and store: the
+ * frees reading it without the lock see the old or the new value. */
+static void hint_add(const void *p, int delta)
+{
+    uint8_t *h = at_shadow_hint_of(p);
+    uint8_t v = __atomic_load_n(h, __ATOMIC_RELAXED);
+    if (v == AT_SHADOW_HINT_STUCK || (delta < 0 && v == 0))
+        return;
+    __atomic_store_n(h, (uint8_t)(v + delta), __ATOMIC_RELAXED);
+}
+
 /* Double the table (or make the first); -1 when it cannot grow. */
 static int grow(void)
 {
@@ -101,12 +114,11 @@ int at_samples_put(const void *p, uint32_t site, size_t size, uint32_t *osite, s
         rc = AT_SHADOW_STALE;
     } else {
         used++;
+        hint_add(p, 1);      /* a stale entry's count carries over */
     }
     tab[i].p = a;
     tab[i].site_size = (uint64_t)site << SIZE_BITS | size;
     unlock_table();
-    if (!rc)                 /* a stale entry's count carries over */
-        at_shadow_hint_add(p, 1);
     return rc;
 }
 
@@ -137,12 +149,11 @@ int at_samples_take(const void *p, uint32_t *site, size_t *size)
             *site = (uint32_t)(tab[i].site_size >> SIZE_BITS);
             *size = (size_t)(tab[i].site_size & ((1ull << SIZE_BITS) - 1));
             remove_at(i);
+            hint_add(p, -1);
             found = 1;
         }
     }
     unlock_table();
-    if (found)
-        at_shadow_hint_add(p, -1);
     return found;
 }
 

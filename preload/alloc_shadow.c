@@ -174,20 +174,6 @@ static size_t big_take(uintptr_t p)
 
 /* ---- sampling hints ----------------------------------------------------- */
 
-/* Count one more (delta 1) or one fewer (-1) tracked block at p's
- * counter; a stuck counter never moves again (it may stand for more
- * blocks than it can count). */
-void at_shadow_hint_add(const void *p, int delta)
-{
-    uint8_t *h = at_shadow_hint_of(p);
-    uint8_t v = __atomic_load_n(h, __ATOMIC_RELAXED);
-    do {
-        if (v == AT_SHADOW_HINT_STUCK || (delta < 0 && v == 0))
-            return;
-    } while (!__atomic_compare_exchange_n(h, &v, (uint8_t)(v + delta), 1, __ATOMIC_RELAXED,
-                                          __ATOMIC_RELAXED));
-}
-
 void at_shadow_hints_start(void)
 {
     at_shadow_hints_on = 1;
