@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "chrome.h"
 #include "json.h"
 #include "meta.h"
 #include "procs.h"
@@ -232,15 +233,7 @@ static void chrome_process_name(at_json_t *j, const at_proc_t *p)
     char name[160], title[128];
     process_title(p, title, sizeof(title));
     snprintf(name, sizeof(name), "%s (pid %d)", title, (int)p->pid);
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", "process_name");
-    at_json_kv_str(j, "ph", "M");
-    at_json_kv_int(j, "pid", p->pid);
-    at_json_key(j, "args");
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", name);
-    at_json_obj_end(j);
-    at_json_obj_end(j);
+    at_chrome_track_name(j, p->pid, -1, name);
 }
 
 static void write_chrome(FILE *out, const render_ctx_t *c)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "chrome.h"
 #include "gil_format.h"
 #include "report_features.h"
 #include "session.h"
@@ -573,16 +574,7 @@ static void chrome_thread_name(at_json_t *j, const gil_view_t *v, pid_t pid, uin
         snprintf(name, sizeof(name), "%s (%u)", label(t, tmp, sizeof(tmp)), t->raw->tid);
     else
         snprintf(name, sizeof(name), "%s", label(t, tmp, sizeof(tmp)));
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", "thread_name");
-    at_json_kv_str(j, "ph", "M");
-    at_json_kv_int(j, "pid", pid);
-    at_json_kv_uint(j, "tid", chrome_tid(v, slot));
-    at_json_key(j, "args");
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", name);
-    at_json_obj_end(j);
-    at_json_obj_end(j);
+    at_chrome_track_name(j, pid, chrome_tid(v, slot), name);
 }
 
 static const char *const event_name[AT_GIL_EV_KINDS] = { NULL, "GIL held", "GIL wait", "GIL handoff" };

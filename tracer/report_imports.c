@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "chrome.h"
 #include "imports_format.h"
 #include "report_features.h"
 #include "session.h"
@@ -543,16 +544,7 @@ static void chrome_import_tracks(at_json_t *j, const at_imp_view_t *v, pid_t pid
     for (unsigned t = 0; t < nt; t++) {
         char name[64];
         snprintf(name, sizeof name, "imports (thread %u)", tids[t]);
-        at_json_obj_begin(j);
-        at_json_kv_str(j, "name", "thread_name");
-        at_json_kv_str(j, "ph", "M");
-        at_json_kv_int(j, "pid", pid);
-        at_json_kv_uint(j, "tid", IMPORT_TRACK_BASE + tids[t]);
-        at_json_key(j, "args");
-        at_json_obj_begin(j);
-        at_json_kv_str(j, "name", name);
-        at_json_obj_end(j);
-        at_json_obj_end(j);
+        at_chrome_track_name(j, pid, IMPORT_TRACK_BASE + tids[t], name);
     }
 }
 
