@@ -138,11 +138,15 @@ static void gil(const char *shape)
     cr_assert_leq(first / att, 1.01, "%s: no thread waits longer than it was watched", shape);
     cr_assert_gt(at_test_json_num(json, "d['processes'][0]['samples']['thread_samples']"), 0,
                  "%s: the BPF sampler's stacks fill the usual samples view", shape);
+    cr_assert(at_test_json_num(json, "{t.get('thread_name') for t in d['processes'][0]['bpf']['gil']['threads']}"
+                                     " >= {'spin-0', 'spin-1'}"),
+              "%s: the GIL rows carry the threads' names", shape);
     /* the saved session renders again, with the eBPF views in the text */
     rc = at_test_shf(NULL, &err, "%s report %s/s", at_test_archtrace(), tmp);
     cr_assert_eq(rc, 0, "%s: archtrace report DIR", shape);
     cr_assert(strstr(err, "GIL waits (eBPF): ") && strstr(err, "(attached: -p)"),
               "%s: the text report has the eBPF GIL table:\n%s", shape, err);
+    cr_assert(strstr(err, "spin-0") && strstr(err, "spin-1"), "%s: and names its threads:\n%s", shape, err);
     at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
     free(err), free(tmp);
 }

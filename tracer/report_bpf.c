@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chrome.h"
+#include "stacks.h"
 #include "textout.h"
 
 #define DEFAULT_TOP 5
@@ -27,6 +29,31 @@ static int load(const char *dir, pid_t pid, at_bpf_data_t *d)
     if (rc < 0 && rc != -ENOENT)
         fprintf(stderr, "archtrace: %s/%d.bpf: %s\n", dir, (int)pid, err);
     return rc;
+}
+
+/* Thread names live with the process's stacks (<pid>.stacks, written by
+ * the same recording); NULL when there are none (the stacks report says
+ * why if that file is damaged). */
+static at_stacks_t *load_names(const char *dir, pid_t pid)
+{
+    at_stacks_t *s = NULL;
+    if (at_stacks_load(dir, pid, &s, NULL, 0) < 0)
+        return NULL;
+    return s;
+}
+
+static const char *name_of(at_stacks_t *s, uint32_t tid)
+{
+    return s ? at_thread_names_get(at_stacks_names(s), tid) : NULL;
+}
+
+/* "thread TID" or "thread TID "NAME"". */
+static const char *thread_label(at_stacks_t *s, uint32_t tid, char *buf, size_t n)
+{
+    if (s)
+        return at_stacks_thread_label(s, tid, buf, n);
+    snprintf(buf, n, "thread %u", tid);
+    return buf;
 }
 
 /* ---- derived numbers --------------------------------------------------------- */
@@ -109,7 +136,7 @@ static void text_views(FILE *out, const at_bpf_data_t *d)
     }
 }
 
-static void text_gil(FILE *out, const at_bpf_data_t *d)
+static void text_gil(FILE *out, const at_bpf_data_t *d, at_stacks_t *names)
 {
     char w[32], m[32];
     if (!d->avail[AT_BPF_VIEW_GIL])
@@ -118,15 +145,17 @@ static void text_gil(FILE *out, const at_bpf_data_t *d)
             100 * wait_ratio(d));
     if (!d->ngil)
         return;
-    fprintf(out, "  %-9s %12s %11s %8s %9s %10s\n", "TID", "WAITED", "OF ATTACHED", "WAITS",
-            "TIMEOUTS", "LONGEST");
+    fprintf(out, "  %-9s %12s %11s %8s %9s %10s  %s\n", "TID", "WAITED", "OF ATTACHED", "WAITS",
+            "TIMEOUTS", "LONGEST", "THREAD");
     for (size_t i = 0; i < d->ngil; i++) {
         const at_bpf_gil_row_t *r = &d->gil[i];
+        const char *name = name_of(names, r->tid);
         at_text_duration(w, sizeof w, (double)r->wait_ns / 1e9);
         at_text_duration(m, sizeof m, (double)r->max_wait_ns / 1e9);
-        fprintf(out, "  %-9u %12s %10.1f%% %8llu %9llu %10s%s\n", r->tid, w,
-                100 * fraction(d, r->wait_ns), (unsigned long long)r->waits,
-                (unsigned long long)r->timeouts, m, r->open ? "  (waiting at the end)" : "");
+        fprintf(out, "  %-9u %12s %10.1f%% %8llu %9llu %10s  ", r->tid, w, 100 * fraction(d, r->wait_ns),
+                (unsigned long long)r->waits, (unsigned long long)r->timeouts, m);
+        at_text_put_escaped(out, name ? name : "-", 40);
+        fputs(r->open ? "  (waiting at the end)\n" : "\n", out);
     }
 }
 
@@ -183,8 +212,11 @@ static double oncpu_hz(const at_bpf_data_t *d)
     return d->oncpu_ns ? (double)d->oncpu_intervals * 1e9 / (double)d->oncpu_ns : 0.0;
 }
 
-static void text_stacks(FILE *out, const at_bpf_data_t *d, const at_options_t *o)
+#define THREAD_COL 28   /* "thread TID "NAME"" in the stack list */
+
+static void text_stacks(FILE *out, const at_bpf_data_t *d, const at_options_t *o, at_stacks_t *names)
 {
+    char label[96];
     if (!d->avail[AT_BPF_VIEW_SAMPLES])
         return;
     fprintf(out, "\nsamples (eBPF): %llu on-CPU sample(s) at %g Hz, %llu with Python frames",
@@ -197,8 +229,10 @@ static void text_stacks(FILE *out, const at_bpf_data_t *d, const at_options_t *o
     const at_bpf_stack_row_t **p = sorted(d->stacks, d->nstacks, sizeof *d->stacks, cmp_stack_desc);
     for (size_t i = 0; p && i < d->nstacks && i < (size_t)top_n(o); i++) {
         const at_bpf_stack_row_t *r = p[i];
-        fprintf(out, "  %5.1f%%  tid %-8u ", d->samples ? 100.0 * (double)r->count / (double)d->samples : 0,
-                r->tid);
+        fprintf(out, "  %5.1f%%  ", d->samples ? 100.0 * (double)r->count / (double)d->samples : 0);
+        thread_label(names, r->tid, label, sizeof label);
+        size_t w = at_text_put_escaped(out, label, THREAD_COL);
+        fprintf(out, "%*s  ", (int)(w < THREAD_COL ? THREAD_COL - w : 0), "");
         at_text_put_escaped(out, r->nframes ? r->frames[r->nframes - 1] : "?", 120);
         fputc('\n', out);
     }
@@ -224,14 +258,16 @@ int at_bpf_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t
     int rc = load(dir, pid, &d);
     if (rc < 0)
         return rc;
+    at_stacks_t *names = load_names(dir, pid);
     fputc('\n', out);
     at_text_heading(out, "eBPF probes");
     text_views(out, &d);
-    text_gil(out, &d);
+    text_gil(out, &d, names);
     text_imports(out, &d, o);
     text_gc(out, &d);
-    text_stacks(out, &d, o);
+    text_stacks(out, &d, o, names);
     text_dropped(out, &d);
+    at_stacks_free(names);
     at_bpf_data_free(&d);
     return 0;
 }
@@ -253,7 +289,7 @@ static void json_views(at_json_t *j, const at_bpf_data_t *d)
     at_json_arr_end(j);
 }
 
-static void json_gil(at_json_t *j, const at_bpf_data_t *d)
+static void json_gil(at_json_t *j, const at_bpf_data_t *d, at_stacks_t *names)
 {
     at_json_key(j, "gil");
     if (!d->avail[AT_BPF_VIEW_GIL]) {
@@ -268,6 +304,8 @@ static void json_gil(at_json_t *j, const at_bpf_data_t *d)
         const at_bpf_gil_row_t *r = &d->gil[i];
         at_json_obj_begin(j);
         at_json_kv_uint(j, "tid", r->tid);
+        if (name_of(names, r->tid))
+            at_json_kv_str(j, "thread_name", name_of(names, r->tid));
         at_json_kv_uint(j, "wait_ns", r->wait_ns);
         at_json_kv_uint(j, "waits", r->waits);
         at_json_kv_uint(j, "calls", r->calls);
@@ -336,7 +374,7 @@ static void json_gc(at_json_t *j, const at_bpf_data_t *d)
     at_json_obj_end(j);
 }
 
-static void json_stacks(at_json_t *j, const at_bpf_data_t *d, const at_options_t *o)
+static void json_stacks(at_json_t *j, const at_bpf_data_t *d, const at_options_t *o, at_stacks_t *names)
 {
     at_json_key(j, "stacks");
     if (!d->avail[AT_BPF_VIEW_SAMPLES]) {
@@ -358,6 +396,8 @@ static void json_stacks(at_json_t *j, const at_bpf_data_t *d, const at_options_t
     for (size_t i = 0; p && i < d->nstacks && i < lim; i++) {
         at_json_obj_begin(j);
         at_json_kv_uint(j, "thread", p[i]->tid);
+        if (name_of(names, p[i]->tid))
+            at_json_kv_str(j, "thread_name", name_of(names, p[i]->tid));
         at_json_kv_bool(j, "gil", (int)p[i]->gil);
         at_json_kv_uint(j, "count", p[i]->count);
         at_json_key(j, "frames");
@@ -378,16 +418,17 @@ int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_option
     int rc = load(dir, pid, &d);
     if (rc < 0)
         return rc;
+    at_stacks_t *names = load_names(dir, pid);
     at_json_obj_begin(j);
     at_json_kv_str(j, "python", d.version);
     at_json_kv_str(j, "build", d.build);
     at_json_kv_uint(j, "attached_ns", d.end_ns - d.attach_ns);
     at_json_kv_bool(j, "exited", d.exited);
     json_views(j, &d);
-    json_gil(j, &d);
+    json_gil(j, &d, names);
     json_imports(j, &d);
     json_gc(j, &d);
-    json_stacks(j, &d, o);
+    json_stacks(j, &d, o, names);
     at_json_key(j, "dropped");
     at_json_obj_begin(j);
     at_json_kv_uint(j, "imports", d.imports_dropped + d.stats[AT_BPF_ST_LOST_IMPORT]);
@@ -398,6 +439,7 @@ int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_option
     at_json_kv_uint(j, "map_full", d.stats[AT_BPF_ST_MAP_FULL]);
     at_json_obj_end(j);
     at_json_obj_end(j);
+    at_stacks_free(names);
     at_bpf_data_free(&d);
     return 0;
 }
@@ -419,22 +461,14 @@ static void chrome_event(at_json_t *j, const char *name, const char *cat, pid_t 
 }
 
 /* A named track per thread the GIL probes saw, with its wait share. */
-static void chrome_thread_names(at_json_t *j, const at_bpf_data_t *d)
+static void chrome_thread_names(at_json_t *j, const at_bpf_data_t *d, at_stacks_t *names)
 {
-    char name[80];
+    char label[96], name[160];
     for (size_t i = 0; i < d->ngil; i++) {
-        snprintf(name, sizeof name, "thread %u (GIL wait %.1f%%, eBPF)", d->gil[i].tid,
-                 100 * fraction(d, d->gil[i].wait_ns));
-        at_json_obj_begin(j);
-        at_json_kv_str(j, "name", "thread_name");
-        at_json_kv_str(j, "ph", "M");
-        at_json_kv_int(j, "pid", d->pid);
-        at_json_kv_uint(j, "tid", d->gil[i].tid);
-        at_json_key(j, "args");
-        at_json_obj_begin(j);
-        at_json_kv_str(j, "name", name);
-        at_json_obj_end(j);
-        at_json_obj_end(j);
+        uint32_t tid = d->gil[i].tid;
+        thread_label(names, tid, label, sizeof label);
+        snprintf(name, sizeof name, "%s (GIL wait %.1f%%, eBPF)", label, 100 * fraction(d, d->gil[i].wait_ns));
+        at_chrome_track_name(j, d->pid, tid, name);
     }
 }
 
@@ -446,7 +480,9 @@ int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *
     int rc = load(dir, pid, &d);
     if (rc < 0)
         return rc;
-    chrome_thread_names(j, &d);
+    at_stacks_t *names = load_names(dir, pid);
+    chrome_thread_names(j, &d, names);
+    at_stacks_free(names);
     for (size_t i = 0; i < d.nimports; i++)
         chrome_event(j, d.imports[i].name, "import (bpf)", pid, d.imports[i].tid,
                      d.imports[i].start_ns, d.imports[i].end_ns);
