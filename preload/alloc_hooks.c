@@ -135,10 +135,13 @@ void at_alloc_sample_reset_thread(void)
     tl_countdown = 0;
 }
 
-/* Sampled weights of blocks under 16 KiB, computed once (the series
- * behind exp is too slow for every sampled malloc and free). */
+/* Sampled weights of blocks under 16 KiB, each computed the first time a
+ * block of that size is sampled (the series behind exp is too slow for
+ * every sampled malloc and free, and computing all 16384 at start-up cost
+ * every sampled run ~3 million instructions).  Two threads may compute
+ * the same entry at once: they store the same values. */
 typedef struct weight_entry {
-    int64_t bytes, count;
+    int64_t bytes, count;      /* count 0: not computed yet */
 } weight_entry_t;
 static weight_entry_t *weights;
 
@@ -152,6 +155,19 @@ static void weight_exact(size_t n, int64_t *bytes, int64_t *count)
     *count = (int64_t)(AT_ALLOC_COUNT_SCALE / p + 0.5);
 }
 
+static void weight_cached(size_t n, int64_t *bytes, int64_t *count)
+{
+    weight_entry_t *w = &weights[n];
+    *count = __atomic_load_n(&w->count, __ATOMIC_ACQUIRE);
+    if (AT_LIKELY(*count)) {
+        *bytes = __atomic_load_n(&w->bytes, __ATOMIC_RELAXED);
+        return;
+    }
+    weight_exact(n, bytes, count);
+    __atomic_store_n(&w->bytes, *bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->count, *count, __ATOMIC_RELEASE);
+}
+
 /* What one block of n bytes stands for: itself, or when sampling the
  * unbiased estimate n / P(sampled) (count in count_scale units). */
 static inline void weight(size_t n, int64_t *bytes, int64_t *count)
@@ -159,7 +175,7 @@ static inline void weight(size_t n, int64_t *bytes, int64_t *count)
     if (AT_LIKELY(!at_alloc.sampling)) {
         *bytes = (int64_t)n, *count = 1;
     } else if (AT_LIKELY(weights && n < AT_SHADOW_SIZE_BIG)) {
-        *bytes = weights[n].bytes, *count = weights[n].count;
+        weight_cached(n, bytes, count);
     } else {
         weight_exact(n, bytes, count);
     }
@@ -168,13 +184,10 @@ static inline void weight(size_t n, int64_t *bytes, int64_t *count)
 int at_alloc_weights_init(void)
 {
     void *p = mmap(NULL, sizeof(weight_entry_t) * AT_SHADOW_SIZE_BIG, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -ENOMEM;
-    weight_entry_t *w = p;
-    for (size_t n = 0; n < AT_SHADOW_SIZE_BIG; n++)
-        weight_exact(n, &w[n].bytes, &w[n].count);
-    weights = w;
+    weights = p;
     return 0;
 }
 
