@@ -677,6 +677,26 @@ def summarize(runs):
     return s
 
 
+def paired_ratios(runs, base_runs):
+    """Each round runs every tool once, back to back in a rotated order: a
+    tool's run is compared with the baseline's run of the same round, so a
+    slow minute of the shared host moves both.  Per key (wall, cpu,
+    target_cpu): (median of the per-round ratios, half their range relative
+    to that median), or (None, None)."""
+    base = {r["round"]: r for r in base_runs if r and r["wall"] is not None}
+    out = {}
+    for key in ("wall", "cpu", "target_cpu"):
+        ratios = sorted(r[key] / base[r["round"]][key] for r in runs
+                        if r and r["wall"] is not None and r.get(key) and r["round"] in base
+                        and base[r["round"]].get(key))
+        if not ratios:
+            out[key] = (None, None)
+            continue
+        m = statistics.median(ratios)
+        out[key] = (m, (ratios[-1] - ratios[0]) / 2 / m)
+    return out
+
+
 def measure(shapes, workloads, tool_filter, runs, requests):
     rows = []
     for shape in shapes:
@@ -703,24 +723,28 @@ def measure(shapes, workloads, tool_filter, runs, requests):
                     if res is None:
                         missing.add(tool.name)
                     else:
+                        res["round"] = r
                         results[tool.name].append(res)
             log(f"{shape} {wl.name}: {len(tools)} tools x {runs} runs in {time.monotonic() - t_start:.0f} s")
             base = {"run": summarize(results["plain"])}
+            base_runs = {"run": results["plain"]}
             if TOOLS[1].name in results:
                 base["gated"] = summarize(results[TOOLS[1].name])
+                base_runs["gated"] = results[TOOLS[1].name]
             for tool in tools:
                 if tool.name in missing:
                     rows.append({"wl": wl.name, "tool": tool.name, "shape": shape, "missing": True})
                     continue
                 s = summarize(results[tool.name])
-                b = base["run"] if tool.kind == "run" else base.get("gated", {})
+                kind = "run" if tool.kind == "run" else "gated"
+                b = base.get(kind, {})
                 row = {"wl": wl.name, "tool": tool.name, "shape": shape, "kind": tool.kind, **s}
                 if s.get("wall") and b.get("wall"):
-                    row["ratio"] = s["wall"] / b["wall"]
-                    row["cpu_ratio"] = s["cpu"] / b["cpu"] if b.get("cpu") else None
-                    row["noise"] = max(s["spread"], b["spread"])
-                    if tool.kind != "run" and tool.build and s.get("target_cpu") and b.get("target_cpu"):
-                        row["target_cpu_ratio"] = s["target_cpu"] / b["target_cpu"]
+                    pairs = paired_ratios(results[tool.name], base_runs.get(kind, []))
+                    row["ratio"], row["noise"] = pairs["wall"]
+                    row["cpu_ratio"] = pairs["cpu"][0]
+                    if tool.kind != "run" and tool.build and pairs["target_cpu"][0]:
+                        row["target_cpu_ratio"] = pairs["target_cpu"][0]
                     row["rss_added"] = (s["rss"] - b["rss"]) / 1024.0
                     row["rss_ratio"] = s["rss"] / b["rss"] if b["rss"] else None
                 rows.append(row)
