@@ -260,6 +260,120 @@ Test(top, log_two_threads_shared, .timeout = 60)
     log_two_threads("shared");
 }
 
+/* ---- a process tree -------------------------------------------------------- */
+
+#define WORKERS_FIXTURE "tests/fixtures/top_workers.py"
+
+/* The header's "pid N". */
+static int screen_pid(const char *screen)
+{
+    return strncmp(screen, "pid ", 4) == 0 ? atoi(screen + 4) : 0;
+}
+
+/* Poll the pane until pred(screen, arg) holds (10 s); the last screen. */
+static char *capture_until(tmux_t *t, int (*pred)(const char *, const void *), const void *arg)
+{
+    char *screen = NULL;
+    for (int i = 0; i < 40; i++) {
+        free(screen);
+        screen = tmux_capture(t);
+        if (pred(screen, arg))
+            break;
+        sleep_ms(250);
+    }
+    return screen;
+}
+
+static int lists_all(const char *screen, const void *arg)
+{
+    const int *pids = arg;
+    char want[32];
+    if (!strstr(screen, " PROCS "))
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "%d ", pids[i]);
+        if (!strstr(screen, want))
+            return 0;
+    }
+    return 1;
+}
+
+static int shows_worker(const char *screen, const void *arg)
+{
+    return screen_pid(screen) == *(const int *)arg && strstr(screen, "work_in_child");
+}
+
+/* The parent waits in join(): its thread is in multiprocessing's Popen. */
+static int shows_parent(const char *screen, const void *arg)
+{
+    return screen_pid(screen) == *(const int *)arg && strstr(screen, "(popen_fork.py:") &&
+           !strstr(screen, "work_in_child");
+}
+
+/* The parent's screen lists the tree; n goes to each worker (its own
+ * threads and functions) and back to the parent. */
+static void screen_workers(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    tmux_t t;
+    char cmd[2048], ready[300];
+    char *dir = at_test_tmpdir(), *pids = NULL;
+    snprintf(ready, sizeof ready, "%s/ready", dir);
+    snprintf(cmd, sizeof cmd, "%s top -- %s %s 30 %s", at_test_archtrace(), py, WORKERS_FIXTURE, ready);
+    tmux_start(&t, cmd);
+    cr_assert(wait_file(ready, 15000), "%s: the workers never started under top", shape);
+    at_test_shf(&pids, NULL, "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+                             "print(d[\"parent\"], *d[\"workers\"])' %s", ready);
+    int tree[3];
+    cr_assert_eq(sscanf(pids, "%d %d %d", &tree[0], &tree[1], &tree[2]), 3, "bad ready file: %s", pids);
+
+    char *screen = capture_until(&t, lists_all, tree);
+    cr_assert(lists_all(screen, tree), "%s: the PROCS row does not list %d %d %d:\n%s", shape, tree[0], tree[1],
+              tree[2], screen);
+    cr_assert_eq(screen_pid(screen), tree[0], "%s: the parent is shown first:\n%s", shape, screen);
+    cr_assert(strstr(screen, "n process"), "%s: the key is not offered:\n%s", shape, screen);
+    check_screen_fits(screen);
+    for (int k = 1; k <= 2; k++) {
+        free(screen);
+        at_test_shf(NULL, NULL, "tmux -L %s send-keys -t top n", t.sock);
+        screen = capture_until(&t, shows_worker, &tree[k]);
+        cr_assert(shows_worker(screen, &tree[k]), "%s: after %d x n, worker %d and work_in_child are not shown:\n%s",
+                  shape, k, tree[k], screen);
+    }
+    free(screen);
+    at_test_shf(NULL, NULL, "tmux -L %s send-keys -t top n", t.sock);
+    screen = capture_until(&t, shows_parent, &tree[0]);
+    cr_assert(shows_parent(screen, &tree[0]), "%s: n does not come back to the parent:\n%s", shape, screen);
+    free(screen);
+    free(pids);
+    tmux_stop(&t);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(top, screen_process_tree_static, .timeout = 60) { screen_workers("static"); }
+Test(top, screen_process_tree_shared, .timeout = 60) { screen_workers("shared"); }
+
+/* Not a terminal: each line lists the tree with the workers' CPU. */
+Test(top, log_process_tree, .timeout = 60)
+{
+    const char *py = at_test_python_or_skip("static");
+    char *out = NULL, *err = NULL;
+    int rc = at_test_shf(&out, &err, "NO_COLOR=1 %s top -- %s %s 3", at_test_archtrace(), py, WORKERS_FIXTURE);
+    cr_assert_eq(rc, 0, "top returns the command's status 0, got %d: %s", rc, err);
+    int busy_lines = 0;
+    for (char *save, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *procs = strstr(line, " | procs ");
+        int busy = 0;
+        for (const char *p = procs; p && (p = strstr(p, " cpu ")); p += 5)
+            busy += strtod(p + 5, NULL) >= 50.0;
+        busy_lines += busy >= 2;
+    }
+    cr_assert_geq(busy_lines, 1, "no line shows two processes of the tree at >= 50%% CPU:\n%s", out);
+    free(out);
+    free(err);
+}
+
 /* ---- -p PID ------------------------------------------------------------------ */
 
 static void attach_two_threads(const char *shape)

@@ -279,6 +279,12 @@ static int handle_key(top_t *t, int c)
     case 'T':
         next_thread_filter(t);
         return 1;
+    case 'n':
+    case 'N':
+        /* the next process of the tree: its threads start afresh */
+        t->query.process = at_top_tree_next(t->snap.procs, t->snap.nprocs, t->snap.pid);
+        t->query.thread = 0;
+        return 1;
     default:
         return 0;
     }

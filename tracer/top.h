@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* top.h - `archtrace top`: a live view of one Python process.
  *
- * Work is split three ways:
+ * Work is split four ways:
  *   top_model.c  gathers the numbers: a sampler thread (sampler.h) counts
  *                per-thread GIL/idle samples and functions; each refresh
  *                reads the shim's live feature files (<pid>.gil, .alloc,
  *                .imports) with the report's readers, and the GC counters
  *                from the interpreter.  The result is an at_top_snap_t:
  *                plain copies, nothing pointing into the model.
+ *   top_procs.c  the process tree under the root (multiprocessing workers)
+ *                from /proc, with each one's CPU share; the model samples
+ *                one process of it at a time (the one the user picks).
  *   top_view.c   draws a snapshot: a full screen of plain ANSI on a
  *                terminal, or one log line when stdout is not one.
  *   top.c        the command: starts COMMAND (like run) or opens -p PID,
@@ -30,6 +33,7 @@
 #define AT_TOP_MAX_IMPORTS  12   /* import rows                             */
 #define AT_TOP_NAME         160  /* bytes kept of a name or file            */
 #define AT_TOP_GC_GENS      3
+#define AT_TOP_MAX_PROCS    16   /* processes of the tree listed            */
 
 /* What `s` cycles through. */
 typedef enum at_top_sort {
@@ -44,6 +48,7 @@ typedef struct at_top_query {
     at_top_sort_t sort;     /* table order                                  */
     uint32_t thread;        /* functions of this tid only; 0 = all threads  */
     int peek;               /* redraw for a key: the interval goes on       */
+    pid_t process;          /* show this process of the tree; 0 = the root  */
 } at_top_query_t;
 
 /* Where a number comes from: the shim's exact accounting, the sampler's
@@ -89,6 +94,13 @@ typedef struct at_top_import {
     int failed;                   /* raised (no module)                      */
 } at_top_import_t;
 
+/* A process of the tree under the one top was asked for (its workers). */
+typedef struct at_top_proc {
+    pid_t pid, ppid;
+    char comm[32];                /* /proc comm, as the process set it       */
+    double cpu_pct;               /* of one CPU since the last refresh; < 0 unknown */
+} at_top_proc_t;
+
 typedef struct at_top_snap {
     pid_t pid;                    /* the process shown                       */
     char comm[32];
@@ -123,6 +135,8 @@ typedef struct at_top_snap {
     int have_gc;                  /* GC counters read from the interpreter   */
     uint64_t gc_runs[AT_TOP_GC_GENS];  /* collections per generation         */
     uint64_t gc_collected;        /* objects collected, all generations      */
+    int nprocs;                   /* the tree, root first (1: no children)   */
+    at_top_proc_t procs[AT_TOP_MAX_PROCS];
     char last_output[160];        /* last line COMMAND printed (screen mode) */
     int stopping;                 /* we sent the command SIGINT, waiting     */
 } at_top_snap_t;
@@ -145,8 +159,30 @@ void at_top_model_snapshot(at_top_model_t *m, const at_top_query_t *q, at_top_sn
  * when the process cannot be sampled, -1 while still trying. */
 int at_top_model_attach_status(at_top_model_t *m, char *err, size_t errlen);
 
-/* Stop sampling; with dir, write <dir>/<pid>.stacks for `report`. */
+/* Stop sampling; with dir, write <dir>/<pid>.stacks for `report` (each
+ * process that was shown). */
 void at_top_model_stop(at_top_model_t *m, const char *dir);
+
+/* ---- the process tree (top_procs.c) -------------------------------------- */
+
+typedef struct at_top_cpu_seen {
+    pid_t pid;
+    uint64_t ticks;               /* utime + stime at the last look          */
+    uint64_t at_ns;
+} at_top_cpu_seen_t;
+
+typedef struct at_top_tree {
+    at_top_cpu_seen_t seen[AT_TOP_MAX_PROCS];
+    int nseen;
+} at_top_tree_t;
+
+/* root and its live descendants, breadth first, at most cap, each with
+ * its CPU share since the previous call (that saw it).  Returns how many
+ * (0 when root is gone). */
+int at_top_tree_list(at_top_tree_t *tree, pid_t root, at_top_proc_t *out, int cap);
+
+/* The pid after `current` in procs[0..n) (wrapping), or procs[0]. */
+pid_t at_top_tree_next(const at_top_proc_t *procs, int n, pid_t current);
 
 /* ---- the view (top_view.c) ----------------------------------------------- */
 

@@ -8,6 +8,12 @@
  * (not idle) samples.  Function counts decay by DECAY every refresh, so
  * the table shows the last several seconds rather than the whole run.
  *
+ * The sampler follows one process of the tree at a time: the root, or
+ * the one the user picked (a multiprocessing worker).  Every process
+ * shown keeps its target (and stacks, saved at the end); switching
+ * starts the counts afresh, and a picked process that exits hands back
+ * to the root.
+ *
  * A snapshot, taken by the UI once a second, adds what the shim wrote:
  * exact GIL hold/wait per thread from <pid>.gil (the difference between
  * two readings over the wall time between them), the allocation table of
@@ -43,6 +49,7 @@
 #define PID_ATTACH_NS     2000000000ull  /* -p: wait for an interpreter     */
 #define SEG_FALLBACK_NS   1000000000ull  /* COMMAND not Python: try its .seg children */
 #define GIL_READ_MAX      (AT_GIL_MAX_THREADS * 4u)
+#define MAX_SHOWN         AT_TOP_MAX_PROCS   /* processes with a target kept */
 
 /* Decayed sample counts of one function. */
 typedef struct fn_count {
@@ -95,6 +102,12 @@ struct at_top_model {
     fn_table_t all;           /* every thread's functions together         */
     uint64_t gil_read_ns;     /* when .gil was last read                   */
     at_top_snap_t last;       /* the previous snapshot's feature panels    */
+    pid_t want;               /* switch to this process (0: stay)          */
+    pid_t refused;            /* the last pick that could not be sampled   */
+    char switch_err[160];     /* why                                       */
+    at_target_t *shown[MAX_SHOWN]; /* every target opened, current included */
+    int nshown;
+    at_top_tree_t tree;       /* CPU readings of the tree (UI thread)      */
 };
 
 /* ---- counting (sampler thread, lock held) -------------------------------- */
@@ -186,8 +199,65 @@ static void sample_once(at_top_model_t *m)
     int rc = at_target_sample(m->target, on_thread, m);
     if (rc == 0)
         m->interval_passes++;
-    if (m->target->gone || (rc < 0 && m->target->failures > AT_TARGET_MAX_FAILURES))
-        m->gone = 1;
+    if (m->target->gone || (rc < 0 && m->target->failures > AT_TARGET_MAX_FAILURES)) {
+        if (m->sampled == m->pid)
+            m->gone = 1;
+        else if (!m->want)
+            m->want = m->pid;   /* a picked worker ended: back to the root */
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- switching process (sampler thread) --------------------------------- */
+
+/* Counts belong to one process: a switch starts them afresh. */
+static void reset_counts(at_top_model_t *m)
+{
+    for (int i = 0; i < TRACKED_THREADS; i++)
+        free(m->threads[i].fns.v);
+    memset(m->threads, 0, sizeof m->threads);
+    free(m->all.v);
+    memset(&m->all, 0, sizeof m->all);
+    m->holder = 0;
+    m->interval_passes = 0;
+    m->gil_read_ns = at_now_ns();
+}
+
+static at_target_t *shown_target(at_top_model_t *m, pid_t pid)
+{
+    for (int i = 0; i < m->nshown; i++)
+        if (m->shown[i]->proc.pid == pid)
+            return m->shown[i];
+    return NULL;
+}
+
+/* Open pid (or take its target from before) and make it the sampled one;
+ * on failure the current one stays and switch_err says why. */
+static void switch_to(at_top_model_t *m, pid_t pid)
+{
+    char err[256] = "";
+    at_target_t *t = shown_target(m, pid);
+    int rc = 0;
+    if (!t && m->nshown == MAX_SHOWN) {
+        rc = -ENOSPC;
+        snprintf(err, sizeof err, "%d processes shown already", MAX_SHOWN);
+    } else if (!t) {
+        at_options_t o = { .rate_hz = m->rate_hz };
+        rc = at_target_open(&t, pid, &o, err, sizeof err);
+    }
+    pthread_mutex_lock(&m->lock);
+    m->want = 0;
+    if (rc == 0) {
+        if (!shown_target(m, pid))
+            m->shown[m->nshown++] = t;
+        m->target = t;
+        m->sampled = pid;
+        m->switch_err[0] = '\0';
+        reset_counts(m);
+    } else {
+        m->refused = pid;
+        snprintf(m->switch_err, sizeof m->switch_err, "pid %d: %s", (int)pid, err[0] ? err : at_errstr(-rc));
+    }
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -242,6 +312,7 @@ static void try_attach(at_top_model_t *m, uint64_t now)
     if (rc == 0) {
         m->target = t;
         m->sampled = pid;
+        m->shown[m->nshown++] = t;
     } else if (pid == m->pid && final_error(m, rc, now)) {
         m->attach_final = 1;
     }
@@ -254,6 +325,11 @@ static void *sampler_main(void *arg)
     at_pace_t pace;
     at_pace_init(&pace, m->rate_hz);
     while (!atomic_load(&m->stop)) {
+        pthread_mutex_lock(&m->lock);
+        pid_t want = m->target && m->want != m->sampled ? m->want : 0;
+        pthread_mutex_unlock(&m->lock);
+        if (want)
+            switch_to(m, want);
         if (m->target && !m->gone) {
             sample_once(m);
             at_pace_wait(&pace, NULL);
@@ -311,11 +387,13 @@ void at_top_model_stop(at_top_model_t *m, const char *dir)
         return;
     atomic_store(&m->stop, 1);
     pthread_join(m->thread, NULL);
-    if (m->target && dir) {
-        at_target_finish(m->target, m->rate_hz);
-        at_stacks_save(m->target->stacks, dir);
+    for (int i = 0; i < m->nshown; i++) {
+        if (dir) {
+            at_target_finish(m->shown[i], m->rate_hz);
+            at_stacks_save(m->shown[i]->stacks, dir);
+        }
+        at_target_free(m->shown[i]);
     }
-    at_target_free(m->target);
     for (int i = 0; i < TRACKED_THREADS; i++)
         free(m->threads[i].fns.v);
     free(m->all.v);
@@ -582,7 +660,7 @@ static void top_sites(const at_alloc_data_t *d, const group_sum_t *g, at_top_sor
 static void snap_alloc(const at_top_model_t *m, at_top_sort_t sort, at_top_snap_t *s)
 {
     at_alloc_data_t d;
-    if (at_alloc_load(m->dir, m->sampled, &d) < 0)
+    if (at_alloc_load(m->dir, s->pid, &d) < 0)
         return;
     group_sum_t *g = calloc(d.ngroups ? d.ngroups : 1, sizeof *g);
     if (g) {
@@ -615,7 +693,7 @@ static void snap_imports(const at_top_model_t *m, at_top_snap_t *s)
 {
     void *buf;
     at_imp_view_t v;
-    if (at_imports_load(m->dir, m->sampled, &buf, &v) < 0) {
+    if (at_imports_load(m->dir, s->pid, &buf, &v) < 0) {
         free(buf);
         return;
     }
@@ -634,7 +712,8 @@ static void snap_imports(const at_top_model_t *m, at_top_snap_t *s)
 }
 
 /* The shim's panels; a file unreadable right now (being written, not
- * created yet) keeps what the previous refresh showed. */
+ * created yet) keeps what the previous refresh of the same process
+ * showed. */
 static void snap_files(at_top_model_t *m, const at_top_query_t *q, at_top_snap_t *s)
 {
     snap_alloc(m, q->sort, s);
@@ -655,22 +734,51 @@ static void snap_files(at_top_model_t *m, const at_top_query_t *q, at_top_snap_t
     }
 }
 
+/* The tree under the root, and the process the query picks: taken when
+ * it is in the tree (a pid from an old frame may be gone) and was not
+ * refused already (a shell, a non-Python helper). */
+static void snap_tree(at_top_model_t *m, const at_top_query_t *q, at_top_snap_t *s)
+{
+    s->nprocs = at_top_tree_list(&m->tree, m->pid, s->procs, AT_TOP_MAX_PROCS);
+    int in_tree = 0;
+    for (int i = 0; q->process && i < s->nprocs; i++)
+        in_tree |= s->procs[i].pid == q->process;
+    pthread_mutex_lock(&m->lock);
+    if (q->process != m->refused) /* the user moved on: a later pick tries again */
+        m->refused = 0, m->switch_err[0] = '\0';
+    if (in_tree && q->process != m->sampled && q->process != m->refused && m->target)
+        m->want = q->process;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void at_top_model_snapshot(at_top_model_t *m, const at_top_query_t *q, at_top_snap_t *s)
 {
     uint64_t now = at_now_ns();
     memset(s, 0, sizeof *s);
+    snap_tree(m, q, s);
     s->sort = q->sort;
     s->thread_filter = q->thread;
     s->started = m->started;
     s->rate_hz = m->rate_hz;
     s->uptime_s = (double)(now - m->start_ns) / 1e9;
-    void *gil = m->dir[0] && m->target ? read_gil(m->dir, m->sampled) : NULL;
     pthread_mutex_lock(&m->lock);
+    pid_t shown = m->target ? m->sampled : 0;
+    pthread_mutex_unlock(&m->lock);
+    /* read outside the lock (a file read); a switch meanwhile is seen
+     * below and the reading dropped */
+    void *gil = m->dir[0] && shown ? read_gil(m->dir, shown) : NULL;
+    pthread_mutex_lock(&m->lock);
+    if (gil && shown != m->sampled) {
+        free(gil);
+        gil = NULL;
+    }
     s->pid = m->sampled;
     s->attached = m->target != NULL;
-    s->exited = m->gone;
+    s->exited = m->gone || (m->sampled != m->pid && s->nprocs == 0); /* the root's end counts */
     if (!m->target && m->attach_err[0])
         copy_str(s->status, sizeof s->status, m->attach_err);
+    else if (m->switch_err[0])
+        copy_str(s->status, sizeof s->status, m->switch_err);
     if (m->target) {
         snap_sampled(m, q, s);
         if (!m->gone)
@@ -684,7 +792,9 @@ void at_top_model_snapshot(at_top_model_t *m, const at_top_query_t *q, at_top_sn
         m->gil_read_ns = now;
     pthread_mutex_unlock(&m->lock);
     free(gil);
-    if (m->dir[0] && m->target)
+    if (m->last.pid != s->pid)   /* the last frame was of another process */
+        memset(&m->last, 0, sizeof m->last);
+    if (m->dir[0] && s->attached)
         snap_files(m, q, s);
     if (!s->have_gc && m->last.have_gc) {
         s->have_gc = 1;

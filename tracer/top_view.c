@@ -208,11 +208,35 @@ static void status_line(line_t *l, const at_top_snap_t *s)
     else if (!s->attached) {
         at_text_escape(esc, sizeof esc, s->status[0] ? s->status : "starting");
         putf(l, "waiting for the interpreter: %s", esc);
-    } else
+    } else {
         putf(l, "running  %d thread%s  %llu samples", s->nthreads, s->nthreads == 1 ? "" : "s",
              (unsigned long long)s->interval_samples);
+        if (s->status[0]) { /* a process picked with n that cannot be shown */
+            at_text_escape(esc, sizeof esc, s->status);
+            putf(l, "  (%s)", esc);
+        }
+    }
     if (!s->started)
         put(l, "  -p: no shim, so no GIL wait, memory, imports");
+}
+
+/* The tree, when the root has children: " PROCS  >1234 python 3%  1240
+ * python 99% ...", the process shown marked. */
+static void procs_line(line_t *l, const at_top_snap_t *s)
+{
+    char comm[128], cpu[16];
+    put(l, " PROCS ");
+    for (int i = 0; i < s->nprocs; i++) {
+        const at_top_proc_t *p = &s->procs[i];
+        at_text_escape(comm, sizeof comm, p->comm);
+        pct_field(cpu, sizeof cpu, p->cpu_pct);
+        if (p->pid == s->pid)
+            put_attr(l, REVERSE);
+        putf(l, " %s%d %s %s%%", p->pid == s->pid ? ">" : "", (int)p->pid, comm, cpu);
+        if (p->pid == s->pid)
+            put_attr(l, RESET);
+        put(l, " ");
+    }
 }
 
 static void title(line_t *l, const char *text)
@@ -333,6 +357,8 @@ static void keys_line(line_t *l, const at_top_snap_t *s)
 {
     put_attr(l, REVERSE);
     put(l, "q quit  p pause  s sort  t thread");
+    if (s->nprocs > 1)
+        put(l, "  n process");
     if (s->last_output[0]) {
         char esc[sizeof s->last_output * 4];
         at_text_escape(esc, sizeof esc, s->last_output);
@@ -353,7 +379,7 @@ typedef struct layout {
 static layout_t share_rows(const at_top_snap_t *s, int rows, int nthreads)
 {
     layout_t lay = { 0, 0, 0, 0 };
-    int avail = rows - FIXED_ROWS;
+    int avail = rows - FIXED_ROWS - (s->nprocs > 1);
     if (avail <= 0)
         return lay;
     int tmax = avail * 3 / 8 > 2 ? avail * 3 / 8 : 2;
@@ -393,6 +419,8 @@ void at_top_view_screen(FILE *out, const at_top_snap_t *s, int rows, int cols, i
     fputs("\033[H", out);
     ROW(header_line(&l, s, paused));
     ROW(status_line(&l, s));
+    if (s->nprocs > 1)
+        ROW(procs_line(&l, s));
     ROW(thread_title(&l));
     for (int i = 0; i < lay.threads; i++)
         ROW(thread_row(&l, s, thread_by_tid(s, order[i])));
@@ -459,6 +487,14 @@ void at_top_view_line(FILE *out, const at_top_snap_t *s)
         fprintf(out, " | imports %u", s->import_count);
     if (s->have_gc)
         fprintf(out, " | gc %llu", (unsigned long long)(s->gc_runs[0] + s->gc_runs[1] + s->gc_runs[2]));
+    if (s->nprocs > 1) {
+        fputs(" | procs", out);
+        for (int i = 0; i < s->nprocs; i++) {
+            at_text_escape(name, sizeof name, s->procs[i].comm);
+            pct_field(held, sizeof held, s->procs[i].cpu_pct);
+            fprintf(out, " %d (%s) cpu %s%%", (int)s->procs[i].pid, name, held);
+        }
+    }
     fputc('\n', out);
     fflush(out);
 }
