@@ -575,6 +575,47 @@ Test(record, rate_10khz_four_threads, .timeout = 30)
     check_rate("10000", 0.6);
 }
 
+/* How the sampler waits (pace.h): from 2 kHz on a machine with a spare
+ * CPU it polls the clock (the timer's wake-ups cost the target more),
+ * below that or with --no-poll it sleeps; the stacks say which. */
+static void record_waits(const char *py, const char *rate, const char *flag, uint64_t *polled, uint64_t *timed)
+{
+    char pidarg[16], outdir[512], err[512];
+    fixture_t f;
+    run_result_t r;
+    at_stacks_t *s;
+    start_fixture(&f, py, "threads4.py", "busy", NULL);
+    snprintf(pidarg, sizeof pidarg, "%d", (int)f.pid);
+    snprintf(outdir, sizeof outdir, "%s/session", f.dir);
+    run_archtrace(&r, "-p", pidarg, "record", "-d", "0.5", "--rate", rate, flag, "-o", outdir, NULL);
+    cr_assert_eq(r.status, 0, "record --rate %s %s failed (%d): %s", rate, flag, r.status, r.err);
+    cr_assert_eq(at_stacks_load(outdir, f.pid, &s, err, sizeof err), 0, "cannot load: %s", err);
+    stop_fixture(&f);
+    *polled = at_stacks_meta(s)->waits_polled;
+    *timed = at_stacks_meta(s)->waits_timed;
+    at_stacks_free(s);
+    run_free(&r);
+}
+
+Test(record, polls_the_clock_only_when_fast_and_allowed, .timeout = 40)
+{
+    char py[512];
+    uint64_t polled, timed;
+    need_python("static", py, sizeof py);
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+        cr_skip_test("one CPU: the sampler never polls");
+    timing_lock();
+    record_waits(py, "10000", "--idle", &polled, &timed);
+    cr_assert(polled > 0, "10 kHz on %ld CPUs: the sampler polls (polled %lu, timer %lu)",
+              sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)polled, (unsigned long)timed);
+    record_waits(py, "10000", "--no-poll", &polled, &timed);
+    cr_assert(polled == 0 && timed > 0, "--no-poll: timer only (polled %lu, timer %lu)", (unsigned long)polled,
+              (unsigned long)timed);
+    record_waits(py, "1000", "--idle", &polled, &timed);
+    cr_assert(polled == 0 && timed > 0, "1 kHz: timer only (polled %lu, timer %lu)", (unsigned long)polled,
+              (unsigned long)timed);
+}
+
 /* ---- cost per sample of a deep stack ---------------------------------------------- */
 
 Test(record, cost_per_sample_50_deep, .timeout = 30)

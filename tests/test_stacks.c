@@ -43,6 +43,8 @@ static void make_known(known_t *k)
     m->samples = 200;
     m->missed = 3;
     m->duration_s = 2.0;
+    m->waits_polled = 150;
+    m->waits_timed = 53;
     cr_assert_eq(at_stacks_save(s, k->dir), 0, "save failed: %s", strerror(errno));
     at_stacks_free(s);
 }
@@ -92,6 +94,8 @@ Test(stacks, save_load_round_trip)
     const at_stacks_meta_t *m = at_stacks_meta(s);
     cr_assert(m->samples == 200 && m->missed == 3 && m->duration_s == 2.0 && m->rate_hz == 100,
               "meta differs after the round trip");
+    cr_assert(m->waits_polled == 150 && m->waits_timed == 53, "waits differ after the round trip: %lu %lu",
+              (unsigned long)m->waits_polled, (unsigned long)m->waits_timed);
     cr_assert_str_eq(m->version, "3.11.7", "version differs");
     at_symtab_t *t = at_stacks_symtab(s);
     cr_assert_str_eq(at_symtab_func(t, k.weird), "we\tird\n\"f;n\" \\ \x01\xff", "escaped name differs");

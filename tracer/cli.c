@@ -24,6 +24,8 @@ static const char usage[] =
     "                       report/record, archtrace.<ext> for run)\n"
     "  --no-alloc --no-gil --no-imports --no-sample\n"
     "  --rate HZ            sampling rate (default 100)\n"
+    "  --no-poll            from 2 kHz, sleep between samples instead of\n"
+    "                       polling the clock on a spare CPU\n"
     "  --native             add native frames (libunwind, stops threads)\n"
     "  --idle               include idle threads' stacks\n"
     "  --bpf                use eBPF probes (for -p PID record)\n"
@@ -161,6 +163,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--native", offsetof(at_options_t, native) },
         { "--bpf", offsetof(at_options_t, bpf) },
         { "--idle", offsetof(at_options_t, idle) },
+        { "--no-poll", offsetof(at_options_t, no_poll) },
         { "--alloc", offsetof(at_options_t, alloc_mode) },
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },

@@ -206,7 +206,7 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
     at_pace_t pace;
     at_progress_t progress;
     uint64_t end = deadline_ns(o);
-    at_pace_init(&pace, o->rate_hz);
+    at_pace_init(&pace, o->rate_hz, !o->no_poll);
     at_progress_init(&progress);
     while (!record_stop && (!end || at_now_ns() < end)) {
         at_progress_update(&progress, at_stacks_meta(t->stacks)->samples, "samples", 1);
@@ -221,6 +221,7 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
     }
     at_progress_end(&progress);
     at_pace_end(&pace);
+    at_target_note_waits(t, &pace);
 }
 
 /* session.meta, so `archtrace report DIR` knows what this session was:

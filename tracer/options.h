@@ -35,6 +35,7 @@ typedef struct at_options {
     int native;               /* --native                                  */
     int bpf;                  /* --bpf                                     */
     int idle;                 /* --idle: include idle stacks               */
+    int no_poll;              /* --no-poll: sleep on a timer at any rate   */
     int alloc_mode;           /* --alloc: memory flame graph (svg)         */
     int top_n;                /* --top N rows per table (default 5)        */
     double duration_s;        /* -d SECS for record, 0 = until Ctrl-C/exit */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* sampler.c - per-process sampling, fixed-rate pacing, and the sampler thread of `run`.
+/* sampler.c - per-process sampling and the sampler thread of `run` (pacing: pace.c).
  *
  * One sample of a process: list its threads (one read of _PyRuntime, one
  * per interpreter and thread state), then for each thread read its task
@@ -15,14 +15,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "progress.h"
@@ -30,87 +26,6 @@
 #define DISCOVER_EVERY_NS  50000000ull   /* session directory poll         */
 #define RETRIES_PER_EXE    20            /* polls (1 s) before giving up  */
 #define MAX_PROCESSES      256           /* processes sampled by `run`     */
-#define DEFAULT_RATE_HZ    100.0
-#define MAX_RATE_HZ        100000.0
-#define SAMPLER_NICE       -10           /* see at_pace_init              */
-#define DUTY_WINDOW_NS     1000000000ull /* see check_duty                */
-
-uint64_t at_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- pacing -------------------------------------------------------------- */
-
-static double sane_rate(double hz)
-{
-    return hz > 0 && hz <= MAX_RATE_HZ ? hz : hz > MAX_RATE_HZ ? MAX_RATE_HZ : DEFAULT_RATE_HZ;
-}
-
-static void normal_priority(int nice)
-{
-    struct sched_param sp = { .sched_priority = 0 };
-    pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) < 0)
-        errno = 0; /* not allowed: stay as we are */
-}
-
-void at_pace_init(at_pace_t *p, double rate_hz)
-{
-    struct sched_param sp = { .sched_priority = 1 };
-    memset(p, 0, sizeof *p);
-    p->period_ns = (uint64_t)(1e9 / sane_rate(rate_hz));
-    if (!p->period_ns)
-        p->period_ns = 1;
-    p->next_ns = p->woke_ns = p->window_ns = at_now_ns();
-    /* a 1 ns timer slack instead of the default 50 µs, or 10 kHz drifts */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    p->realtime = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
-    if (!p->realtime)
-        normal_priority(SAMPLER_NICE);
-}
-
-void at_pace_end(at_pace_t *p)
-{
-    if (p->realtime)
-        normal_priority(0);
-    p->realtime = 0;
-}
-
-/* Over each second, a real-time sampler awake more than half the time
- * gives the CPU back: it goes on at nice -10. */
-static void check_duty(at_pace_t *p, uint64_t now)
-{
-    p->busy_ns += now - p->woke_ns;
-    if (now - p->window_ns < DUTY_WINDOW_NS)
-        return;
-    if (p->realtime && p->busy_ns * 2 > now - p->window_ns) {
-        normal_priority(SAMPLER_NICE);
-        p->realtime = 0;
-    }
-    p->window_ns = now;
-    p->busy_ns = 0;
-}
-
-uint64_t at_pace_wait(at_pace_t *p, volatile sig_atomic_t *stop)
-{
-    uint64_t now = at_now_ns(), skipped = 0, earliest = now + p->period_ns / 8;
-    check_duty(p, now);
-    p->next_ns += p->period_ns;
-    if (p->next_ns < earliest) {
-        /* late: ticks that can no longer be kept are missed */
-        skipped = (earliest - p->next_ns + p->period_ns - 1) / p->period_ns;
-        p->next_ns += skipped * p->period_ns;
-    }
-    struct timespec ts = { (time_t)(p->next_ns / 1000000000ull), (long)(p->next_ns % 1000000000ull) };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !(stop && *stop))
-        ;
-    p->woke_ns = at_now_ns();
-    return skipped;
-}
-
 /* ---- one process ------------------------------------------------------------ */
 
 int at_target_open(at_target_t **out, pid_t pid, const at_options_t *o, char *err, size_t errlen)
@@ -251,10 +166,17 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
     return 0;
 }
 
+void at_target_note_waits(at_target_t *t, const at_pace_t *p)
+{
+    at_stacks_meta_t *m = at_stacks_meta(t->stacks);
+    m->waits_polled = p->polled;
+    m->waits_timed = p->timed;
+}
+
 void at_target_finish(at_target_t *t, double rate_hz)
 {
     at_stacks_meta_t *m = at_stacks_meta(t->stacks);
-    double hz = sane_rate(rate_hz);
+    double hz = at_pace_rate(rate_hz);
     m->rate_hz = hz;
     /* the span of the ticks taken, each worth one period */
     m->duration_s = t->start_ns ? (double)(t->end_ns - t->start_ns) / 1e9 + 1.0 / hz : 0.0;
@@ -277,6 +199,8 @@ struct at_sampler {
     char dir[PATH_MAX];       /* session directory                         */
     double rate_hz;           /* --rate                                    */
     int native;               /* --native                                  */
+    int no_poll;              /* --no-poll                                 */
+    at_pace_t pace;           /* the sampling thread's; read after it ends */
     atomic_int stop;          /* set by at_sampler_stop                    */
     candidate_t *cands;       /* MAX_PROCESSES                             */
     int ncands;
@@ -378,10 +302,10 @@ static void show_progress(at_sampler_t *s, at_progress_t *p)
 static void *sampler_main(void *arg)
 {
     at_sampler_t *s = arg;
-    at_pace_t pace;
+    at_pace_t *pace = &s->pace;
     at_progress_t progress;
     uint64_t last_poll = 0, skipped = 0;
-    at_pace_init(&pace, s->rate_hz);
+    at_pace_init(pace, s->rate_hz, !s->no_poll);
     at_progress_init(&progress);
     /* The terminal is the command's while it writes to it: a progress
      * line would be torn by its output.  Shown when its stdout goes
@@ -396,10 +320,10 @@ static void *sampler_main(void *arg)
         }
         sample_all(s, skipped);
         show_progress(s, &progress);
-        skipped = at_pace_wait(&pace, NULL);
+        skipped = at_pace_wait(pace, NULL);
     }
     at_progress_end(&progress);
-    at_pace_end(&pace);
+    at_pace_end(pace);
     return NULL;
 }
 
@@ -414,8 +338,9 @@ at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at
     }
     s->root = root_pid;
     snprintf(s->dir, sizeof s->dir, "%s", session_dir ? session_dir : ".");
-    s->rate_hz = sane_rate(o ? o->rate_hz : 0);
+    s->rate_hz = at_pace_rate(o ? o->rate_hz : 0);
     s->native = o && o->native;
+    s->no_poll = o && o->no_poll;
     atomic_init(&s->stop, 0);
     /* the thread inherits this mask: signals stay with the main thread */
     sigfillset(&all);
@@ -442,6 +367,7 @@ void at_sampler_stop(at_sampler_t *s)
         if (!t)
             continue;
         at_target_finish(t, s->rate_hz);
+        at_target_note_waits(t, &s->pace);
         int rc = at_stacks_save(t->stacks, s->dir);
         if (rc < 0)
             fprintf(stderr, "archtrace: cannot write %s/%d.stacks: %s\n", s->dir, (int)t->proc.pid,

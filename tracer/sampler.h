@@ -14,6 +14,7 @@
 #include "frame_walk.h"
 #include "native.h"
 #include "options.h"
+#include "pace.h"
 #include "stacks.h"
 
 #define AT_TARGET_MAX_FRAMES (AT_MAX_STACK_DEPTH + AT_NATIVE_MAX_DEPTH + 1)
@@ -54,32 +55,9 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx);
 
 /* Fill t->stacks's metadata (counts, duration) before saving. */
 void at_target_finish(at_target_t *t, double rate_hz);
+/* Record in t's stacks how the pace waited between samples. */
+void at_target_note_waits(at_target_t *t, const at_pace_t *p);
 
-/* Monotonic clock in ns. */
-uint64_t at_now_ns(void);
 
-/* A fixed-rate schedule: ticks at start + k * period.
- *
- * The calling thread is raised to SCHED_FIFO (priority 1) when allowed,
- * else to nice -10: at nice 0 a sampler on a busy 2-core machine waits
- * milliseconds behind the threads it samples and misses most ticks.  A
- * real-time sampler must never starve its target, so it always sleeps
- * between samples (at least period/8) and drops back to SCHED_OTHER when
- * sampling takes more than half a CPU over a second. */
-typedef struct at_pace {
-    uint64_t period_ns;       /* 1e9 / rate                               */
-    uint64_t next_ns;         /* next tick                                */
-    uint64_t woke_ns;         /* when the last sleep ended                */
-    uint64_t window_ns;       /* start of the duty-cycle window           */
-    uint64_t busy_ns;         /* time awake in the window                 */
-    int realtime;             /* running SCHED_FIFO                       */
-} at_pace_t;
-
-void at_pace_init(at_pace_t *p, double rate_hz);
-/* Sleep until the next tick (or until *stop).  Returns how many ticks
- * were skipped because sampling ran late. */
-uint64_t at_pace_wait(at_pace_t *p, volatile sig_atomic_t *stop);
-/* Put the thread's scheduling back to normal. */
-void at_pace_end(at_pace_t *p);
 
 #endif

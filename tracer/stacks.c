@@ -347,6 +347,8 @@ static void save_header(const at_stacks_t *s, FILE *f)
             m->rate_hz, m->samples, m->missed, m->duration_s, m->native);
     if (m->on_cpu)
         fprintf(f, "cpu_s\t%.9f\ncpu_intervals\t%" PRIu64 "\n", m->cpu_s, m->cpu_intervals);
+    if (m->waits_polled || m->waits_timed)
+        fprintf(f, "waits\t%" PRIu64 "\t%" PRIu64 "\n", m->waits_polled, m->waits_timed);
 }
 
 static void save_body(const at_stacks_t *s, FILE *f)
@@ -465,6 +467,7 @@ static int load_meta(loader_t *l, char **f, int n)
     }
     if (!strcmp(f[0], "cpu_intervals"))
         return parse_u64(f[1], &m->cpu_intervals) < 0 ? load_fail(l, "bad cpu_intervals") : 0;
+
     if (!strcmp(f[0], "native")) {
         if (parse_u64(f[1], &u) < 0 || u > 1)
             return load_fail(l, "bad native flag");
@@ -537,6 +540,11 @@ static int load_line(loader_t *l, char *line)
         return load_stack(l, f, n);
     if (!strcmp(f[0], "tname"))
         return n != 3 || at_thread_names_load(&l->s->names, f[1], f[2]) < 0 ? load_fail(l, "bad thread name") : 0;
+    if (!strcmp(f[0], "waits"))   /* polled timer: how the sampler waited (pace.h) */
+        return n != 3 || parse_u64(f[1], &l->s->meta.waits_polled) < 0 ||
+                       parse_u64(f[2], &l->s->meta.waits_timed) < 0
+                   ? load_fail(l, "bad waits")
+                   : 0;
     if (!strcmp(f[0], "end")) {
         if (n != 3 || parse_u64(f[1], &a) < 0 || parse_u64(f[2], &b) < 0 ||
             a != l->s->syms->n || b != l->s->n)
@@ -817,6 +825,10 @@ static void text_rate(const at_stacks_meta_t *m, const summary_t *sum, FILE *out
         fprintf(out, "  %" PRIu64 " samples in %.2f s: %.1f Hz achieved of %.0f Hz asked, %" PRIu64
                 " missed; %u thread%s\n", m->samples, m->duration_s, achieved_hz(m), m->rate_hz, m->missed,
                 sum->threads, s);
+    if (m->waits_polled)
+        fprintf(out, "  between samples the sampler polled the clock on a spare CPU %.0f%% of the time "
+                "(cheaper for the target than timer wake-ups; --no-poll sleeps)\n",
+                100.0 * (double)m->waits_polled / (double)(m->waits_polled + m->waits_timed));
 }
 
 static const char *where_label(const at_stacks_t *s, const fn_stat_t *f, char *buf, size_t n)
@@ -958,6 +970,13 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         at_json_kv_double(j, "rate_hz", m->rate_hz);
         at_json_kv_double(j, "achieved_hz", achieved_hz(m));
         at_json_kv_str(j, "clock", m->on_cpu ? "cpu" : "wall");
+        if (m->waits_polled || m->waits_timed) {
+            at_json_key(j, "waits");
+            at_json_obj_begin(j);
+            at_json_kv_uint(j, "polled", m->waits_polled);
+            at_json_kv_uint(j, "timer", m->waits_timed);
+            at_json_obj_end(j);
+        }
         if (m->on_cpu)
             at_json_kv_double(j, "cpu_s", m->cpu_s);
         at_json_kv_uint(j, "count", m->samples);

@@ -73,6 +73,9 @@ typedef struct at_stacks_meta {
     int on_cpu;
     double cpu_s;
     uint64_t cpu_intervals;
+    /* How the sampler waited between samples (pace.h): polling the clock
+     * on a spare CPU, or sleeping on a timer. */
+    uint64_t waits_polled, waits_timed;
 } at_stacks_meta_t;
 
 typedef struct at_stacks at_stacks_t;

@@ -102,6 +102,8 @@ struct at_top_model {
     fn_table_t all;           /* every thread's functions together         */
     uint64_t gil_read_ns;     /* when .gil was last read                   */
     at_top_snap_t last;       /* the previous snapshot's feature panels    */
+    int no_poll;              /* --no-poll                                 */
+    at_pace_t pace;           /* the sampler thread's; read after it ends  */
     pid_t want;               /* switch to this process (0: stay)          */
     pid_t refused;            /* the last pick that could not be sampled   */
     char switch_err[160];     /* why                                       */
@@ -322,8 +324,8 @@ static void try_attach(at_top_model_t *m, uint64_t now)
 static void *sampler_main(void *arg)
 {
     at_top_model_t *m = arg;
-    at_pace_t pace;
-    at_pace_init(&pace, m->rate_hz);
+    at_pace_t *pace = &m->pace;
+    at_pace_init(pace, m->rate_hz, !m->no_poll);
     while (!atomic_load(&m->stop)) {
         pthread_mutex_lock(&m->lock);
         pid_t want = m->target && m->want != m->sampled ? m->want : 0;
@@ -332,7 +334,7 @@ static void *sampler_main(void *arg)
             switch_to(m, want);
         if (m->target && !m->gone) {
             sample_once(m);
-            at_pace_wait(&pace, NULL);
+            at_pace_wait(pace, NULL);
             continue;
         }
         if (!m->target && !m->attach_final)
@@ -340,7 +342,7 @@ static void *sampler_main(void *arg)
         struct timespec ts = { 0, (long)ATTACH_POLL_NS };
         nanosleep(&ts, NULL);
     }
-    at_pace_end(&pace);
+    at_pace_end(pace);
     return NULL;
 }
 
@@ -352,6 +354,7 @@ at_top_model_t *at_top_model_start(pid_t pid, const char *session_dir, int start
     m->pid = m->sampled = pid;
     m->started = started;
     m->rate_hz = o->rate_hz > 0 ? o->rate_hz : 100.0;
+    m->no_poll = o->no_poll;
     snprintf(m->dir, sizeof m->dir, "%s", session_dir ? session_dir : "");
     m->start_ns = m->gil_read_ns = at_now_ns();
     m->attach_rc = -EAGAIN;
@@ -390,6 +393,7 @@ void at_top_model_stop(at_top_model_t *m, const char *dir)
     for (int i = 0; i < m->nshown; i++) {
         if (dir) {
             at_target_finish(m->shown[i], m->rate_hz);
+            at_target_note_waits(m->shown[i], &m->pace);
             at_stacks_save(m->shown[i]->stacks, dir);
         }
         at_target_free(m->shown[i]);
