@@ -1132,8 +1132,10 @@ def write_md(path, rows, targets, shapes, runs, requests, started):
         f.write(f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} by `make bench` "
                 f"(tools/bench.py, {took:.0f} min).\n\n")
         f.write("\n".join(machine_lines(shapes)) + "\n\n")
-        f.write(f"Each wall ratio is the median of {runs} runs of the tool over the median of {runs} plain "
-                "runs of the same interpreter, the runs alternating (the tools' order rotates each round). "
+        f.write(f"The bench runs {runs} rounds; each round runs every tool once, back to back, in an order "
+                "that rotates from round to round. Each ratio (wall, CPU) is the median over the rounds of "
+                "the tool's run divided by the baseline's run of the same round, so a slow minute of the "
+                "shared host moves both sides of a ratio. "
                 "`run` tools start the program and are timed start to exit against `plain`; tools that "
                 "attach to a running process (`-p`, `--pid`, dumps) are timed from the go signal to the "
                 "exit against `plain, gated`, which starts and releases the program the same way. "
@@ -1144,7 +1146,8 @@ def write_md(path, rows, targets, shapes, runs, requests, started):
                 "attaching tools) minus the plain run's. samples/s: samples of the workload's busy code per "
                 "second of wall time, all threads together (idle stacks left out: with the GIL, about one "
                 "thread runs at a time, so this is near the asked rate when nothing is missed). "
-                "+-N% after a plain time: half the range of its runs, the run-to-run noise; a target whose "
+                "+-N% after a plain time: half the range of its runs; runs +-N% in a target: half the range "
+                "of that tool's per-round ratios, the run-to-run noise; a target whose "
                 "ratio is within that of its limit is marked so. share err: |sampled share of hot() - the program's own "
                 f"thread_time share| on known-split. lab15 is `python -m labs.lab15` serving {requests} HTTP "
                 "requests from a client thread of the bench, then stopped with SIGINT.\n\n")
