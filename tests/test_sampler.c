@@ -643,6 +643,11 @@ Test(record, cost_per_sample_50_deep, .timeout = 30)
         depth = v.n > depth ? v.n : depth;
     measured("cost: 50-deep stack, %.1f us per sample, %.1f process_vm_readv per sample, depth %d", us, reads,
                 depth);
+    /* the time the report gives as us_per_sample: the sampler's own clock */
+    at_target_finish(t, 1000);
+    double busy_us = at_stacks_meta(t->stacks)->busy_s * 1e6 / (n + 1);
+    cr_assert(busy_us > 0 && busy_us <= us * 1.05, "busy time per sample %.1f us, measured around it %.1f us",
+              busy_us, us);
     at_target_free(t);
     stop_fixture(&f);
     cr_assert(depth >= 50, "the stack should be at least 50 deep, got %d", depth);

@@ -176,6 +176,7 @@ void at_target_note_waits(at_target_t *t, const at_pace_t *p)
 void at_target_finish(at_target_t *t, double rate_hz)
 {
     at_stacks_meta_t *m = at_stacks_meta(t->stacks);
+    m->busy_s = (double)t->busy_ns / 1e9;
     double hz = at_pace_rate(rate_hz);
     m->rate_hz = hz;
     /* the span of the ticks taken, each worth one period */

@@ -349,6 +349,8 @@ static void save_header(const at_stacks_t *s, FILE *f)
         fprintf(f, "cpu_s\t%.9f\ncpu_intervals\t%" PRIu64 "\n", m->cpu_s, m->cpu_intervals);
     if (m->waits_polled || m->waits_timed)
         fprintf(f, "waits\t%" PRIu64 "\t%" PRIu64 "\n", m->waits_polled, m->waits_timed);
+    if (m->busy_s > 0)
+        fprintf(f, "busy_s\t%.9f\n", m->busy_s);
 }
 
 static void save_body(const at_stacks_t *s, FILE *f)
@@ -467,6 +469,8 @@ static int load_meta(loader_t *l, char **f, int n)
     }
     if (!strcmp(f[0], "cpu_intervals"))
         return parse_u64(f[1], &m->cpu_intervals) < 0 ? load_fail(l, "bad cpu_intervals") : 0;
+    if (!strcmp(f[0], "busy_s"))
+        return parse_double(f[1], &m->busy_s) < 0 || m->busy_s < 0 ? load_fail(l, "bad busy_s") : 0;
 
     if (!strcmp(f[0], "native")) {
         if (parse_u64(f[1], &u) < 0 || u > 1)
@@ -970,6 +974,8 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         at_json_kv_double(j, "rate_hz", m->rate_hz);
         at_json_kv_double(j, "achieved_hz", achieved_hz(m));
         at_json_kv_str(j, "clock", m->on_cpu ? "cpu" : "wall");
+        if (m->busy_s > 0 && m->samples)
+            at_json_kv_double(j, "us_per_sample", m->busy_s * 1e6 / (double)m->samples);
         if (m->waits_polled || m->waits_timed) {
             at_json_key(j, "waits");
             at_json_obj_begin(j);

@@ -76,6 +76,7 @@ typedef struct at_stacks_meta {
     /* How the sampler waited between samples (pace.h): polling the clock
      * on a spare CPU, or sleeping on a timer. */
     uint64_t waits_polled, waits_timed;
+    double busy_s;       /* time spent taking the samples (not waiting)   */
 } at_stacks_meta_t;
 
 typedef struct at_stacks at_stacks_t;
