@@ -258,7 +258,7 @@ static void switch_to(at_top_model_t *m, pid_t pid)
         reset_counts(m);
     } else {
         m->refused = pid;
-        snprintf(m->switch_err, sizeof m->switch_err, "pid %d: %s", (int)pid, err[0] ? err : at_errstr(-rc));
+        snprintf(m->switch_err, sizeof m->switch_err, "pid %d: %.140s", (int)pid, err[0] ? err : at_errstr(-rc));
     }
     pthread_mutex_unlock(&m->lock);
 }
