@@ -222,6 +222,11 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
     at_progress_end(&progress);
     at_pace_end(&pace);
     at_target_note_waits(t, &pace);
+    /* ticks the last wait counted as missed lie after the last sample:
+     * the recording spans them too (samples + missed = ticks) */
+    uint64_t last_tick = pace.next_ns - pace.period_ns;
+    if (t->start_ns && last_tick > t->end_ns)
+        t->end_ns = last_tick;
 }
 
 /* session.meta, so `archtrace report DIR` knows what this session was:
