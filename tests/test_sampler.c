@@ -587,7 +587,11 @@ static void record_waits(const char *py, const char *rate, const char *flag, uin
     start_fixture(&f, py, "threads4.py", "busy", NULL);
     snprintf(pidarg, sizeof pidarg, "%d", (int)f.pid);
     snprintf(outdir, sizeof outdir, "%s/session", f.dir);
-    run_archtrace(&r, "-p", pidarg, "record", "-d", "0.5", "--rate", rate, flag, "-o", outdir, NULL);
+    /* flag "-d": the back-off test, which needs more than a window (1 s) */
+    if (!strcmp(flag, "-d"))
+        run_archtrace(&r, "-p", pidarg, "record", "-d", "2.5", "--rate", rate, "-o", outdir, NULL);
+    else
+        run_archtrace(&r, "-p", pidarg, "record", "-d", "0.5", "--rate", rate, flag, "-o", outdir, NULL);
     cr_assert_eq(r.status, 0, "record --rate %s %s failed (%d): %s", rate, flag, r.status, r.err);
     cr_assert_eq(at_stacks_load(outdir, f.pid, &s, err, sizeof err), 0, "cannot load: %s", err);
     stop_fixture(&f);
@@ -614,6 +618,33 @@ Test(record, polls_the_clock_only_when_fast_and_allowed, .timeout = 40)
     record_waits(py, "1000", "--idle", &polled, &timed);
     cr_assert(polled == 0 && timed > 0, "1 kHz: timer only (polled %lu, timer %lu)", (unsigned long)polled,
               (unsigned long)timed);
+}
+
+/* With every CPU busy there is no spare one to poll on: the sampler must
+ * find out (missed ticks, tasks waiting for a CPU) and go back to the
+ * timer rather than take a CPU the machine's work wants. */
+Test(record, polling_backs_off_when_no_cpu_is_spare, .timeout = 40)
+{
+    char py[512];
+    uint64_t polled, timed;
+    need_python("static", py, sizeof py);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 2 || ncpu > 64)
+        cr_skip_test("%ld CPUs: not a machine this test can fill", ncpu);
+    timing_lock();
+    pid_t hogs[64];
+    for (long i = 0; i < ncpu; i++) {
+        char *argv[] = { "/bin/sh", "-c", "while :; do :; done", NULL };
+        hogs[i] = tu_spawn(argv);
+        cr_assert(hogs[i] > 0, "cannot start a CPU hog");
+    }
+    record_waits(py, "10000", "-d", &polled, &timed);
+    for (long i = 0; i < ncpu; i++)
+        tu_kill(hogs[i]);
+    measured("polling with %ld CPU hogs: %lu waits polled, %lu on the timer", ncpu, (unsigned long)polled,
+             (unsigned long)timed);
+    cr_assert(timed > 0, "with every CPU busy the sampler went back to the timer (polled %lu, timer %lu)",
+              (unsigned long)polled, (unsigned long)timed);
 }
 
 /* ---- cost per sample of a deep stack ---------------------------------------------- */

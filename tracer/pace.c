@@ -21,7 +21,7 @@
 #define WINDOW_NS          1000000000ull  /* duty and contention checks     */
 #define POLL_BACKOFF_NS    10000000000ull /* the timer for 10 s after contention */
 #define POLL_MISSED_MAX    20             /* 1 tick in 20 missed: no CPU of our own */
-#define POLL_STALL_MAX     50             /* % of the window some task waited for a CPU */
+#define POLL_STALL_MAX     70             /* CPUs' worth of tasks waiting for one, in % */
 
 uint64_t at_now_ns(void)
 {
@@ -85,7 +85,9 @@ void at_pace_init(at_pace_t *p, double rate_hz, int may_poll)
     if (!p->period_ns)
         p->period_ns = 1;
     p->next_ns = p->woke_ns = p->window_ns = at_now_ns();
-    p->may_poll = may_poll && hz >= AT_PACE_POLL_HZ && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+    long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->ncpus = ncpus > 0 ? (int)ncpus : 1;
+    p->may_poll = may_poll && hz >= AT_PACE_POLL_HZ && p->ncpus >= 2;
     p->window_stall_us = cpu_stall_us();
     /* a 1 ns timer slack instead of the default 50 µs, or 10 kHz drifts */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -103,11 +105,13 @@ void at_pace_end(at_pace_t *p)
 }
 
 /* Polling found no CPU of its own over the window: ticks missed (it was
- * preempted), or other tasks waited for a CPU half the time (it took one
- * they wanted).  Not less than half: a Python target's threads wait for
- * a CPU briefly at every GIL handoff, 15-25 % of the time on 2 CPUs with
- * or without a poller, and polling still costs it far less there than
- * timer wake-ups do. */
+ * preempted), or tasks waiting for a CPU worth most of one CPU (it took
+ * one they wanted).  PSI's system-wide "some" share is averaged over the
+ * CPUs (one oversubscribed CPU of n reads 1/n), so it is scaled by n:
+ * n busy loops on n CPUs next to a poller read 1.0 on any n.  A Python
+ * target's threads wait for a CPU briefly at every GIL handoff: 0.3-0.45
+ * on 2 CPUs (timer or poller), where polling still costs it far less
+ * than timer wake-ups do. */
 static int poll_contended(const at_pace_t *p, uint64_t now, int64_t stall_us)
 {
     if (p->window_missed * POLL_MISSED_MAX > p->window_ticks)
@@ -115,7 +119,8 @@ static int poll_contended(const at_pace_t *p, uint64_t now, int64_t stall_us)
     if (stall_us < 0 || p->window_stall_us < 0 || stall_us < p->window_stall_us)
         return 0;
     uint64_t window_us = (now - p->window_ns) / 1000;
-    return (uint64_t)(stall_us - p->window_stall_us) * 100 > window_us * POLL_STALL_MAX;
+    uint64_t waiting = (uint64_t)(stall_us - p->window_stall_us) * (uint64_t)p->ncpus;
+    return waiting * 100 > window_us * POLL_STALL_MAX;
 }
 
 /* Once a second: a real-time sampler awake more than half the time gives

@@ -19,7 +19,8 @@
  * So at high rates with 2+ CPUs the pace polls (at nice -10, not
  * real-time: it never sleeps), and goes back to the timer for a while
  * whenever it finds it has no CPU to itself (ticks missed: it was
- * preempted).  --no-poll keeps the timer.
+ * preempted; or other tasks kept waiting for a CPU, by PSI).  --no-poll
+ * keeps the timer.
  */
 #ifndef AT_PACE_H
 #define AT_PACE_H
@@ -38,6 +39,7 @@ typedef struct at_pace {
     uint64_t window_ticks;    /* ticks in the window                      */
     int realtime;             /* running SCHED_FIFO                       */
     int may_poll;             /* the rate and the machine allow polling   */
+    int ncpus;                /* online CPUs                              */
     int polling;              /* waiting by polling the clock now         */
     uint64_t no_poll_until;   /* after contention: the timer until then   */
     int64_t window_stall_us;  /* PSI cpu "some" total at the window start */
