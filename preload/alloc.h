@@ -13,8 +13,11 @@
  *                  4 bytes per 16-byte granule, no locks on the fast path;
  *                  when sampling, hint counters that let frees of
  *                  untracked blocks skip the table below.
- *   alloc_samples.c pointer -> (site, size) of sampled blocks only: a
- *                  small locked hash table, grown by doubling.
+ *   alloc_samples.c pointer -> (site, size) of sampled blocks only, in a
+ *                  table of alloc_table.c (locked, grown by doubling),
+ *                  and the hints beside it.
+ *   alloc_table.c  the locked pointer -> value hash table that sampled
+ *                  blocks and the shadow's big blocks are kept in.
  *   alloc_line.c   co_linetable decoding (pure).
  * Everything the hot path touches is preallocated or mmap'd; nothing here
  * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
@@ -22,6 +25,7 @@
  */
 #ifndef AT_ALLOC_H
 #define AT_ALLOC_H
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "alloc_format.h"
@@ -187,6 +191,45 @@ static inline int at_shadow_maybe(const void *p)
 {
     return __atomic_load_n(at_shadow_hint_of(p), __ATOMIC_RELAXED) != 0;
 }
+
+/* ---- alloc_table.c: locked pointer -> value tables ---------------------- */
+
+typedef struct at_table_slot {
+    uintptr_t p;                /* 0: empty                               */
+    uint64_t value;
+} at_table_slot_t;
+
+/* Zero but for the three bounds is an empty table (mapped on first put):
+ * slots between 1 << min_bits and 1 << max_bits, at most load_pct full. */
+typedef struct at_table {
+    at_table_slot_t *slot;
+    unsigned bits;              /* 1 << bits slots now                    */
+    uint32_t used;
+    int lock;
+    unsigned min_bits, max_bits, load_pct;
+} at_table_t;
+
+/* Every call below but usage is made between lock and unlock (inline:
+ * a sampled block takes the lock twice in its life). */
+static inline void at_table_lock(at_table_t *t)
+{
+    while (__atomic_exchange_n(&t->lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static inline void at_table_unlock(at_table_t *t)
+{
+    __atomic_store_n(&t->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* p -> value: 0 when added, 1 when p was there (replaced, *old set), -1
+ * when full or out of memory (p is then not in the table). */
+int at_table_put(at_table_t *t, uintptr_t p, uint64_t value, uint64_t *old);
+/* Remove p: 1 with *value set, 0 when it was not there. */
+int at_table_take(at_table_t *t, uintptr_t p, uint64_t *value);
+/* Empty it and give its memory back (fork child: no other thread). */
+void at_table_reset(at_table_t *t);
+void at_table_usage(at_table_t *t, uint64_t *virt, uint64_t *resident);
 
 /* ---- alloc_samples.c: the sampled blocks' table (hints kept there) ------ */
 int at_samples_put(const void *p, uint32_t site, size_t size, uint32_t *osite, size_t *osize);

@@ -24,7 +24,6 @@
  * libc hooks run without the GIL), and only for sampled blocks.
  */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -39,20 +38,14 @@
 #define L1_SHIFT  AT_SHADOW_L1_SHIFT
 _Static_assert(L1_SHIFT + L1_BITS == ADDR_BITS, "levels cover user space");
 
-#define BIG_CAP   65536u      /* blocks >= 16 KiB tracked at once       */
-
-typedef struct big_slot {
-    uintptr_t p;              /* 0: empty                                 */
-    size_t size;
-} big_slot_t;
 
 uint32_t **at_shadow_l1[1u << L1_BITS];
 #define l1 at_shadow_l1
 _Alignas(4096) uint8_t at_shadow_hint[1u << AT_SHADOW_HINT_BITS];
 int at_shadow_hints_on;
-static big_slot_t *big;       /* BIG_CAP slots, mmap'd on first use       */
-static uint32_t big_used;
-static int big_lock;
+/* Exact sizes of blocks >= 16 KiB: 65536 slots (mmap'd on first use),
+ * at most 3/4 of them used. */
+static at_table_t big = { .min_bits = 16, .max_bits = 16, .load_pct = 75 };
 static uint64_t nodes_mapped, leaves_mapped;
 
 static void *map_zero(size_t n)
@@ -107,69 +100,24 @@ static uint32_t *slot_of(uintptr_t a, int create)
 
 /* ---- big blocks --------------------------------------------------------- */
 
-static void lock_big(void)
-{
-    while (__atomic_exchange_n(&big_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
-}
-
-static void unlock_big(void)
-{
-    __atomic_store_n(&big_lock, 0, __ATOMIC_RELEASE);
-}
-
-static uint32_t big_hash(uintptr_t p)
-{
-    return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> 40) & (BIG_CAP - 1);
-}
-
-/* Insert or replace; -1 when full (kept under 3/4 so probes stay short). */
+/* Insert or replace; -1 when full. */
 static int big_put(uintptr_t p, size_t size)
 {
-    int rc = -1;
-    lock_big();
-    if (!big)
-        big = map_zero(sizeof(big_slot_t) * BIG_CAP);
-    if (big) {
-        uint32_t i = big_hash(p);
-        while (big[i].p && big[i].p != p)
-            i = (i + 1) & (BIG_CAP - 1);
-        if (big[i].p == p || big_used < BIG_CAP / 4 * 3) {
-            big_used += big[i].p != p;
-            big[i].p = p;
-            big[i].size = size;
-            rc = 0;
-        }
-    }
-    unlock_big();
-    return rc;
+    uint64_t old;
+    at_table_lock(&big);
+    int rc = at_table_put(&big, p, size, &old);
+    at_table_unlock(&big);
+    return rc < 0 ? -1 : 0;
 }
 
-/* Remove p (backward-shift deletion keeps probe chains whole). */
+/* Remove p: its size, 0 when it was not there. */
 static size_t big_take(uintptr_t p)
 {
-    size_t size = 0;
-    lock_big();
-    if (big) {
-        uint32_t i = big_hash(p);
-        while (big[i].p && big[i].p != p)
-            i = (i + 1) & (BIG_CAP - 1);
-        if (big[i].p == p) {
-            size = big[i].size;
-            big_used--;
-            for (uint32_t j = (i + 1) & (BIG_CAP - 1); big[j].p; j = (j + 1) & (BIG_CAP - 1)) {
-                uint32_t home = big_hash(big[j].p);
-                /* move j back to i unless its home lies cyclically in (i, j] */
-                if (((j - home) & (BIG_CAP - 1)) >= ((j - i) & (BIG_CAP - 1))) {
-                    big[i] = big[j];
-                    i = j;
-                }
-            }
-            big[i].p = 0;
-        }
-    }
-    unlock_big();
-    return size;
+    uint64_t size = 0;
+    at_table_lock(&big);
+    at_table_take(&big, p, &size);
+    at_table_unlock(&big);
+    return (size_t)size;
 }
 
 /* ---- sampling hints ----------------------------------------------------- */
@@ -231,10 +179,7 @@ void at_shadow_reset(void)
         munmap(node, sizeof(uint32_t *) << L2_BITS);
         l1[i] = NULL;
     }
-    if (big)
-        memset(big, 0, sizeof(big_slot_t) * BIG_CAP);
-    big_used = 0;
-    big_lock = 0;
+    at_table_reset(&big);
     nodes_mapped = leaves_mapped = 0;
     if (at_shadow_hints_on) {
         memset(at_shadow_hint, 0, sizeof(at_shadow_hint));
@@ -259,10 +204,11 @@ uint64_t at_resident_bytes(void *addr, size_t len)
 
 void at_shadow_usage(uint64_t *virt, uint64_t *resident)
 {
-    *virt = nodes_mapped * (sizeof(uint32_t *) << L2_BITS) +
-            leaves_mapped * (sizeof(uint32_t) << LEAF_BITS) +
-            (big ? sizeof(big_slot_t) * BIG_CAP : 0) + sizeof(l1);
-    uint64_t r = 0;
+    uint64_t bv, br;
+    at_table_usage(&big, &bv, &br);
+    *virt = nodes_mapped * (sizeof(uint32_t *) << L2_BITS) + leaves_mapped * (sizeof(uint32_t) << LEAF_BITS) +
+            bv + sizeof(l1);
+    uint64_t r = br;
     for (size_t i = 0; i < (1u << L1_BITS); i++) {
         uint32_t **node = l1[i];
         if (!node)
@@ -272,8 +218,6 @@ void at_shadow_usage(uint64_t *virt, uint64_t *resident)
             if (node[j])
                 r += at_resident_bytes(node[j], sizeof(uint32_t) << LEAF_BITS);
     }
-    if (big)
-        r += at_resident_bytes(big, sizeof(big_slot_t) * BIG_CAP);
     if (at_shadow_hints_on) {
         uint64_t sv, sr;
         at_samples_usage(&sv, &sr);
