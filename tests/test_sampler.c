@@ -520,8 +520,9 @@ Test(record, sigint_stops_and_keeps_the_samples, .timeout = 30)
 
 /* ---- record: achieved rate ---------------------------------------------------------- */
 
-/* One recording of threads4.py (busy); returns achieved / asked. */
-static double measure_rate(const char *py, const char *rate, int attempt)
+/* `-p PID record -d SECS --rate HZ [FLAG]` of threads4.py (busy): its
+ * stacks, loaded. */
+static at_stacks_t *record_threads4(const char *py, const char *secs, const char *rate, const char *flag)
 {
     char pidarg[16], outdir[512], err[512];
     fixture_t f;
@@ -530,10 +531,19 @@ static double measure_rate(const char *py, const char *rate, int attempt)
     start_fixture(&f, py, "threads4.py", "busy", NULL);
     snprintf(pidarg, sizeof pidarg, "%d", (int)f.pid);
     snprintf(outdir, sizeof outdir, "%s/session", f.dir);
-    run_archtrace(&r, "-p", pidarg, "record", "-d", "1.5", "--rate", rate, "-o", outdir, NULL);
-    cr_assert_eq(r.status, 0, "record failed (%d): %s", r.status, r.err);
+    /* a NULL flag ends the list early: no flag */
+    run_archtrace(&r, "-p", pidarg, "record", "-d", secs, "--rate", rate, "-o", outdir, flag, NULL);
+    cr_assert_eq(r.status, 0, "record --rate %s %s failed (%d): %s", rate, flag ? flag : "", r.status, r.err);
     cr_assert_eq(at_stacks_load(outdir, f.pid, &s, err, sizeof err), 0, "cannot load: %s", err);
     stop_fixture(&f);
+    run_free(&r);
+    return s;
+}
+
+/* One recording of threads4.py (busy); returns achieved / asked. */
+static double measure_rate(const char *py, const char *rate, int attempt)
+{
+    at_stacks_t *s = record_threads4(py, "1.5", rate, NULL);
     const at_stacks_meta_t *m = at_stacks_meta(s);
     double achieved = (double)m->samples / m->duration_s, asked = atof(rate);
     measured("rate: %s Hz asked, 4 threads: %.1f Hz achieved (%.1f%%), %lu missed in %.3f s%s", rate,
@@ -543,7 +553,6 @@ static double measure_rate(const char *py, const char *rate, int attempt)
               "samples %lu + missed %lu should account for the %lu ticks", (unsigned long)m->samples,
               (unsigned long)m->missed, (unsigned long)expected);
     at_stacks_free(s);
-    run_free(&r);
     return achieved / asked;
 }
 
@@ -578,27 +587,13 @@ Test(record, rate_10khz_four_threads, .timeout = 30)
 /* How the sampler waits (pace.h): from 2 kHz on a machine with a spare
  * CPU it polls the clock (the timer's wake-ups cost the target more),
  * below that or with --no-poll it sleeps; the stacks say which. */
-static void record_waits(const char *py, const char *rate, const char *flag, uint64_t *polled, uint64_t *timed)
+static void record_waits(const char *py, const char *secs, const char *rate, const char *flag, uint64_t *polled,
+                         uint64_t *timed)
 {
-    char pidarg[16], outdir[512], err[512];
-    fixture_t f;
-    run_result_t r;
-    at_stacks_t *s;
-    start_fixture(&f, py, "threads4.py", "busy", NULL);
-    snprintf(pidarg, sizeof pidarg, "%d", (int)f.pid);
-    snprintf(outdir, sizeof outdir, "%s/session", f.dir);
-    /* flag "-d": the back-off test, which needs more than a window (1 s) */
-    if (!strcmp(flag, "-d"))
-        run_archtrace(&r, "-p", pidarg, "record", "-d", "2.5", "--rate", rate, "-o", outdir, NULL);
-    else
-        run_archtrace(&r, "-p", pidarg, "record", "-d", "0.5", "--rate", rate, flag, "-o", outdir, NULL);
-    cr_assert_eq(r.status, 0, "record --rate %s %s failed (%d): %s", rate, flag, r.status, r.err);
-    cr_assert_eq(at_stacks_load(outdir, f.pid, &s, err, sizeof err), 0, "cannot load: %s", err);
-    stop_fixture(&f);
+    at_stacks_t *s = record_threads4(py, secs, rate, flag);
     *polled = at_stacks_meta(s)->waits_polled;
     *timed = at_stacks_meta(s)->waits_timed;
     at_stacks_free(s);
-    run_free(&r);
 }
 
 Test(record, polls_the_clock_only_when_fast_and_allowed, .timeout = 40)
@@ -609,13 +604,13 @@ Test(record, polls_the_clock_only_when_fast_and_allowed, .timeout = 40)
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
         cr_skip_test("one CPU: the sampler never polls");
     timing_lock();
-    record_waits(py, "10000", "--idle", &polled, &timed);
+    record_waits(py, "0.5", "10000", NULL, &polled, &timed);
     cr_assert(polled > 0, "10 kHz on %ld CPUs: the sampler polls (polled %lu, timer %lu)",
               sysconf(_SC_NPROCESSORS_ONLN), (unsigned long)polled, (unsigned long)timed);
-    record_waits(py, "10000", "--no-poll", &polled, &timed);
+    record_waits(py, "0.5", "10000", "--no-poll", &polled, &timed);
     cr_assert(polled == 0 && timed > 0, "--no-poll: timer only (polled %lu, timer %lu)", (unsigned long)polled,
               (unsigned long)timed);
-    record_waits(py, "1000", "--idle", &polled, &timed);
+    record_waits(py, "0.5", "1000", NULL, &polled, &timed);
     cr_assert(polled == 0 && timed > 0, "1 kHz: timer only (polled %lu, timer %lu)", (unsigned long)polled,
               (unsigned long)timed);
 }
@@ -638,7 +633,8 @@ Test(record, polling_backs_off_when_no_cpu_is_spare, .timeout = 40)
         hogs[i] = tu_spawn(argv);
         cr_assert(hogs[i] > 0, "cannot start a CPU hog");
     }
-    record_waits(py, "10000", "-d", &polled, &timed);
+    /* more than one window (1 s) of polling before it can back off */
+    record_waits(py, "2.5", "10000", NULL, &polled, &timed);
     for (long i = 0; i < ncpu; i++)
         tu_kill(hogs[i]);
     measured("polling with %ld CPU hogs: %lu waits polled, %lu on the timer", ncpu, (unsigned long)polled,
