@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "py_proc.h"
 #include "walk_image.h"
 
 static struct {
@@ -82,6 +83,19 @@ static inline void fake_target_close(fake_input_t *in)
 {
     free(in->image);
     in->image = NULL;
+}
+
+/* The process the readers are given: _PyRuntime at the image base, and
+ * the type addresses when the input says the build exports them. */
+static inline void fake_target_proc(const fake_input_t *in, at_py_proc_t *proc)
+{
+    *proc = (at_py_proc_t){ .pid = 1, .runtime = WALK_IMAGE_BASE };
+    at_remote_init(&proc->mem, proc->pid);
+    if (in->flags & WALK_TYPES_EXPORTED) {
+        proc->code_type = WALK_CODE_TYPE;
+        proc->unicode_type = WALK_UNICODE_TYPE;
+        proc->bytes_type = WALK_BYTES_TYPE;
+    }
 }
 
 /* Bytes of [addr, addr+len) readable from the start; 0 when none. */

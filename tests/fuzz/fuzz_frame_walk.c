@@ -49,13 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fake_target_open(&in, data, size) < 0)
         return 0;
 
-    at_py_proc_t proc = { .pid = 1, .runtime = WALK_IMAGE_BASE };
-    at_remote_init(&proc.mem, proc.pid);
-    if (in.flags & WALK_TYPES_EXPORTED) {
-        proc.code_type = WALK_CODE_TYPE;
-        proc.unicode_type = WALK_UNICODE_TYPE;
-        proc.bytes_type = WALK_BYTES_TYPE;
-    }
+    at_py_proc_t proc;
+    fake_target_proc(&in, &proc);
     uint64_t head;
     char err[256];
     (void)at_py_proc_check(&proc, &head, err, sizeof err);
