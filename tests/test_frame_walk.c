@@ -330,7 +330,7 @@ static void *sleep_thread(void *arg)
     atomic_int *tid = arg;
     atomic_store(tid, (int)syscall(SYS_gettid));
     while (atomic_load(&spinning))
-        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
     return NULL;
 }
 
@@ -359,7 +359,9 @@ Test(frame_walk, idle_is_the_task_state, .timeout = 20)
     while (!atomic_load(&spin_tid) || !atomic_load(&sleep_tid))
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     /* a spinning thread may be preempted now and then (runnable: still
-     * not idle); a thread sleeping 1 ms at a time is almost always idle */
+     * not idle); a thread sleeping 10 ms at a time is almost always idle
+     * (with 1 ms naps, a loaded machine kept it runnable, "running", for
+     * 6 reads of 50 in one CI run) */
     int spin_idle = idle_count(f.w, spin_tid, 50), sleep_idle = idle_count(f.w, sleep_tid, 50);
     atomic_store(&spinning, 0);
     pthread_join(a, NULL);
