@@ -18,6 +18,8 @@
  *                  and the hints beside it.
  *   alloc_table.c  the locked pointer -> value hash table that sampled
  *                  blocks and the shadow's big blocks are kept in.
+ *   alloc_pool.c   sampled small OBJ/MEM blocks over plain pymalloc: a
+ *                  mapping of our own, each block's record in front.
  *   alloc_line.c   co_linetable decoding (pure).
  * Everything the hot path touches is preallocated or mmap'd; nothing here
  * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
@@ -236,6 +238,25 @@ int at_samples_put(const void *p, uint32_t site, size_t size, uint32_t *osite, s
 int at_samples_take(const void *p, uint32_t *site, size_t *size);
 void at_samples_reset(void);
 void at_samples_usage(uint64_t *virt, uint64_t *resident);
+
+/* ---- alloc_pool.c: sampled small blocks, GIL held ----------------------- */
+#define AT_POOL_MAX 512u        /* pymalloc's SMALL_REQUEST_THRESHOLD     */
+extern uintptr_t at_pool_lo AT_HIDDEN;   /* [lo, hi): the pool's blocks  */
+extern uintptr_t at_pool_hi AT_HIDDEN;
+
+/* A block of n bytes (<= AT_POOL_MAX) counted at site, or NULL. */
+void *at_pool_alloc(size_t n, uint32_t site);
+/* Whether p is one of the pool's blocks (any thread: one range check). */
+static inline int at_pool_has(const void *p)
+{
+    return AT_UNLIKELY((uintptr_t)p - at_pool_lo < at_pool_hi - at_pool_lo);
+}
+size_t at_pool_size(void *p);
+/* Give p back: 1 with site and size set when it is still to be
+ * subtracted (counted by this process and not yet taken), else 0. */
+int at_pool_release(void *p, uint32_t *site, size_t *size);
+void at_pool_fork_child(void);
+void at_pool_usage(uint64_t *virt, uint64_t *resident);
 
 /* Resident bytes of a mapping (mincore), 0 when it cannot tell. */
 uint64_t at_resident_bytes(void *addr, size_t len);

@@ -52,6 +52,17 @@ typedef struct layer {
      * below us when this layer leaves pymalloc's free in place (see
      * leave_free_to_pymalloc). */
     const pymem_alloc_t *sampled_from;
+    int use_pool;               /* sampled small blocks from alloc_pool.c */
+    /* Another layer of ours is above this one (tracemalloc between): the
+     * sampled wrappers' fast path sets no flag, so an inner layer cannot
+     * tell a nested call from its own and must only pass through. */
+    int nested;
+    /* The sampled wrappers may skip the flag for small blocks: the layer
+     * below is plain pymalloc (use_pool), which calls nothing of ours for
+     * them, and no layer of ours is above (!nested).  Over anything else
+     * (tracemalloc allocates its trace records with the RAW allocator)
+     * every call raises the flag. */
+    int fast;
 } layer_t;
 
 static layer_t layers[MAX_LAYERS][3];
@@ -60,6 +71,12 @@ static int nlayers;
 /* ---- counting ----------------------------------------------------------- */
 
 static __thread int64_t tl_countdown;   /* bytes to the next sample       */
+/* The same for OBJ and MEM blocks, which are only allocated with the GIL
+ * held: one countdown for all threads, ordered by the GIL, is a plain
+ * global (a thread-local one costs a GOT load more on every call from a
+ * shared object).  Interleaving the threads' blocks leaves the process
+ * Poisson: each block is still sampled with P = 1 - exp(-n / mean). */
+static int64_t gil_countdown;
 static __thread uint64_t tl_rng;
 
 /* exp(-x) for x >= 0, to ~1e-12: range-reduced Taylor series (libm is
@@ -112,27 +129,28 @@ static int64_t next_interval(void)
 
 /* The countdown ran out inside a block: draw the gaps to the first point
  * past it.  Out of line: the hooks inline only the countdown. */
-__attribute__((noinline)) static int restart_countdown(void)
+__attribute__((noinline)) static int restart(int64_t *countdown)
 {
     do
-        tl_countdown += next_interval();
-    while (tl_countdown <= 0);
+        *countdown += next_interval();
+    while (*countdown <= 0);
     return 1;
 }
 
 /* Byte-sampling: a block is sampled when one of the Poisson process's
  * points (mean gap sample_mean bytes) falls in it. */
-static inline int sampled(size_t n)
+static inline int sampled(int64_t *countdown, size_t n)
 {
-    tl_countdown -= (int64_t)n;
-    if (AT_LIKELY(tl_countdown > 0))
+    *countdown -= (int64_t)n;
+    if (AT_LIKELY(*countdown > 0))
         return 0;
-    return restart_countdown();
+    return restart(countdown);
 }
 
 void at_alloc_sample_reset_thread(void)
 {
     tl_countdown = 0;
+    gil_countdown = 0;
 }
 
 /* Sampled weights of blocks under 16 KiB, each computed the first time a
@@ -302,7 +320,7 @@ static uintptr_t this_tstate(void)
  * looked up only for the blocks that are counted. */
 static inline void count(void *p, size_t n, unsigned kind)
 {
-    if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
+    if (at_alloc.sampling && AT_LIKELY(!sampled(&tl_countdown, n)))
         return;
     count_at(p, n, at_alloc_site_here(this_tstate(), kind), 0);
 }
@@ -318,7 +336,7 @@ static inline void count(void *p, size_t n, unsigned kind)
  * the countdown and a branch, not two calls. */
 __attribute__((always_inline)) static inline uint32_t py_site(size_t n)
 {
-    if (at_alloc.sampling && AT_LIKELY(!sampled(n)))
+    if (at_alloc.sampling && AT_LIKELY(!sampled(&gil_countdown, n)))
         return NO_SITE;
     return at_alloc_site_gil();
 }
@@ -417,6 +435,48 @@ static inline void settle_old(void *ptr, const old_block_t *o, int moved, int gi
         at_shadow_put(ptr, o->site, o->size, &site, &size);
 }
 
+/* ---- sampled blocks in the pool (alloc_pool.c) -------------------------- */
+
+/* A sampled OBJ/MEM block of n bytes from the pool, counted; NULL when
+ * this layer does not use the pool or the pool is full. */
+static void *pool_take(const layer_t *L, size_t n, uint32_t site)
+{
+    if (!L->use_pool || n > AT_POOL_MAX)
+        return NULL;
+    void *p = at_pool_alloc(n, site);
+    if (p) {
+        int64_t b, c;
+        weight(n, &b, &c);
+        account(site, b, c, 1);
+    }
+    return p;
+}
+
+/* A pool block reaching PyMem_RawFree from pymalloc's free (GIL held). */
+__attribute__((noinline)) static void pool_give(void *p)
+{
+    uint32_t site;
+    size_t size;
+    if (at_pool_release(p, &site, &size) && AT_LIKELY(at_alloc.on && at_alloc.hdr))
+        uncount(site, size, 1);
+}
+
+/* ... or PyMem_RawRealloc from pymalloc's realloc: pool blocks do not
+ * grow, the data moves to a block of the layer below. */
+__attribute__((noinline)) static void *pool_move(layer_t *L, void *p, size_t n)
+{
+    size_t old = at_pool_size(p);
+    unsigned saved = at_alloc_tl;
+    at_alloc_tl = saved | AT_TL_PYMEM;
+    void *q = L->prev.malloc(L->prev.ctx, n ? n : 1);
+    at_alloc_tl = saved;
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    pool_give(p);
+    return q;
+}
+
 /* ---- PyMem wrappers ----------------------------------------------------- */
 
 /* Pass through: feature off, nested in our own wrapper, forking, or shim
@@ -498,21 +558,56 @@ static void py_free(void *ctx, void *ptr)
 
 /* ---- PyMem wrappers, sampled mode (OBJ and MEM) ------------------------- */
 
-/* Nearly every block is left out: for those the wrappers below do the
- * countdown (malloc) or one hint load (free) around the call to the layer
- * below.  What a sampled block needs is out of line, so that the common
- * path has no stack frame to build.  Realloc is py_realloc (py_site
- * samples). */
+/* Nearly every block is left out, and for those the wrappers below are a
+ * countdown and a tail call to the layer below: no stack frame, no
+ * thread-local flag.  The flag (AT_TL_PYMEM) only matters for blocks the
+ * allocator below hands on to PyMem_RawMalloc, which pymalloc does for
+ * requests over SMALL_REQUEST_THRESHOLD: those take the flagged path.
+ * (pymalloc also grows its arena list with PyMem_RawRealloc, a few times
+ * in a run: an unflagged such call is one more RAW block, as it is.)
+ * Bytes of calls that are not counted (feature off, nested, shim code)
+ * still run the countdown down: a sample point that falls in one of
+ * them is lost with it, which leaves every counted block's chance of
+ * being sampled, and so its weight, unchanged.  Realloc is py_realloc
+ * (py_site samples). */
+#define PYMALLOC_SMALL_MAX 512
 
-__attribute__((noinline)) static void *py_malloc_sampled(layer_t *L, size_t n)
+/* A nested layer passes through, and looks whether it is the outermost
+ * again (tracemalloc stopped).  The bytes were not this layer's to count
+ * down. */
+__attribute__((noinline)) static void nested_call(size_t n)
 {
-    restart_countdown();
-    uint32_t site = at_alloc_site_gil();
-    const pymem_alloc_t *a = L->sampled_from;
+    gil_countdown += (int64_t)n;
+    tm_check();
+}
+
+__attribute__((noinline)) static void *py_malloc_s_slow(layer_t *L, size_t n)
+{
+    if (L->nested) {
+        nested_call(n);
+        return L->prev.malloc(L->prev.ctx, n);
+    }
+    if (AT_UNLIKELY(py_skip())) {
+        if (gil_countdown <= 0)
+            restart(&gil_countdown);
+        return L->prev.malloc(L->prev.ctx, n);
+    }
+    const pymem_alloc_t *a = &L->prev;
+    uint32_t site = NO_SITE;
+    if (gil_countdown <= 0) {
+        restart(&gil_countdown);
+        site = at_alloc_site_gil();
+        void *p = pool_take(L, n, site);
+        if (p) {
+            tm_check();
+            return p;
+        }
+        a = L->sampled_from;
+    }
     at_alloc_tl = AT_TL_PYMEM;
     void *p = a->malloc(a->ctx, n);
     at_alloc_tl = 0;
-    if (AT_LIKELY(p))
+    if (AT_LIKELY(p) && site != NO_SITE)
         count_at(p, n, site, 1);
     tm_check();
     return p;
@@ -521,26 +616,38 @@ __attribute__((noinline)) static void *py_malloc_sampled(layer_t *L, size_t n)
 static void *py_malloc_s(void *ctx, size_t n)
 {
     layer_t *L = ctx;
-    if (py_skip())
+    gil_countdown -= (int64_t)n;
+    if (AT_LIKELY(gil_countdown > 0 && n <= PYMALLOC_SMALL_MAX && L->fast))
         return L->prev.malloc(L->prev.ctx, n);
-    tl_countdown -= (int64_t)n;
-    if (AT_UNLIKELY(tl_countdown <= 0))
-        return py_malloc_sampled(L, n);
-    at_alloc_tl = AT_TL_PYMEM;
-    void *p = L->prev.malloc(L->prev.ctx, n);
-    at_alloc_tl = 0;
-    return p;
+    return py_malloc_s_slow(L, n);
 }
 
-__attribute__((noinline)) static void *py_calloc_sampled(layer_t *L, size_t nelem, size_t elsize, size_t n)
+__attribute__((noinline)) static void *py_calloc_s_slow(layer_t *L, size_t nelem, size_t elsize)
 {
-    restart_countdown();
-    uint32_t site = at_alloc_site_gil();
-    const pymem_alloc_t *a = L->sampled_from;
+    size_t n;
+    if (L->nested) {
+        nested_call(nelem * elsize);
+        return L->prev.calloc(L->prev.ctx, nelem, elsize);
+    }
+    if (AT_UNLIKELY(py_skip() || __builtin_mul_overflow(nelem, elsize, &n))) {
+        if (gil_countdown <= 0)
+            restart(&gil_countdown);
+        return L->prev.calloc(L->prev.ctx, nelem, elsize);
+    }
+    const pymem_alloc_t *a = &L->prev;
+    uint32_t site = NO_SITE;
+    if (gil_countdown <= 0) {
+        restart(&gil_countdown);
+        site = at_alloc_site_gil();
+        void *p = pool_take(L, n, site);
+        if (p)
+            return memset(p, 0, n);
+        a = L->sampled_from;
+    }
     at_alloc_tl = AT_TL_PYMEM;
     void *p = a->calloc(a->ctx, nelem, elsize);
     at_alloc_tl = 0;
-    if (AT_LIKELY(p))
+    if (AT_LIKELY(p) && site != NO_SITE)
         count_at(p, n, site, 1);
     return p;
 }
@@ -548,16 +655,12 @@ __attribute__((noinline)) static void *py_calloc_sampled(layer_t *L, size_t nele
 static void *py_calloc_s(void *ctx, size_t nelem, size_t elsize)
 {
     layer_t *L = ctx;
-    size_t n;
-    if (py_skip() || __builtin_mul_overflow(nelem, elsize, &n))
+    size_t n = nelem * elsize;   /* wrapped on overflow: the slow path checks */
+    gil_countdown -= (int64_t)n;
+    if (AT_LIKELY(gil_countdown > 0 && n <= PYMALLOC_SMALL_MAX && L->fast &&
+                  (nelem | elsize) < 0x100000000ull))
         return L->prev.calloc(L->prev.ctx, nelem, elsize);
-    tl_countdown -= (int64_t)n;
-    if (AT_UNLIKELY(tl_countdown <= 0))
-        return py_calloc_sampled(L, nelem, elsize, n);
-    at_alloc_tl = AT_TL_PYMEM;
-    void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
-    at_alloc_tl = 0;
-    return p;
+    return py_calloc_s_slow(L, nelem, elsize);
 }
 
 static void py_free_s(void *ctx, void *ptr)
@@ -604,6 +707,12 @@ static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *raw_realloc(void *ctx, void *ptr, size_t n)
 {
     layer_t *L = ctx;
+    if (at_pool_has(ptr)) {
+        void *q = pool_move(L, ptr, n);
+        if (q && !py_skip())
+            count(q, n, AT_ALLOC_KIND_RAW);
+        return q;
+    }
     if (py_skip())
         return L->prev.realloc(L->prev.ctx, ptr, n);
     void *q = layer_realloc(L, ptr, n, 0);
@@ -615,6 +724,10 @@ static void *raw_realloc(void *ctx, void *ptr, size_t n)
 static void raw_free(void *ctx, void *ptr)
 {
     layer_t *L = ctx;
+    if (at_pool_has(ptr)) {
+        pool_give(ptr);
+        return;
+    }
     unsigned saved = at_alloc_tl;
     if (ptr && AT_LIKELY(at_alloc.on) && !saved)
         forget(ptr, 0);
@@ -649,6 +762,9 @@ int at_alloc_hooks_install(void)
     static const int order[3] = { PYMEM_RAW, PYMEM_MEM, PYMEM_OBJ };
     if (nlayers >= MAX_LAYERS)
         return -ENOSPC;
+    for (int k = 0; k < nlayers; k++)
+        for (int d = 0; d < 3; d++)
+            layers[k][d].nested = 1, layers[k][d].fast = 0;
     layer_t *L = layers[nlayers++];
     int free_direct = leave_free_to_pymalloc();
     for (int i = 0; i < 3; i++) {
@@ -656,15 +772,29 @@ int at_alloc_hooks_install(void)
         pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil_sampled_fns : gil_fns;
         at_py.PyMem_GetAllocator(d, &L[d].prev);
         L[d].sampled_from = &L[d].prev;
+        L[d].use_pool = 0;
+        L[d].nested = 0;
         if (free_direct && d != PYMEM_RAW) {
             mine.free = L[d].prev.free;             /* pymalloc's: ignores ctx */
             L[d].sampled_from = &L[PYMEM_RAW].prev; /* RAW is installed first */
+            L[d].use_pool = 1;
         }
+        L[d].fast = L[d].use_pool;
         mine.ctx = &L[d];
         at_py.PyMem_SetAllocator(d, &mine);
     }
     at_alloc.hdr->layers = (uint64_t)nlayers;
     return 0;
+}
+
+/* The layer whose OBJ entry is ctx is on top again (tracemalloc stopped
+ * and put it back): it counts again, the layers above it are gone. */
+static void outermost_again(void *ctx)
+{
+    for (int k = 0; k < nlayers; k++)
+        if (ctx == &layers[k][PYMEM_OBJ])
+            for (int d = 0; d < 3; d++)
+                layers[k][d].nested = 0, layers[k][d].fast = layers[k][d].use_pool;
 }
 
 /* tracemalloc started or stopped.  Started after us, it now wraps our
@@ -678,8 +808,10 @@ void at_alloc_tracemalloc_changed(void)
     at_alloc.tm_watch = 1;
     pymem_alloc_t cur;
     at_py.PyMem_GetAllocator(PYMEM_OBJ, &cur);
-    if (cur.malloc == py_malloc || cur.malloc == py_malloc_s)
+    if (cur.malloc == py_malloc || cur.malloc == py_malloc_s) {
+        outermost_again(cur.ctx);
         return;
+    }
     if (at_alloc_hooks_install() < 0)
         at_shim_note("alloc", "allocator layers used up: tracemalloc's own memory may be counted");
 }

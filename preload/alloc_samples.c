@@ -73,9 +73,14 @@ int at_samples_take(const void *p, uint32_t *site, size_t *size)
 void at_samples_reset(void)
 {
     at_table_reset(&table);
+    at_pool_fork_child();
 }
 
 void at_samples_usage(uint64_t *virt, uint64_t *resident)
 {
+    uint64_t pv, pr;
     at_table_usage(&table, virt, resident);
+    at_pool_usage(&pv, &pr);
+    *virt += pv;
+    *resident += pr;
 }
