@@ -54,7 +54,7 @@ static void done(run_t *r)
 
 static void sites_known(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_sites.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "tests/fixtures/alloc_sites.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "top5 sites EXPECT 0.05");
     check(&r, "peak EXPECT");
@@ -68,7 +68,7 @@ static void sites_tracemalloc(const char *shape, const char *pyopts)
 {
     char args[256];
     snprintf(args, sizeof(args), "%s tests/fixtures/alloc_sites.py --tracemalloc", pyopts);
-    run_t r = trace("", at_test_python_or_skip(shape), args);
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), args);
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "top5 sites TOP5 0.05");
     check(&r, "peak TOP5");
@@ -86,7 +86,7 @@ static void lab04(const char *shape)
 {
     if (access("labs/lab04.py", R_OK) != 0)
         cr_skip_test("labs/lab04.py is not there yet");
-    run_t r = trace("", at_test_python_or_skip(shape), "labs/lab04.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "labs/lab04.py");
     cr_assert_eq(r.rc, 0, "lab04 exits 0 under archtrace, got %d: %s", r.rc, r.err);
     check(&r, "top5 lab04 TOP5 0.05");
     check(&r, "peak TOP5");
@@ -98,7 +98,7 @@ Test(alloc, lab04_top5_shared, .timeout = 90) { lab04("shared"); }
 
 static void tracemalloc_stopped(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "-X tracemalloc=1 tests/fixtures/alloc_tm_stop.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "-X tracemalloc=1 tests/fixtures/alloc_tm_stop.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "after after AFTER");
     done(&r);
@@ -111,7 +111,7 @@ Test(alloc, hooks_back_after_tracemalloc_stop_shared, .timeout = 60) { tracemall
 
 static void native(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_native.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "tests/fixtures/alloc_native.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "native native");
     done(&r);
@@ -122,7 +122,7 @@ Test(alloc, native_on_calling_line_shared, .timeout = 60) { native("shared"); }
 
 static void forked(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_fork.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "tests/fixtures/alloc_fork.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "fork");
     done(&r);
@@ -133,7 +133,7 @@ Test(alloc, fork_child_has_its_own_counts_shared, .timeout = 60) { forked("share
 
 static void threads(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_threads.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "tests/fixtures/alloc_threads.py");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, "threads");
     done(&r);
@@ -144,7 +144,7 @@ Test(alloc, threads_without_gil_shared, .timeout = 60) { threads("shared"); }
 
 static void killed(const char *shape)
 {
-    run_t r = trace("", at_test_python_or_skip(shape), "tests/fixtures/alloc_kill.py");
+    run_t r = trace("--alloc-exact", at_test_python_or_skip(shape), "tests/fixtures/alloc_kill.py");
     cr_assert_eq(r.rc, 128 + 9, "the target's SIGKILL is archtrace's status, got %d: %s", r.rc, r.err);
     check(&r, "kill");
     done(&r);
@@ -158,7 +158,7 @@ Test(alloc, sigkill_keeps_counts_shared, .timeout = 60) { killed("shared"); }
 static void sampled(const char *shape)
 {
     const char *py = at_test_python_or_skip(shape);
-    run_t exact = trace("", py, "tests/fixtures/alloc_bench.py");
+    run_t exact = trace("--alloc-exact", py, "tests/fixtures/alloc_bench.py");
     run_t samp = trace("--alloc-sample 1024", py, "tests/fixtures/alloc_bench.py");
     cr_assert_eq(exact.rc, 0, "exact run: %s", exact.err);
     cr_assert_eq(samp.rc, 0, "sampled run: %s", samp.err);
@@ -184,18 +184,51 @@ Test(alloc, sampled_top5_like_exact_shared, .timeout = 90) { sampled("shared"); 
  * sampled block (OBJ, RAW under OBJ, realloc; with native, libc free on
  * threads without the GIL) must still find and subtract it.  The native
  * half is a test of its own: under ASan, libc blocks are ASan's. */
-static void sampled_frees(const char *shape, const char *what)
+static void sampled_frees(const char *shape, const char *what, const char *args)
 {
-    run_t r = trace("--alloc-sample 1024", at_test_python_or_skip(shape), "tests/fixtures/alloc_sample_frees.py");
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "tests/fixtures/alloc_sample_frees.py %s", args);
+    run_t r = trace("--alloc-sample 1024", at_test_python_or_skip(shape), cmd);
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     check(&r, what);
     done(&r);
 }
 
-Test(alloc, sampled_frees_subtracted_static, .timeout = 60) { sampled_frees("static", "frees frees"); }
-Test(alloc, sampled_frees_subtracted_shared, .timeout = 60) { sampled_frees("shared", "frees frees"); }
-Test(alloc, threads_without_gil_sampled_frees_static, .timeout = 60) { sampled_frees("static", "frees frees native"); }
-Test(alloc, threads_without_gil_sampled_frees_shared, .timeout = 60) { sampled_frees("shared", "frees frees native"); }
+Test(alloc, sampled_frees_subtracted_static, .timeout = 60) { sampled_frees("static", "frees frees", ""); }
+Test(alloc, sampled_frees_subtracted_shared, .timeout = 60) { sampled_frees("shared", "frees frees", ""); }
+Test(alloc, threads_without_gil_sampled_frees_static, .timeout = 60) { sampled_frees("static", "frees frees native", ""); }
+Test(alloc, threads_without_gil_sampled_frees_shared, .timeout = 60) { sampled_frees("shared", "frees frees native", ""); }
+/* Under tracemalloc our layer is wrapped and wraps it again: the inner
+ * one must pass through, and tracemalloc's own trace records (RAW blocks
+ * it makes while we call it) must not be counted as the program's. */
+Test(alloc, sampled_frees_under_tracemalloc_static, .timeout = 60)
+{
+    sampled_frees("static", "frees frees", "--tracemalloc");
+}
+Test(alloc, sampled_frees_under_tracemalloc_shared, .timeout = 60)
+{
+    sampled_frees("shared", "frees frees", "--tracemalloc");
+}
+
+/* The default: sampled, one block per 16 KiB on average, said in the
+ * report; lab04's sites in order and within their standard errors. */
+static void default_sampled(const char *shape)
+{
+    if (access("labs/lab04.py", R_OK) != 0)
+        cr_skip_test("labs/lab04.py is not there yet");
+    run_t r = trace("", at_test_python_or_skip(shape), "labs/lab04.py");
+    cr_assert_eq(r.rc, 0, "lab04 exits 0 under archtrace, got %d: %s", r.rc, r.err);
+    char *mode = at_test_json(r.json, "d['processes'][0]['alloc']['mode']");
+    char *mean = at_test_json(r.json, "d['processes'][0]['alloc']['sample_bytes']");
+    cr_assert_str_eq(mode, "sampled", "the default run samples");
+    cr_assert_str_eq(mean, "16384", "one block per 16 KiB on average");
+    check(&r, "top5 lab04 TOP5 0.20");
+    free(mode), free(mean);
+    done(&r);
+}
+
+Test(alloc, default_is_sampled_static, .timeout = 90) { default_sampled("static"); }
+Test(alloc, default_is_sampled_shared, .timeout = 90) { default_sampled("shared"); }
 
 /* A sampled parent's hints must not make its forked child skip or
  * misread frees. */
@@ -215,7 +248,7 @@ static void deep(const char *shape)
     const char *py = at_test_python_or_skip(shape);
     char *dir = at_test_tmpdir(), *err = NULL, opts[1024], session[600];
     snprintf(session, sizeof(session), "%s/session", dir);
-    snprintf(opts, sizeof(opts), "--alloc-depth 25 -o %s", session);
+    snprintf(opts, sizeof(opts), "--alloc-exact --alloc-depth 25 -o %s", session);
     run_t r = trace(opts, py, "tests/fixtures/alloc_bench.py 100000");
     cr_assert_eq(r.rc, 0, "exit 0, got %d: %s", r.rc, r.err);
     char *depth = at_test_json(r.json, "d['processes'][0]['alloc']['depth']");

@@ -31,7 +31,9 @@ static const char usage[] =
     "  --bpf                use eBPF probes (for -p PID record)\n"
     "  --alloc              memory flame graph instead of CPU (svg)\n"
     "  --alloc-depth N      frames kept per allocation (default 1)\n"
-    "  --alloc-sample BYTES sample allocations every BYTES on average\n"
+    "  --alloc-sample BYTES sample one allocation per BYTES on average\n"
+    "                       (default 16384)\n"
+    "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
     "  --top N              rows per table (default 5)\n"
     "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
     "  -q, --quiet          no text report\n"
@@ -54,6 +56,7 @@ void at_options_defaults(at_options_t *o)
     o->rate_hz = 100.0;
     o->top_n = 5;
     o->alloc_depth = 1;
+    o->alloc_sample = AT_ALLOC_SAMPLE_DEFAULT;
 }
 
 int at_format_from_name(const char *name)
@@ -144,6 +147,7 @@ static int set_valued(at_options_t *o, const char *name, const char *v, char *er
         if (parse_long(v, 1, 1L << 40, &l) < 0)
             return fail(err, n, "invalid --alloc-sample '%s': expected bytes >= 1", v);
         o->alloc_sample = l;
+        o->alloc_sample_given = 1;
     } else if (!strcmp(name, "--pid")) {
         if (parse_long(v, 1, 0x7fffffff, &l) < 0)
             return fail(err, n, "invalid pid '%s'", v);
@@ -165,6 +169,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--idle", offsetof(at_options_t, idle) },
         { "--no-poll", offsetof(at_options_t, no_poll) },
         { "--alloc", offsetof(at_options_t, alloc_mode) },
+        { "--alloc-exact", offsetof(at_options_t, alloc_exact) },
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
     };
@@ -223,6 +228,10 @@ static int parse_option(int argc, char **argv, int *i, at_options_t *o, char *er
 
 static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
 {
+    if (o->alloc_exact && o->alloc_sample_given)
+        return fail(err, n, "--alloc-exact and --alloc-sample contradict each other: give one");
+    if (o->alloc_exact)
+        o->alloc_sample = 0;
     if (o->pid && !saw_word)
         return fail(err, n, "-p PID needs a command: dump or record");
     switch (o->command) {

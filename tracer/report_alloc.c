@@ -395,6 +395,18 @@ void at_alloc_format_size(char *out, size_t n, double size)
     }
 }
 
+/* A sampled size's relative standard error, at most sqrt(mean / bytes):
+ * a block of n bytes sampled with p = 1 - exp(-n / mean) and weighted
+ * n / p adds n^2 (1 - p) / p <= n * mean to the variance.  0 when exact. */
+static double rel_error(const at_alloc_data_t *d, int64_t bytes)
+{
+    int64_t mean = d->h->sample_bytes;
+    if (!(d->h->flags & AT_ALLOC_F_SAMPLED) || mean <= 0 || bytes <= 0)
+        return 0;
+    double e = sqrt((double)mean / (double)bytes);
+    return e < 1 ? e : 1;
+}
+
 static void print_rows(FILE *out, const at_alloc_data_t *d, const rows_t *r, int limit)
 {
     char size[32], avg[32];
@@ -410,6 +422,9 @@ static void print_rows(FILE *out, const at_alloc_data_t *d, const rows_t *r, int
             at_alloc_format_size(avg, sizeof(avg), (double)r->v[i].bytes / (double)count);
             fprintf(out, ", average=%s", avg);
         }
+        double e = rel_error(d, r->v[i].bytes);
+        if (e > 0)
+            fprintf(out, " (+-%.0f%%)", 100 * e);
         fputc('\n', out);
     }
 }
@@ -473,10 +488,14 @@ static void print_header(FILE *out, const at_alloc_data_t *d, pid_t pid)
     char peak[32];
     at_alloc_format_size(peak, sizeof(peak), (double)h->py_peak);
     fprintf(out, "\nallocations (pid %d): ", (int)pid);
-    if (h->flags & AT_ALLOC_F_SAMPLED)
-        fprintf(out, "sampled every %lld B (estimates)", (long long)h->sample_bytes);
-    else
-        fprintf(out, "every block");
+    if (h->flags & AT_ALLOC_F_SAMPLED) {
+        char mean[32];
+        at_alloc_format_size(mean, sizeof(mean), (double)h->sample_bytes);
+        fprintf(out, "sampled, 1 block per %s allocated on average (estimates, +-1 standard error; "
+                     "--alloc-exact counts every block)", mean);
+    } else {
+        fprintf(out, "every block (exact)");
+    }
     fprintf(out, ", %d frame%s per site%s; Python peak %s\n", h->depth, h->depth == 1 ? "" : "s",
             (h->flags & AT_ALLOC_F_FORKED) ? ", counted from the fork" : "", peak);
 }
@@ -532,6 +551,8 @@ static void json_rows(at_json_t *j, const at_alloc_data_t *d, const rows_t *r, i
         at_json_kv_int(j, "size", r->v[i].bytes);
         at_json_kv_int(j, "count", counts(d, r->v[i].count));
         at_json_kv_str(j, "function", at_alloc_str(d, r->v[i].func));
+        if (d->h->flags & AT_ALLOC_F_SAMPLED)
+            at_json_kv_double(j, "size_rel_error", rel_error(d, r->v[i].bytes));
         at_json_obj_end(j);
     }
     at_json_arr_end(j);
