@@ -483,7 +483,7 @@ Test(damaged, unreadable_session_dir_is_125, .timeout = 20)
  * run the command. */
 typedef struct bad_option {
     int argc;
-    char args[2][40];        /* a leading "@" stands for the temp directory */
+    char args[3][40];        /* a leading "@" stands for the temp directory */
     char says[40];           /* part of the one line                        */
 } bad_option_t;
 
@@ -502,6 +502,8 @@ static const bad_option_t bad_options[] = {
     { 2, { "--top", "99999999999999999999" }, "invalid --top" },
     { 2, { "--alloc-depth", "0" }, "invalid --alloc-depth" },
     { 2, { "--alloc-sample", "-1" }, "invalid --alloc-sample" },
+    { 3, { "--alloc-exact", "--alloc-sample", "1024" }, "contradict" },
+    { 3, { "--alloc-sample", "1024", "--alloc-exact" }, "contradict" },
     { 2, { "-d", "-1" }, "invalid --duration" },
     { 1, { "--no-alloc=1" }, "unknown option" },
     { 1, { "-x" }, "unknown option" },
