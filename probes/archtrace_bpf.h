@@ -117,10 +117,11 @@ struct at_bpf_gil_thread {
 };
 
 /* sample_clock[tid]: the scheduler's CPU time of a sampled thread at its
- * first and last sample.  A perf_event timer keeps only the ticks that
- * find the target on a CPU, so its rate is samples per CPU-second of the
- * target: (n - 1) samples over (last - first) of the thread's CPU time,
- * a clock the timer does not drive. */
+ * first and last sample.  The sampler's timers run on each thread's
+ * CPU time (task-clock, one per thread; cpu-clock per CPU as a fallback),
+ * so its rate is samples per CPU-second of the target: (n - 1) samples
+ * over (last - first) of the thread's CPU time as the scheduler counts it,
+ * read independently of the timer. */
 struct at_bpf_sample_clock {
     __u64 first_cpu_ns;                  /* se.sum_exec_runtime at 1st sample */
     __u64 last_cpu_ns;                   /* ... at the latest                */

@@ -474,6 +474,84 @@ Test(bpf, sampler_rate_per_cpu_second_shared, .timeout = 40)
     rate_per_cpu_second("shared");
 }
 
+/* The thread's CPU time as the scheduler accounts it (ns), from
+ * /proc/PID/task/TID/schedstat: the clock a per-thread timer runs on. */
+static uint64_t thread_cpu_ns(pid_t pid, pid_t tid)
+{
+    char path[96];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "open %s", path);
+    cr_assert_eq(fscanf(f, "%llu", &ns), 1, "parse %s", path);
+    fclose(f);
+    return (uint64_t)ns;
+}
+
+/* One thread busy the whole time, sampled at 99 Hz for 2 s: it gets 99
+ * samples per second of its CPU time, +-5 %, however much of the wall
+ * time other work on this shared machine leaves it (the timer runs on
+ * the thread's own clock, so a busy machine changes the count, not the
+ * rate).  Before, one cpu-clock timer per CPU kept the ticks that found
+ * the target running, and under load the count strayed 85-108 %. */
+static void busy_rate(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    const double asked = 99;
+    char *dir = at_test_tmpdir(), *how;
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_gil = o.no_imports = 1;
+    char *argv[] = { (char *)py, "-c",
+                     "import os, time\n"
+                     "print('ready', os.getpid(), flush=True)\n"
+                     "end = time.monotonic() + 8\n"
+                     "x = 0\n"
+                     "while time.monotonic() < end:\n"
+                     "    x = (x * 31 + 7) % 1000003\n",
+                     NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    uint64_t cpu0 = thread_cpu_ns(c.target, c.target), t0 = mono_ns();
+    cr_assert_eq(record(b, 2.0), 0, "the busy loop runs 8 s: it must outlive 2 s of recording");
+    double cpu_s = (double)(thread_cpu_ns(c.target, c.target) - cpu0) / 1e9;
+    double wall_s = (double)(mono_ns() - t0) / 1e9;
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    reap(&c, 1);
+    char *json = report(dir, c.target, &o);
+    double samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
+    double hz = at_test_json_num(json, "d['bpf']['stacks']['achieved_hz']");
+    how = jstr(json, "d['bpf']['probes']['samples']");
+    double expected = asked * cpu_s;
+    cr_log_info("%s: %.0f samples in %.2f s wall, %.3f s of the thread's CPU: expected %.1f (%.1f%%); "
+                "report: %.1f Hz per CPU-second", shape, samples, wall_s, cpu_s, expected,
+                100.0 * samples / expected, hz);
+    cr_assert(strstr(how, "each thread's CPU time"), "%s: the sampler says its rate is per thread CPU "
+              "time: \"%s\"", shape, how);
+    cr_assert(cpu_s > 0.2, "%s: the busy thread ran %.3f s in %.2f s: too loaded to count", shape, cpu_s,
+              wall_s);
+    cr_assert(samples >= 0.95 * expected && samples <= 1.05 * expected,
+              "%s: %.0f samples, expected 99 Hz x %.3f s of CPU = %.1f (+-5%%)", shape, samples, cpu_s,
+              expected);
+    cr_assert(hz >= 0.95 * asked && hz <= 1.05 * asked, "%s: the report's rate %.1f Hz per CPU-second, "
+              "asked %.0f", shape, hz, asked);
+    free(how);
+    free(json);
+    cleanup_dir(dir);
+}
+
+Test(bpf, sampler_rate_busy_thread_static, .timeout = 40)
+{
+    busy_rate("static");
+}
+
+Test(bpf, sampler_rate_busy_thread_shared, .timeout = 40)
+{
+    busy_rate("shared");
+}
+
 /* A view the kernel or the interpreter cannot give (no USDT notes, say):
  * say why, clean up, skip.  The reason is copied before `how` is freed. */
 static void skip_unavailable(char *how, char *json, char *dir, const char *shape, const char *view)

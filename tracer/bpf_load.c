@@ -14,6 +14,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/perf_event.h>
@@ -33,6 +34,7 @@
 #include "stacks.h"
 
 #define MAX_LINKS    512
+#define SAMPLE_THREADS_MAX 256      /* per-thread timers, beyond: per CPU */
 #define DEFAULT_HZ   100.0
 #define LABEL_MAX    2048
 #define MAX_POLL_MS  250            /* longest wait in at_bpf_poll      */
@@ -282,32 +284,125 @@ static int usdt(at_bpf_t *b, struct bpf_program *prog, const at_bpf_usdt_t *u)
     return rc;
 }
 
-static int attach_sampler(at_bpf_t *b)
+/* One sampling event on tid (cpu -1), or on cpu (tid -1); an fd or -errno. */
+static int open_sample_event(at_bpf_t *b, pid_t tid, int cpu)
 {
     struct perf_event_attr a = {
         .type = PERF_TYPE_SOFTWARE,
         .size = sizeof a,
-        .config = PERF_COUNT_SW_CPU_CLOCK,
+        .config = tid >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
         .sample_period = (uint64_t)(1e9 / b->plan.hz),
+        .inherit = tid >= 0,          /* threads it starts get their own */
+        .inherit_thread = tid >= 0,   /* ... but not forked processes (5.13+) */
     };
+    int fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && errno == EINVAL && a.inherit_thread) {   /* an older kernel */
+        a.inherit_thread = 0;
+        fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
+static int attach_sample_fd(at_bpf_t *b, int fd)
+{
+    struct bpf_link *l = bpf_program__attach_perf_event(b->skel->progs.on_sample, fd);
+    if (!l) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return keep(b, l);   /* the link owns fd from here on */
+}
+
+/* Per thread: a task-clock event on each thread of the target, inherited
+ * by the threads they start.  The timer runs only while its thread runs,
+ * so each thread is sampled every 1/hz of its own CPU time, exactly, and
+ * nothing fires on CPUs the target is not on.  /proc/PID/task is read
+ * until a pass finds no thread without an event (a thread started by one
+ * that had none yet). */
+static int attach_per_thread(at_bpf_t *b)
+{
+    pid_t done[SAMPLE_THREADS_MAX];
+    int ndone = 0, rc = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)b->proc.pid);
+    for (int pass = 0; pass < 8; pass++) {
+        int fresh = 0;
+        DIR *d = opendir(path);
+        if (!d)
+            return ndone ? 0 : -errno;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            pid_t tid = (pid_t)atoi(e->d_name);
+            int seen = 0;
+            if (tid <= 0)
+                continue;
+            for (int i = 0; i < ndone && !seen; i++)
+                seen = done[i] == tid;
+            if (seen)
+                continue;
+            if (ndone >= SAMPLE_THREADS_MAX) {
+                rc = -E2BIG;
+                break;
+            }
+            int fd = open_sample_event(b, tid, -1);
+            if (fd == -ESRCH)      /* it exited meanwhile */
+                continue;
+            if (fd < 0 || (rc = attach_sample_fd(b, fd)) < 0) {
+                rc = fd < 0 ? fd : rc;
+                break;
+            }
+            done[ndone++] = tid;
+            fresh++;
+        }
+        closedir(d);
+        if (rc < 0 || !fresh)
+            break;
+    }
+    if (rc == 0 && ndone == 0)
+        rc = -ESRCH;
+    return rc;
+}
+
+/* Per CPU: a cpu-clock event on every CPU, keeping the ticks that find
+ * the target running: the same rate per CPU-second on average, but a
+ * count of coincidences, not of the target's own clock. */
+static int attach_per_cpu(at_bpf_t *b)
+{
     int ncpu = libbpf_num_possible_cpus(), ok = 0, err = -ENODEV;
     for (int cpu = 0; cpu < ncpu; cpu++) {
-        int fd = (int)syscall(__NR_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+        int fd = open_sample_event(b, -1, cpu);
         if (fd < 0) {
-            if (errno != ENODEV)   /* ENODEV: an offline CPU */
-                err = -errno;
+            if (fd != -ENODEV)   /* ENODEV: an offline CPU */
+                err = fd;
             continue;
         }
-        struct bpf_link *l = bpf_program__attach_perf_event(b->skel->progs.on_sample, fd);
-        if (!l) {
-            err = -errno;
-            close(fd);
-            continue;
-        }
-        if (keep(b, l) == 0)
+        int rc = attach_sample_fd(b, fd);
+        if (rc == 0)
             ok++;
+        else
+            err = rc;
     }
     return ok ? 0 : err;
+}
+
+static int attach_sampler(at_bpf_t *b)
+{
+    int first = b->nlinks;
+    int rc = attach_per_thread(b);
+    if (rc == 0) {
+        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event task-clock at %g Hz of each thread's CPU time "
+             "(one timer per thread, inherited by new threads), Python frames walked in BPF",
+             b->plan.hz);
+        return 0;
+    }
+    while (b->nlinks > first)   /* all threads or none: then one per CPU */
+        bpf_link__destroy(b->links[--b->nlinks]);
+    rc = attach_per_cpu(b);
+    if (rc == 0)
+        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, kept when the "
+             "target runs (rate per CPU-second on average), Python frames walked in BPF", b->plan.hz);
+    return rc;
 }
 
 static void attach_view(at_bpf_t *b, int v, int rc, const char *what)

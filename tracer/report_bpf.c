@@ -219,7 +219,8 @@ static void text_stacks(FILE *out, const at_bpf_data_t *d, const at_options_t *o
     char label[96];
     if (!d->avail[AT_BPF_VIEW_SAMPLES])
         return;
-    fprintf(out, "\nsamples (eBPF): %llu on-CPU sample(s) at %g Hz, %llu with Python frames",
+    fprintf(out, "\nsamples (eBPF): %llu on-CPU sample(s) at %g Hz per second of CPU time, %llu with "
+            "Python frames",
             (unsigned long long)d->samples, d->rate_hz, (unsigned long long)d->samples_py);
     if (d->oncpu_ns)
         fprintf(out, "; %.1f Hz achieved per second of CPU time", oncpu_hz(d));
