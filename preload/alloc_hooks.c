@@ -31,6 +31,7 @@
 #define PYMEM_MEM 1
 #define PYMEM_OBJ 2
 #define MAX_LAYERS 8
+#define PYMALLOC_SMALL_MAX 512  /* pymalloc's SMALL_REQUEST_THRESHOLD */
 
 __thread unsigned at_alloc_tl;
 
@@ -50,16 +51,19 @@ typedef struct layer {
     pymem_alloc_t prev;
     /* Where sampled OBJ/MEM blocks come from: `prev`, or RAW's allocator
      * below us when this layer leaves pymalloc's free in place (see
-     * leave_free_to_pymalloc). */
+     * over_plain_pymalloc). */
     const pymem_alloc_t *sampled_from;
     int use_pool;               /* sampled small blocks from alloc_pool.c */
     /* Another layer of ours is above this one (tracemalloc between): the
      * sampled wrappers' fast path sets no flag, so an inner layer cannot
      * tell a nested call from its own and must only pass through. */
     int nested;
-    /* The sampled wrappers may skip the flag for small blocks: the layer
-     * below is plain pymalloc (use_pool), which calls nothing of ours for
-     * them, and no layer of ours is above (!nested).  Over anything else
+    /* OBJ/MEM of the first layer, over plain pymalloc (see
+     * over_plain_pymalloc). */
+    int direct;
+    /* The wrappers may skip the flag for small blocks: the layer below is
+     * plain pymalloc (direct), which calls nothing of ours for them, and
+     * no layer of ours is above (!nested).  Over anything else
      * (tracemalloc allocates its trace records with the RAW allocator)
      * every call raises the flag. */
     int fast;
@@ -346,7 +350,7 @@ __attribute__((always_inline)) static inline void count_py(void *p, size_t n, ui
     if (site == NO_SITE)
         return;
     at_alloc_site_t *s = &at_alloc.sites[site];
-    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    uint32_t *slot = at_shadow_find_gil((uintptr_t)p);
     if (AT_UNLIKELY(at_alloc.sampling || !slot || *slot || n >= AT_SHADOW_SIZE_BIG ||
                     (s->flags & AT_ALLOC_G_TOOL))) {
         count_at(p, n, site, 1);
@@ -363,7 +367,7 @@ __attribute__((always_inline)) static inline void count_py(void *p, size_t n, ui
 }
 
 /* A PY site's block reaching a RAW free is a sampled OBJ/MEM block on
- * its way from pymalloc's free (see leave_free_to_pymalloc): the GIL is
+ * its way from pymalloc's free (see over_plain_pymalloc): the GIL is
  * held. */
 __attribute__((noinline)) static void forget_tracked(void *p, int gil)
 {
@@ -384,10 +388,10 @@ static inline void forget(void *p, int gil)
 }
 
 /* OBJ/MEM, GIL held: exact mode's common case (a plain PY site, no peak
- * pending, size in the entry) inline. */
+ * pending, size in the entry) inline.  NULL finds no entry. */
 static inline void forget_py(void *p)
 {
-    uint32_t *slot = at_shadow_find((uintptr_t)p);
+    uint32_t *slot = at_shadow_find_gil((uintptr_t)p);
     uint32_t e;
     if (!slot || !(e = *slot))
         return;
@@ -492,15 +496,30 @@ static inline void tm_check(void)
         at_alloc_tracemalloc_changed();
 }
 
-static void *py_malloc(void *ctx, size_t n)
+__attribute__((noinline)) static void *py_malloc_flagged(layer_t *L, size_t n)
 {
-    layer_t *L = ctx;
     if (py_skip())
         return L->prev.malloc(L->prev.ctx, n);
     uint32_t site = py_site(n);
     at_alloc_tl = AT_TL_PYMEM;
     void *p = L->prev.malloc(L->prev.ctx, n);
     at_alloc_tl = 0;
+    if (AT_LIKELY(p))
+        count_py(p, n, site);
+    tm_check();
+    return p;
+}
+
+/* Exact mode.  Over plain pymalloc (L->fast) a small block needs no flag
+ * around the call (pymalloc calls nothing of ours for it), and the site
+ * is looked up before the call so its loads overlap pymalloc's. */
+static void *py_malloc(void *ctx, size_t n)
+{
+    layer_t *L = ctx;
+    if (AT_UNLIKELY(!L->fast || n > PYMALLOC_SMALL_MAX || !at_alloc.on || (at_alloc_tl | (unsigned)at_in_shim)))
+        return py_malloc_flagged(L, n);
+    uint32_t site = at_alloc_site_gil();
+    void *p = L->prev.malloc(L->prev.ctx, n);
     if (AT_LIKELY(p))
         count_py(p, n, site);
     tm_check();
@@ -545,15 +564,55 @@ static void *py_realloc(void *ctx, void *ptr, size_t n)
     return q;
 }
 
-static void py_free(void *ctx, void *ptr)
+__attribute__((noinline)) static void py_free_slow(layer_t *L, void *ptr)
 {
-    layer_t *L = ctx;
+    if (L->fast) {
+        if (AT_LIKELY(at_alloc.on))
+            forget_py(ptr);
+        L->prev.free(L->prev.ctx, ptr);
+        return;
+    }
     unsigned saved = at_alloc_tl;
     if (ptr && AT_LIKELY(at_alloc.on) && !saved)
         forget_py(ptr);
     at_alloc_tl = saved | AT_TL_PYMEM;
     L->prev.free(L->prev.ctx, ptr);
     at_alloc_tl = saved;
+}
+
+/* Exact mode.  Over plain pymalloc (L->fast) no flag is needed: pymalloc
+ * hands big blocks to PyMem_RawFree, whose hook finds their entries
+ * already gone, and nothing of ours is running on this thread (a flag
+ * set here could only come from site creation, whose frees are the
+ * program's as much as any).  The common case (the leaf of the last
+ * lookup, a plain PY site, no peak pending) makes no call but the tail
+ * call below, so it needs no stack frame; anything else goes the slow
+ * way, which looks again. */
+static void py_free(void *ctx, void *ptr)
+{
+    layer_t *L = ctx;
+    uintptr_t a = (uintptr_t)ptr;
+    const uintptr_t leaf_mask = (1u << AT_SHADOW_LEAF_BITS) - 1;
+    if (AT_UNLIKELY(!L->fast || !at_alloc.on || (a >> AT_SHADOW_L2_SHIFT) != at_shadow_last_key || (a & 15))) {
+        py_free_slow(L, ptr);
+        return;
+    }
+    uint32_t *slot = &at_shadow_last_leaf[(a >> AT_SHADOW_LEAF_SHIFT) & leaf_mask];
+    uint32_t e = *slot;
+    if (e) {
+        at_alloc_site_t *s = &at_alloc.sites[(e >> AT_SHADOW_SIZE_BITS) - 1];
+        size_t size = e & AT_SHADOW_SIZE_BIG;
+        if (AT_UNLIKELY(size == AT_SHADOW_SIZE_BIG || (s->flags & AT_ALLOC_G_TOOL) ||
+                        s->kind != AT_ALLOC_KIND_PY || at_alloc.peak_pending)) {
+            py_free_slow(L, ptr);
+            return;
+        }
+        *slot = 0;
+        s->live_bytes -= (int64_t)size;
+        s->live_count--;
+        at_alloc.hdr->py_live -= (int64_t)size;
+    }
+    L->prev.free(L->prev.ctx, ptr);
 }
 
 /* ---- PyMem wrappers, sampled mode (OBJ and MEM) ------------------------- */
@@ -570,8 +629,6 @@ static void py_free(void *ctx, void *ptr)
  * them is lost with it, which leaves every counted block's chance of
  * being sampled, and so its weight, unchanged.  Realloc is py_realloc
  * (py_site samples). */
-#define PYMALLOC_SMALL_MAX 512
-
 /* A nested layer passes through, and looks whether it is the outermost
  * again (tracemalloc stopped).  The bytes were not this layer's to count
  * down. */
@@ -736,19 +793,21 @@ static void raw_free(void *ctx, void *ptr)
     at_alloc_tl = saved;
 }
 
-/* Sampled mode over the default allocators (pymalloc for OBJ and MEM,
- * malloc for RAW) need not wrap OBJ and MEM's free, a call for every
- * object that dies, nearly all of them unsampled (and Debian's PGO build
- * inlines pymalloc's free into PyObject_Free only while it is the one
- * installed).  The few sampled blocks are then taken from RAW's
- * allocator instead of pymalloc: pymalloc's free hands any block outside
- * its arenas to PyMem_RawFree, which our RAW layer wraps, so their frees
- * are still seen.  Only the first layer: over tracemalloc or the debug
- * hooks a block must be freed by the allocator that made it. */
-static int leave_free_to_pymalloc(void)
+/* Whether the layer being installed is the first, over the default
+ * allocators (pymalloc for OBJ and MEM, malloc for RAW).  Then small
+ * blocks need no flag (fast), and sampled mode need not wrap OBJ and
+ * MEM's free, a call for every object that dies, nearly all of them
+ * unsampled (and Debian's PGO build inlines pymalloc's free into
+ * PyObject_Free only while it is the one installed).  The few sampled
+ * blocks are then taken from the pool (alloc_pool.c) or RAW's allocator
+ * instead of pymalloc: pymalloc's free hands any block outside its arenas
+ * to PyMem_RawFree, which our RAW layer wraps, so their frees are still
+ * seen.  Only the first layer: over tracemalloc or the debug hooks a
+ * block must be freed by the allocator that made it. */
+static int over_plain_pymalloc(void)
 {
     const char *(*current_name)(void) = (const char *(*)(void))at_py_sym("_PyMem_GetCurrentAllocatorName");
-    if (!at_alloc.sampling || nlayers != 1 || !current_name)
+    if (nlayers != 1 || !current_name)
         return 0;
     const char *name = current_name();
     return name && strcmp(name, "pymalloc") == 0;
@@ -766,7 +825,7 @@ int at_alloc_hooks_install(void)
         for (int d = 0; d < 3; d++)
             layers[k][d].nested = 1, layers[k][d].fast = 0;
     layer_t *L = layers[nlayers++];
-    int free_direct = leave_free_to_pymalloc();
+    int direct = over_plain_pymalloc();
     for (int i = 0; i < 3; i++) {
         int d = order[i];
         pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil_sampled_fns : gil_fns;
@@ -774,12 +833,12 @@ int at_alloc_hooks_install(void)
         L[d].sampled_from = &L[d].prev;
         L[d].use_pool = 0;
         L[d].nested = 0;
-        if (free_direct && d != PYMEM_RAW) {
+        if (direct && d != PYMEM_RAW && at_alloc.sampling) {
             mine.free = L[d].prev.free;             /* pymalloc's: ignores ctx */
             L[d].sampled_from = &L[PYMEM_RAW].prev; /* RAW is installed first */
             L[d].use_pool = 1;
         }
-        L[d].fast = L[d].use_pool;
+        L[d].direct = L[d].fast = direct && d != PYMEM_RAW;
         mine.ctx = &L[d];
         at_py.PyMem_SetAllocator(d, &mine);
     }
@@ -794,7 +853,7 @@ static void outermost_again(void *ctx)
     for (int k = 0; k < nlayers; k++)
         if (ctx == &layers[k][PYMEM_OBJ])
             for (int d = 0; d < 3; d++)
-                layers[k][d].nested = 0, layers[k][d].fast = layers[k][d].use_pool;
+                layers[k][d].nested = 0, layers[k][d].fast = layers[k][d].direct;
 }
 
 /* tracemalloc started or stopped.  Started after us, it now wraps our

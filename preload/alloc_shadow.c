@@ -167,8 +167,13 @@ size_t at_shadow_big_take(const void *p)
 
 /* ---- fork and accounting ------------------------------------------------ */
 
+uintptr_t at_shadow_last_key = ~(uintptr_t)0;
+uint32_t *at_shadow_last_leaf;
+
 void at_shadow_reset(void)
 {
+    at_shadow_last_key = ~(uintptr_t)0;
+    at_shadow_last_leaf = NULL;
     for (size_t i = 0; i < (1u << L1_BITS); i++) {
         uint32_t **node = l1[i];
         if (!node)
