@@ -31,6 +31,13 @@ typedef struct fake {
     at_walker_t *w;
 } fake_t;
 
+/* Past the time a validated code header is trusted without a read. */
+static void wait_code_recheck(void)
+{
+    struct timespec ts = { 0, (long)AT_WALKER_CODE_RECHECK_NS + 20000000L };
+    nanosleep(&ts, NULL);
+}
+
 static void put64(uint8_t *b, size_t off, uint64_t v)
 {
     memcpy(b + off, &v, 8);
@@ -201,6 +208,7 @@ Test(frame_walk, bad_pointers_are_survived)
     n = sample(&f, t);
     cr_assert(n == 2 && st.truncated, "non-canonical pointer: n=%d truncated=%d", n, st.truncated);
     put64(f.codes[1], AT_VAR_SIZE, (uint64_t)-5); /* insane size */
+    wait_code_recheck();      /* a header is trusted that long */
     n = sample(&f, t);
     cr_assert_str_eq(fn(&f, 1), "[unknown]", "a code object with a bad size must be refused");
     teardown(&f);
@@ -222,8 +230,18 @@ Test(frame_walk, changes_between_samples_are_seen)
     /* the code object at the same address is replaced by another one */
     make_str(f.names[2], "replaced");
     put64(f.codes[2], AT_CODE_QUALNAME, A(f.names[1]));
+    wait_code_recheck();
     cr_assert_eq(sample(&f, t), 2, "2 frames expected");
     cr_assert_str_eq(fn(&f, 0), "middle", "a code object changed in place must be re-read");
+    /* one replaced by a longer one, run past the old one's end: the
+     * instruction pointer gives it away, so it is re-read at once */
+    sample(&f, t);
+    put64(f.codes[2], AT_CODE_QUALNAME, A(f.names[0]));
+    put64(f.codes[2], AT_VAR_SIZE, 30);
+    make_frame(&f, 0, 2, 20, f.frames[2], 0);
+    cr_assert_eq(sample(&f, t), 2, "2 frames expected");
+    cr_assert_str_eq(fn(&f, 0), "outer", "a longer code object in place must be re-read at once (got %s)",
+                     fn(&f, 0));
     teardown(&f);
 }
 

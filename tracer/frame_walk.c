@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "linetable.h"
 #include "py_str.h"
 
 #define CODE_SLOTS      4096               /* code cache, power of two     */
+#define CODE_RECHECK_NS AT_WALKER_CODE_RECHECK_NS
 #define FD_SLOTS        1024               /* /proc task stat fds, pow. 2  */
 #define FD_SWEEP_EVERY  512                /* samples between fd sweeps    */
 #define MAX_STR_CHARS   1024               /* longer names are cut         */
@@ -46,6 +48,7 @@ typedef struct code_entry {
     int32_t firstlineno;
     int32_t firsttraceable;
     uint32_t sym;            /* (qualname, filename) in the symtab          */
+    uint64_t checked_ns;     /* when the header last read back the same     */
     int nranges;             /* -1 when the table did not decode            */
     at_line_range_t *ranges; /* decoded co_linetable                        */
 } code_entry_t;
@@ -77,6 +80,8 @@ struct at_walker {
     int state_file;          /* index in STATE_FILES: 0 syscall, 1 stat     */
     int state_file_known;    /* one was opened: no more probing             */
     uint32_t clock;          /* at_walker_threads calls                     */
+    uint64_t proc_reads;     /* reads of /proc task files (statistics)      */
+    uint64_t now_ns;         /* monotonic clock at the start of this walk   */
     chain_t *chains;         /* SPEC_CHAINS remembered chains               */
     struct walk *walk;       /* scratch for at_walker_stack                 */
     uint8_t *spec;           /* SPEC_BYTES: batch-read buffer               */
@@ -101,6 +106,13 @@ struct at_walker {
 };
 
 static void sweep_fds(at_walker_t *w);
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- strings -------------------------------------------------------- */
 
@@ -243,26 +255,61 @@ static int code_fill(at_walker_t *w, code_entry_t *e, uint64_t addr, const uint8
     return 0;
 }
 
+static code_entry_t *code_slot(const at_walker_t *w, uint64_t addr)
+{
+    return &w->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
+}
+
 static const code_entry_t *code_lookup(at_walker_t *w, uint64_t addr, const uint8_t *hdr)
 {
-    code_entry_t *e = &w->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
+    code_entry_t *e = code_slot(w, addr);
     if (!header_sane(w, hdr))
         return NULL;
-    if (e->addr == addr && header_matches(e, hdr))
-        return e;
-    if (code_fill(w, e, addr, hdr) < 0) {
+    if (!(e->addr == addr && header_matches(e, hdr)) && code_fill(w, e, addr, hdr) < 0) {
         code_clear(e);
         return NULL;
     }
+    e->checked_ns = w->now_ns;
     return e;
+}
+
+/* The cached code object at addr when its header need not be read again:
+ * it read back the same within CODE_RECHECK_NS.  A code object is freed
+ * only when no frame runs it, so between checks a frame naming addr runs
+ * that same object unless it was freed and another allocated in its
+ * place; the caller also checks that the frame's instruction pointer
+ * lies inside it (code_runs), which most such impostors fail.  This is
+ * what takes code headers off the per-sample reads (they were a third of
+ * the remote ranges of a 10-frame sample). */
+static const code_entry_t *code_fresh(const at_walker_t *w, uint64_t addr)
+{
+    const code_entry_t *e = code_slot(w, addr);
+    return addr && e->addr == addr && w->now_ns - e->checked_ns < CODE_RECHECK_NS ? e : NULL;
+}
+
+/* The frame's last instruction as an index into e's code units. */
+static int64_t frame_lasti(uint64_t code, const uint8_t *fr)
+{
+    int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
+    return (prev_instr - (int64_t)(code + AT_CODE_CODE_ADAPTIVE)) / AT_SIZEOF_CODEUNIT;
+}
+
+/* Whether frame fr may be resolved through the cache alone. */
+static int code_runs(const at_walker_t *w, uint64_t code, const uint8_t *fr)
+{
+    const code_entry_t *e = code_fresh(w, code);
+    int64_t lasti = frame_lasti(code, fr);
+    return e && at_get_u64(fr, AT_IFRAME_CODE) == code && lasti >= -1 && lasti < e->size;
 }
 
 /* ---- frames ---------------------------------------------------------- */
 
+/* One frame into st: its code resolved from hdr (the header just read),
+ * or from the cache when hdr is NULL (the caller checked code_runs). */
 static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uint8_t *hdr,
                       const uint8_t *fr)
 {
-    const code_entry_t *e = code_lookup(w, code, hdr);
+    const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
     at_pyframe_t *f = &st->frames[st->n++];
     int owner = fr[AT_IFRAME_OWNER];
     int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
@@ -346,10 +393,12 @@ static int old_index(const at_walker_t *w, uint64_t addr)
 /* Frames old->frames[from..from+m) as batch-read: frame i at
  * buf + i * FRAME_READ, its code header at buf + m * FRAME_READ +
  * slot[i] * CODE_READ (a code object shared by several frames, as in a
- * recursion, is read once).  Segment `seg0 + i` holds frame i and
- * `seg0 + m + slot` a header: what at_remote_readv completed is known
- * from its count of leading segments. */
+ * recursion, is read once; one whose cached header is fresh, see
+ * code_fresh, not at all: slot NO_HEADER).  Segment `seg0 + i` holds
+ * frame i and `seg0 + m + slot` a header: what at_remote_readv completed
+ * is known from its count of leading segments. */
 typedef struct spec_view {
+    const at_walker_t *w;    /* whose code cache decided what was read      */
     const chain_t *old;      /* the chain read (a walker slot)              */
     uint64_t tstate;         /* its thread, to check the slot still is it   */
     int from, m;             /* frames read                                 */
@@ -359,20 +408,25 @@ typedef struct spec_view {
 } spec_view_t;
 
 #define SPEC_DEDUP 16        /* distinct code objects looked up per chain   */
+#define NO_HEADER  UINT16_MAX /* slot of a frame whose header is not read   */
 
 /* Segments for old->frames[from..from+m) into segs (room for 2m), laid
  * out in buf (room for m * (FRAME_READ + CODE_READ)).  Returns how many. */
-static int spec_plan(spec_view_t *v, const chain_t *old, int from, int m, uint8_t *buf,
+static int spec_plan(spec_view_t *v, const at_walker_t *w, const chain_t *old, int from, int m, uint8_t *buf,
                      at_remote_seg_t *segs, int seg0)
 {
     uint64_t distinct[SPEC_DEDUP];
     int nd = 0;
-    *v = (spec_view_t){ .old = old, .tstate = old->tstate, .from = from, .m = m, .seg0 = seg0, .buf = buf };
+    *v = (spec_view_t){ .w = w, .old = old, .tstate = old->tstate, .from = from, .m = m, .seg0 = seg0, .buf = buf };
     for (int i = 0; i < m; i++)
         segs[i] = (at_remote_seg_t){ old->frames[from + i], buf + (size_t)i * FRAME_READ, FRAME_READ };
     for (int i = 0; i < m; i++) {
         uint64_t code = old->codes[from + i];
         int u = 0;
+        if (code_fresh(v->w, code)) {
+            v->slot[i] = NO_HEADER;
+            continue;
+        }
         while (u < nd && distinct[u] != code)
             u++;
         if (u == nd) {
@@ -420,11 +474,13 @@ static void spec_take(walk_t *k, const spec_view_t *v, int got, int j)
     int room = AT_MAX_STACK_DEPTH - k->st->n;
     for (int i = j - v->from; i < v->m && room-- > 0; i++) {
         const uint8_t *fr = v->buf + (size_t)i * FRAME_READ;
-        const uint8_t *hdr = v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * CODE_READ;
+        int cached = v->slot[i] == NO_HEADER;
+        const uint8_t *hdr = cached ? NULL : v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * CODE_READ;
         uint64_t addr = old->frames[v->from + i], code = old->codes[v->from + i];
         if (v->seg0 + i >= got || seen_before(k->frames, k->st->n, addr))
             return; /* k->addr is still this frame: read plainly */
-        if (at_get_u64(fr, AT_IFRAME_CODE) != code || v->seg0 + v->m + v->slot[i] >= got) {
+        if (at_get_u64(fr, AT_IFRAME_CODE) != code || (!cached && v->seg0 + v->m + v->slot[i] >= got) ||
+            (cached && !code_runs(k->w, code, fr))) {
             memcpy(k->fr, fr, FRAME_READ);
             k->have = 1;
             return;
@@ -449,7 +505,7 @@ static int speculate(walk_t *k, int j)
         return 0;
     }
     int m = k->old->n - j, room = AT_MAX_STACK_DEPTH - k->st->n;
-    int nseg = spec_plan(v, k->old, j, m < room ? m : room, k->w->spec, segs, 0);
+    int nseg = spec_plan(v, k->w, k->old, j, m < room ? m : room, k->w->spec, segs, 0);
     k->speculated = 1;
     int got = at_remote_readv(&k->w->proc->mem, segs, nseg, NULL);
     if (got == -ESRCH)
@@ -470,20 +526,20 @@ static int step(walk_t *k)
 {
     uint8_t hdr[CODE_READ], next[FRAME_READ];
     uint64_t code = at_get_u64(k->fr, AT_IFRAME_CODE), prev = at_get_u64(k->fr, AT_IFRAME_PREVIOUS);
-    int spec_next = can_speculate(k, prev);
+    int spec_next = can_speculate(k, prev), cached = code_runs(k->w, code, k->fr);
     at_remote_seg_t segs[2] = { { code, hdr, CODE_READ }, { prev, next, FRAME_READ } };
-    int want = prev && !spec_next ? 2 : 1;
-    int got = at_remote_readv(&k->w->proc->mem, segs, want, NULL);
+    int skip = cached, want = (prev && !spec_next ? 2 : 1) - skip;
+    int got = want ? at_remote_readv(&k->w->proc->mem, segs + skip, want, NULL) : 0;
     if (got == -ESRCH)
         return got;
-    if (got < 1)
+    if (got < 1 && !cached)
         return -EFAULT;
-    take_frame(k, k->addr, code, hdr, k->fr);
+    take_frame(k, k->addr, code, cached ? NULL : hdr, k->fr);
     k->addr = prev;
     k->have = 0;
     if (prev && !spec_next) {
         if (got < want)
-            return -EFAULT;
+            return -EFAULT;   /* this frame is taken; the walk ends here */
         memcpy(k->fr, next, FRAME_READ);
         k->have = 1;
     }
@@ -526,6 +582,7 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     memset(k, 0, offsetof(walk_t, fr));
     k->w = w;
     k->st = st;
+    w->now_ns = mono_ns();
     st->n = 0;
     st->truncated = 0;
     k->addr = t->frame;
@@ -665,7 +722,7 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
         if (nseg + 2 * m > AT_REMOTE_MAX_SEGS || used + bytes > PRE_BYTES)
             break;
         w->list_pre[i] = (int16_t)w->pre_n;
-        nseg += spec_plan(&w->pre[w->pre_n++], c, 0, m, w->pre_buf + used, segs + nseg, nseg);
+        nseg += spec_plan(&w->pre[w->pre_n++], w, c, 0, m, w->pre_buf + used, segs + nseg, nseg);
         used += bytes;
     }
     return nseg;
@@ -718,6 +775,7 @@ static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
 int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap)
 {
     w->clock++;
+    w->now_ns = mono_ns();
     w->pre_n = 0;
     if (w->clock % FD_SWEEP_EVERY == 0)
         sweep_fds(w);
@@ -815,6 +873,7 @@ int at_walker_idle(at_walker_t *w, uint32_t tid)
     if (!e->tid && open_state(w, e, tid) < 0)
         return -ESRCH;
     e->seen = w->epoch;
+    w->proc_reads++;
     ssize_t n = pread(e->fd, buf, sizeof buf - 1, 0);
     if (n <= 0)
         return -ESRCH;
@@ -866,6 +925,11 @@ void at_walker_free(at_walker_t *w)
     free(w->pre);
     free(w->pre_buf);
     free(w);
+}
+
+uint64_t at_walker_proc_reads(const at_walker_t *w)
+{
+    return w->proc_reads;
 }
 
 uint32_t at_walker_sym_truncated(const at_walker_t *w)
