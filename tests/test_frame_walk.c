@@ -389,3 +389,30 @@ Test(frame_walk, idle_is_the_task_state, .timeout = 20)
     cr_assert_lt(at_walker_idle(f.w, (uint32_t)spin_tid), 0, "an ended thread must not read as a state");
     teardown(&f);
 }
+
+Test(frame_walk, waiting_threads_are_not_reread_until_the_gil_changes_hands)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    put64(f.rt, AT_RT_GIL_LAST_HOLDER, 0x123450); /* another thread holds it */
+    put64(f.rt, AT_RT_GIL_SWITCH_NUMBER, 7);
+    for (int i = 0; i < 3; i++)   /* plain, tagged, then kept */
+        cr_assert_eq(sample(&f, t), 3, "3 frames expected");
+    cr_assert(t[0].reuse, "a thread that cannot have run Python since its last walk keeps it");
+    unsigned long calls = f.proc.mem.calls;
+    /* frames that change without the GIL changing hands cannot happen in
+     * CPython; here they show that the kept stack is what is reported */
+    make_frame(&f, 0, 2, 9, f.frames[2], 0);
+    cr_assert_eq(sample(&f, t), 3, "the kept stack stands while the switch count does not move");
+    cr_assert_eq(f.proc.mem.calls - calls, 1, "one read (the thread list) for a kept stack, got %lu",
+                 f.proc.mem.calls - calls);
+    put64(f.rt, AT_RT_GIL_SWITCH_NUMBER, 8);
+    cr_assert_eq(sample(&f, t), 2, "after a switch the stack is walked again");
+    cr_assert(!t[0].reuse && st.frames[0].line == 40, "walked again: line %d", st.frames[0].line);
+    put64(f.rt, AT_RT_GIL_LAST_HOLDER, A(f.tstate));   /* the holder is always walked */
+    for (int i = 0; i < 3; i++)
+        sample(&f, t);
+    cr_assert(!t[0].reuse, "the GIL holder's stack is never kept");
+    teardown(&f);
+}

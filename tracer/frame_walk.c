@@ -27,7 +27,7 @@
 #define TSTATE_READ     (AT_TSTATE_NATIVE_THREAD_ID + 8)
 #define INTERP_READ     (AT_INTERP_RUNTIME + 8)
 #define RT_FIRST        AT_RT_INTERPRETERS_HEAD
-#define RT_READ         (AT_RT_GIL_LOCKED + 4 - RT_FIRST)
+#define RT_READ         (AT_RT_GIL_SWITCH_NUMBER + 8 - RT_FIRST)
 #define STR_HEAD_READ   (AT_SIZEOF_PYCOMPACTUNICODEOBJECT + 256)
 #define BYTES_HEAD_READ 512
 #define SPEC_CHAINS     64                 /* threads whose chain is kept  */
@@ -60,6 +60,15 @@ typedef struct chain {
     int n;                   /* frames                                      */
     uint64_t frames[AT_MAX_STACK_DEPTH]; /* frame addresses, most recent first */
     uint64_t codes[AT_MAX_STACK_DEPTH];  /* their code objects               */
+    /* The stack as walked, for reuse while the thread cannot have run
+     * Python since (see gil_reuse): valid when the GIL's switch count
+     * reads tag_sw, this thread is not the last holder and its cframe
+     * still reads cframe. */
+    int tag_ok;
+    uint64_t tag_sw;
+    uint64_t cframe;
+    int out_n, out_truncated;
+    at_pyframe_t out[AT_MAX_STACK_DEPTH];
 } chain_t;
 
 struct walk;
@@ -82,6 +91,11 @@ struct at_walker {
     uint32_t clock;          /* at_walker_threads calls                     */
     uint64_t proc_reads;     /* reads of /proc task files (statistics)      */
     uint64_t now_ns;         /* monotonic clock at the start of this walk   */
+    uint64_t sw_last;        /* GIL switch count of the last thread list    */
+    uint64_t holder_last;    /* and its last holder                         */
+    int sw_known;            /* sw_last was read                            */
+    uint64_t sw_before;      /* the count of the list before it             */
+    int sw_before_ok;        /* there was one                               */
     chain_t *chains;         /* SPEC_CHAINS remembered chains               */
     struct walk *walk;       /* scratch for at_walker_stack                 */
     uint8_t *spec;           /* SPEC_BYTES: batch-read buffer               */
@@ -95,6 +109,7 @@ struct at_walker {
     uint64_t list_ts[SPEC_THREADS];
     uint64_t list_cframe[SPEC_THREADS];
     int16_t list_pre[SPEC_THREADS]; /* their chain's index in pre, or -1   */
+    uint8_t list_guess[SPEC_THREADS]; /* its kept stack is expected to stand */
     uint32_t index_gen;      /* frame index of the chain being walked       */
     uint32_t index_stamp[CHAIN_SLOTS];
     uint64_t index_key[CHAIN_SLOTS];
@@ -349,7 +364,7 @@ static chain_t *chain_find(at_walker_t *w, uint64_t tstate)
     return NULL;
 }
 
-static void chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames, const uint64_t *codes, int n)
+static chain_t *chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames, const uint64_t *codes, int n)
 {
     chain_t *c = chain_find(w, tstate);
     if (!c) { /* the least recently used slot (free ones have used 0) */
@@ -363,6 +378,8 @@ static void chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames,
     c->n = n;
     memcpy(c->frames, frames, sizeof *frames * (size_t)n);
     memcpy(c->codes, codes, sizeof *codes * (size_t)n);
+    c->tag_ok = 0;
+    return c;
 }
 
 /* Index the old chain's frame addresses for O(1) "where was this frame". */
@@ -575,10 +592,48 @@ static int walk_chain(walk_t *k)
     return 0;
 }
 
+/* ---- reuse while the GIL did not change hands -------------------------- *
+ *
+ * Python frames are pushed and popped only by the thread holding the GIL,
+ * and every time the GIL goes to a thread other than its last holder,
+ * _PyRuntime.ceval.gil.switch_number grows (take_gil).  So when the
+ * count read with the thread list equals the count read with the list
+ * before the walk of thread T, no thread but the (unchanged) last holder
+ * held the GIL from before that walk until now: if T is not that holder,
+ * its frames are the ones walked, and the walk itself read them while
+ * they stood still.  At 1 kHz on threads trading the GIL every 5 ms, four
+ * ticks in five skip reading the waiting threads' frames; with every
+ * tick seeing a switch (100 Hz) nothing is planned on that guess. */
+
+static void keep_for_reuse(at_walker_t *w, const at_thread_t *t, chain_t *c, const at_pystack_t *st)
+{
+    c->tag_ok = w->sw_before_ok && t->tstate != w->holder_last && !t->stopped;
+    c->tag_sw = w->sw_before;
+    c->cframe = t->cframe;
+    c->out_n = st->n;
+    c->out_truncated = st->truncated;
+    memcpy(c->out, st->frames, sizeof *st->frames * (size_t)st->n);
+}
+
+/* Thread tstate's kept stack if it may stand for this sample, with the
+ * switch count sw and last holder read now. */
+static const chain_t *reusable(const at_walker_t *w, uint64_t tstate, uint64_t cframe, uint64_t sw, uint64_t holder)
+{
+    const chain_t *c = chain_find((at_walker_t *)w, tstate);
+    return c && c->tag_ok && c->tag_sw == sw && tstate != holder && c->cframe == cframe ? c : NULL;
+}
+
 int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
 {
     walk_t *k = w->walk;
     int rc = 0;
+    const chain_t *kept = t->reuse ? chain_find(w, t->tstate) : NULL;
+    if (kept && kept->tag_ok && kept->out_n > 0) {
+        st->n = kept->out_n;
+        st->truncated = kept->out_truncated;
+        memcpy(st->frames, kept->out, sizeof *st->frames * (size_t)st->n);
+        return 0;
+    }
     memset(k, 0, offsetof(walk_t, fr));
     k->w = w;
     k->st = st;
@@ -602,13 +657,15 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     if ((rc = walk_chain(k)) < 0)
         return rc;
     if (st->n)
-        chain_store(w, t->tstate, k->frames, k->codes, st->n);
+        keep_for_reuse(w, t, chain_store(w, t->tstate, k->frames, k->codes, st->n), st);
     return 0;
 }
 
 int at_walker_reload(at_walker_t *w, at_thread_t *t)
 {
     t->frame_known = 0;
+    t->reuse = 0;
+    t->stopped = 1;   /* its walk is not kept for reuse: see keep_for_reuse */
     t->prefetch = -1; /* read before the thread stood still */
     return at_remote_read_u64(&w->proc->mem, t->tstate + AT_TSTATE_CFRAME, &t->cframe);
 }
@@ -618,7 +675,18 @@ int at_walker_reload(at_walker_t *w, at_thread_t *t)
 typedef struct gil_view {
     uint64_t holder;         /* _PyRuntime.ceval.gil.last_holder            */
     int locked;              /* and .locked                                 */
+    uint64_t switches;       /* and .switch_number                          */
 } gil_view_t;
+
+/* A thread list was read along with g: it is the last one now. */
+static void note_switches(at_walker_t *w, const gil_view_t *g)
+{
+    w->sw_before = w->sw_last;
+    w->sw_before_ok = w->sw_known;
+    w->sw_last = g->switches;
+    w->holder_last = g->holder;
+    w->sw_known = 1;
+}
 
 static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil_view_t *g)
 {
@@ -630,6 +698,8 @@ static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil
     t->tid = (uint32_t)at_get_u64(tb, AT_TSTATE_NATIVE_THREAD_ID);
     t->gil = ts == g->holder && g->locked > 0;
     t->idle = 0;
+    t->reuse = 0;
+    t->stopped = 0;
 }
 
 /* Append the thread states of one interpreter; returns the new count. */
@@ -656,6 +726,7 @@ static void gil_from(const uint8_t *rt, gil_view_t *g)
 {
     g->holder = at_get_u64(rt, AT_RT_GIL_LAST_HOLDER - RT_FIRST);
     g->locked = at_get_i32(rt, AT_RT_GIL_LOCKED - RT_FIRST);
+    g->switches = at_get_u64(rt, AT_RT_GIL_SWITCH_NUMBER - RT_FIRST);
 }
 
 /* The plain walk: interpreters, then each one's thread states. */
@@ -671,6 +742,7 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
     gil_from(rt, &g);
     if (!interp)
         return -EAGAIN;
+    note_switches(w, &g);
     for (; interp && ninterp < AT_MAX_INTERPRETERS && n < cap; ninterp++) {
         if ((rc = at_remote_read(mem, interp, ib, sizeof ib)) < 0)
             return rc == -ESRCH ? rc : n;
@@ -689,18 +761,22 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
     return n;
 }
 
-/* Check the batch: every link must be the one remembered. */
-static int list_links_hold(const at_walker_t *w, const uint8_t *rt, const uint8_t *ib)
+/* Check the batch: every link must be the one remembered.  The thread
+ * states are a doubly linked list (3.11 pystate.c keeps prev and next
+ * both, under the head lock): a thread added goes in at the head and
+ * sets the old head's prev, one removed changes its neighbours' links,
+ * so the interpreter's head pointer need not be read (one remote range
+ * less per sample).  A new interpreter changes _PyRuntime's head. */
+static int list_links_hold(const at_walker_t *w, const uint8_t *rt)
 {
     int n = w->list_n;
-    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp ||
-        at_get_u64(ib, AT_INTERP_RUNTIME) != w->proc->runtime || at_get_u64(ib, AT_INTERP_NEXT) != 0 ||
-        at_get_u64(ib, AT_INTERP_TSTATE_HEAD) != w->list_ts[0])
+    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp)
         return 0;
     for (int i = 0; i < n; i++) {
         const uint8_t *tb = w->spec + (size_t)i * TSTATE_READ;
-        uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0;
-        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next)
+        uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0, prev = i > 0 ? w->list_ts[i - 1] : 0;
+        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next ||
+            at_get_u64(tb, AT_TSTATE_PREV) != prev)
             return 0;
     }
     return 1;
@@ -715,7 +791,7 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
     w->pre_n = 0;
     for (int i = 0; i < w->list_n && w->pre_n < PRE_THREADS; i++) {
         const chain_t *c = chain_find(w, w->list_ts[i]);
-        if (!c || c->n <= 0)
+        if (!c || c->n <= 0 || w->list_guess[i])
             continue;
         int m = c->n;
         size_t bytes = (size_t)m * (FRAME_READ + CODE_READ);
@@ -728,24 +804,33 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
     return nseg;
 }
 
-/* The batch: _PyRuntime, the interpreter, every thread state, every
+/* The batch: _PyRuntime, every thread state, every
  * current frame pointer and every thread's last chain at last sample's
- * addresses, in one call.  Returns the count, or -EAGAIN when the plain
- * walk must decide. */
-static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
+ * addresses, in one call.  Returns the count, -EAGAIN when the plain
+ * walk must decide, or -ESTALE when a guess (see below) was wrong and the
+ * batch must be read again without guessing. */
+static int list_batch(at_walker_t *w, at_thread_t *out, int cap, int guess)
 {
-    enum { fixed = 2 };
+    enum { fixed = 1 };
     at_remote_seg_t segs[AT_REMOTE_MAX_SEGS];
-    uint8_t rt[RT_READ], ib[INTERP_READ];
+    uint8_t rt[RT_READ];
     uint64_t cur[SPEC_THREADS];
     int n = w->list_n;
     if (n == 0 || n > cap)
         return -EAGAIN;
     segs[0] = (at_remote_seg_t){ w->proc->runtime + RT_FIRST, rt, RT_READ };
-    segs[1] = (at_remote_seg_t){ w->list_interp, ib, INTERP_READ };
     for (int i = 0; i < n; i++) {
-        segs[fixed + i] = (at_remote_seg_t){ w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
-        segs[fixed + n + i] = (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
+        uint64_t ts = w->list_ts[i];
+        /* guess that no switch happened since the last two lists (the
+         * guess is checked below): then the frames of a thread whose kept
+         * stack is tagged with that count are not read (its frame pointer
+         * is pointed into _PyRuntime's range, which costs nothing) */
+        w->list_guess[i] = guess && w->sw_known && w->sw_before_ok && w->sw_before == w->sw_last &&
+                           reusable(w, ts, w->list_cframe[i], w->sw_last, w->holder_last) != NULL;
+        segs[fixed + i] = (at_remote_seg_t){ ts, w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
+        segs[fixed + n + i] = w->list_guess[i]
+            ? (at_remote_seg_t){ w->proc->runtime + RT_FIRST, &cur[i], 8 }
+            : (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
         w->list_pre[i] = -1;
     }
     int nseg = plan_prefetch(w, segs, fixed + 2 * n);
@@ -753,23 +838,34 @@ static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
     w->pre_got = got;
     if (got == -ESRCH)
         return got;
-    if (got < fixed + n || !list_links_hold(w, rt, ib)) {
+    if (got < fixed + n || !list_links_hold(w, rt)) {
         w->pre_n = 0;
         return -EAGAIN;
     }
     gil_view_t g;
+    int wrong = 0;
     gil_from(rt, &g);
+    note_switches(w, &g);
     for (int i = 0; i < n; i++) {
         put_thread(&out[i], w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, &g);
-        /* the frame pointer read is right only if cframe did not move */
-        if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
+        if (reusable(w, out[i].tstate, out[i].cframe, g.switches, g.holder)) {
+            out[i].reuse = 1;   /* see keep_for_reuse */
+        } else if (w->list_guess[i]) {
+            wrong = 1;          /* its frames were not read */
+        } else if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
+            /* the frame pointer read is right only if cframe did not move */
             out[i].frame = cur[i];
             out[i].frame_known = 1;
             out[i].prefetch = w->list_pre[i];
         }
         w->list_cframe[i] = out[i].cframe;
     }
-    return n;
+    /* Two calls for each thread guessed wrong cost more than one more
+     * batch (the GIL changes hands every 5-10 ms: a tick in 5-10 at
+     * 1 kHz) */
+    if (wrong)
+        w->pre_n = 0;
+    return wrong ? -ESTALE : n;
 }
 
 int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap)
@@ -779,7 +875,9 @@ int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap)
     w->pre_n = 0;
     if (w->clock % FD_SWEEP_EVERY == 0)
         sweep_fds(w);
-    int n = list_batch(w, out, cap);
+    int n = list_batch(w, out, cap, 1);
+    if (n == -ESTALE)
+        n = list_batch(w, out, cap, 0);
     return n == -EAGAIN ? list_plain(w, out, cap) : n;
 }
 

@@ -56,6 +56,8 @@ typedef struct at_thread {
     uint32_t tid;        /* native thread id                              */
     uint8_t gil;         /* holds the GIL                                 */
     uint8_t idle;        /* not running (/proc task state != 'R')         */
+    uint8_t reuse;       /* its last walk stands: no frames to read       */
+    uint8_t stopped;     /* reloaded while stopped (--native)             */
 } at_thread_t;
 
 typedef struct at_pystack {
