@@ -31,6 +31,13 @@ typedef struct fake {
     at_walker_t *w;
 } fake_t;
 
+/* Past the time a validated code header is trusted without a read. */
+static void wait_code_recheck(void)
+{
+    struct timespec ts = { 0, (long)AT_WALKER_CODE_RECHECK_NS + 20000000L };
+    nanosleep(&ts, NULL);
+}
+
 static void put64(uint8_t *b, size_t off, uint64_t v)
 {
     memcpy(b + off, &v, 8);
@@ -201,6 +208,7 @@ Test(frame_walk, bad_pointers_are_survived)
     n = sample(&f, t);
     cr_assert(n == 2 && st.truncated, "non-canonical pointer: n=%d truncated=%d", n, st.truncated);
     put64(f.codes[1], AT_VAR_SIZE, (uint64_t)-5); /* insane size */
+    wait_code_recheck();      /* a header is trusted that long */
     n = sample(&f, t);
     cr_assert_str_eq(fn(&f, 1), "[unknown]", "a code object with a bad size must be refused");
     teardown(&f);
@@ -222,8 +230,18 @@ Test(frame_walk, changes_between_samples_are_seen)
     /* the code object at the same address is replaced by another one */
     make_str(f.names[2], "replaced");
     put64(f.codes[2], AT_CODE_QUALNAME, A(f.names[1]));
+    wait_code_recheck();
     cr_assert_eq(sample(&f, t), 2, "2 frames expected");
     cr_assert_str_eq(fn(&f, 0), "middle", "a code object changed in place must be re-read");
+    /* one replaced by a longer one, run past the old one's end: the
+     * instruction pointer gives it away, so it is re-read at once */
+    sample(&f, t);
+    put64(f.codes[2], AT_CODE_QUALNAME, A(f.names[0]));
+    put64(f.codes[2], AT_VAR_SIZE, 30);
+    make_frame(&f, 0, 2, 20, f.frames[2], 0);
+    cr_assert_eq(sample(&f, t), 2, "2 frames expected");
+    cr_assert_str_eq(fn(&f, 0), "outer", "a longer code object in place must be re-read at once (got %s)",
+                     fn(&f, 0));
     teardown(&f);
 }
 
@@ -369,5 +387,32 @@ Test(frame_walk, idle_is_the_task_state, .timeout = 20)
     cr_assert(spin_idle == 0, "a spinning thread read idle %d times of 50", spin_idle);
     cr_assert(sleep_idle >= 45, "a sleeping thread read idle only %d times of 50", sleep_idle);
     cr_assert_lt(at_walker_idle(f.w, (uint32_t)spin_tid), 0, "an ended thread must not read as a state");
+    teardown(&f);
+}
+
+Test(frame_walk, waiting_threads_are_not_reread_until_the_gil_changes_hands)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    setup(&f);
+    put64(f.rt, AT_RT_GIL_LAST_HOLDER, 0x123450); /* another thread holds it */
+    put64(f.rt, AT_RT_GIL_SWITCH_NUMBER, 7);
+    for (int i = 0; i < 3; i++)   /* plain, tagged, then kept */
+        cr_assert_eq(sample(&f, t), 3, "3 frames expected");
+    cr_assert(t[0].reuse, "a thread that cannot have run Python since its last walk keeps it");
+    unsigned long calls = f.proc.mem.calls;
+    /* frames that change without the GIL changing hands cannot happen in
+     * CPython; here they show that the kept stack is what is reported */
+    make_frame(&f, 0, 2, 9, f.frames[2], 0);
+    cr_assert_eq(sample(&f, t), 3, "the kept stack stands while the switch count does not move");
+    cr_assert_eq(f.proc.mem.calls - calls, 1, "one read (the thread list) for a kept stack, got %lu",
+                 f.proc.mem.calls - calls);
+    put64(f.rt, AT_RT_GIL_SWITCH_NUMBER, 8);
+    cr_assert_eq(sample(&f, t), 2, "after a switch the stack is walked again");
+    cr_assert(!t[0].reuse && st.frames[0].line == 40, "walked again: line %d", st.frames[0].line);
+    put64(f.rt, AT_RT_GIL_LAST_HOLDER, A(f.tstate));   /* the holder is always walked */
+    for (int i = 0; i < 3; i++)
+        sample(&f, t);
+    cr_assert(!t[0].reuse, "the GIL holder's stack is never kept");
     teardown(&f);
 }

@@ -207,9 +207,11 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
     at_progress_t progress;
     uint64_t end = deadline_ns(o);
     at_pace_init(&pace, o->rate_hz, !o->no_poll);
+    uint64_t first_tick = pace.next_ns, last_tick = first_tick;
     at_progress_init(&progress);
     while (!record_stop && (!end || at_now_ns() < end)) {
         at_progress_update(&progress, at_stacks_meta(t->stacks)->samples, "samples", 1);
+        last_tick = pace.next_ns;       /* sampled, or counted missed */
         if (at_target_sample(t, NULL, NULL) == -ESRCH)
             break;
         if (t->failures > AT_TARGET_MAX_FAILURES) {
@@ -218,15 +220,20 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
             break;
         }
         at_stacks_meta(t->stacks)->missed += at_pace_wait(&pace, &record_stop);
+        last_tick = pace.next_ns - pace.period_ns;  /* ticks it skipped are missed */
     }
     at_progress_end(&progress);
     at_pace_end(&pace);
     at_target_note_waits(t, &pace);
-    /* ticks the last wait counted as missed lie after the last sample:
-     * the recording spans them too (samples + missed = ticks) */
-    uint64_t last_tick = pace.next_ns - pace.period_ns;
-    if (t->start_ns && last_tick > t->end_ns)
-        t->end_ns = last_tick;
+    /* The recording spans its ticks, first to last, each sampled or
+     * counted missed (samples + missed = ticks): not the times the
+     * samples were taken, which come late by the time a sample takes
+     * (the first, which reads every code object, by milliseconds).  The
+     * tick the last wait waited for was neither. */
+    if (t->start_ns) {
+        t->start_ns = first_tick;
+        t->end_ns = last_tick > first_tick ? last_tick : first_tick;
+    }
 }
 
 /* session.meta, so `archtrace report DIR` knows what this session was:

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "linetable.h"
 #include "py_str.h"
 
 #define CODE_SLOTS      4096               /* code cache, power of two     */
+#define CODE_RECHECK_NS AT_WALKER_CODE_RECHECK_NS
 #define FD_SLOTS        1024               /* /proc task stat fds, pow. 2  */
 #define FD_SWEEP_EVERY  512                /* samples between fd sweeps    */
 #define MAX_STR_CHARS   1024               /* longer names are cut         */
@@ -25,7 +27,7 @@
 #define TSTATE_READ     (AT_TSTATE_NATIVE_THREAD_ID + 8)
 #define INTERP_READ     (AT_INTERP_RUNTIME + 8)
 #define RT_FIRST        AT_RT_INTERPRETERS_HEAD
-#define RT_READ         (AT_RT_GIL_LOCKED + 4 - RT_FIRST)
+#define RT_READ         (AT_RT_GIL_SWITCH_NUMBER + 8 - RT_FIRST)
 #define STR_HEAD_READ   (AT_SIZEOF_PYCOMPACTUNICODEOBJECT + 256)
 #define BYTES_HEAD_READ 512
 #define SPEC_CHAINS     64                 /* threads whose chain is kept  */
@@ -46,6 +48,7 @@ typedef struct code_entry {
     int32_t firstlineno;
     int32_t firsttraceable;
     uint32_t sym;            /* (qualname, filename) in the symtab          */
+    uint64_t checked_ns;     /* when the header last read back the same     */
     int nranges;             /* -1 when the table did not decode            */
     at_line_range_t *ranges; /* decoded co_linetable                        */
 } code_entry_t;
@@ -57,6 +60,15 @@ typedef struct chain {
     int n;                   /* frames                                      */
     uint64_t frames[AT_MAX_STACK_DEPTH]; /* frame addresses, most recent first */
     uint64_t codes[AT_MAX_STACK_DEPTH];  /* their code objects               */
+    /* The stack as walked, for reuse while the thread cannot have run
+     * Python since (see gil_reuse): valid when the GIL's switch count
+     * reads tag_sw, this thread is not the last holder and its cframe
+     * still reads cframe. */
+    int tag_ok;
+    uint64_t tag_sw;
+    uint64_t cframe;
+    int out_n, out_truncated;
+    at_pyframe_t out[AT_MAX_STACK_DEPTH];
 } chain_t;
 
 struct walk;
@@ -77,6 +89,13 @@ struct at_walker {
     int state_file;          /* index in STATE_FILES: 0 syscall, 1 stat     */
     int state_file_known;    /* one was opened: no more probing             */
     uint32_t clock;          /* at_walker_threads calls                     */
+    uint64_t proc_reads;     /* reads of /proc task files (statistics)      */
+    uint64_t now_ns;         /* monotonic clock at the start of this walk   */
+    uint64_t sw_last;        /* GIL switch count of the last thread list    */
+    uint64_t holder_last;    /* and its last holder                         */
+    int sw_known;            /* sw_last was read                            */
+    uint64_t sw_before;      /* the count of the list before it             */
+    int sw_before_ok;        /* there was one                               */
     chain_t *chains;         /* SPEC_CHAINS remembered chains               */
     struct walk *walk;       /* scratch for at_walker_stack                 */
     uint8_t *spec;           /* SPEC_BYTES: batch-read buffer               */
@@ -90,6 +109,7 @@ struct at_walker {
     uint64_t list_ts[SPEC_THREADS];
     uint64_t list_cframe[SPEC_THREADS];
     int16_t list_pre[SPEC_THREADS]; /* their chain's index in pre, or -1   */
+    uint8_t list_guess[SPEC_THREADS]; /* its kept stack is expected to stand */
     uint32_t index_gen;      /* frame index of the chain being walked       */
     uint32_t index_stamp[CHAIN_SLOTS];
     uint64_t index_key[CHAIN_SLOTS];
@@ -101,6 +121,13 @@ struct at_walker {
 };
 
 static void sweep_fds(at_walker_t *w);
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- strings -------------------------------------------------------- */
 
@@ -243,26 +270,61 @@ static int code_fill(at_walker_t *w, code_entry_t *e, uint64_t addr, const uint8
     return 0;
 }
 
+static code_entry_t *code_slot(const at_walker_t *w, uint64_t addr)
+{
+    return &w->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
+}
+
 static const code_entry_t *code_lookup(at_walker_t *w, uint64_t addr, const uint8_t *hdr)
 {
-    code_entry_t *e = &w->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
+    code_entry_t *e = code_slot(w, addr);
     if (!header_sane(w, hdr))
         return NULL;
-    if (e->addr == addr && header_matches(e, hdr))
-        return e;
-    if (code_fill(w, e, addr, hdr) < 0) {
+    if (!(e->addr == addr && header_matches(e, hdr)) && code_fill(w, e, addr, hdr) < 0) {
         code_clear(e);
         return NULL;
     }
+    e->checked_ns = w->now_ns;
     return e;
+}
+
+/* The cached code object at addr when its header need not be read again:
+ * it read back the same within CODE_RECHECK_NS.  A code object is freed
+ * only when no frame runs it, so between checks a frame naming addr runs
+ * that same object unless it was freed and another allocated in its
+ * place; the caller also checks that the frame's instruction pointer
+ * lies inside it (code_runs), which most such impostors fail.  This is
+ * what takes code headers off the per-sample reads (they were a third of
+ * the remote ranges of a 10-frame sample). */
+static const code_entry_t *code_fresh(const at_walker_t *w, uint64_t addr)
+{
+    const code_entry_t *e = code_slot(w, addr);
+    return addr && e->addr == addr && w->now_ns - e->checked_ns < CODE_RECHECK_NS ? e : NULL;
+}
+
+/* The frame's last instruction as an index into e's code units. */
+static int64_t frame_lasti(uint64_t code, const uint8_t *fr)
+{
+    int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
+    return (prev_instr - (int64_t)(code + AT_CODE_CODE_ADAPTIVE)) / AT_SIZEOF_CODEUNIT;
+}
+
+/* Whether frame fr may be resolved through the cache alone. */
+static int code_runs(const at_walker_t *w, uint64_t code, const uint8_t *fr)
+{
+    const code_entry_t *e = code_fresh(w, code);
+    int64_t lasti = frame_lasti(code, fr);
+    return e && at_get_u64(fr, AT_IFRAME_CODE) == code && lasti >= -1 && lasti < e->size;
 }
 
 /* ---- frames ---------------------------------------------------------- */
 
+/* One frame into st: its code resolved from hdr (the header just read),
+ * or from the cache when hdr is NULL (the caller checked code_runs). */
 static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uint8_t *hdr,
                       const uint8_t *fr)
 {
-    const code_entry_t *e = code_lookup(w, code, hdr);
+    const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
     at_pyframe_t *f = &st->frames[st->n++];
     int owner = fr[AT_IFRAME_OWNER];
     int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
@@ -302,7 +364,7 @@ static chain_t *chain_find(at_walker_t *w, uint64_t tstate)
     return NULL;
 }
 
-static void chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames, const uint64_t *codes, int n)
+static chain_t *chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames, const uint64_t *codes, int n)
 {
     chain_t *c = chain_find(w, tstate);
     if (!c) { /* the least recently used slot (free ones have used 0) */
@@ -316,6 +378,8 @@ static void chain_store(at_walker_t *w, uint64_t tstate, const uint64_t *frames,
     c->n = n;
     memcpy(c->frames, frames, sizeof *frames * (size_t)n);
     memcpy(c->codes, codes, sizeof *codes * (size_t)n);
+    c->tag_ok = 0;
+    return c;
 }
 
 /* Index the old chain's frame addresses for O(1) "where was this frame". */
@@ -346,10 +410,12 @@ static int old_index(const at_walker_t *w, uint64_t addr)
 /* Frames old->frames[from..from+m) as batch-read: frame i at
  * buf + i * FRAME_READ, its code header at buf + m * FRAME_READ +
  * slot[i] * CODE_READ (a code object shared by several frames, as in a
- * recursion, is read once).  Segment `seg0 + i` holds frame i and
- * `seg0 + m + slot` a header: what at_remote_readv completed is known
- * from its count of leading segments. */
+ * recursion, is read once; one whose cached header is fresh, see
+ * code_fresh, not at all: slot NO_HEADER).  Segment `seg0 + i` holds
+ * frame i and `seg0 + m + slot` a header: what at_remote_readv completed
+ * is known from its count of leading segments. */
 typedef struct spec_view {
+    const at_walker_t *w;    /* whose code cache decided what was read      */
     const chain_t *old;      /* the chain read (a walker slot)              */
     uint64_t tstate;         /* its thread, to check the slot still is it   */
     int from, m;             /* frames read                                 */
@@ -359,20 +425,25 @@ typedef struct spec_view {
 } spec_view_t;
 
 #define SPEC_DEDUP 16        /* distinct code objects looked up per chain   */
+#define NO_HEADER  UINT16_MAX /* slot of a frame whose header is not read   */
 
 /* Segments for old->frames[from..from+m) into segs (room for 2m), laid
  * out in buf (room for m * (FRAME_READ + CODE_READ)).  Returns how many. */
-static int spec_plan(spec_view_t *v, const chain_t *old, int from, int m, uint8_t *buf,
+static int spec_plan(spec_view_t *v, const at_walker_t *w, const chain_t *old, int from, int m, uint8_t *buf,
                      at_remote_seg_t *segs, int seg0)
 {
     uint64_t distinct[SPEC_DEDUP];
     int nd = 0;
-    *v = (spec_view_t){ .old = old, .tstate = old->tstate, .from = from, .m = m, .seg0 = seg0, .buf = buf };
+    *v = (spec_view_t){ .w = w, .old = old, .tstate = old->tstate, .from = from, .m = m, .seg0 = seg0, .buf = buf };
     for (int i = 0; i < m; i++)
         segs[i] = (at_remote_seg_t){ old->frames[from + i], buf + (size_t)i * FRAME_READ, FRAME_READ };
     for (int i = 0; i < m; i++) {
         uint64_t code = old->codes[from + i];
         int u = 0;
+        if (code_fresh(v->w, code)) {
+            v->slot[i] = NO_HEADER;
+            continue;
+        }
         while (u < nd && distinct[u] != code)
             u++;
         if (u == nd) {
@@ -420,11 +491,13 @@ static void spec_take(walk_t *k, const spec_view_t *v, int got, int j)
     int room = AT_MAX_STACK_DEPTH - k->st->n;
     for (int i = j - v->from; i < v->m && room-- > 0; i++) {
         const uint8_t *fr = v->buf + (size_t)i * FRAME_READ;
-        const uint8_t *hdr = v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * CODE_READ;
+        int cached = v->slot[i] == NO_HEADER;
+        const uint8_t *hdr = cached ? NULL : v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * CODE_READ;
         uint64_t addr = old->frames[v->from + i], code = old->codes[v->from + i];
         if (v->seg0 + i >= got || seen_before(k->frames, k->st->n, addr))
             return; /* k->addr is still this frame: read plainly */
-        if (at_get_u64(fr, AT_IFRAME_CODE) != code || v->seg0 + v->m + v->slot[i] >= got) {
+        if (at_get_u64(fr, AT_IFRAME_CODE) != code || (!cached && v->seg0 + v->m + v->slot[i] >= got) ||
+            (cached && !code_runs(k->w, code, fr))) {
             memcpy(k->fr, fr, FRAME_READ);
             k->have = 1;
             return;
@@ -449,7 +522,7 @@ static int speculate(walk_t *k, int j)
         return 0;
     }
     int m = k->old->n - j, room = AT_MAX_STACK_DEPTH - k->st->n;
-    int nseg = spec_plan(v, k->old, j, m < room ? m : room, k->w->spec, segs, 0);
+    int nseg = spec_plan(v, k->w, k->old, j, m < room ? m : room, k->w->spec, segs, 0);
     k->speculated = 1;
     int got = at_remote_readv(&k->w->proc->mem, segs, nseg, NULL);
     if (got == -ESRCH)
@@ -470,20 +543,20 @@ static int step(walk_t *k)
 {
     uint8_t hdr[CODE_READ], next[FRAME_READ];
     uint64_t code = at_get_u64(k->fr, AT_IFRAME_CODE), prev = at_get_u64(k->fr, AT_IFRAME_PREVIOUS);
-    int spec_next = can_speculate(k, prev);
+    int spec_next = can_speculate(k, prev), cached = code_runs(k->w, code, k->fr);
     at_remote_seg_t segs[2] = { { code, hdr, CODE_READ }, { prev, next, FRAME_READ } };
-    int want = prev && !spec_next ? 2 : 1;
-    int got = at_remote_readv(&k->w->proc->mem, segs, want, NULL);
+    int skip = cached, want = (prev && !spec_next ? 2 : 1) - skip;
+    int got = want ? at_remote_readv(&k->w->proc->mem, segs + skip, want, NULL) : 0;
     if (got == -ESRCH)
         return got;
-    if (got < 1)
+    if (got < 1 && !cached)
         return -EFAULT;
-    take_frame(k, k->addr, code, hdr, k->fr);
+    take_frame(k, k->addr, code, cached ? NULL : hdr, k->fr);
     k->addr = prev;
     k->have = 0;
     if (prev && !spec_next) {
         if (got < want)
-            return -EFAULT;
+            return -EFAULT;   /* this frame is taken; the walk ends here */
         memcpy(k->fr, next, FRAME_READ);
         k->have = 1;
     }
@@ -519,13 +592,52 @@ static int walk_chain(walk_t *k)
     return 0;
 }
 
+/* ---- reuse while the GIL did not change hands -------------------------- *
+ *
+ * Python frames are pushed and popped only by the thread holding the GIL,
+ * and every time the GIL goes to a thread other than its last holder,
+ * _PyRuntime.ceval.gil.switch_number grows (take_gil).  So when the
+ * count read with the thread list equals the count read with the list
+ * before the walk of thread T, no thread but the (unchanged) last holder
+ * held the GIL from before that walk until now: if T is not that holder,
+ * its frames are the ones walked, and the walk itself read them while
+ * they stood still.  At 1 kHz on threads trading the GIL every 5 ms, four
+ * ticks in five skip reading the waiting threads' frames; with every
+ * tick seeing a switch (100 Hz) nothing is planned on that guess. */
+
+static void keep_for_reuse(at_walker_t *w, const at_thread_t *t, chain_t *c, const at_pystack_t *st)
+{
+    c->tag_ok = w->sw_before_ok && t->tstate != w->holder_last && !t->stopped;
+    c->tag_sw = w->sw_before;
+    c->cframe = t->cframe;
+    c->out_n = st->n;
+    c->out_truncated = st->truncated;
+    memcpy(c->out, st->frames, sizeof *st->frames * (size_t)st->n);
+}
+
+/* Thread tstate's kept stack if it may stand for this sample, with the
+ * switch count sw and last holder read now. */
+static const chain_t *reusable(const at_walker_t *w, uint64_t tstate, uint64_t cframe, uint64_t sw, uint64_t holder)
+{
+    const chain_t *c = chain_find((at_walker_t *)w, tstate);
+    return c && c->tag_ok && c->tag_sw == sw && tstate != holder && c->cframe == cframe ? c : NULL;
+}
+
 int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
 {
     walk_t *k = w->walk;
     int rc = 0;
+    const chain_t *kept = t->reuse ? chain_find(w, t->tstate) : NULL;
+    if (kept && kept->tag_ok && kept->out_n > 0) {
+        st->n = kept->out_n;
+        st->truncated = kept->out_truncated;
+        memcpy(st->frames, kept->out, sizeof *st->frames * (size_t)st->n);
+        return 0;
+    }
     memset(k, 0, offsetof(walk_t, fr));
     k->w = w;
     k->st = st;
+    w->now_ns = mono_ns();
     st->n = 0;
     st->truncated = 0;
     k->addr = t->frame;
@@ -545,13 +657,15 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     if ((rc = walk_chain(k)) < 0)
         return rc;
     if (st->n)
-        chain_store(w, t->tstate, k->frames, k->codes, st->n);
+        keep_for_reuse(w, t, chain_store(w, t->tstate, k->frames, k->codes, st->n), st);
     return 0;
 }
 
 int at_walker_reload(at_walker_t *w, at_thread_t *t)
 {
     t->frame_known = 0;
+    t->reuse = 0;
+    t->stopped = 1;   /* its walk is not kept for reuse: see keep_for_reuse */
     t->prefetch = -1; /* read before the thread stood still */
     return at_remote_read_u64(&w->proc->mem, t->tstate + AT_TSTATE_CFRAME, &t->cframe);
 }
@@ -561,7 +675,18 @@ int at_walker_reload(at_walker_t *w, at_thread_t *t)
 typedef struct gil_view {
     uint64_t holder;         /* _PyRuntime.ceval.gil.last_holder            */
     int locked;              /* and .locked                                 */
+    uint64_t switches;       /* and .switch_number                          */
 } gil_view_t;
+
+/* A thread list was read along with g: it is the last one now. */
+static void note_switches(at_walker_t *w, const gil_view_t *g)
+{
+    w->sw_before = w->sw_last;
+    w->sw_before_ok = w->sw_known;
+    w->sw_last = g->switches;
+    w->holder_last = g->holder;
+    w->sw_known = 1;
+}
 
 static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil_view_t *g)
 {
@@ -573,6 +698,8 @@ static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil
     t->tid = (uint32_t)at_get_u64(tb, AT_TSTATE_NATIVE_THREAD_ID);
     t->gil = ts == g->holder && g->locked > 0;
     t->idle = 0;
+    t->reuse = 0;
+    t->stopped = 0;
 }
 
 /* Append the thread states of one interpreter; returns the new count. */
@@ -599,6 +726,7 @@ static void gil_from(const uint8_t *rt, gil_view_t *g)
 {
     g->holder = at_get_u64(rt, AT_RT_GIL_LAST_HOLDER - RT_FIRST);
     g->locked = at_get_i32(rt, AT_RT_GIL_LOCKED - RT_FIRST);
+    g->switches = at_get_u64(rt, AT_RT_GIL_SWITCH_NUMBER - RT_FIRST);
 }
 
 /* The plain walk: interpreters, then each one's thread states. */
@@ -614,6 +742,7 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
     gil_from(rt, &g);
     if (!interp)
         return -EAGAIN;
+    note_switches(w, &g);
     for (; interp && ninterp < AT_MAX_INTERPRETERS && n < cap; ninterp++) {
         if ((rc = at_remote_read(mem, interp, ib, sizeof ib)) < 0)
             return rc == -ESRCH ? rc : n;
@@ -632,18 +761,22 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
     return n;
 }
 
-/* Check the batch: every link must be the one remembered. */
-static int list_links_hold(const at_walker_t *w, const uint8_t *rt, const uint8_t *ib)
+/* Check the batch: every link must be the one remembered.  The thread
+ * states are a doubly linked list (3.11 pystate.c keeps prev and next
+ * both, under the head lock): a thread added goes in at the head and
+ * sets the old head's prev, one removed changes its neighbours' links,
+ * so the interpreter's head pointer need not be read (one remote range
+ * less per sample).  A new interpreter changes _PyRuntime's head. */
+static int list_links_hold(const at_walker_t *w, const uint8_t *rt)
 {
     int n = w->list_n;
-    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp ||
-        at_get_u64(ib, AT_INTERP_RUNTIME) != w->proc->runtime || at_get_u64(ib, AT_INTERP_NEXT) != 0 ||
-        at_get_u64(ib, AT_INTERP_TSTATE_HEAD) != w->list_ts[0])
+    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp)
         return 0;
     for (int i = 0; i < n; i++) {
         const uint8_t *tb = w->spec + (size_t)i * TSTATE_READ;
-        uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0;
-        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next)
+        uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0, prev = i > 0 ? w->list_ts[i - 1] : 0;
+        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next ||
+            at_get_u64(tb, AT_TSTATE_PREV) != prev)
             return 0;
     }
     return 1;
@@ -658,37 +791,46 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
     w->pre_n = 0;
     for (int i = 0; i < w->list_n && w->pre_n < PRE_THREADS; i++) {
         const chain_t *c = chain_find(w, w->list_ts[i]);
-        if (!c || c->n <= 0)
+        if (!c || c->n <= 0 || w->list_guess[i])
             continue;
         int m = c->n;
         size_t bytes = (size_t)m * (FRAME_READ + CODE_READ);
         if (nseg + 2 * m > AT_REMOTE_MAX_SEGS || used + bytes > PRE_BYTES)
             break;
         w->list_pre[i] = (int16_t)w->pre_n;
-        nseg += spec_plan(&w->pre[w->pre_n++], c, 0, m, w->pre_buf + used, segs + nseg, nseg);
+        nseg += spec_plan(&w->pre[w->pre_n++], w, c, 0, m, w->pre_buf + used, segs + nseg, nseg);
         used += bytes;
     }
     return nseg;
 }
 
-/* The batch: _PyRuntime, the interpreter, every thread state, every
+/* The batch: _PyRuntime, every thread state, every
  * current frame pointer and every thread's last chain at last sample's
- * addresses, in one call.  Returns the count, or -EAGAIN when the plain
- * walk must decide. */
-static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
+ * addresses, in one call.  Returns the count, -EAGAIN when the plain
+ * walk must decide, or -ESTALE when a guess (see below) was wrong and the
+ * batch must be read again without guessing. */
+static int list_batch(at_walker_t *w, at_thread_t *out, int cap, int guess)
 {
-    enum { fixed = 2 };
+    enum { fixed = 1 };
     at_remote_seg_t segs[AT_REMOTE_MAX_SEGS];
-    uint8_t rt[RT_READ], ib[INTERP_READ];
+    uint8_t rt[RT_READ];
     uint64_t cur[SPEC_THREADS];
     int n = w->list_n;
     if (n == 0 || n > cap)
         return -EAGAIN;
     segs[0] = (at_remote_seg_t){ w->proc->runtime + RT_FIRST, rt, RT_READ };
-    segs[1] = (at_remote_seg_t){ w->list_interp, ib, INTERP_READ };
     for (int i = 0; i < n; i++) {
-        segs[fixed + i] = (at_remote_seg_t){ w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
-        segs[fixed + n + i] = (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
+        uint64_t ts = w->list_ts[i];
+        /* guess that no switch happened since the last two lists (the
+         * guess is checked below): then the frames of a thread whose kept
+         * stack is tagged with that count are not read (its frame pointer
+         * is pointed into _PyRuntime's range, which costs nothing) */
+        w->list_guess[i] = guess && w->sw_known && w->sw_before_ok && w->sw_before == w->sw_last &&
+                           reusable(w, ts, w->list_cframe[i], w->sw_last, w->holder_last) != NULL;
+        segs[fixed + i] = (at_remote_seg_t){ ts, w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
+        segs[fixed + n + i] = w->list_guess[i]
+            ? (at_remote_seg_t){ w->proc->runtime + RT_FIRST, &cur[i], 8 }
+            : (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
         w->list_pre[i] = -1;
     }
     int nseg = plan_prefetch(w, segs, fixed + 2 * n);
@@ -696,32 +838,46 @@ static int list_batch(at_walker_t *w, at_thread_t *out, int cap)
     w->pre_got = got;
     if (got == -ESRCH)
         return got;
-    if (got < fixed + n || !list_links_hold(w, rt, ib)) {
+    if (got < fixed + n || !list_links_hold(w, rt)) {
         w->pre_n = 0;
         return -EAGAIN;
     }
     gil_view_t g;
+    int wrong = 0;
     gil_from(rt, &g);
+    note_switches(w, &g);
     for (int i = 0; i < n; i++) {
         put_thread(&out[i], w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, &g);
-        /* the frame pointer read is right only if cframe did not move */
-        if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
+        if (reusable(w, out[i].tstate, out[i].cframe, g.switches, g.holder)) {
+            out[i].reuse = 1;   /* see keep_for_reuse */
+        } else if (w->list_guess[i]) {
+            wrong = 1;          /* its frames were not read */
+        } else if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
+            /* the frame pointer read is right only if cframe did not move */
             out[i].frame = cur[i];
             out[i].frame_known = 1;
             out[i].prefetch = w->list_pre[i];
         }
         w->list_cframe[i] = out[i].cframe;
     }
-    return n;
+    /* Two calls for each thread guessed wrong cost more than one more
+     * batch (the GIL changes hands every 5-10 ms: a tick in 5-10 at
+     * 1 kHz) */
+    if (wrong)
+        w->pre_n = 0;
+    return wrong ? -ESTALE : n;
 }
 
 int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap)
 {
     w->clock++;
+    w->now_ns = mono_ns();
     w->pre_n = 0;
     if (w->clock % FD_SWEEP_EVERY == 0)
         sweep_fds(w);
-    int n = list_batch(w, out, cap);
+    int n = list_batch(w, out, cap, 1);
+    if (n == -ESTALE)
+        n = list_batch(w, out, cap, 0);
     return n == -EAGAIN ? list_plain(w, out, cap) : n;
 }
 
@@ -815,6 +971,7 @@ int at_walker_idle(at_walker_t *w, uint32_t tid)
     if (!e->tid && open_state(w, e, tid) < 0)
         return -ESRCH;
     e->seen = w->epoch;
+    w->proc_reads++;
     ssize_t n = pread(e->fd, buf, sizeof buf - 1, 0);
     if (n <= 0)
         return -ESRCH;
@@ -866,6 +1023,11 @@ void at_walker_free(at_walker_t *w)
     free(w->pre);
     free(w->pre_buf);
     free(w);
+}
+
+uint64_t at_walker_proc_reads(const at_walker_t *w)
+{
+    return w->proc_reads;
 }
 
 uint32_t at_walker_sym_truncated(const at_walker_t *w)

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define DEFAULT_RATE_HZ    100.0
-#define MAX_RATE_HZ        100000.0
+#define MAX_RATE_HZ        1000000.0      /* the CLI may cap lower */
 #define SAMPLER_NICE       -10            /* see pace.h                     */
 #define WINDOW_NS          1000000000ull  /* duty and contention checks     */
 #define POLL_BACKOFF_NS    10000000000ull /* the timer for 10 s after contention */

@@ -177,6 +177,9 @@ void at_target_finish(at_target_t *t, double rate_hz)
 {
     at_stacks_meta_t *m = at_stacks_meta(t->stacks);
     m->busy_s = (double)t->busy_ns / 1e9;
+    m->read_calls = t->proc.mem.calls;
+    m->read_bytes = t->proc.mem.bytes;
+    m->proc_reads = at_walker_proc_reads(t->walker);
     double hz = at_pace_rate(rate_hz);
     m->rate_hz = hz;
     /* the span of the ticks taken, each worth one period */

@@ -351,6 +351,9 @@ static void save_header(const at_stacks_t *s, FILE *f)
         fprintf(f, "waits\t%" PRIu64 "\t%" PRIu64 "\n", m->waits_polled, m->waits_timed);
     if (m->busy_s > 0)
         fprintf(f, "busy_s\t%.9f\n", m->busy_s);
+    if (m->read_calls || m->proc_reads)
+        fprintf(f, "reads\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", m->read_calls, m->read_bytes,
+                m->proc_reads);
 }
 
 static void save_body(const at_stacks_t *s, FILE *f)
@@ -548,6 +551,11 @@ static int load_line(loader_t *l, char *line)
         return n != 3 || parse_u64(f[1], &l->s->meta.waits_polled) < 0 ||
                        parse_u64(f[2], &l->s->meta.waits_timed) < 0
                    ? load_fail(l, "bad waits")
+                   : 0;
+    if (!strcmp(f[0], "reads"))   /* calls bytes proc-reads: the sampler's cost counters */
+        return n != 4 || parse_u64(f[1], &l->s->meta.read_calls) < 0 ||
+                       parse_u64(f[2], &l->s->meta.read_bytes) < 0 || parse_u64(f[3], &l->s->meta.proc_reads) < 0
+                   ? load_fail(l, "bad reads")
                    : 0;
     if (!strcmp(f[0], "end")) {
         if (n != 3 || parse_u64(f[1], &a) < 0 || parse_u64(f[2], &b) < 0 ||
@@ -976,6 +984,11 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         at_json_kv_str(j, "clock", m->on_cpu ? "cpu" : "wall");
         if (m->busy_s > 0 && m->samples)
             at_json_kv_double(j, "us_per_sample", m->busy_s * 1e6 / (double)m->samples);
+        if (m->samples && (m->read_calls || m->proc_reads)) {
+            at_json_kv_double(j, "reads_per_sample", (double)m->read_calls / (double)m->samples);
+            at_json_kv_double(j, "read_bytes_per_sample", (double)m->read_bytes / (double)m->samples);
+            at_json_kv_double(j, "proc_reads_per_sample", (double)m->proc_reads / (double)m->samples);
+        }
         if (m->waits_polled || m->waits_timed) {
             at_json_key(j, "waits");
             at_json_obj_begin(j);

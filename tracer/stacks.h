@@ -77,6 +77,9 @@ typedef struct at_stacks_meta {
      * on a spare CPU, or sleeping on a timer. */
     uint64_t waits_polled, waits_timed;
     double busy_s;       /* time spent taking the samples (not waiting)   */
+    /* The sampler's own counters (cost statistics): process_vm_readv
+     * calls and bytes, and reads of /proc task files. */
+    uint64_t read_calls, read_bytes, proc_reads;
 } at_stacks_meta_t;
 
 typedef struct at_stacks at_stacks_t;
