@@ -157,8 +157,8 @@ Test(run, session_kept_and_reported_shared) { check_session_kept("shared"); }
 Test(run, report_of_missing_or_corrupt_session)
 {
     char *err, *dir = at_test_tmpdir();
-    cr_assert_eq(at_test_shf(NULL, &err, "%s report /nonexistent-dir", at_test_archtrace()), 8,
-                 "a missing session fails with 8 (not a session)");
+    cr_assert_eq(at_test_shf(NULL, &err, "%s report /nonexistent-dir", at_test_archtrace()), 125,
+                 "a missing session directory fails with 125");
     cr_assert(strstr(err, "cannot read session"), "message: %s", err);
     free(err);
     at_test_shf(NULL, NULL, "head -c 100 /dev/urandom > %s/99.seg; echo garbage > %s/session.meta", dir, dir);

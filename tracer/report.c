@@ -489,9 +489,9 @@ int at_report_render(const char *dir, const at_options_t *o, int exit_status)
 {
     render_ctx_t c = { .dir = dir, .o = o, .exit_status = exit_status };
     int rc = at_salvage_scan(dir, &c.salvage);
-    if (rc < 0) {
+    if (rc < 0) {               /* missing, not a directory, not ours: 125 */
         fprintf(stderr, "archtrace: cannot read session %s: %s\n", dir, strerror(-rc));
-        return -ENODATA;
+        return rc == -ENODATA ? -EIO : rc;
     }
     if (at_salvage_is_empty(&c.salvage)) {
         fprintf(stderr, "archtrace: %s is not an archtrace session: %s\n", dir,
