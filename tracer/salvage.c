@@ -291,7 +291,7 @@ int at_salvage_scan(const char *dir, at_salvage_t *s)
             } else if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                        !S_ISREG(st.st_mode)) {
                 /* a FIFO would block the reader, a link is never followed */
-                note(p, "%s is not a regular file, not read", e->d_name);
+                note(p, "%s is not a regular file, not read", at_salvage_kind_name(bit));
                 s->damaged_files++;
             } else {
                 p->present |= bit;
