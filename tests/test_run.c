@@ -158,14 +158,94 @@ Test(run, report_of_missing_or_corrupt_session)
 {
     char *err, *dir = at_test_tmpdir();
     cr_assert_eq(at_test_shf(NULL, &err, "%s report /nonexistent-dir", at_test_archtrace()), 125,
-                 "missing session fails with 125");
+                 "a missing session directory fails with 125");
     cr_assert(strstr(err, "cannot read session"), "message: %s", err);
     free(err);
     at_test_shf(NULL, NULL, "head -c 100 /dev/urandom > %s/99.seg; echo garbage > %s/session.meta", dir, dir);
-    cr_assert_eq(at_test_shf(NULL, &err, "%s report %s", at_test_archtrace(), dir), 0,
-                 "a corrupt session still renders what it can");
+    cr_assert_eq(at_test_shf(NULL, &err, "%s report %s", at_test_archtrace(), dir), 8,
+                 "a session of which nothing can be read fails with 8");
     cr_assert(strstr(err, "corrupt or truncated segment"), "corrupt segment named: %s", err);
+    cr_assert(strstr(err, "could be read"), "says nothing could be read: %s", err);
     free(err);
     at_test_shf(NULL, NULL, "rm -rf %s", dir);
     free(dir);
+}
+
+/* ---- issue 25: the command's status and stdout pass through ------------- */
+
+/* A command that sleeps (so the sampler stops its thread with --native),
+ * prints, and ends with status 3; or kills itself with SIGKILL. */
+#define PASS_CMD "-c 'import time; time.sleep(0.2); print(\"hello\"); raise SystemExit(3)'"
+#define KILL_CMD "-c 'import os, time; time.sleep(0.2); print(\"hello\", flush=True); " \
+                 "os.kill(os.getpid(), 9)'"
+#define PASS_RUNS 20          /* races show in one run of several          */
+
+/* Run `archtrace OPTS -- PY CMD` PASS_RUNS times: every run exits `want`
+ * and prints exactly "hello\n"; the text report (unless -q) and the JSON
+ * (--format json, into the temp dir) say the same status. */
+static void check_passthrough(const char *shape, const char *opts, const char *cmd, int want)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir(), all_opts[1024], json[600];
+    int is_json = strstr(opts, "--format json") != NULL, quiet = strstr(opts, "-q") != NULL;
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    snprintf(all_opts, sizeof all_opts, "%s%s%s", opts, is_json ? " --out " : "", is_json ? json : "");
+    for (int i = 1; i <= PASS_RUNS; i++) {
+        char *out, *err;
+        unlink(json);
+        int rc = at_test_shf(&out, &err, "%s %s -- %s %s", at_test_archtrace(), all_opts, py, cmd);
+        cr_assert_eq(rc, want, "%s, %s, run %d of %d: exit status %d, want %d; stderr: %.2000s",
+                     shape, opts, i, PASS_RUNS, rc, want, err);
+        cr_assert_str_eq(out, "hello\n", "%s, %s, run %d: stdout '%s', want 'hello\\n'", shape, opts, i, out);
+        char line[64];
+        snprintf(line, sizeof line, "exit status: %d ", want);
+        cr_assert(quiet || is_json || strstr(err, line), "%s, %s, run %d: the report header says '%s': %.2000s",
+                  shape, opts, i, line, err);
+        if (is_json) {
+            char *doc = NULL;
+            at_test_shf(&doc, NULL, "cat %s", json);
+            snprintf(line, sizeof line, "\"exit_status\": %d,", want);
+            cr_assert(strstr(doc, line), "%s, %s, run %d: JSON has %s", shape, opts, i, line);
+            free(doc);
+        }
+        free(out), free(err);
+    }
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
+static void check_passthrough_matrix(const char *shape, const char *const *opts, int n)
+{
+    for (int i = 0; i < n; i++)
+        check_passthrough(shape, opts[i], PASS_CMD, 3);
+}
+
+static const char *const native_opts[] = { "-q --native", "--native --rate 1000", "-q --native --format json",
+                                           "-q --native --no-sample" };
+static const char *const other_opts[] = { "-q", "--rate 1000", "--no-sample", "-q --format json" };
+#define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
+
+Test(run, exit_status_passes_through_native_static, .timeout = 600)
+{
+    check_passthrough_matrix("static", native_opts, COUNT(native_opts));
+}
+Test(run, exit_status_passes_through_native_shared, .timeout = 600)
+{
+    check_passthrough_matrix("shared", native_opts, COUNT(native_opts));
+}
+Test(run, exit_status_passes_through_other_options_static, .timeout = 600)
+{
+    check_passthrough_matrix("static", other_opts, COUNT(other_opts));
+}
+Test(run, exit_status_passes_through_other_options_shared, .timeout = 600)
+{
+    check_passthrough_matrix("shared", other_opts, COUNT(other_opts));
+}
+Test(run, signal_death_passes_through_native_static, .timeout = 300)
+{
+    check_passthrough("static", "--native --rate 1000", KILL_CMD, 128 + 9);
+}
+Test(run, signal_death_passes_through_native_shared, .timeout = 300)
+{
+    check_passthrough("shared", "--native --rate 1000", KILL_CMD, 128 + 9);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - archtrace's entry: parse the command line, dispatch. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
@@ -22,7 +23,8 @@ static int unavailable(const char *what)
 
 static int cmd_report(const at_options_t *o)
 {
-    return at_report_render(o->report_dir, o, -1) == 0 ? 0 : AT_EXIT_FAILED;
+    int rc = at_report_render(o->report_dir, o, -1);
+    return rc == 0 ? 0 : rc == -ENODATA ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
 }
 
 int main(int argc, char **argv)

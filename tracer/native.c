@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "reap.h"
 #include "sampler.h"
 
 #define IP_SLOTS         8192                 /* symbol cache, power of two */
@@ -101,14 +102,15 @@ static void pause_briefly(int round)
 }
 
 /* Wait for the stop that PTRACE_INTERRUPT (or a signal) causes.  Polled,
- * not blocking: another thread of ours may reap the status first (wait
- * sees tracees of the whole thread group), and a sample must not hang. */
+ * not blocking, so a sample cannot hang; through at_reap_poll, because a
+ * thread that ends here may be the command itself, whose exit status
+ * `run` must still get (see reap.h). */
 static int wait_stopped(at_native_t *n, uint32_t tid)
 {
     uint64_t deadline = at_now_ns() + STOP_TIMEOUT_NS;
     for (int round = 0; at_now_ns() < deadline; round++) {
         int st;
-        pid_t r = waitpid((pid_t)tid, &st, __WALL | WNOHANG);
+        pid_t r = at_reap_poll((pid_t)tid, &st);
         if (r < 0)
             return -errno;
         if (r == (pid_t)tid) {

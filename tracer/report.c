@@ -6,6 +6,12 @@
  * The report core knows only the processes (<pid>.seg, session.meta);
  * features render their own data through report_features.h, weakly
  * linked, so any subset of features works.
+ *
+ * A damaged session is reported with what can be read (salvage.h): a
+ * process whose segment is damaged is still listed from its intact
+ * feature files, and every damaged file is named in the text header and
+ * in JSON ("damaged").  Only a directory that is no session at all, or
+ * whose process files are all unreadable, fails (-ENODATA).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #include "procs.h"
 #include "report.h"
 #include "report_features.h"
+#include "salvage.h"
 #include "textout.h"
 
 typedef struct render_ctx {
@@ -26,7 +33,99 @@ typedef struct render_ctx {
     at_meta_t meta;
     int have_meta;
     int exit_status;
+    at_salvage_t salvage;     /* what of each file could be read           */
+    size_t recovered;         /* processes listed without a readable .seg  */
 } render_ctx_t;
+
+/* ---- damaged sessions ------------------------------------------------------ */
+
+static void rebase_argv(at_proc_t *p)
+{
+    char *s = p->args;
+    for (int i = 0; i < p->argc; i++) {
+        p->argv[i] = s;
+        s += strlen(s) + 1;
+    }
+}
+
+/* A process whose segment is missing or damaged but whose feature files
+ * can be read: listed with what is known (its pid) so they are reported. */
+static int add_recovered(render_ctx_t *c, const at_salvage_pid_t *sp)
+{
+    at_proc_list_t *l = &c->procs;
+    at_proc_t *np = realloc(l->procs, (l->count + 1) * sizeof *np);
+    if (!np)
+        return -ENOMEM;
+    l->procs = np;
+    for (size_t i = 0; i < l->count; i++)
+        rebase_argv(&l->procs[i]);     /* argv points into each struct */
+    at_proc_t *p = &l->procs[l->count++];
+    memset(p, 0, sizeof *p);
+    p->pid = sp->pid;
+    p->state = AT_SEG_RUNNING;
+    p->supported = 1;
+    p->exit_code = -1;
+    snprintf(p->version, sizeof p->version, "unknown");
+    char kinds[64];
+    at_salvage_kinds(sp->readable, kinds, sizeof kinds);
+    snprintf(p->notes, sizeof p->notes, "listed from its %s alone: %s", kinds,
+             sp->present & AT_SALVAGE_SEG ? "its segment is damaged" : "it has no segment");
+    c->recovered++;
+    return 0;
+}
+
+static int is_listed(const at_proc_list_t *l, pid_t pid)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->procs[i].pid == pid)
+            return 1;
+    return 0;
+}
+
+static int add_all_recovered(render_ctx_t *c)
+{
+    for (size_t i = 0; i < c->salvage.count; i++) {
+        const at_salvage_pid_t *sp = &c->salvage.pids[i];
+        if (sp->execed || is_listed(&c->procs, sp->pid) || !(sp->readable & ~AT_SALVAGE_SEG))
+            continue;
+        int rc = add_recovered(c, sp);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void print_damage(FILE *out, const render_ctx_t *c)
+{
+    for (size_t i = 0; i < c->salvage.count; i++) {
+        const at_salvage_pid_t *sp = &c->salvage.pids[i];
+        if (!sp->nnotes)
+            continue;
+        char kinds[64];
+        at_salvage_kinds(sp->readable & ~AT_SALVAGE_SEG, kinds, sizeof kinds);
+        fprintf(out, "warning: process %d damaged: ", (int)sp->pid);
+        for (int k = 0; k < sp->nnotes; k++) {
+            fputs(k ? "; " : "", out);
+            at_text_put_escaped(out, sp->notes[k], AT_SALVAGE_NOTE_LEN);
+        }
+        if (!sp->readable)
+            fprintf(out, " (nothing of it could be read)\n");
+        else if (!(sp->readable & AT_SALVAGE_SEG))
+            fprintf(out, " (reported from its %s)\n", kinds);
+        else
+            fprintf(out, " (the rest is reported)\n");
+    }
+}
+
+static void json_damage(at_json_t *j, const at_salvage_pid_t *sp, int with_pid)
+{
+    char line[AT_SALVAGE_NOTE_LEN + 32];
+    for (int k = 0; sp && k < sp->nnotes; k++) {
+        if (with_pid)
+            snprintf(line, sizeof line, "%d.%s", (int)sp->pid, sp->notes[k]);
+        at_json_str(j, with_pid ? line : sp->notes[k]);
+    }
+}
 
 /* ---- text ---------------------------------------------------------------- */
 
@@ -89,8 +188,7 @@ static void print_header(FILE *out, const render_ctx_t *c)
             c->have_meta && !strcmp(c->meta.kind, "record") ? "recorded for" : "wall time", wall, status, n);
     if (c->have_meta && !c->meta.complete)
         fprintf(out, "warning: archtrace did not finish this session: data is incomplete\n");
-    if (c->procs.corrupt)
-        fprintf(out, "warning: %zu corrupt segment(s) skipped\n", c->procs.corrupt);
+    print_damage(out, c);
 }
 
 static void print_unsupported(FILE *out, const at_proc_t *p)
@@ -171,6 +269,12 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     if (p->exit_code >= 0)
         at_json_kv_int(j, "exit_code", p->exit_code);
     at_json_kv_str(j, "notes", p->notes);
+    const at_salvage_pid_t *sp = at_salvage_find(&c->salvage, p->pid);
+    at_json_kv_bool(j, "recovered", sp && !(sp->readable & AT_SALVAGE_SEG));
+    at_json_key(j, "damaged");
+    at_json_arr_begin(j);
+    json_damage(j, sp, 0);
+    at_json_arr_end(j);
     if (p->supported) {
         json_part(j, "alloc", at_alloc_report_json, c, p->pid);
         json_part(j, "gil", at_gil_report_json, c, p->pid);
@@ -196,6 +300,16 @@ static void write_json(FILE *out, const render_ctx_t *c)
     at_json_kv_double(&j, "wall_s", c->have_meta ? c->meta.wall_s : -1);
     at_json_kv_bool(&j, "complete", c->have_meta && c->meta.complete);
     at_json_kv_uint(&j, "corrupt_segments", c->procs.corrupt);
+    at_json_kv_uint(&j, "damaged_files", c->salvage.damaged_files);
+    at_json_key(&j, "damaged");
+    at_json_arr_begin(&j);
+    if (c->salvage.meta == -ENOENT)
+        at_json_str(&j, "session.meta missing");
+    else if (c->salvage.meta < 0)
+        at_json_str(&j, "session.meta corrupt");
+    for (size_t i = 0; i < c->salvage.count; i++)
+        json_damage(&j, &c->salvage.pids[i], 1);
+    at_json_arr_end(&j);
     at_json_key(&j, "processes");
     at_json_arr_begin(&j);
     for (size_t i = 0; i < c->procs.count; i++)
@@ -374,11 +488,24 @@ static int write_json_file(const render_ctx_t *c)
 int at_report_render(const char *dir, const at_options_t *o, int exit_status)
 {
     render_ctx_t c = { .dir = dir, .o = o, .exit_status = exit_status };
-    int rc = at_proc_list_load(dir, &c.procs);
+    int rc = at_salvage_scan(dir, &c.salvage);
+    if (rc < 0) {               /* missing, not a directory, not ours: 125 */
+        fprintf(stderr, "archtrace: cannot read session %s: %s\n", dir, strerror(-rc));
+        return rc == -ENODATA ? -EIO : rc;
+    }
+    if (at_salvage_is_empty(&c.salvage)) {
+        fprintf(stderr, "archtrace: %s is not an archtrace session: %s\n", dir,
+                c.salvage.others ? "no session.meta and no <pid>.seg in it" : "it is empty");
+        at_salvage_free(&c.salvage);
+        return -ENODATA;
+    }
+    rc = at_proc_list_load(dir, &c.procs);
     if (rc < 0) {
         fprintf(stderr, "archtrace: cannot read session %s: %s\n", dir, strerror(-rc));
+        at_salvage_free(&c.salvage);
         return rc;
     }
+    rc = add_all_recovered(&c);
     c.have_meta = at_meta_read(dir, &c.meta) == 0;
     if (c.exit_status < 0 && c.have_meta)
         c.exit_status = c.meta.exit_status;
@@ -388,6 +515,12 @@ int at_report_render(const char *dir, const at_options_t *o, int exit_status)
         rc = write_json_file(&c);
     if (o->format != AT_FMT_TEXT || o->out_file)
         rc = render_format(&c) < 0 ? -EIO : rc;
+    if (rc == 0 && at_salvage_nothing_readable(&c.salvage)) {
+        fprintf(stderr, "archtrace: nothing in session %s could be read: %zu damaged file(s)\n", dir,
+                c.salvage.damaged_files);
+        rc = -ENODATA;
+    }
     at_proc_list_free(&c.procs);
+    at_salvage_free(&c.salvage);
     return rc;
 }

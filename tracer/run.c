@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "meta.h"
+#include "reap.h"
 #include "report.h"
 #include "run.h"
 #include "session.h"
@@ -156,12 +157,17 @@ int at_run_exit_status(int st)
     return AT_EXIT_FAILED;
 }
 
+/* The command's exit status.  With --native the sampler thread ptraces
+ * it meanwhile: a plain waitpid() here would take its ptrace stops, so
+ * at_reap_wait_exit leaves those to it (see reap.h). */
 static int wait_status(pid_t pid)
 {
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return AT_EXIT_FAILED;
+    int st = 0;
+    int rc = at_reap_wait_exit(pid, &st);
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot wait for process %d: %s\n", (int)pid, strerror(-rc));
+        return AT_EXIT_FAILED;
+    }
     return at_run_exit_status(st);
 }
 
@@ -319,6 +325,7 @@ int at_cmd_run(const at_options_t *o)
     if (rc)
         return rc;
     child_pid = c.pid;
+    at_reap_watch(c.pid);
     install_signal_forwarding();
     at_sampler_t *sampler = NULL;
     if (!o->no_sample && at_sampler_start)
@@ -326,6 +333,7 @@ int at_cmd_run(const at_options_t *o)
     int status = wait_status(c.pid);
     if (sampler && at_sampler_stop)
         at_sampler_stop(sampler);
+    at_reap_watch(0);
     at_run_close(&c, status);
     at_report_render(c.dir, o, status);
     at_run_cleanup(o, &c);

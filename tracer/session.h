@@ -18,7 +18,8 @@
  * path to out.  0 or -errno. */
 int at_session_create(const char *requested, char *out, size_t out_size);
 
-/* Open <dir>/<pid>.<suffix> for reading (O_NOFOLLOW).  NULL + errno. */
+/* Open <dir>/<pid>.<suffix> for reading (O_NOFOLLOW; a regular file only,
+ * never blocking on a FIFO: EINVAL).  NULL + errno. */
 FILE *at_session_open_file(const char *dir, pid_t pid, const char *suffix);
 
 /* Create <dir>/<pid>.<suffix> for writing, 0600, O_NOFOLLOW|O_EXCL
