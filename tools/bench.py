@@ -9,7 +9,7 @@ drifting machine load falls on all alike), the peak RSS the tool adds to
 the target, samples per second for samplers, and on the
 known-split workload the error of the sampled share of hot() against the
 program's own thread_time measurement.  Every performance target of the
-capability issues (5-9) is checked and stated as met / NOT met with the
+capability issues (5-9, 24) is checked and stated as met / NOT met with the
 measured number.  Ratios, not absolute times: these machines are shared.
 
 Three ways a tool meets a workload:
@@ -26,7 +26,8 @@ with HTTP requests from a client thread, then stops it with SIGINT.
     tools/bench.py [--runs N] [--shapes static,shared] [--workloads a,b]
                    [--tools SUBSTR,...] [--md FILE]
 Environment (quick mode for development): BENCH_RUNS, BENCH_ONLY
-(workloads), BENCH_TOOLS (tool name substrings), BENCH_SHAPES,
+(workloads; the name "extras" stands for the start-up and sampler figures of
+tools/bench_startup.sh and tools/bench_sampler.sh), BENCH_TOOLS (tool name substrings), BENCH_SHAPES,
 BENCH_REQUESTS (lab 15 requests per run, default 200).  A partial run
 (fewer than 5 runs, or a subset) never overwrites the --md file.
 """
@@ -96,6 +97,10 @@ class Workload:
 WORKLOADS = [
     # the issue 5 loop (~6.5 million allocations, a top-5 of known sizes), shared with tests
     Workload("alloc-loop", ["@tests/fixtures/alloc_bench.py"], match=r"\bchurn\b"),
+    # issue 24's worst case: ~4 allocator calls in a ~40 ns iteration
+    Workload("int-1", ["int_heavy.py", "1"], match=r"\bchurn\b"),
+    Workload("int-2", ["int_heavy.py", "2"], match=r"\bchurn\b"),
+    Workload("int-4", ["int_heavy.py", "4"], match=r"\bchurn\b"),
     Workload("threads-1", ["threads_cpu.py", "1", "10000000"], match=r"\bspin\b"),
     Workload("threads-2", ["threads_cpu.py", "2", "10000000"], match=r"\bspin\b"),
     Workload("threads-4", ["threads_cpu.py", "4", "10000000"], match=r"\bspin\b"),
@@ -193,27 +198,28 @@ NO_FEATURES = ("--no-alloc", "--no-gil", "--no-imports")
 ALLOC_ONLY = ("--no-gil", "--no-imports", "--no-sample")
 SAMPLERS = ["known-split", "threads-4"]
 
+EVERY_WORKLOAD = ["int-1", "int-2", "int-4", "threads-1", "threads-2", "threads-4", "known-split",
+                  "alloc-loop", "imports", "deep-50", "lab02", "lab04", "lab08", "lab15"]
+GIL_ONLY = ("--no-alloc", "--no-imports", "--no-sample")
+DEFAULT_TOOL = "archtrace run (default: all, 100 Hz)"
+
 TOOLS = [
     Tool("plain", "run", None, plain),
     Tool("plain, gated (attach baseline)", "attach", None, None),
-    # archtrace run, every feature and each alone
-    Tool("archtrace run (all, 100 Hz)", "run",
-         ["alloc-loop", "threads-2", "known-split", "imports", "lab04", "lab08", "lab02", "lab15"],
-         at_run(), samples="at-json"),
-    Tool("archtrace run --no-sample", "run",
-         ["alloc-loop", "threads-2", "imports", "lab02", "lab15"], at_run("--no-sample")),
+    # archtrace run as users type it first, and each feature alone
+    Tool(DEFAULT_TOOL, "run", EVERY_WORKLOAD, at_run(), samples="at-json"),
+    Tool("archtrace run --alloc-exact (all)", "run", ["int-1", "alloc-loop", "lab04"], at_run("--alloc-exact")),
     Tool("archtrace run sampling only 1 kHz", "run", SAMPLERS + ["deep-50"],
          at_run(*NO_FEATURES, "--rate", "1000"), samples="at-json"),
     Tool("archtrace run sampling only 10 kHz", "run", SAMPLERS,
          at_run(*NO_FEATURES, "--rate", "10000"), samples="at-json"),
-    Tool("archtrace alloc exact", "run", ["alloc-loop", "lab04"], at_run(*ALLOC_ONLY)),
-    Tool("archtrace alloc --alloc-sample 1024", "run", ["alloc-loop"],
+    Tool("archtrace alloc exact", "run", ["int-1", "alloc-loop", "lab04"], at_run(*ALLOC_ONLY, "--alloc-exact")),
+    Tool("archtrace alloc default (16 KiB)", "run", ["int-1", "alloc-loop"], at_run(*ALLOC_ONLY)),
+    Tool("archtrace alloc --alloc-sample 1024", "run", ["int-1", "alloc-loop"],
          at_run(*ALLOC_ONLY, "--alloc-sample", "1024")),
-    Tool("archtrace alloc --alloc-sample 4096", "run", ["alloc-loop"],
-         at_run(*ALLOC_ONLY, "--alloc-sample", "4096")),
-    Tool("archtrace alloc --alloc-depth 25", "run", ["alloc-loop"], at_run(*ALLOC_ONLY, "--alloc-depth", "25")),
-    Tool("archtrace gil only", "run", ["threads-1", "threads-2", "lab08"],
-         at_run("--no-alloc", "--no-imports", "--no-sample")),
+    Tool("archtrace alloc --alloc-depth 25", "run", ["alloc-loop"],
+         at_run(*ALLOC_ONLY, "--alloc-exact", "--alloc-depth", "25")),
+    Tool("archtrace gil only", "run", ["int-2", "threads-1", "threads-2", "lab08"], at_run(*GIL_ONLY)),
     Tool("archtrace imports only", "run", ["imports", "lab02"], at_run("--no-alloc", "--no-gil", "--no-sample")),
     # archtrace attached to a running process
     Tool("archtrace -p record 100 Hz", "attach", ["lab15"], at_record(), samples="at-session"),
@@ -228,13 +234,13 @@ TOOLS = [
     Tool("archtrace -p record --bpf (all)", "attach", ["lab15"], at_record("--bpf")),
     Tool("archtrace -p dump every 100 ms", "dump", ["threads-4"], at_dump),
     # what people use today
-    Tool("py-spy record 100 Hz", "run", ["threads-2", "lab08", "lab15"], pyspy_record(100),
+    Tool("py-spy record 100 Hz", "run", ["int-2", "threads-2", "lab08", "lab15"], pyspy_record(100),
          samples="pyspy"),
     Tool("py-spy record 1 kHz", "run", SAMPLERS, pyspy_record(1000), samples="pyspy"),
     Tool("py-spy record --pid 1 kHz", "attach", ["deep-50"], pyspy_record(1000), samples="pyspy"),
     Tool("py-spy dump every 100 ms", "dump", ["threads-4"], pyspy_dump),
     Tool("austin 1 kHz", "run", SAMPLERS, austin(1000), samples="austin"),
-    Tool("tracemalloc (1 frame)", "run", ["alloc-loop", "lab04"], xopt("tracemalloc=1")),
+    Tool("tracemalloc (1 frame)", "run", ["int-1", "alloc-loop", "lab04"], xopt("tracemalloc=1")),
     Tool("memray run", "run", ["alloc-loop", "lab04", "lab15"], memray()),
     Tool("memray run --trace-python-allocators", "run", ["alloc-loop", "lab04"],
          memray("--trace-python-allocators")),
@@ -606,7 +612,9 @@ def collect(tool, wl, ctx, res):
             g = p.get("gil") or {}
             if g.get("threads") and wl.name == "threads-2":
                 res["gil_wait_s"] = sum(t.get("wait_ns", 0) for t in g["threads"]) / 1e9
-        if "alloc-sample" in tool.name or tool.name == "archtrace alloc exact":
+        if wl.name in GIL_WORKLOADS:
+            res["gil"] = gil_figures(d)
+        if "alloc" in tool.name and "depth" not in tool.name:
             res["peak_top"] = peak_top(d)
     if "--bpf" in tool.name:
         report, _ = session_report(tmp)
@@ -621,6 +629,55 @@ def collect(tool, wl, ctx, res):
         m = re.search(r"GIL_LOAD held=([0-9.]+) wait=([0-9.]+)", read(tmp, "t.err"))
         if m:
             res["gil_load"] = (float(m.group(1)), float(m.group(2)))
+
+
+GIL_WORKLOADS = ("int-2", "threads-2", "lab08")
+
+
+def gil_figures(report):
+    """The GIL figures a user reads, of the process with the most Python
+    threads: per thread (by name; a repeated name gets #k) wait, hold,
+    wait ratio and switches, and the process's totals."""
+    procs = [p for p in (report or {}).get("processes", []) if (p.get("gil") or {}).get("threads")]
+    if not procs:
+        return None
+    g = max(procs, key=lambda p: len(p["gil"]["threads"]))["gil"]
+    threads, seen = {}, {}
+    for t in g["threads"]:
+        name = t.get("name") or str(t.get("tid"))
+        seen[name] = seen.get(name, 0) + 1
+        key = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        threads[key] = {"wait": t.get("wait_ns", 0), "hold": t.get("hold_ns", 0),
+                        "wait_ratio": t.get("wait_ratio", 0), "switches": t.get("switches", 0)}
+    total = {"wait": g.get("wait_ns", 0), "hold": g.get("hold_ns", 0), "wait_ratio": g.get("wait_ratio", 0),
+             "switches": g.get("switches", 0)}
+    return {"threads": threads, "total": total}
+
+
+def relative(a, b):
+    return abs(a - b) / b if b else (0.0 if a == b else float("inf"))
+
+
+def gil_movement(runs, ref_runs):
+    """How far a tool's GIL figures are from the GIL-only run of the same
+    round: per figure (wait, hold, wait_ratio, switches), the median over
+    the rounds of the relative difference of the process totals, and of the
+    worst thread that held the GIL for >= 5% of the process's hold time
+    (threads that barely ran have figures too small to compare)."""
+    ref = {r["round"]: r["gil"] for r in ref_runs if r and r.get("gil")}
+    per = {}
+    for r in runs:
+        mine, theirs = r and r.get("gil"), r and ref.get(r["round"])
+        if not mine or not theirs:
+            continue
+        for fig in ("wait", "hold", "wait_ratio", "switches"):
+            per.setdefault("total " + fig, []).append(relative(mine["total"][fig], theirs["total"][fig]))
+            floor = 0.05 * theirs["total"]["hold"]
+            worst = max((relative(t[fig], theirs["threads"][n][fig]) for n, t in mine["threads"].items()
+                         if n in theirs["threads"] and theirs["threads"][n]["hold"] >= floor), default=None)
+            if worst is not None:
+                per.setdefault("thread " + fig, []).append(worst)
+    return {k: statistics.median(v) for k, v in per.items()}
 
 
 def peak_top(report):
@@ -733,6 +790,7 @@ def measure(shapes, workloads, tool_filter, runs, requests):
             if TOOLS[1].name in results:
                 base["gated"] = summarize(results[TOOLS[1].name])
                 base_runs["gated"] = results[TOOLS[1].name]
+            gil_ref = results.get("archtrace gil only")
             for tool in tools:
                 if tool.name in missing:
                     rows.append({"wl": wl.name, "tool": tool.name, "shape": shape, "missing": True})
@@ -749,6 +807,8 @@ def measure(shapes, workloads, tool_filter, runs, requests):
                         row["target_cpu_ratio"] = pairs["target_cpu"][0]
                     row["rss_added"] = (s["rss"] - b["rss"]) / 1024.0
                     row["rss_ratio"] = s["rss"] / b["rss"] if b["rss"] else None
+                if gil_ref and tool.name != "archtrace gil only":
+                    row["gil_move"] = gil_movement(results[tool.name], gil_ref) or None
                 rows.append(row)
     return rows
 
@@ -864,14 +924,15 @@ def bpf_agreement(rows, shape):
     return (diff <= 0.10, f"total wait bpf {wb:.2f} s vs shim {ws:.2f} s ({100 * diff:.0f}%)", "")
 
 
-INSTRUCTIONS = {}           # (shape, mode) -> instructions executed (callgrind)
+INSTRUCTIONS = {}           # (shape, workload, mode) -> instructions executed (callgrind)
 INSTR_ITERATIONS = "100000"  # alloc_bench.py iterations under callgrind (~5 s a run)
+INSTR_INT_ITERATIONS = "300000"  # int_heavy.py iterations under callgrind
 INSTR_MODES = [
     ("plain", None),
-    ("exact", ()),
-    ("--alloc-sample 4096", ("--alloc-sample", "4096")),
+    ("exact", ("--alloc-exact",)),
+    ("default (16 KiB)", ()),
     ("--alloc-sample 1024", ("--alloc-sample", "1024")),
-    ("--alloc-depth 25", ("--alloc-depth", "25")),
+    ("--alloc-depth 25", ("--alloc-exact", "--alloc-depth", "25")),
 ]
 
 
@@ -896,46 +957,132 @@ def measure_instructions(shape):
     py, vg = venv_python(shape), shutil.which("valgrind")
     if not py or not vg:
         return
-    prog = [py, os.path.join(ROOT, "tests/fixtures/alloc_bench.py"), INSTR_ITERATIONS]
+    progs = {"alloc-loop": [py, os.path.join(ROOT, "tests/fixtures/alloc_bench.py"), INSTR_ITERATIONS],
+             "int-1": [py, os.path.join(BENCH, "int_heavy.py"), "1", INSTR_INT_ITERATIONS]}
     os.environ["PYTHONHASHSEED"] = "0"
     try:
-        for mode, flags in INSTR_MODES:
-            tmp = tempfile.mkdtemp(prefix="archtrace-bench.")
-            at = [] if flags is None else [ARCHTRACE, "-q", *ALLOC_ONLY, *flags, "-o", os.path.join(tmp, "s"), "--"]
-            INSTRUCTIONS[(shape, mode)] = callgrind_ir(at, vg, prog)
-            shutil.rmtree(tmp, ignore_errors=True)
-            log(f"{shape}: callgrind {mode}: {INSTRUCTIONS[(shape, mode)]}")
+        for wl, prog in progs.items():
+            for mode, flags in INSTR_MODES:
+                tmp = tempfile.mkdtemp(prefix="archtrace-bench.")
+                at = [] if flags is None else [ARCHTRACE, "-q", *ALLOC_ONLY, *flags, "-o",
+                                               os.path.join(tmp, "s"), "--"]
+                INSTRUCTIONS[(shape, wl, mode)] = callgrind_ir(at, vg, prog)
+                shutil.rmtree(tmp, ignore_errors=True)
+                log(f"{shape} {wl}: callgrind {mode}: {INSTRUCTIONS[(shape, wl, mode)]}")
     finally:
         del os.environ["PYTHONHASHSEED"]
 
 
-def instr_target(mode, limit):
+def instr_target(mode, limit, wl="alloc-loop"):
     def check(rows, shape):
-        plain, ir = INSTRUCTIONS.get((shape, "plain")), INSTRUCTIONS.get((shape, mode))
+        plain, ir = INSTRUCTIONS.get((shape, wl, "plain")), INSTRUCTIONS.get((shape, wl, mode))
         if not plain or not ir:
             return None
+        n = INSTR_ITERATIONS if wl == "alloc-loop" else INSTR_INT_ITERATIONS
         return (ir / plain <= limit, f"{ir / plain:.3f}x instructions ({ir / 1e6:.0f}M vs {plain / 1e6:.0f}M, "
-                f"callgrind, {INSTR_ITERATIONS} iterations)", "")
+                f"callgrind, {n} iterations)", "")
     return check
 
 
-TARGETS = [
-    ratio_target("5", "exact alloc tracking <= 1.5x", "alloc-loop", "archtrace alloc exact", 1.5),
-    ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
-    ratio_target("5", "--alloc-sample 4096 <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 4096", 1.15),
-    ("5", "--alloc-sample 4096: same top-5 order, sizes +-10%", "alloc-loop",
-     "archtrace alloc --alloc-sample 4096",
-     lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 4096")),
-    ratio_target("5", "--alloc-sample 1024 <= 1.15x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.15),
-    ("5", "exact alloc tracking <= 1.5x [instructions]", "alloc-loop", "callgrind", instr_target("exact", 1.5)),
-    ("5", "--alloc-sample 4096 <= 1.15x [instructions]", "alloc-loop", "callgrind",
-     instr_target("--alloc-sample 4096", 1.15)),
-    ("5", "--alloc-sample 1024 <= 1.15x [instructions]", "alloc-loop", "callgrind",
-     instr_target("--alloc-sample 1024", 1.15)),
-    ("5", "--alloc-depth 25 <= 3x [instructions]", "alloc-loop", "callgrind", instr_target("--alloc-depth 25", 3.0)),
-    ("5", "--alloc-sample 1024: same top-5 order, sizes +-10%", "alloc-loop",
+def gil_unmoved(wl):
+    """Issue 24: default mode's GIL figures against the GIL-only run of the
+    same round, each within 5% (totals and the worst busy thread)."""
+    def check(rows, shape):
+        r = find(rows, wl, DEFAULT_TOOL, shape)
+        if not r or not r.get("gil_move"):
+            return None
+        m = r["gil_move"]
+        worst = max(m.values())
+        parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(m.items()))
+        return (worst <= 0.05, f"worst {100 * worst:.1f}% ({parts})", "")
+    return check
+
+
+def share_err(tool, limit):
+    def check(rows, shape):
+        r = find(rows, "known-split", tool, shape)
+        if not r or r.get("err") is None:
+            return None
+        return (r["err"] <= limit, f"error {r['err']:.3f}", "")
+    return check
+
+
+def bpf_rate(rows, shape):
+    r = find(rows, "known-split", "archtrace -p record --bpf sample 99 Hz", shape)
+    if not r or r.get("achieved_hz") is None:
+        return None
+    per = " per CPU-second" if r.get("clock") == "cpu" else ""
+    return (r["achieved_hz"] >= 0.95 * 99, f"{r['achieved_hz']:.1f} Hz{per} of 99 asked", "")
+
+
+STARTUP = {}       # shape -> bench_startup.sh's JSON line
+SAMPLER = {}       # (shape, metric, workload, rate) -> bench_sampler.sh's JSON line
+
+
+def startup_target(rows, shape):
+    j = STARTUP.get(shape)
+    if not j or j.get("diff_paired_ms") is None:
+        return None
+    d = j["diff_paired_ms"]
+    return (d <= 5.0, f"+{d:.1f} ms ({j['archtrace_ms']:.1f} vs {j['plain_ms']:.1f} ms, medians of "
+                      f"{j['rounds']} paired rounds)", "")
+
+
+def sampler_target(metric, workload, rate, limit, unit, higher=False):
+    def check(rows, shape):
+        j = SAMPLER.get((shape, metric, workload, rate))
+        if not j:
+            return None
+        if j.get("value") is None:
+            return (None, "-", j.get("error", "no figure"))
+        v = j["value"]
+        ok = None if limit is None else (v >= limit if higher else v <= limit)
+        extra = f" ({j['us_per_tick']:.1f} us per tick)" if metric == "us_per_thread_sample" else ""
+        return (ok, f"{v:,.1f} {unit}{extra}", "" if limit is not None else "reported, no limit")
+    return check
+
+
+ISSUE24_DEFAULT = [ratio_target("24", "default run (all features, 100 Hz) <= 1.15x", wl, DEFAULT_TOOL, 1.15)
+                   for wl in EVERY_WORKLOAD]
+
+TARGETS = ISSUE24_DEFAULT + [
+    ("24", "GIL figures, default vs GIL-only (same round), within 5%", "int-2", DEFAULT_TOOL, gil_unmoved("int-2")),
+    ("24", "GIL figures, default vs GIL-only (same round), within 5%", "lab08", DEFAULT_TOOL, gil_unmoved("lab08")),
+    ("24", "known-split sampled share error <= 0.02 [default run]", "known-split", DEFAULT_TOOL,
+     share_err(DEFAULT_TOOL, 0.02)),
+    ratio_target("24", "exact alloc tracking <= 1.15x", "alloc-loop", "archtrace alloc exact", 1.15),
+    ratio_target("24", "exact alloc tracking <= 1.5x", "int-1", "archtrace alloc exact", 1.5),
+    ratio_target("24", "--alloc-sample 1024 <= 1.05x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.05),
+    ratio_target("24", "--alloc-sample 1024 <= 1.05x", "int-1", "archtrace alloc --alloc-sample 1024", 1.05),
+    ("24", "exact alloc tracking <= 1.15x [instructions]", "alloc-loop", "callgrind", instr_target("exact", 1.15)),
+    ("24", "exact alloc tracking <= 1.5x [instructions]", "int-1", "callgrind", instr_target("exact", 1.5, "int-1")),
+    ("24", "default alloc sampling (16 KiB) <= 1.15x [instructions]", "int-1", "callgrind",
+     instr_target("default (16 KiB)", 1.15, "int-1")),
+    ("24", "--alloc-sample 1024 <= 1.05x [instructions]", "alloc-loop", "callgrind",
+     instr_target("--alloc-sample 1024", 1.05)),
+    ("24", "--alloc-sample 1024 <= 1.05x [instructions]", "int-1", "callgrind",
+     instr_target("--alloc-sample 1024", 1.05, "int-1")),
+    ("24", "default alloc sampling: same top-5 order as exact, sizes +-10%", "alloc-loop",
+     "archtrace alloc default (16 KiB)",
+     lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc default (16 KiB)")),
+    ("24", "--alloc-sample 1024: same top-5 order as exact, sizes +-10%", "alloc-loop",
      "archtrace alloc --alloc-sample 1024",
      lambda rows, shape: alloc_sample_top(rows, shape, "archtrace alloc --alloc-sample 1024")),
+    ("24", "start-up of archtrace -q PY -c pass <= +5 ms", "start-up", None, startup_target),
+    ("24", "sampler: <= 5 us per thread-sample, 4 threads x 10 frames [sampler's clock]", "threads-deep",
+     None, sampler_target("us_per_thread_sample", "4 threads x 10 frames", 1000, 5.0, "us")),
+    ("24", "sampler: <= 10 us all-in per thread-sample at 100 Hz", "threads-deep", None,
+     sampler_target("all_in_us", "4 threads x 10 frames", 100, 10.0, "us")),
+    ("24", "sampler: <= 10 us all-in per thread-sample at 1 kHz", "threads-deep", None,
+     sampler_target("all_in_us", "4 threads x 10 frames", 1000, 10.0, "us")),
+    ("24", "sampler: all-in per sample, 50-deep stack at 1 kHz", "deep-50", None,
+     sampler_target("all_in_us", "deep-50", 1000, None, "us")),
+    ("24", "sampler: >= 200 kHz sustained on one thread", "deep-2", None,
+     sampler_target("max_rate_hz", "1 thread, short stack", 250000, 200000, "Hz", higher=True)),
+    ("24", "--bpf sampler achieves >= 95% of the rate asked", "known-split",
+     "archtrace -p record --bpf sample 99 Hz", bpf_rate),
+    ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
+    ("5", "--alloc-depth 25 <= 3x [instructions]", "alloc-loop", "callgrind", instr_target("--alloc-depth 25", 3.0)),
     ratio_target("5", "--alloc-depth 25 <= 3x", "alloc-loop", "archtrace alloc --alloc-depth 25", 3.0),
     ("5", "top-5 report from recorded data < 0.1 s", "alloc-loop", None, report_time),
     ratio_target("6", "GIL accounting, 2 threads <= 1.03x", "threads-2", "archtrace gil only", 1.03),
@@ -986,6 +1133,44 @@ def measure_report_time(shape, runs):
         REPORT_TIMES[shape] = (t < 0.1, f"{t * 1e3:.0f} ms (archtrace report, text + JSON)", "")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def json_lines(argv, env=None):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=900,
+                           env=dict(os.environ, **(env or {})))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log(f"{argv[0]}: {e}")
+        return []
+    out = []
+    for line in r.stdout.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    if not out:
+        log(f"{' '.join(argv[:2])}: no figures: {r.stderr[-300:]}")
+    return out
+
+
+def measure_startup(shape, rounds):
+    """Issue 24: what archtrace -q adds to `PY -c pass` (tools/bench_startup.sh)."""
+    py = venv_python(shape)
+    if py:
+        for j in json_lines([os.path.join(ROOT, "tools", "bench_startup.sh"), "-n", str(rounds),
+                             "-a", ARCHTRACE, py]):
+            STARTUP[shape] = j
+            log(f"{shape} start-up: +{j.get('diff_paired_ms')} ms")
+
+
+def measure_sampler(shape):
+    """Issue 24: the ptrace sampler's per-sample costs (tools/bench_sampler.sh)."""
+    py = venv_python(shape)
+    if py:
+        for j in json_lines([os.path.join(ROOT, "tools", "bench_sampler.sh"), ARCHTRACE, py],
+                            {"ROUNDS": "3", "SECONDS_PER_RUN": "3"}):
+            SAMPLER[(shape, j["metric"], j["workload"], j["rate_hz"])] = j
+            log(f"{shape} sampler {j['metric']} {j['workload']} {j['rate_hz']} Hz: {j.get('value')}")
 
 
 def check_targets(rows, shapes):
@@ -1046,6 +1231,11 @@ def notes_of(r):
         n.append(f"GIL wait {r['gil_wait_s']:.2f} s")
     if r.get("bpf_data") is False:
         n.append("no eBPF data recorded")
+    if r.get("gil_move"):
+        m = r["gil_move"]
+        n.append("GIL figures vs GIL-only: total wait %.1f%%, hold %.1f%%, switches %.1f%%, worst %.1f%%" % (
+            100 * m.get("total wait", 0), 100 * m.get("total hold", 0), 100 * m.get("total switches", 0),
+            100 * max(m.values())))
     if r.get("verdict"):
         n.append(r["verdict"])
     return "; ".join(n)
@@ -1172,26 +1362,32 @@ def main():
     if not os.access(ARCHTRACE, os.X_OK):
         sys.exit("bench: build/archtrace missing: run make first")
     started = time.monotonic()
-    names = [w for w in a.workloads.split(",") if w]
+    given = [w for w in a.workloads.split(",") if w]
+    names = [w for w in given if w != "extras"]     # extras: start-up and sampler figures
     unknown = [n for n in names if n not in WL]
     if unknown:
         sys.exit(f"bench: unknown workload(s) {', '.join(unknown)}; known: {', '.join(WL)}")
-    workloads = [WL[n] for n in names] if names else WORKLOADS
+    workloads = [WL[n] for n in names] if given else WORKLOADS
     shapes = [s for s in a.shapes.split(",") if s]
     tool_filter = [t for t in a.tools.split(",") if t]
     runs = max(a.runs, 1)
     rows = measure(shapes, workloads, tool_filter, runs, a.requests)
+    extras = not given or "extras" in given
     if any(w.name == "alloc-loop" for w in workloads):
         for shape in shapes:
             measure_report_time(shape, runs)
             measure_instructions(shape)
+    if extras and not tool_filter:
+        for shape in shapes:
+            measure_startup(shape, 6 * runs)
+            measure_sampler(shape)
     SHAPES_SEEN[:] = shapes
     targets = check_targets(rows, shapes)
     verdicts(rows, targets)
     print(targets_table(targets))
     print()
     print(results_table(rows))
-    full = runs >= 5 and not names and not tool_filter and shapes == ["static", "shared"]
+    full = runs >= 5 and not given and not tool_filter and shapes == ["static", "shared"]
     if a.md and full:
         write_md(a.md, rows, targets, shapes, runs, a.requests, started)
         log(f"wrote {a.md}")
