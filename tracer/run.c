@@ -312,6 +312,15 @@ void at_run_close(at_run_child_t *c, int status)
                         "incomplete\n", c->dir, strerror(-mrc));
 }
 
+/* -q with no --json, --format or --out asks for nothing: reading back a
+ * session only to discard it would cost a short command milliseconds (the
+ * feature files are megabytes of tables).  Kept with -o, it can be
+ * rendered later by `archtrace report`. */
+static int report_wanted(const at_options_t *o)
+{
+    return !o->quiet || o->json_file || o->format != AT_FMT_TEXT || o->out_file;
+}
+
 void at_run_cleanup(const at_options_t *o, at_run_child_t *c)
 {
     if (!o->output_dir && c->dir[0])
@@ -335,7 +344,8 @@ int at_cmd_run(const at_options_t *o)
         at_sampler_stop(sampler);
     at_reap_watch(0);
     at_run_close(&c, status);
-    at_report_render(c.dir, o, status);
+    if (report_wanted(o))
+        at_report_render(c.dir, o, status);
     at_run_cleanup(o, &c);
     return status;
 }
