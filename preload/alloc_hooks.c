@@ -965,6 +965,17 @@ static inline void native_count(void *p, size_t n)
         count(p, n, AT_ALLOC_KIND_NATIVE);
 }
 
+/* The free of a tracked block finds it wherever it is counted, so the
+ * move needs native tracking on (else nothing would ever subtract it).
+ * Cumulative figures count it twice: native when malloc'd, Python here. */
+void at_alloc_track_block(void *p, size_t n)
+{
+    if (native_skip())
+        return;
+    forget(p, 0);
+    count(p, n, AT_ALLOC_KIND_RAW);
+}
+
 AT_API void *malloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))

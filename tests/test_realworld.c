@@ -96,7 +96,8 @@ typedef struct pair {
 
 /* `PRE CMD` as it is, then `PRE archtrace -q OPTS --json J -- CMD`: PRE is
  * a shell prefix (`cd X &&`, `seq 9 |`), CMD the program.  "%D" in CMD
- * stands for the temp dir (the cases write side files there). */
+ * stands for the temp dir (the cases write side files there); the traced
+ * run's stdout is saved there as DIR/out too. */
 static pair_t run_pair(const char *shape, const char *pre, const char *opts, const char *cmd)
 {
     pair_t r = { .shape = shape, .dir = at_test_tmpdir() };
@@ -113,6 +114,10 @@ static pair_t run_pair(const char *shape, const char *pre, const char *opts, con
     r.rc_plain = at_test_shf(&r.out_plain, &r.err_plain, "%s %s", pre, c);
     r.rc_traced = at_test_shf(&r.out_traced, &r.err_traced, "%s %s -q %s --json %s -- %s", pre,
                               at_test_archtrace(), opts, r.json, c);
+    /* DIR/out: the traced stdout, for the checks that read it */
+    snprintf(c, sizeof(c), "%s/out", r.dir);
+    FILE *f = fopen(c, "w");
+    cr_assert(f && fputs(r.out_traced, f) >= 0 && fclose(f) == 0, "writing %s", c);
     return r;
 }
 
@@ -208,11 +213,8 @@ static void check_numpy(const char *shape)
     pair_t r = run_pair(shape, "", "--alloc-exact --no-gil --no-imports --no-sample", cmd);
     same_behaviour(&r, 0);
     char *msg = NULL, *err = NULL;
-    char out[600];
-    snprintf(out, sizeof(out), "%s/out", r.dir);
-    FILE *f = fopen(out, "w");
-    cr_assert(f && fputs(r.out_traced, f) >= 0 && fclose(f) == 0, "writing %s", out);
-    int rc = at_test_shf(&msg, &err, "python3 tests/fixtures/alloc_check.py top5 %s %s numpy TOP5 0.05", r.json, out);
+    int rc = at_test_shf(&msg, &err, "python3 tests/fixtures/alloc_check.py top5 %s %s/out numpy TOP5 0.05",
+                         r.json, r.dir);
     cr_assert_eq(rc, 0, "%s: archtrace's top 5 at the marker is tracemalloc's: %s%s", shape, msg, err);
     free(msg), free(err);
     pair_done(&r);
@@ -220,6 +222,22 @@ static void check_numpy(const char *shape)
 
 Test(realworld, numpy_top5_is_tracemalloc_static, .timeout = 60) { check_numpy("static"); }
 Test(realworld, numpy_top5_is_tracemalloc_shared, .timeout = 60) { check_numpy("shared"); }
+
+/* Without tracemalloc, numpy's array data (malloc'd by numpy, reported
+ * through PyTraceMalloc_Track) is still Python memory on the line that
+ * made the array, not native memory: what tracemalloc would say. */
+static void check_numpy_alone(const char *shape)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "%s tests/realworld/np_alloc.py --no-tracemalloc", venv_python(shape));
+    pair_t r = run_pair(shape, "", "--alloc-exact --no-gil --no-imports --no-sample", cmd);
+    same_behaviour(&r, 0);
+    check(&r, "numpy_python");
+    pair_done(&r);
+}
+
+Test(realworld, numpy_arrays_are_python_memory_static, .timeout = 60) { check_numpy_alone("static"); }
+Test(realworld, numpy_arrays_are_python_memory_shared, .timeout = 60) { check_numpy_alone("shared"); }
 
 /* ---- multiprocessing: every start method, every child a process --------- */
 

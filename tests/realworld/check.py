@@ -16,6 +16,9 @@ and exits 0, or prints what is wrong and exits 1.  Checks:
                   figures for every thread
   close_fds       after closing every fd: the marker and the exit recorded
   forks N         N forked children of the main process, each complete
+  numpy_python    np_alloc.py --no-tracemalloc: each EXPECT line (DIR/out)
+                  in the marker's Python top with its arrays' bytes (within
+                  1%), and not in the native top
   ran SCRIPT      a complete process ran SCRIPT, its allocations and
                   imports recorded
 """
@@ -129,6 +132,21 @@ def check_forks(report, procs, _dir, n):
     need(len(kids) == int(n), "%d forked children of %d, expected %s" % (len(kids), root["pid"], n))
     incomplete = [p["pid"] for p in kids if not p["complete"]]
     need(not incomplete, "children not complete: %s" % incomplete)
+
+
+def check_numpy_python(report, procs, dir_):
+    snap = snapshot(main_proc(procs, "np_alloc.py"), "numpy")
+    top = {(t["file"], t["line"]): t["size"] for t in snap["top"]}
+    native = {(t["file"], t["line"]): t["size"] for t in snap["native_top"]}
+    want = [line.split()[1:] for line in open(os.path.join(dir_, "out")) if line.startswith("EXPECT")]
+    need(len(want) == 4, "np_alloc.py printed %d EXPECT lines" % len(want))
+    for where, size in want:
+        f, line = where.rsplit(":", 1)
+        key, size = (f, int(line)), int(size[5:])
+        got = top.get(key, 0)
+        need(abs(got - size) <= 0.01 * size, "%s: %d bytes in the Python top, the arrays hold %d (native top: %d)"
+             % (where, got, size, native.get(key, 0)))
+        need(native.get(key, 0) < 0.01 * size, "%s: still %d bytes of native memory" % (where, native.get(key, 0)))
 
 
 def check_ran(report, procs, _dir, script):
