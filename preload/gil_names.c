@@ -25,7 +25,7 @@
 #include "gil.h"
 #include "shim.h"
 
-#define PENDING_MAX 64
+#define PENDING_MAX 1024       /* threads started between two audit events */
 #define START_DEPTH 4          /* start() -> Event.wait -> Condition.wait */
 #define STARTERS_MAX 1024      /* thread states looked at                 */
 
@@ -204,10 +204,16 @@ static int name_from_thread(PyObject *t)
 
 /* Name what can be named; keep the rest unless `final`.  The list is
  * emptied first and references dropped last: a deallocation may run
- * Python code, release the GIL and let another thread append. */
+ * Python code, release the GIL and let another thread append, or raise
+ * an audit event that comes back here (it returns at once: the work
+ * lists are static, too big for a thread's stack). */
 static void resolve_pending(int final)
 {
-    PyObject *work[PENDING_MAX], *drop[PENDING_MAX];
+    static PyObject *work[PENDING_MAX], *drop[PENDING_MAX];
+    static int resolving;
+    if (resolving)
+        return;
+    resolving = 1;
     int n = npending, ndrop = 0;
     memcpy(work, pending, sizeof(work[0]) * (size_t)n);
     for (int i = 0; i < nstale && i < n; i++)
@@ -224,6 +230,7 @@ static void resolve_pending(int final)
     }
     for (int i = 0; i < ndrop; i++)
         at_py.Py_DecRef(drop[i]);
+    resolving = 0;
 }
 
 void at_gil_names_audit(const char *event, PyObject *args)

@@ -270,18 +270,22 @@ static void check_asyncio(const char *shape)
 Test(realworld, asyncio_10000_tasks_static, .timeout = 60) { check_asyncio("static"); }
 Test(realworld, asyncio_10000_tasks_shared, .timeout = 60) { check_asyncio("shared"); }
 
-static void check_threads64(const char *shape)
+static void check_threads(const char *shape, int n)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/threads64.py", at_test_python_or_skip(shape));
+    char cmd[4200], what[32];
+    snprintf(cmd, sizeof(cmd), "%s tests/realworld/threads64.py %d", at_test_python_or_skip(shape), n);
     pair_t r = run_pair(shape, "", "--alloc-exact", cmd);
     same_behaviour(&r, 0);
-    check(&r, "threads64");
+    snprintf(what, sizeof(what), "threads64 %d", n);
+    check(&r, what);
     pair_done(&r);
 }
 
-Test(realworld, threads_64_allocating_static, .timeout = 60) { check_threads64("static"); }
-Test(realworld, threads_64_allocating_shared, .timeout = 60) { check_threads64("shared"); }
+Test(realworld, threads_64_allocating_static, .timeout = 60) { check_threads("static", 64); }
+Test(realworld, threads_64_allocating_shared, .timeout = 60) { check_threads("shared", 64); }
+/* More threads than the shim kept names for between two audit events
+ * (64, before): every one is still named. */
+Test(realworld, threads_200_all_named_static, .timeout = 60) { check_threads("static", 200); }
 
 static void check_pipe(const char *shape)
 {

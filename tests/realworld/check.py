@@ -12,8 +12,8 @@ and exits 0, or prints what is wrong and exits 1.  Checks:
                   report with the parent pid the child itself saw; the
                   forkserver is one too, a child of the main process
   asyncio         asyncio imported, the tasks' memory seen, stacks sampled
-  threads64       64 allocating threads: KEEP's blocks at the marker, GIL
-                  figures for every thread
+  threads64 N     N allocating threads: KEEP's blocks at the marker, GIL
+                  figures for every thread under its threading name
   close_fds       after closing every fd: the marker and the exit recorded
   forks N         N forked children of the main process, each complete
   numpy_python    np_alloc.py --no-tracemalloc: each EXPECT line (DIR/out)
@@ -101,19 +101,20 @@ def check_asyncio(report, procs, _dir):
     need(p["samples"] and p["samples"]["count"] > 0, "no samples")
 
 
-def check_threads64(report, procs, _dir):
+def check_threads64(report, procs, _dir, n):
+    n = int(n)
     p = main_proc(procs, "threads64.py")
     snap = snapshot(p, "threads64")
     keep = line_of("threads64.py", "KEEP")
     rows = [t for t in snap["top"] if t["file"].endswith("threads64.py") and t["line"] == keep]
     need(rows, "KEEP line %d not in the snapshot's top: %s" % (keep, snap["top"]))
-    want = 64 * 100 * 1033
-    need(abs(rows[0]["size"] - want) <= 0.05 * want and rows[0]["count"] >= 6400,
-         "KEEP: %s, expected ~%d bytes in >= 6400 blocks" % (rows[0], want))
+    want = n * 100 * 1033
+    need(abs(rows[0]["size"] - want) <= 0.05 * want and rows[0]["count"] >= n * 100,
+         "KEEP: %s, expected ~%d bytes in >= %d blocks" % (rows[0], want, n * 100))
     threads = (p["gil"] or {}).get("threads") or []
     names = {t["name"] for t in threads}
     workers = [n for n in names if n and n.startswith("alloc-")]
-    need(len(workers) == 64, "GIL figures for %d of the 64 threads: %s" % (len(workers), sorted(names)))
+    need(len(workers) == n, "GIL figures for %d of the %d threads: %s" % (len(workers), n, sorted(names)))
 
 
 def check_close_fds(report, procs, _dir):
