@@ -13,6 +13,7 @@ import warnings
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+sys.setswitchinterval(0.0005)  # the forking thread gets its turns soon
 stop = threading.Event()
 
 
