@@ -245,7 +245,7 @@ static void check_mp(const char *shape)
 {
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "%s tests/realworld/mp_starts.py %%D/ids", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "--no-sample", cmd);
+    pair_t r = run_pair(shape, "", "", cmd);
     same_behaviour(&r, 0);
     check(&r, "procs");
     pair_done(&r);

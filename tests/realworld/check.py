@@ -9,8 +9,8 @@ and exits 0, or prints what is wrong and exits 1.  Checks:
   pytest_toolz    toolz's modules imported from the unpacked sdist, its test
                   modules through pytest's assertion-rewriting hook
   procs           every pid in DIR/ids (mp_starts.py) is a process of the
-                  report with the parent pid the child itself saw; the
-                  forkserver is one too, a child of the main process
+                  report with the parent pid the child itself saw, complete;
+                  the forkserver is one too, a child of the main process
   asyncio         asyncio imported, the tasks' memory seen, stacks sampled
   threads64 N     N allocating threads: KEEP's blocks at the marker, GIL
                   figures for every thread under its threading name
@@ -91,6 +91,7 @@ def check_procs(report, procs, dir_):
         else:
             need(ppid == main, "%s child %d's parent %d is not the main process" % (kind, pid, ppid))
         need(by_pid[pid]["forked"] == (kind != "spawn"), "%s child %d forked=%s" % (kind, pid, by_pid[pid]["forked"]))
+        need(by_pid[pid]["complete"], "%s child %d: its exit was not recorded" % (kind, pid))
     need(kinds == {"fork", "spawn", "forkserver", "pool"}, "children seen: %s" % kinds)
 
 
