@@ -976,6 +976,26 @@ void at_alloc_track_block(void *p, size_t n)
     count(p, n, AT_ALLOC_KIND_RAW);
 }
 
+/* Only a record made above (a RAW site) goes: numpy untracks a block's
+ * old address after realloc moved it, when another thread's malloc may
+ * already have that address (a NATIVE record, put back). */
+void at_alloc_untrack_block(void *p)
+{
+    uint32_t site, osite;
+    size_t size, osize;
+    if (native_skip() || !at_shadow_take(p, &site, &size))
+        return;
+    if (at_alloc.sites[site].kind == AT_ALLOC_KIND_RAW) {
+        uncount(site, size, 0);
+        return;
+    }
+    int rc = at_shadow_put(p, site, size, &osite, &osize);
+    if (rc & AT_SHADOW_STALE)
+        uncount(osite, osize, 0);
+    if (rc & AT_SHADOW_FAILED)
+        uncount(site, size, 0);         /* cannot keep it: not counted then */
+}
+
 AT_API void *malloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))

@@ -19,8 +19,9 @@
  * loader's load count is compared (one dl_iterate_phdr step), and only
  * objects not seen before are walked.  Arrays made by an extension's init
  * function before the next import stay native (a few small ones).
- * PyTraceMalloc_Untrack is left alone: numpy frees right after it, and
- * the free subtracts the block from wherever it is counted.
+ * PyTraceMalloc_Untrack is wrapped the same way: the block stops being
+ * Python memory there, as for tracemalloc, even when its free never
+ * reaches our hooks (an allocator preloaded ahead of us: ASan's).
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -35,8 +36,10 @@
 #define SEEN_MAX 1024               /* objects remembered (bases)         */
 
 typedef int (*track_fn)(unsigned int, uintptr_t, size_t);
+typedef int (*untrack_fn)(unsigned int, uintptr_t);
 
 static track_fn real_track;         /* the interpreter's own              */
+static untrack_fn real_untrack;
 static uintptr_t seen[SEEN_MAX];    /* load addresses already walked      */
 static int nseen;
 static unsigned long long seen_adds, seen_subs;  /* loader's counters     */
@@ -49,6 +52,26 @@ static int track(unsigned int domain, uintptr_t ptr, size_t size)
     if (ptr)
         at_alloc_track_block((void *)ptr, size);
     return rc;
+}
+
+static int untrack(unsigned int domain, uintptr_t ptr)
+{
+    int rc = real_untrack(domain, ptr);
+    if (ptr)
+        at_alloc_untrack_block((void *)ptr);
+    return rc;
+}
+
+/* The wrapper for a symbol name, or 0. */
+static uintptr_t wrapper_of(const char *name)
+{
+    if (name[0] != 'P' || strncmp(name, "PyTraceMalloc_", 14) != 0)
+        return 0;
+    if (strcmp(name + 14, "Track") == 0)
+        return (uintptr_t)&track;
+    if (strcmp(name + 14, "Untrack") == 0)
+        return (uintptr_t)&untrack;
+    return 0;
 }
 
 static int was_seen(uintptr_t base)
@@ -69,7 +92,7 @@ static uintptr_t dyn_addr(const struct dl_phdr_info *info, ElfW(Addr) v)
 }
 
 /* Write the slot; a slot in a RELRO range is read-only by now. */
-static void patch_slot(const struct dl_phdr_info *info, uintptr_t slot)
+static void patch_slot(const struct dl_phdr_info *info, uintptr_t slot, uintptr_t to)
 {
     uintptr_t lo = 0, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++)
@@ -81,7 +104,7 @@ static void patch_slot(const struct dl_phdr_info *info, uintptr_t slot)
     int relro = slot >= lo && slot < hi;
     if (relro && mprotect((void *)page, 8, PROT_READ | PROT_WRITE) != 0)
         return;                     /* stays on the real function         */
-    __atomic_store_n((uintptr_t *)slot, (uintptr_t)&track, __ATOMIC_RELEASE);
+    __atomic_store_n((uintptr_t *)slot, to, __ATOMIC_RELEASE);
     if (relro)
         mprotect((void *)page, 8, PROT_READ);
 }
@@ -114,7 +137,7 @@ static int dyn_tables(const struct dl_phdr_info *info, dyn_tables_t *t)
     return t->sym && t->str ? 0 : -1;
 }
 
-/* Point the object's slots for PyTraceMalloc_Track at the wrapper. */
+/* Point the object's slots for PyTraceMalloc_Track/Untrack at ours. */
 static void patch_object(const struct dl_phdr_info *info)
 {
     dyn_tables_t t;
@@ -126,9 +149,9 @@ static void patch_object(const struct dl_phdr_info *info)
             unsigned long type = ELF64_R_TYPE(r->r_info), sym = ELF64_R_SYM(r->r_info);
             if ((type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) || !sym)
                 continue;
-            const char *name = t.str + t.sym[sym].st_name;
-            if (name[0] == 'P' && strcmp(name, "PyTraceMalloc_Track") == 0)
-                patch_slot(info, info->dlpi_addr + r->r_offset);
+            uintptr_t to = wrapper_of(t.str + t.sym[sym].st_name);
+            if (to)
+                patch_slot(info, info->dlpi_addr + r->r_offset, to);
         }
 }
 
@@ -154,8 +177,12 @@ static int counters(struct dl_phdr_info *info, size_t size, void *out)
 
 void at_alloc_track_scan(void)
 {
-    if (!real_track && !(real_track = (track_fn)at_py_sym("PyTraceMalloc_Track")))
-        return;
+    if (!real_track || !real_untrack) {
+        real_track = (track_fn)at_py_sym("PyTraceMalloc_Track");
+        real_untrack = (untrack_fn)at_py_sym("PyTraceMalloc_Untrack");
+        if (!real_track || !real_untrack)
+            return;                 /* no slot is patched without both    */
+    }
     unsigned long long c[2] = { 0, 0 };
     if (dl_iterate_phdr(counters, c) != 1 || (c[0] == seen_adds && c[1] == seen_subs))
         return;
