@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* test_realworld.c - programs nobody here wrote, under archtrace and without
  * it (issue 25): same exit status, same stdout, and a report that shows
- * what the program did.  No network: packages come from tests/realworld/. */
+ * what the program did, on both build shapes.  The programs and the report
+ * checks (check.py) are in tests/realworld/.  No network: the wheel is
+ * there too, toolz's sdist is unpacked in build/realworld/ by
+ * tools/realworld_deps.sh (make test runs it), numpy and pytest are in
+ * the .venv/<shape> venvs. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
