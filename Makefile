@@ -38,7 +38,7 @@ TRACER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRACER_SRC) $(COMMON_SRC))
 SKELETONS  = $(patsubst probes/%.bpf.c,$(BUILD)/probes/%.skel.h,$(PROBE_SRC))
 TEST_BINS  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all asan deps venvs test unit-tests labs integration demo bench clean install fuzz
+.PHONY: all asan deps venvs realworld-deps test unit-tests labs integration demo bench clean install fuzz
 all: $(BUILD)/archtrace $(BUILD)/libarchtrace.so
 
 $(BUILD)/libarchtrace.so: $(SHIM_OBJ) preload/exports.map
@@ -113,6 +113,11 @@ deps:
 venvs: deps
 	$(Q)tools/venvs.sh all
 
+# the third-party test suites test_realworld runs, downloaded once (pinned
+# by hash) into build/realworld so the tests need no network
+realworld-deps: venvs
+	$(Q)tools/realworld_deps.sh
+
 unit-tests: all $(TEST_BINS)
 	$(Q)tools/run_tests.sh $(TEST_BINS)
 
@@ -127,7 +132,7 @@ labs: venvs
 ASAN_TESTS = test_run test_sampler test_imports test_py_names test_bpf \
              test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
 test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
-test: deps venvs
+test: deps venvs realworld-deps
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory asan
 	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" \

@@ -327,6 +327,7 @@ static void on_run(void)
         return;
     at_alloc.on = 1;
     at_alloc.native_on = 1;
+    at_alloc_track_scan();
 }
 
 static void marker(PyObject *args)
@@ -367,8 +368,11 @@ static void on_audit(const char *event, PyObject *args)
         at_alloc_tracemalloc_changed();
     if (event[0] == 'a' && strcmp(event, "archtrace.snapshot") == 0)
         marker(args);
-    else if (event[0] == 'i' && strcmp(event, "import") == 0 && !at_alloc.tm_watch)
-        watch_import(args);
+    else if (event[0] == 'i' && strcmp(event, "import") == 0) {
+        at_alloc_track_scan();      /* the last import may have loaded a .so */
+        if (!at_alloc.tm_watch)
+            watch_import(args);
+    }
 }
 
 /* Bytes of the file this process wrote (mincore would count the page

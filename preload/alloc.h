@@ -21,6 +21,9 @@
  *   alloc_pool.c   sampled small OBJ/MEM blocks over plain pymalloc: a
  *                  mapping of our own, each block's record in front.
  *   alloc_line.c   co_linetable decoding (pure).
+ *   alloc_track.c  PyTraceMalloc_Track/Untrack (numpy's array data): the
+ *                  loaded objects' GOT slots for them point at wrappers
+ *                  that count the block as Python memory, then not.
  * Everything the hot path touches is preallocated or mmap'd; nothing here
  * calls malloc.  Counters of sites of kind PY are plain (the GIL orders
  * them); RAW and NATIVE ones are atomic (no GIL there).
@@ -325,6 +328,23 @@ int at_alloc_hooks_install(void);
  * thread's countdown (fork child). */
 int at_alloc_weights_init(void);
 void at_alloc_sample_reset_thread(void);
+
+/* A block an extension handed to PyTraceMalloc_Track: tracemalloc counts
+ * it as Python memory, so its native record moves to a RAW site of the
+ * calling line (any thread; a no-op while native tracking is off). */
+void at_alloc_track_block(void *p, size_t n);
+
+/* PyTraceMalloc_Untrack: p is no longer Python memory for tracemalloc;
+ * forget the record at_alloc_track_block made (its free may never reach
+ * our hooks: another preloaded allocator, ASan's). */
+void at_alloc_untrack_block(void *p);
+
+/* ---- alloc_track.c ------------------------------------------------------ */
+
+/* Objects loaded since the last call: point their PyTraceMalloc_Track
+ * and _Untrack slots at ours (with the GIL held: an "import" event, the hooks'
+ * installation). */
+void at_alloc_track_scan(void);
 
 /* ---- alloc_line.c ------------------------------------------------------- */
 

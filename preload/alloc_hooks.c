@@ -965,6 +965,37 @@ static inline void native_count(void *p, size_t n)
         count(p, n, AT_ALLOC_KIND_NATIVE);
 }
 
+/* The free of a tracked block finds it wherever it is counted, so the
+ * move needs native tracking on (else nothing would ever subtract it).
+ * Cumulative figures count it twice: native when malloc'd, Python here. */
+void at_alloc_track_block(void *p, size_t n)
+{
+    if (native_skip())
+        return;
+    forget(p, 0);
+    count(p, n, AT_ALLOC_KIND_RAW);
+}
+
+/* Only a record made above (a RAW site) goes: numpy untracks a block's
+ * old address after realloc moved it, when another thread's malloc may
+ * already have that address (a NATIVE record, put back). */
+void at_alloc_untrack_block(void *p)
+{
+    uint32_t site, osite;
+    size_t size, osize;
+    if (native_skip() || !at_shadow_take(p, &site, &size))
+        return;
+    if (at_alloc.sites[site].kind == AT_ALLOC_KIND_RAW) {
+        uncount(site, size, 0);
+        return;
+    }
+    int rc = at_shadow_put(p, site, size, &osite, &osize);
+    if (rc & AT_SHADOW_STALE)
+        uncount(osite, osize, 0);
+    if (rc & AT_SHADOW_FAILED)
+        uncount(site, size, 0);         /* cannot keep it: not counted then */
+}
+
 AT_API void *malloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))

@@ -8,8 +8,10 @@
  * is found from its own frames: when it takes the GIL (take_gil has set
  * `locked` and `last_holder`, so no other thread runs Python) its oldest
  * frame, if it is threading's Thread._bootstrap, has the Thread as local
- * 0.  Raw reads only there (the thread state is not current yet, so no
- * C-API), and one reference taken, as Py_INCREF would, under the GIL.
+ * 0; at its first take, before it has frames, the thread that started it
+ * waits in Thread.start(), whose self is the same object.  Raw reads only
+ * there (the thread state is not current yet, so no C-API), and one
+ * reference taken, as Py_INCREF would, under the GIL.
  * The name itself is read with the C-API where that is safe: the next
  * audit event in any thread, or atexit; then the reference goes.  At exit
  * threading._active is walked as well (late renames, the main thread).
@@ -23,7 +25,9 @@
 #include "gil.h"
 #include "shim.h"
 
-#define PENDING_MAX 64
+#define PENDING_MAX 1024       /* threads started between two audit events */
+#define START_DEPTH 4          /* start() -> Event.wait -> Condition.wait */
+#define STARTERS_MAX 1024      /* thread states looked at                 */
 
 /* Thread objects, strong references; touched only by a thread that holds
  * the GIL (on_take, the audit hook, atexit). */
@@ -86,11 +90,56 @@ static int ascii_is(uintptr_t u, const char *want, int suffix)
     return memcmp(s + len - n, want, n) == 0;
 }
 
+/* Keep a reference to Thread object t for naming, once. */
+static void pend(PyObject *t)
+{
+    for (int i = 0; i < npending; i++)
+        if (pending[i] == t)
+            return;
+    if (npending >= PENDING_MAX) {
+        at_gil_header()->names_dropped++;
+        return;
+    }
+    (*(at_py_ssize_t *)t)++;            /* Py_INCREF, with the GIL ours */
+    pending[npending++] = t;
+}
+
+/* `self` of a threading Thread.start() among a thread's newest frames
+ * (it waits there, in _started.wait(), for the thread it started). */
+static PyObject *starting(uintptr_t tstate)
+{
+    uintptr_t f = rd(rd(tstate, AT_TSTATE_CFRAME), AT_CFRAME_CURRENT_FRAME);
+    for (int depth = 0; f && depth < START_DEPTH; depth++, f = rd(f, AT_IFRAME_PREVIOUS)) {
+        uintptr_t code = rd(f, AT_IFRAME_CODE);
+        if (ascii_is(rd(code, AT_CODE_NAME), "start", 0) && ascii_is(rd(code, AT_CODE_FILENAME), "threading.py", 1))
+            return (PyObject *)rd(f, AT_IFRAME_LOCALSPLUS);
+    }
+    return NULL;
+}
+
+/* A new thread's first take has no frame of its own yet, and a thread
+ * that never gives the GIL up again (it runs to its end within a switch
+ * interval) is never probed with one.  But whoever started it is blocked
+ * in Thread.start() right now, its frames still: take the Thread from
+ * there.  Which thread it is does not matter: naming goes by the Thread's
+ * own _native_id.  Every thread state is stable while we hold the GIL. */
+static void from_starters(uintptr_t tstate)
+{
+    uintptr_t ts = rd(rd(tstate, AT_TSTATE_INTERP), AT_INTERP_TSTATE_HEAD);
+    for (int n = 0; ts && n < STARTERS_MAX; n++, ts = rd(ts, AT_TSTATE_NEXT)) {
+        PyObject *t = ts != tstate ? starting(ts) : NULL;
+        if (t)
+            pend(t);
+    }
+}
+
 int at_gil_names_probe(uintptr_t tstate)
 {
     uintptr_t f = rd(rd(tstate, AT_TSTATE_CFRAME), AT_CFRAME_CURRENT_FRAME);
-    if (!f)
+    if (!f) {
+        from_starters(tstate);
         return 0;                       /* no Python frame yet: later */
+    }
     for (int depth = 0; rd(f, AT_IFRAME_PREVIOUS); depth++) {
         if (depth >= AT_MAX_STACK_DEPTH)
             return 1;
@@ -101,14 +150,8 @@ int at_gil_names_probe(uintptr_t tstate)
         !ascii_is(rd(code, AT_CODE_FILENAME), "threading.py", 1))
         return 1;                       /* not a threading.Thread */
     PyObject *self = (PyObject *)rd(f, AT_IFRAME_LOCALSPLUS);
-    if (!self)
-        return 1;
-    if (npending >= PENDING_MAX) {
-        at_gil_header()->names_dropped++;
-        return 1;
-    }
-    (*(at_py_ssize_t *)self)++;         /* Py_INCREF, with the GIL ours */
-    pending[npending++] = self;
+    if (self)
+        pend(self);
     return 1;
 }
 
@@ -161,10 +204,16 @@ static int name_from_thread(PyObject *t)
 
 /* Name what can be named; keep the rest unless `final`.  The list is
  * emptied first and references dropped last: a deallocation may run
- * Python code, release the GIL and let another thread append. */
+ * Python code, release the GIL and let another thread append, or raise
+ * an audit event that comes back here (it returns at once: the work
+ * lists are static, too big for a thread's stack). */
 static void resolve_pending(int final)
 {
-    PyObject *work[PENDING_MAX], *drop[PENDING_MAX];
+    static PyObject *work[PENDING_MAX], *drop[PENDING_MAX];
+    static int resolving;
+    if (resolving)
+        return;
+    resolving = 1;
     int n = npending, ndrop = 0;
     memcpy(work, pending, sizeof(work[0]) * (size_t)n);
     for (int i = 0; i < nstale && i < n; i++)
@@ -181,6 +230,7 @@ static void resolve_pending(int final)
     }
     for (int i = 0; i < ndrop; i++)
         at_py.Py_DecRef(drop[i]);
+    resolving = 0;
 }
 
 void at_gil_names_audit(const char *event, PyObject *args)

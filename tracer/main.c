@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 {
     at_options_t o;
     char err[256] = "";
+    at_run_note_signals();
     int rc = at_cli_parse(argc, argv, &o, err, sizeof(err));
     if (rc == 1) {
         fputs(at_cli_usage(), stdout);

@@ -125,11 +125,36 @@ static void redirect_stdio(int stdio_fd)
     dup2(stdio_fd, STDERR_FILENO);
 }
 
+/* The signals archtrace ignores or catches while the command runs (run:
+ * SIGINT, SIGQUIT; top: SIGPIPE too), and whether each was ignored when
+ * archtrace started.  An ignored signal stays ignored across exec, so
+ * the command must get exactly what archtrace was given: `nohup`, or a
+ * script's `cmd &`, starts it with SIGINT ignored, and a default put back
+ * there would let a Ctrl-C meant for the shell kill it. */
+static const int passed_signals[] = { SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGHUP, SIGWINCH };
+#define N_PASSED (sizeof(passed_signals) / sizeof(passed_signals[0]))
+static signed char ignored_at_start[N_PASSED]; /* 1: SIG_IGN when archtrace started */
+
+void at_run_note_signals(void)
+{
+    for (size_t i = 0; i < N_PASSED; i++) {
+        struct sigaction sa;
+        ignored_at_start[i] = sigaction(passed_signals[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN ? 1 : 0;
+    }
+}
+
+/* In the child, before exec: what archtrace was started with (handlers
+ * would be reset by exec anyway; SIG_IGN would not). */
+static void give_back_signals(void)
+{
+    for (size_t i = 0; i < N_PASSED; i++)
+        signal(passed_signals[i], ignored_at_start[i] == 1 ? SIG_IGN : SIG_DFL);
+}
+
 /* In the child: exec, and on failure send errno up the pipe. */
 static void exec_child(const at_options_t *o, int err_fd, int stdio_fd)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
+    give_back_signals();
     redirect_stdio(stdio_fd);
     execvp(o->argv[0], o->argv);
     int e = errno;

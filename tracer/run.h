@@ -37,6 +37,10 @@ void at_run_close(at_run_child_t *c, int status);
 /* Remove the session directory unless -o DIR asked to keep it. */
 void at_run_cleanup(const at_options_t *o, at_run_child_t *c);
 
+/* Note which signals archtrace was started with ignored, before anything
+ * changes them (main does it first): the command gets the same. */
+void at_run_note_signals(void);
+
 /* A waitpid() status as run returns it: the exit code, 128+N for signal N. */
 int at_run_exit_status(int wait_status);
 
