@@ -29,7 +29,7 @@ enum {
 
 /* One process's files. */
 typedef struct at_salvage_pid {
-    pid_t pid;
+    pid_t pid;                /* the key of its files (session.h)          */
     unsigned present;         /* AT_SALVAGE_* files found                  */
     unsigned readable;        /* ... of them that passed their check       */
     unsigned execed;          /* its segment says it exec'd (not damage)   */
