@@ -86,6 +86,73 @@ static void check_exec_child(const char *shape)
 Test(run, exec_child_static) { check_exec_child("static"); }
 Test(run, exec_child_shared) { check_exec_child("shared"); }
 
+/* ---- issue 25: os.execv into another Python program ---------------------- */
+
+static void json_expect(const char *json, const char *expr, const char *want, const char *what)
+{
+    char *v = at_test_json(json, expr);
+    cr_assert_not_null(v, "JSON query %s failed", expr);
+    cr_assert_str_eq(v, want, "%s: %s gives %s, want %s", what, expr, v, want);
+    free(v);
+}
+
+/* Samples of function fn in process i. */
+#define EXEC_SAMPLES(i, fn) "sum(s['count'] for s in d['processes'][" #i "]['samples']['stacks'] " \
+                            "if any(f.startswith('" fn " ') for f in s['frames']))"
+
+/* exec_first.py allocates, imports colorsys and spins in first_spin, then
+ * os.execv's exec_second.py (same pid), which does the same with its own
+ * names and exits 7: both programs are listed, each with its argv and only
+ * its own allocations, imports and samples; the status passes through. */
+static void check_exec_python(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir(), *out, *err, json[600];
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    int rc = at_test_shf(&out, &err, "%s -q --rate 200 -o %s/s --json %s %s tests/fixtures/exec_first.py",
+                         at_test_archtrace(), dir, json, py);
+    cr_assert_eq(rc, 7, "the second program's status 7 passes through, got %d: %s", rc, err);
+    cr_assert_str_eq(out, "first colorsys\nsecond second-arg textwrap\n", "stdout untouched: '%s'", out);
+    free(out), free(err);
+    json_expect(json, "len(d['processes']), len(set(p['pid'] for p in d['processes']))", "(2, 1)",
+                "two programs, one pid");
+    json_expect(json, "[[a.rsplit('/', 1)[-1] for a in p['argv'][1:]] for p in d['processes']]",
+                "[['exec_first.py'], ['exec_second.py', 'second-arg']]", "each its own argv, in exec order");
+    json_expect(json, "[(p['execed'], p['complete'], p['python']['build']) for p in d['processes']]",
+                strcmp(shape, "static") ? "[(True, True, 'shared'), (False, True, 'shared')]"
+                                        : "[(True, True, 'static'), (False, True, 'static')]",
+                "the first exec'd the second; both complete");
+    json_expect(json, "[(t['file'].rsplit('/', 1)[-1], t['line']) for t in "
+                      "(p['alloc']['peak']['top'][0] for p in d['processes'])]",
+                "[('exec_first.py', 10), ('exec_second.py', 8)]", "each program's own top allocation site");
+    json_expect(json, "'exec_second' in json.dumps(d['processes'][0]['alloc']), "
+                      "'exec_first' in json.dumps(d['processes'][1]['alloc'])",
+                "(False, False)", "no allocation of one program in the other's figures");
+    json_expect(json, "[[m for m in ('colorsys', 'textwrap') if any(i['module'] == m for i in p['imports'])] "
+                      "for p in d['processes']]",
+                "[['colorsys'], ['textwrap']]", "each program's own imports");
+    cr_assert_geq(json_long(json, EXEC_SAMPLES(0, "first_spin")), 20, "first_spin sampled in the first program");
+    cr_assert_geq(json_long(json, EXEC_SAMPLES(1, "second_spin")), 20, "second_spin sampled in the second");
+    cr_assert_eq(json_long(json, EXEC_SAMPLES(0, "second_spin")) + json_long(json, EXEC_SAMPLES(1, "first_spin")),
+                 0, "no samples of one program in the other's");
+    /* report DIR, and a damaged file of the first program named as its own */
+    long pid = json_long(json, "d['processes'][0]['pid']");
+    rc = at_test_shf(NULL, &err, "truncate -s 100 %s/s/%ld-1.alloc; %s report %s/s", dir, pid,
+                     at_test_archtrace(), dir);
+    cr_assert_eq(rc, 0, "report DIR: 0, got %d: %s", rc, err);
+    char want[96];
+    snprintf(want, sizeof want, "warning: process %ld-1 damaged: alloc", pid);
+    cr_assert(strstr(err, want), "the first program's damaged .alloc is named: %.3000s", err);
+    snprintf(want, sizeof want, "Samples: pid %ld before exec 1", pid);
+    cr_assert(strstr(err, want) && strstr(err, "Python processes: 2"), "both programs reported: %.3000s", err);
+    free(err);
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
+Test(run, execv_into_python_reports_both_programs_static, .timeout = 60) { check_exec_python("static"); }
+Test(run, execv_into_python_reports_both_programs_shared, .timeout = 60) { check_exec_python("shared"); }
+
 /* Another CPython runs normally; the report names its version. */
 Test(run, other_python_versions_are_reported_unsupported)
 {
