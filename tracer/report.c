@@ -521,7 +521,7 @@ int at_report_render(const char *dir, const at_options_t *o, int exit_status)
         rc = render_format(&c) < 0 ? -EIO : rc;
     if (rc == 0 && at_salvage_nothing_readable(&c.salvage)) {
         fprintf(stderr, "archtrace: nothing in session %s could be read: %zu damaged file(s)\n", dir,
-                c.salvage.damaged_files);
+                c.salvage.damaged_files + (c.salvage.meta < 0 && c.salvage.meta != -ENOENT));
         rc = -ENODATA;
     }
     at_proc_list_free(&c.procs);

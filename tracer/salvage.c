@@ -348,8 +348,10 @@ int at_salvage_is_empty(const at_salvage_t *s)
 
 int at_salvage_nothing_readable(const at_salvage_t *s)
 {
+    /* no process files: a session of no Python process is fine, one of
+     * only a damaged session.meta (a full disk at start) has nothing */
     if (s->count == 0)
-        return 0;
+        return s->meta < 0;
     for (size_t i = 0; i < s->count; i++)
         if (s->pids[i].readable)
             return 0;

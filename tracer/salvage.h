@@ -57,7 +57,8 @@ const at_salvage_pid_t *at_salvage_find(const at_salvage_t *s, pid_t pid);
 /* Nothing that looks like a session: no session.meta, no <pid>.* file. */
 int at_salvage_is_empty(const at_salvage_t *s);
 
-/* Some process file exists, yet none of them could be read. */
+/* Some process file exists, yet none of them could be read; or there is
+ * none and session.meta is damaged too. */
 int at_salvage_nothing_readable(const at_salvage_t *s);
 
 /* Name of a file bit ("seg", "alloc", ...). */

@@ -384,10 +384,11 @@ int at_stacks_save(const at_stacks_t *s, const char *dir)
         return -errno;
     save_header(s, f);
     save_body(s, f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return -EIO;
-    return 0;
+    /* the flush repeats a failed write, so errno says why (ENOSPC) */
+    int err = ferror(f) | fflush(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno;
+    return -err;
 }
 
 /* ---- loading ------------------------------------------------------------ */
