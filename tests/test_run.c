@@ -245,40 +245,96 @@ Test(run, report_of_missing_or_corrupt_session)
 #define PASS_CMD "-c 'import time; time.sleep(0.2); print(\"hello\"); raise SystemExit(3)'"
 #define KILL_CMD "-c 'import os, time; time.sleep(0.2); print(\"hello\", flush=True); " \
                  "os.kill(os.getpid(), 9)'"
-#define PASS_RUNS 20          /* races show in one run of several          */
+/* The option matrix's command: a second thread (asleep), allocations,
+ * 0.1 s of work in the main thread (so a CPU picture has stacks). */
+#define MATRIX_CMD "-c 'import threading, time; t = threading.Thread(target=time.sleep, args=(0.1,)); " \
+                   "t.start(); x = [bytes(100) for _ in range(20000)]; t0 = time.time()\n" \
+                   "while time.time() - t0 < 0.1: pass\n" \
+                   "t.join(); print(\"hello\"); raise SystemExit(3)'"
+#define PASS_RUNS 5           /* races show in one run of several          */
+#define MATRIX_RUNS 3         /* ... and over many sets in a few each      */
 
-/* Run `archtrace OPTS -- PY CMD` PASS_RUNS times: every run exits `want`
- * and prints exactly "hello\n"; the text report (unless -q) and the JSON
- * (--format json, into the temp dir) say the same status. */
-static void check_passthrough(const char *shape, const char *opts, const char *cmd, int want)
+/* The file --format FMT leaves in the working directory without --out
+ * (run's default: ./archtrace.<ext>), or NULL. */
+static const char *format_file(const char *opts)
 {
-    const char *py = at_test_python_or_skip(shape);
-    char *dir = at_test_tmpdir(), all_opts[1024], json[600];
-    int is_json = strstr(opts, "--format json") != NULL, quiet = strstr(opts, "-q") != NULL;
-    snprintf(json, sizeof json, "%s/r.json", dir);
-    snprintf(all_opts, sizeof all_opts, "%s%s%s", opts, is_json ? " --out " : "", is_json ? json : "");
-    for (int i = 1; i <= PASS_RUNS; i++) {
-        char *out, *err;
-        unlink(json);
-        int rc = at_test_shf(&out, &err, "%s %s -- %s %s", at_test_archtrace(), all_opts, py, cmd);
-        cr_assert_eq(rc, want, "%s, %s, run %d of %d: exit status %d, want %d; stderr: %.2000s",
-                     shape, opts, i, PASS_RUNS, rc, want, err);
-        cr_assert_str_eq(out, "hello\n", "%s, %s, run %d: stdout '%s', want 'hello\\n'", shape, opts, i, out);
-        char line[64];
-        snprintf(line, sizeof line, "exit status: %d ", want);
-        cr_assert(quiet || is_json || strstr(err, line), "%s, %s, run %d: the report header says '%s': %.2000s",
-                  shape, opts, i, line, err);
-        if (is_json) {
-            char *doc = NULL;
-            at_test_shf(&doc, NULL, "cat %s", json);
-            snprintf(line, sizeof line, "\"exit_status\": %d,", want);
-            cr_assert(strstr(doc, line), "%s, %s, run %d: JSON has %s", shape, opts, i, line);
-            free(doc);
+    static const char *const fmt[][2] = { { "--format svg", "archtrace.svg" },
+                                          { "--format chrome", "archtrace.trace.json" },
+                                          { "--format collapsed", "archtrace.folded" } };
+    for (size_t i = 0; i < sizeof fmt / sizeof *fmt; i++)
+        if (strstr(opts, fmt[i][0]))
+            return fmt[i][1];
+    return NULL;
+}
+
+/* `archtrace top` off a terminal prints a line a second on stdout
+ * ("   0.3s pid 4242 ..."): the command's own lines are the others. */
+static void drop_top_lines(char *out)
+{
+    char *w = out;
+    for (char *line = out; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        double t;
+        int pid;
+        if (sscanf(line, "%lfs pid %d", &t, &pid) != 2) {
+            memmove(w, line, len);
+            w += len;
         }
-        free(out), free(err);
+        line += len;
     }
+    *w = '\0';
+}
+
+/* One run of `archtrace [top] OPTS -- PY CMD` in dir: exits `want`,
+ * prints exactly "hello\n", the text report (unless -q or top) and the
+ * JSON (--format json, into dir) say the same status, and a --format
+ * picture is written. */
+static void check_one_run(const char *dir, const char *shape, const char *opts, const char *cmd, int want,
+                          int i, int runs)
+{
+    const char *py = at_test_python(shape), *pic = format_file(opts);
+    int is_json = strstr(opts, "--format json") != NULL, quiet = strstr(opts, "-q") != NULL;
+    int top = strncmp(opts, "top", 3) == 0;
+    char json[600], line[64], *out, *err;
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    at_test_shf(NULL, NULL, "rm -f %s/r.json %s/archtrace.*", dir, dir);
+    int rc = at_test_shf(&out, &err, "cd %s && %s %s%s%s -- %s %s", dir, at_test_archtrace(), opts,
+                         is_json ? " --out " : "", is_json ? json : "", py, cmd);
+    cr_assert_eq(rc, want, "%s, %s, run %d of %d: exit status %d, want %d; stderr: %.2000s",
+                 shape, opts, i, runs, rc, want, err);
+    if (top)
+        drop_top_lines(out);
+    cr_assert_str_eq(out, "hello\n", "%s, %s, run %d: stdout '%s', want 'hello\\n'", shape, opts, i, out);
+    snprintf(line, sizeof line, "exit status: %d ", want);
+    cr_assert(quiet || is_json || top || strstr(err, line), "%s, %s, run %d: the report header says '%s': %.2000s",
+              shape, opts, i, line, err);
+    if (is_json) {
+        char *doc = NULL;
+        at_test_shf(&doc, NULL, "cat %s", json);
+        snprintf(line, sizeof line, "\"exit_status\": %d,", want);
+        cr_assert(strstr(doc, line), "%s, %s, run %d: JSON has %s", shape, opts, i, line);
+        free(doc);
+    }
+    if (pic)
+        cr_assert_eq(at_test_shf(NULL, NULL, "test -s %s/%s", dir, pic), 0, "%s, %s, run %d: %s written: ...%s",
+                     shape, opts, i, pic, err + (strlen(err) > 1500 ? strlen(err) - 1500 : 0));
+    free(out), free(err);
+}
+
+static void check_passthrough_runs(const char *shape, const char *opts, const char *cmd, int want, int runs)
+{
+    at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir();
+    for (int i = 1; i <= runs; i++)
+        check_one_run(dir, shape, opts, cmd, want, i, runs);
     at_test_shf(NULL, NULL, "rm -rf %s", dir);
     free(dir);
+}
+
+static void check_passthrough(const char *shape, const char *opts, const char *cmd, int want)
+{
+    check_passthrough_runs(shape, opts, cmd, want, PASS_RUNS);
 }
 
 static void check_passthrough_matrix(const char *shape, const char *const *opts, int n)
@@ -291,6 +347,33 @@ static const char *const native_opts[] = { "-q --native", "--native --rate 1000"
                                            "-q --native --no-sample" };
 static const char *const other_opts[] = { "-q", "--rate 1000", "--no-sample", "-q --format json" };
 #define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
+
+/* Every run option alone, and the combinations people type together. */
+static const char *const matrix_opts[] = {
+    "--native", "--rate 10000", "--idle", "--alloc-depth 5", "--alloc-sample 1024", "--alloc-exact",
+    "--no-alloc", "--no-gil", "--no-imports", "--no-sample", "--no-poll --rate 10000",
+    "--no-alloc --no-gil --no-imports --no-sample", "--format svg", "--format chrome", "--format collapsed",
+    "--format json", "--format svg --alloc", "--format collapsed --alloc --alloc-exact --alloc-depth 5",
+    "--native --rate 10000 --idle", "--native --idle --format collapsed",
+    "--rate 10000 --alloc-exact --alloc-depth 5 --idle --format chrome",
+    "-q --top 3 --alloc-sample 1024 --no-gil --native", "--no-sample --format json --alloc-exact",
+    "top", "top --rate 10000 --native", "top --alloc-exact --no-gil",
+};
+
+static void check_option_matrix(const char *shape)
+{
+    for (int i = 0; i < COUNT(matrix_opts); i++)
+        check_passthrough_runs(shape, matrix_opts[i], MATRIX_CMD, 3, MATRIX_RUNS);
+}
+
+Test(run, exit_status_and_stdout_pass_through_option_matrix_static, .timeout = 600)
+{
+    check_option_matrix("static");
+}
+Test(run, exit_status_and_stdout_pass_through_option_matrix_shared, .timeout = 600)
+{
+    check_option_matrix("shared");
+}
 
 Test(run, exit_status_passes_through_native_static, .timeout = 600)
 {
