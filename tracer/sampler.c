@@ -92,13 +92,15 @@ static int python_only(at_target_t *t)
 
 static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void *ctx)
 {
-    int nn = 0, stopped = 0;
+    int nn = 0, stopped = 0, sig = 0;
     int idle = at_walker_idle(t->walker, th->tid);
     if (idle < 0)
         return 0; /* the thread ended between listing and now */
     th->idle = (uint8_t)idle;
     if (t->native)
         stopped = at_native_stop(t->native, th->tid) == 0;
+    else if (t->stop_running && !idle)    /* not allowed: read it running */
+        stopped = at_thread_stop(th->tid, &sig) == 0;
     int rc = stopped ? at_walker_reload(t->walker, th) : 0;
     if (rc == 0)
         rc = at_walker_stack(t->walker, th, &t->pystack);
@@ -107,9 +109,11 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
         t->pystack.truncated = 1;
         rc = 0;
     }
-    if (stopped) {
+    if (stopped && t->native) {
         nn = at_native_unwind(t->native, th->tid, t->natframes, t->is_eval, AT_NATIVE_MAX_DEPTH);
         at_native_resume(t->native, th->tid);
+    } else if (stopped) {
+        at_thread_resume(th->tid, sig);
     }
     if (rc < 0)
         return rc;
