@@ -150,8 +150,33 @@ static void check_exec_python(const char *shape)
     free(dir);
 }
 
+/* `archtrace top` follows the exec too: the session it keeps has each
+ * program's samples under its own files. */
+static void check_exec_top(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir(), *err, json[600];
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    int rc = at_test_shf(NULL, &err, "%s top -o %s/s -- %s tests/fixtures/exec_first.py", at_test_archtrace(), dir,
+                         py);
+    cr_assert_eq(rc, 7, "top: the second program's status 7, got %d: %s", rc, err);
+    free(err);
+    rc = at_test_shf(NULL, &err, "%s report -q --json %s %s/s", at_test_archtrace(), json, dir);
+    cr_assert_eq(rc, 0, "report of top's session: %s", err);
+    free(err);
+    json_expect(json, "[p['execed'] for p in d['processes']]", "[True, False]", "top's session has both programs");
+    cr_assert_geq(json_long(json, EXEC_SAMPLES(0, "first_spin")), 10, "top sampled first_spin in the first program");
+    cr_assert_geq(json_long(json, EXEC_SAMPLES(1, "second_spin")), 10, "and followed the exec to second_spin");
+    cr_assert_eq(json_long(json, EXEC_SAMPLES(0, "second_spin")) + json_long(json, EXEC_SAMPLES(1, "first_spin")),
+                 0, "no samples of one program in the other's");
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
 Test(run, execv_into_python_reports_both_programs_static, .timeout = 60) { check_exec_python("static"); }
 Test(run, execv_into_python_reports_both_programs_shared, .timeout = 60) { check_exec_python("shared"); }
+Test(run, execv_into_python_top_follows_static, .timeout = 60) { check_exec_top("static"); }
+Test(run, execv_into_python_top_follows_shared, .timeout = 60) { check_exec_top("shared"); }
 
 /* Another CPython runs normally; the report names its version. */
 Test(run, other_python_versions_are_reported_unsupported)

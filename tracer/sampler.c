@@ -242,15 +242,6 @@ static void read_exe(pid_t pid, char *out, size_t n)
     out[len > 0 ? len : 0] = '\0';
 }
 
-/* Inode of <dir>/<key>.seg, or 0 when there is none. */
-static ino_t seg_inode(const char *dir, pid_t key)
-{
-    char path[PATH_MAX + 64], stem[32];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s.seg", dir, at_key_name(key, stem, sizeof stem));
-    return lstat(path, &st) == 0 ? st.st_ino : 0;
-}
-
 /* Try to attach.  A process that is not (yet) Python is tried for a
  * while (right after exec the dynamic loader may not have mapped
  * libpython), then again only when it execs something else. */
@@ -267,7 +258,7 @@ static void try_attach(at_sampler_t *s, candidate_t *c)
     }
     if (c->refusals >= RETRIES_PER_EXE)
         return;
-    c->seg_ino = seg_inode(s->dir, at_key_make(c->pid, 0));
+    c->seg_ino = at_session_seg_inode(s->dir, c->pid);
     int rc = at_target_open(&c->target, c->pid, &o, err, sizeof err);
     if (rc == -EAGAIN)
         return; /* interpreter not initialised yet: next poll */
@@ -312,21 +303,6 @@ static void retire(at_sampler_t *s, at_target_t *t, pid_t key)
     at_target_free(t);
 }
 
-/* Key of the files the program with segment inode `ino` was renamed to
- * when pid exec'd another Python (<pid>-<n>.seg), or 0 when they are gone
- * (a forked copy that exec'd at once is replaced, not kept). */
-static pid_t renamed_key(const char *dir, pid_t pid, ino_t ino)
-{
-    for (int image = 1; image <= AT_SEG_IMAGE_MAX; image++) {
-        ino_t got = seg_inode(dir, at_key_make(pid, image));
-        if (!got)
-            return 0;
-        if (got == ino)
-            return at_key_make(pid, image);
-    }
-    return 0;
-}
-
 /* A target whose <pid>.seg is another file now exec'd a new Python: the
  * new program's shim made that segment (after renaming the old program's
  * files).  Its stacks are the old program's: save them under its new key
@@ -335,14 +311,14 @@ static pid_t renamed_key(const char *dir, pid_t pid, ino_t ino)
  * even succeed). */
 static void follow_exec(at_sampler_t *s, candidate_t *c)
 {
-    ino_t now = seg_inode(s->dir, at_key_make(c->pid, 0));
+    ino_t now = at_session_seg_inode(s->dir, c->pid);
     if (!c->target || !now || now == c->seg_ino)
         return;
     if (!c->seg_ino) {              /* attached before its segment existed */
         c->seg_ino = now;
         return;
     }
-    pid_t key = renamed_key(s->dir, c->pid, c->seg_ino);
+    pid_t key = at_session_renamed_key(s->dir, c->pid, c->seg_ino);
     if (key)
         retire(s, c->target, key);
     else

@@ -134,6 +134,26 @@ pid_t at_session_parse_name(const char *name, const char **rest)
     return at_key_make((pid_t)pid, (int)image);
 }
 
+ino_t at_session_seg_inode(const char *dir, pid_t key)
+{
+    char path[PATH_MAX], stem[32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s.seg", dir, at_key_name(key, stem, sizeof stem));
+    return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+pid_t at_session_renamed_key(const char *dir, pid_t pid, ino_t ino)
+{
+    for (int image = 1; image <= AT_SEG_IMAGE_MAX; image++) {
+        ino_t got = at_session_seg_inode(dir, at_key_make(pid, image));
+        if (!got)
+            return 0;
+        if (got == ino)
+            return at_key_make(pid, image);
+    }
+    return 0;
+}
+
 static int file_path(char *buf, size_t n, const char *dir, pid_t pid, const char *suffix)
 {
     char stem[32];

@@ -47,6 +47,15 @@ const char *at_key_label(pid_t key, char *buf, size_t n);
  * 0 for any other name. */
 pid_t at_session_parse_name(const char *name, const char **rest);
 
+/* Inode of <dir>/<key>.seg, or 0 when there is none.  A new inode under
+ * a live pid's name means the process exec'd a new Python. */
+ino_t at_session_seg_inode(const char *dir, pid_t key);
+
+/* The key the program whose segment had inode `ino` was renamed to when
+ * pid exec'd another Python (<pid>-<n>.seg), or 0 when its files are gone
+ * (a forked copy that exec'd at once is replaced, not kept). */
+pid_t at_session_renamed_key(const char *dir, pid_t pid, ino_t ino);
+
 /* Create the session directory: `requested` (must not exist or be an empty
  * directory we own) or a fresh mkdtemp under $TMPDIR.  Writes the absolute
  * path to out.  0 or -errno. */
