@@ -176,7 +176,7 @@ static void check_run(const char *shape)
     char *dir = at_test_tmpdir(), *out, cmd[3 * PATH_MAX], json[PATH_MAX];
     int port = free_port();
     snprintf(json, sizeof json, "%s/r.json", dir);
-    snprintf(cmd, sizeof cmd, "exec %s -q --rate 500 --json %s -o %s/s %s -m labs.lab15 --port %d",
+    snprintf(cmd, sizeof cmd, "exec %s -q --json %s -o %s/s %s -m labs.lab15 --port %d",
              at_test_archtrace(), json, dir, py, port);
     pid_t at = spawn_sh(dir, "server.log", cmd);
     wait_listening(at, port, dir, "server.log");
