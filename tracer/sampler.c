@@ -20,11 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "progress.h"
-#include "segment_format.h"
 #include "session.h"
 
 #define DISCOVER_EVERY_NS  50000000ull   /* session directory poll         */
@@ -311,8 +309,10 @@ static void retire(at_sampler_t *s, at_target_t *t, pid_t key)
  * even succeed). */
 static void follow_exec(at_sampler_t *s, candidate_t *c)
 {
+    if (!c->target)
+        return;
     ino_t now = at_session_seg_inode(s->dir, c->pid);
-    if (!c->target || !now || now == c->seg_ino)
+    if (!now || now == c->seg_ino)
         return;
     if (!c->seg_ino) {              /* attached before its segment existed */
         c->seg_ino = now;
