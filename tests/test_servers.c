@@ -78,6 +78,19 @@ static int port_open(int port)
     return ok;
 }
 
+/* Every process group the test started (each spawn_sh leads one): killed
+ * when the test ends, also when an assertion failed half-way (a server,
+ * its client or a target spinning forever would run on otherwise). */
+static pid_t groups[32];
+static int ngroups;
+
+static void kill_groups(void)
+{
+    for (int i = 0; i < ngroups; i++)
+        kill(-groups[i], SIGKILL);
+    ngroups = 0;
+}
+
 /* `sh -c cmd` in the background, stdout and stderr into <dir>/<name>. */
 static pid_t spawn_sh(const char *dir, const char *name, const char *cmd)
 {
@@ -86,12 +99,16 @@ static pid_t spawn_sh(const char *dir, const char *name, const char *cmd)
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork");
     if (pid == 0) {
+        setpgid(0, 0);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600), in = open("/dev/null", O_RDONLY);
         if (fd < 0 || in < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || dup2(in, 0) < 0)
             _exit(126);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid);
+    if (ngroups < (int)(sizeof groups / sizeof *groups))
+        groups[ngroups++] = pid;
     return pid;
 }
 
@@ -195,6 +212,8 @@ static void check_run(const char *shape)
     at_test_shf(NULL, NULL, "rm -rf %s", dir);
     free(dir);
 }
+
+TestSuite(servers, .fini = kill_groups);
 
 Test(servers, lab15_under_run_serves_2000_requests_static, .timeout = 120) { check_run("static"); }
 Test(servers, lab15_under_run_serves_2000_requests_shared, .timeout = 120) { check_run("shared"); }
