@@ -324,7 +324,8 @@ static void check_one_run(const char *dir, const char *shape, const char *opts, 
     char json[600], line[64], *out, *err;
     snprintf(json, sizeof json, "%s/r.json", dir);
     at_test_shf(NULL, NULL, "rm -f %s/r.json %s/archtrace.*", dir, dir);
-    int rc = at_test_shf(&out, &err, "cd %s && %s %s%s%s -- %s %s", dir, at_test_archtrace(), opts,
+    /* a hang is a failure of its own (124), not the whole test's timeout */
+    int rc = at_test_shf(&out, &err, "cd %s && timeout -k 5 60 %s %s%s%s -- %s %s", dir, at_test_archtrace(), opts,
                          is_json ? " --out " : "", is_json ? json : "", py, cmd);
     cr_assert_eq(rc, want, "%s, %s, run %d of %d: exit status %d, want %d; stderr: %.2000s",
                  shape, opts, i, runs, rc, want, err);
