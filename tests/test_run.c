@@ -276,8 +276,8 @@ Test(run, report_of_missing_or_corrupt_session)
                    "t.start(); x = [bytes(100) for _ in range(20000)]; t0 = time.time()\n" \
                    "while time.time() - t0 < 0.1: pass\n" \
                    "t.join(); print(\"hello\"); raise SystemExit(3)'"
-#define PASS_RUNS 5           /* races show in one run of several          */
-#define MATRIX_RUNS 3         /* ... and over many sets in a few each      */
+#define PASS_RUNS 3           /* races show in one run of several          */
+#define MATRIX_RUNS 2         /* ... and over many sets in a few each      */
 
 /* The file --format FMT leaves in the working directory without --out
  * (run's default: ./archtrace.<ext>), or NULL. */
