@@ -17,7 +17,12 @@
 /* state */
 #define AT_SEG_RUNNING  1u          /* the process is (or was) running   */
 #define AT_SEG_EXITED   2u          /* it exited through exit/_exit      */
-#define AT_SEG_EXECED   3u          /* it exec'd another program         */
+#define AT_SEG_EXECED   3u          /* a forked copy that exec'd at once:
+                                       nothing of its own, not reported  */
+#define AT_SEG_REPLACED 4u          /* a program that ran Python, then
+                                       exec'd another: reported, its
+                                       files renamed <pid>-<n>.<kind> by
+                                       the next Python image of the pid  */
 
 /* origin: who wrote the segment */
 #define AT_SEG_ORIGIN_SHIM     0u   /* the shim, inside the process      */
@@ -27,6 +32,11 @@
 #define AT_BUILD_UNKNOWN 0u
 #define AT_BUILD_STATIC  1u         /* libpython linked into the exe     */
 #define AT_BUILD_SHARED  2u         /* libpython3.11.so                  */
+
+/* A program that exec'd another Python keeps its files as
+ * <pid>-<n>.<kind>, n = 1..AT_SEG_IMAGE_MAX in exec order; the newest
+ * program of a pid has <pid>.<kind>. */
+#define AT_SEG_IMAGE_MAX 511
 
 #define AT_SEG_ARGV_MAX  4096
 #define AT_SEG_NOTES_MAX 1024

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -102,6 +103,59 @@ static void *create_and_map(const char *path, size_t size, int *err)
         return NULL;
     }
     return addr;
+}
+
+/* <session>/<pid>-<image>.<suffix> (image > 0) or <pid>.<suffix>. */
+static int image_path(char *buf, size_t n, int image, const char *suffix)
+{
+    if (!image)
+        return seg_path(buf, n, suffix);
+    int len = snprintf(buf, n, "%s/%d-%d.%s", at_shim.session, (int)at_shim.pid, image, suffix);
+    return (len < 0 || (size_t)len >= n) ? -ENAMETOOLONG : 0;
+}
+
+/* State of the <pid>.seg already there (a program of this pid before an
+ * exec), or 0 when there is none of ours. */
+static uint32_t previous_state(void)
+{
+    char path[AT_PATH_MAX + 64];
+    at_seg_header_t h;
+    if (seg_path(path, sizeof(path), "seg") < 0)
+        return 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    size_t want = offsetof(at_seg_header_t, ppid);
+    ssize_t n = pread(fd, &h, want, 0);
+    close(fd);
+    if (n != (ssize_t)want || h.magic != AT_SEG_MAGIC || h.pid != (int32_t)at_shim.pid)
+        return 0;
+    return h.state;
+}
+
+/* First image number with no <pid>-<n>.seg yet, or 0 when all are taken. */
+static int free_image(void)
+{
+    char path[AT_PATH_MAX + 64];
+    for (int image = 1; image <= AT_SEG_IMAGE_MAX; image++)
+        if (image_path(path, sizeof(path), image, "seg") == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+            return image;
+    return 0;
+}
+
+void at_seg_keep_previous(void)
+{
+    static const char *const kinds[] = { "alloc", "gil", "imports", "seg.dropped", "seg" };
+    int saved = errno;
+    int image = previous_state() == AT_SEG_REPLACED ? free_image() : 0;
+    /* the segment last: the sampler takes a new <pid>.seg for an exec */
+    for (size_t i = 0; image && i < sizeof(kinds) / sizeof(*kinds); i++) {
+        char from[AT_PATH_MAX + 64], to[AT_PATH_MAX + 64];
+        if (seg_path(from, sizeof(from), kinds[i]) == 0 &&
+            image_path(to, sizeof(to), image, kinds[i]) == 0)
+            rename(from, to);   /* a kind the program did not write: ENOENT */
+    }
+    errno = saved;
 }
 
 void *at_seg_map(const char *suffix, size_t size)

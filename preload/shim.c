@@ -151,6 +151,7 @@ static void stamp_start(at_seg_header_t *h)
 
 static at_seg_header_t *create_segment(void)
 {
+    at_seg_keep_previous();
     at_seg_header_t *h = at_seg_map("seg", sizeof(*h));
     if (!h)
         return NULL;
@@ -393,17 +394,38 @@ AT_API void _Exit(int status)
 }
 
 /* exec*: the image is replaced, so this segment ends here; if the new
- * image is a Python it makes its own (same pid).  A vfork child shares
- * our memory but has another pid: leave the parent's segment alone. */
+ * image is a Python it makes its own (same pid).  A program that ran
+ * Python code is closed like an exit and marked AT_SEG_REPLACED, so the
+ * next Python image keeps its files (at_seg_keep_previous) and the report
+ * lists both programs.  A forked copy that execs before running any
+ * Python (subprocess's child: no audit event since the fork) has nothing
+ * of its own: AT_SEG_EXECED, replaced and not reported.  A vfork child
+ * shares our memory but has another pid: leave the parent's segment alone. */
 static void exec_begin(void)
 {
-    if (seg && getpid() == at_shim.pid && seg->state == AT_SEG_RUNNING)
+    if (!seg || getpid() != at_shim.pid || seg->state != AT_SEG_RUNNING)
+        return;
+    if (seg->forked && seg->audit_events == 0) {
         seg->state = AT_SEG_EXECED;
+        return;
+    }
+    /* no Python API: exec may come from C code without the GIL */
+    deliver_exit(0);
+    seg->end_mono_ns = at_now_ns();
+    __atomic_store_n(&seg->state, AT_SEG_REPLACED, __ATOMIC_RELEASE);
 }
 
+/* The program goes on; its features were closed for the exec, so the
+ * rest of its run is not recorded (the report says so). */
 static void exec_failed(void)
 {
-    if (seg && getpid() == at_shim.pid && seg->state == AT_SEG_EXECED)
+    if (!seg || getpid() != at_shim.pid)
+        return;
+    if (seg->state == AT_SEG_REPLACED) {
+        seg->end_mono_ns = 0;
+        at_shim_note("core", "an exec failed: nothing after it was recorded");
+    }
+    if (seg->state == AT_SEG_EXECED || seg->state == AT_SEG_REPLACED)
         seg->state = AT_SEG_RUNNING;
 }
 

@@ -51,6 +51,12 @@ extern __thread int at_in_shim;
  * then stays off and the core records why). */
 void *at_seg_map(const char *suffix, size_t size);
 
+/* Before this program makes its <pid>.seg: if an earlier program of the
+ * same pid ran Python and exec'd this one (its segment says
+ * AT_SEG_REPLACED), rename its files to <pid>-<n>.<kind> so both are
+ * reported.  Syscalls only. */
+void at_seg_keep_previous(void);
+
 /* Unmap a region from at_seg_map (e.g. the parent's, in a forked child). */
 void at_seg_unmap(void *addr, size_t size);
 

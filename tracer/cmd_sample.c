@@ -54,7 +54,31 @@ typedef struct dump_ctx {
     dumped_t *threads;        /* AT_MAX_THREADS                            */
     int n;
     pid_t pid;
+    int torn;                 /* a running thread read mid-change          */
 } dump_ctx_t;
+
+/* A dump reads threads that run on.  One caught entering or leaving the
+ * eval loop (3.11 sets tstate->cframe before the new cframe's
+ * current_frame) or switching coroutines reads, for a few instructions,
+ * as no frames, "[unknown]" ones, or a chain cut short ("[truncated]"
+ * short of the depth limit).  A dump is one moment a person reads, so it
+ * reads again (a sampler just counts the odd sample). */
+#define DUMP_TORN_RETRIES 20
+
+static int looks_torn(const at_target_t *t, const at_thread_t *th, const at_frame_t *frames, int n)
+{
+    at_symtab_t *syms = at_stacks_symtab(t->stacks);
+    int py = 0, cut = 0;
+    for (int i = 0; i < n; i++) {
+        int kind = at_symtab_kind(syms, frames[i].sym);
+        const char *name = at_symtab_func(syms, frames[i].sym);
+        py += kind == AT_SYM_PY;
+        if (kind == AT_SYM_MARK && !strcmp(name, "[unknown]"))
+            return 1;
+        cut |= kind == AT_SYM_MARK && !strcmp(name, "[truncated]");
+    }
+    return (n == 0 && !th->idle) || (cut && py < AT_MAX_STACK_DEPTH);
+}
 
 /* ` "name"` of a thread threading knows (read by the sampler from
  * threading._active), escaped, or "". */
@@ -96,6 +120,7 @@ static void dump_thread(void *ctx, const at_target_t *t, const at_thread_t *th,
     dump_ctx_t *d = ctx;
     char *text = NULL;
     size_t len = 0;
+    d->torn |= looks_torn(t, th, frames, n);
     FILE *f = d->n < AT_MAX_THREADS ? open_memstream(&text, &len) : NULL;
     if (!f)
         return;
@@ -141,19 +166,27 @@ int at_cmd_dump(const at_options_t *o)
     int rc = open_target(o, &t);
     if (rc)
         return rc;
+    t->stop_running = 1;
     if (!(d.threads = calloc(AT_MAX_THREADS, sizeof *d.threads))) {
         at_target_free(t);
         fprintf(stderr, "archtrace: out of memory\n");
         return AT_EXIT_FAILED;
     }
-    /* a chain changing under us can fail one read: try a few times */
-    for (int tries = 0; tries < 5; tries++) {
+    /* a chain changing under us can fail one read, or read torn: try
+     * again (the last torn read is shown if no clean one comes) */
+    int torn_left = DUMP_TORN_RETRIES;
+    for (int failed = 0; failed < 5;) {
+        d.torn = 0;
         rc = at_target_sample(t, dump_thread, &d);
-        if (rc == 0 || rc == -ESRCH)
+        if (rc == -ESRCH || (rc == 0 && (!d.torn || torn_left-- == 0)))
             break;
         for (int i = 0; i < d.n; i++)
             free(d.threads[i].text);
         d.n = 0;
+        if (rc == 0)
+            usleep(1000);       /* torn: the thread is past it in a moment */
+        else
+            failed++;
     }
     if (rc == 0)
         print_dump(t, &d);

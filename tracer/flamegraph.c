@@ -9,6 +9,7 @@
 
 #include "progress.h"
 #include "remote.h"
+#include "session.h"
 #include "stacks.h"
 #include "textout.h"
 
@@ -314,7 +315,7 @@ static int add_process(at_flame_t *f, at_stacks_t *s, const at_options_t *o)
         if (!at_stacks_included(&v, o))
             continue;
         int n = 0;
-        snprintf(labels[n], LABEL_MAX, "%s (%d)", m->comm, (int)m->pid);
+        snprintf(labels[n], LABEL_MAX, "%s (%d)", m->comm, (int)at_key_pid(m->pid));
         kinds[n++] = 2;
         at_stacks_thread_label(s, v.tid, labels[n], LABEL_MAX);
         kinds[n++] = 2;

@@ -105,7 +105,7 @@ static void pause_briefly(int round)
  * not blocking, so a sample cannot hang; through at_reap_poll, because a
  * thread that ends here may be the command itself, whose exit status
  * `run` must still get (see reap.h). */
-static int wait_stopped(at_native_t *n, uint32_t tid)
+static int wait_stopped(int *pending_sig, uint32_t tid)
 {
     uint64_t deadline = at_now_ns() + STOP_TIMEOUT_NS;
     for (int round = 0; at_now_ns() < deadline; round++) {
@@ -118,7 +118,7 @@ static int wait_stopped(at_native_t *n, uint32_t tid)
                 return -ESRCH;
             /* a signal-delivery stop keeps its signal for the detach */
             int sig = WSTOPSIG(st);
-            n->pending_sig = (st >> 16) == 0 && sig != SIGTRAP && sig != SIGSTOP ? sig : 0;
+            *pending_sig = (st >> 16) == 0 && sig != SIGTRAP && sig != SIGSTOP ? sig : 0;
             return 0;
         }
         pause_briefly(round);
@@ -126,20 +126,30 @@ static int wait_stopped(at_native_t *n, uint32_t tid)
     return -ETIMEDOUT;
 }
 
-int at_native_stop(at_native_t *n, uint32_t tid)
+int at_thread_stop(uint32_t tid, int *sig)
 {
-    n->pending_sig = 0;
+    *sig = 0;
     if (ptrace(PTRACE_SEIZE, (pid_t)tid, NULL, NULL) < 0)
         return -errno;
-    int rc = ptrace(PTRACE_INTERRUPT, (pid_t)tid, NULL, NULL) < 0 ? -errno : wait_stopped(n, tid);
+    int rc = ptrace(PTRACE_INTERRUPT, (pid_t)tid, NULL, NULL) < 0 ? -errno : wait_stopped(sig, tid);
     if (rc < 0)
         ptrace(PTRACE_DETACH, (pid_t)tid, NULL, NULL);
     return rc;
 }
 
+void at_thread_resume(uint32_t tid, int sig)
+{
+    ptrace(PTRACE_DETACH, (pid_t)tid, NULL, (void *)(long)sig);
+}
+
+int at_native_stop(at_native_t *n, uint32_t tid)
+{
+    return at_thread_stop(tid, &n->pending_sig);
+}
+
 void at_native_resume(at_native_t *n, uint32_t tid)
 {
-    ptrace(PTRACE_DETACH, (pid_t)tid, NULL, (void *)(long)n->pending_sig);
+    at_thread_resume(tid, n->pending_sig);
     n->pending_sig = 0;
 }
 

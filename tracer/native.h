@@ -28,6 +28,11 @@ int at_native_stop(at_native_t *n, uint32_t tid);
 /* Let it run again (detach).  Safe to call after a failed stop. */
 void at_native_resume(at_native_t *n, uint32_t tid);
 
+/* The same without an unwinder (dump stops a running thread to read its
+ * frames at one moment): *sig is a signal the stop took, for the resume. */
+int at_thread_stop(uint32_t tid, int *sig);
+void at_thread_resume(uint32_t tid, int sig);
+
 /* Unwind the stopped thread: out[0..ret) most recent first, is_eval[i]
  * set where the frame is in _PyEval_EvalFrameDefault.  Count or -errno. */
 int at_native_unwind(at_native_t *n, uint32_t tid, at_frame_t *out, uint8_t *is_eval, int cap);

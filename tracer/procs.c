@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* procs.c - load and validate the <pid>.seg headers of a session. */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -42,16 +41,19 @@ int at_proc_decode(const void *raw, size_t size, at_proc_t *p)
     if (size < sizeof(*h) || h->magic != AT_SEG_MAGIC || h->version != AT_SEG_VERSION ||
         h->size != sizeof(*h) || h->pid <= 0 || h->argv_len > AT_SEG_ARGV_MAX)
         return -EINVAL;
-    if (h->state != AT_SEG_RUNNING && h->state != AT_SEG_EXITED && h->state != AT_SEG_EXECED)
+    if (h->state != AT_SEG_RUNNING && h->state != AT_SEG_EXITED && h->state != AT_SEG_EXECED &&
+        h->state != AT_SEG_REPLACED)
         return -EINVAL;
     memset(p, 0, sizeof(*p));
     p->pid = h->pid;
+    p->key = h->pid;
     p->ppid = h->ppid;
     p->state = (int)h->state;
     p->attached = h->origin == AT_SEG_ORIGIN_ATTACHED;
     /* an attached process is complete when its recording is: it may well
      * run on after archtrace detached */
-    p->complete = (h->state == AT_SEG_EXITED || p->attached) && h->end_mono_ns >= h->start_mono_ns;
+    p->complete = (h->state == AT_SEG_EXITED || h->state == AT_SEG_REPLACED || p->attached) &&
+                  h->end_mono_ns >= h->start_mono_ns;
     p->forked = h->forked != 0;
     p->supported = h->supported != 0;
     p->features = h->features;
@@ -76,27 +78,26 @@ double at_proc_wall_s(const at_proc_t *p)
     return (double)(p->end_mono_ns - p->start_mono_ns) / 1e9;
 }
 
-/* "<digits><suffix>" -> pid, else 0. */
-static pid_t name_pid(const char *name, const char *suffix)
+/* "<key>.<suffix>" -> key (session.h), else 0. */
+static pid_t name_key(const char *name, const char *suffix)
 {
-    char *end;
-    if (!isdigit((unsigned char)name[0]))
-        return 0;
-    long pid = strtol(name, &end, 10);
-    return (strcmp(end, suffix) == 0 && pid > 0 && pid < 0x7fffffff) ? (pid_t)pid : 0;
+    const char *rest;
+    pid_t key = at_session_parse_name(name, &rest);
+    return key && strcmp(rest, suffix) == 0 ? key : 0;
 }
 
-static int load_one(const char *dir, pid_t pid, at_proc_t *p)
+static int load_one(const char *dir, pid_t key, at_proc_t *p)
 {
-    FILE *f = at_session_open_file(dir, pid, "seg");
+    FILE *f = at_session_open_file(dir, key, "seg");
     if (!f)
         return -errno;
     at_seg_header_t *raw = malloc(sizeof(*raw));
     size_t n = raw ? fread(raw, 1, sizeof(*raw), f) : 0;
     fclose(f);
     int rc = raw ? at_proc_decode(raw, n, p) : -ENOMEM;
-    if (rc == 0 && p->pid != pid)
+    if (rc == 0 && p->pid != at_key_pid(key))
         rc = -EINVAL;
+    p->key = key;
     free(raw);
     return rc;
 }
@@ -117,7 +118,7 @@ static int by_start(const void *a, const void *b)
     const at_proc_t *x = a, *y = b;
     if (x->start_mono_ns != y->start_mono_ns)
         return x->start_mono_ns < y->start_mono_ns ? -1 : 1;
-    return x->pid - y->pid;
+    return x->key - y->key;
 }
 
 static int append(at_proc_list_t *list, size_t *cap, const at_proc_t *p)
@@ -146,11 +147,11 @@ int at_proc_list_load(const char *dir, at_proc_list_t *list)
     size_t dropped = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d));) {
         /* the shim's marker for a segment the full disk refused */
-        dropped += name_pid(e->d_name, ".seg.dropped") != 0;
-        pid_t pid = name_pid(e->d_name, ".seg");
-        if (!pid)
+        dropped += name_key(e->d_name, "seg.dropped") != 0;
+        pid_t key = name_key(e->d_name, "seg");
+        if (!key)
             continue;
-        int bad = load_one(dir, pid, p);
+        int bad = load_one(dir, key, p);
         if (bad < 0) {
             fprintf(stderr, "archtrace: %s/%s: %s, skipped\n", dir, e->d_name,
                     bad == -ELOOP ? "a symbolic link, not followed" : "corrupt or truncated segment");

@@ -11,7 +11,10 @@
 
 typedef struct at_proc {
     pid_t pid, ppid;
-    int state;                       /* AT_SEG_RUNNING/EXITED             */
+    pid_t key;                       /* of its files (session.h): the pid,
+                                        or pid and image for a program
+                                        that exec'd another              */
+    int state;                       /* AT_SEG_RUNNING/EXITED/REPLACED    */
     int complete;                    /* exit was seen (not killed)        */
     int forked;                      /* made by fork() without exec       */
     int attached;                    /* recorded from outside (-p PID)    */
@@ -37,7 +40,7 @@ typedef struct at_proc_list {
     size_t execed;                   /* segments of processes that exec'd */
 } at_proc_list_t;
 
-/* Read every <pid>.seg of dir.  0 or -errno (dir unreadable); corrupt
+/* Read every <pid>.seg and <pid>-<n>.seg of dir.  0 or -errno (dir unreadable); corrupt
  * segments are counted and named on stderr, never fatal. */
 int at_proc_list_load(const char *dir, at_proc_list_t *list);
 void at_proc_list_free(at_proc_list_t *list);

@@ -24,6 +24,7 @@
 #include "report.h"
 #include "report_features.h"
 #include "salvage.h"
+#include "session.h"
 #include "textout.h"
 
 typedef struct render_ctx {
@@ -61,7 +62,8 @@ static int add_recovered(render_ctx_t *c, const at_salvage_pid_t *sp)
         rebase_argv(&l->procs[i]);     /* argv points into each struct */
     at_proc_t *p = &l->procs[l->count++];
     memset(p, 0, sizeof *p);
-    p->pid = sp->pid;
+    p->pid = at_key_pid(sp->pid);
+    p->key = sp->pid;
     p->state = AT_SEG_RUNNING;
     p->supported = 1;
     p->exit_code = -1;
@@ -74,10 +76,10 @@ static int add_recovered(render_ctx_t *c, const at_salvage_pid_t *sp)
     return 0;
 }
 
-static int is_listed(const at_proc_list_t *l, pid_t pid)
+static int is_listed(const at_proc_list_t *l, pid_t key)
 {
     for (size_t i = 0; i < l->count; i++)
-        if (l->procs[i].pid == pid)
+        if (l->procs[i].key == key)
             return 1;
     return 0;
 }
@@ -101,9 +103,9 @@ static void print_damage(FILE *out, const render_ctx_t *c)
         const at_salvage_pid_t *sp = &c->salvage.pids[i];
         if (!sp->nnotes)
             continue;
-        char kinds[64];
+        char kinds[64], stem[32];
         at_salvage_kinds(sp->readable & ~AT_SALVAGE_SEG, kinds, sizeof kinds);
-        fprintf(out, "warning: process %d damaged: ", (int)sp->pid);
+        fprintf(out, "warning: process %s damaged: ", at_key_name(sp->pid, stem, sizeof stem));
         for (int k = 0; k < sp->nnotes; k++) {
             fputs(k ? "; " : "", out);
             at_text_put_escaped(out, sp->notes[k], AT_SALVAGE_NOTE_LEN);
@@ -119,10 +121,10 @@ static void print_damage(FILE *out, const render_ctx_t *c)
 
 static void json_damage(at_json_t *j, const at_salvage_pid_t *sp, int with_pid)
 {
-    char line[AT_SALVAGE_NOTE_LEN + 32];
+    char line[AT_SALVAGE_NOTE_LEN + 32], stem[32];
     for (int k = 0; sp && k < sp->nnotes; k++) {
         if (with_pid)
-            snprintf(line, sizeof line, "%d.%s", (int)sp->pid, sp->notes[k]);
+            snprintf(line, sizeof line, "%s.%s", at_key_name(sp->pid, stem, sizeof stem), sp->notes[k]);
         at_json_str(j, with_pid ? line : sp->notes[k]);
     }
 }
@@ -151,7 +153,8 @@ static void print_process_row(FILE *out, const at_proc_t *p)
     fprintf(out, "  %-7d %-7d %-22s %-7s %10s %8llu  ", (int)p->pid, (int)p->ppid, version,
             at_build_name(p->build), wall, (unsigned long long)p->audit_events);
     print_argv(out, p->argc, p->argv, 60);
-    fprintf(out, "%s\n", p->forked ? "  (forked)" : p->attached ? "  (attached: -p)" : "");
+    fprintf(out, "%s%s\n", p->forked ? "  (forked)" : p->attached ? "  (attached: -p)" : "",
+            p->state == AT_SEG_REPLACED ? "  (exec'd the next)" : "");
 }
 
 static void print_notes(FILE *out, const at_proc_t *p)
@@ -216,15 +219,15 @@ static void print_text(FILE *out, const render_ctx_t *c)
         if (!p->supported)
             continue;
         if (at_gil_report_text)
-            at_gil_report_text(c->dir, p->pid, out, c->o);
+            at_gil_report_text(c->dir, p->key, out, c->o);
         if (at_alloc_report_text)
-            at_alloc_report_text(c->dir, p->pid, out, c->o);
+            at_alloc_report_text(c->dir, p->key, out, c->o);
         if (at_imports_report_text)
-            at_imports_report_text(c->dir, p->pid, out, c->o);
+            at_imports_report_text(c->dir, p->key, out, c->o);
         if (at_stacks_report_text)
-            at_stacks_report_text(c->dir, p->pid, out, c->o);
+            at_stacks_report_text(c->dir, p->key, out, c->o);
         if (at_bpf_report_text)
-            at_bpf_report_text(c->dir, p->pid, out, c->o);
+            at_bpf_report_text(c->dir, p->key, out, c->o);
     }
 }
 
@@ -262,6 +265,7 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     at_json_kv_bool(j, "supported", p->supported);
     at_json_obj_end(j);
     at_json_kv_bool(j, "forked", p->forked);
+    at_json_kv_bool(j, "execed", p->state == AT_SEG_REPLACED);   /* exec'd the next program */
     at_json_kv_bool(j, "attached", p->attached);
     at_json_kv_bool(j, "complete", p->complete);
     at_json_kv_double(j, "wall_s", at_proc_wall_s(p));
@@ -269,18 +273,18 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     if (p->exit_code >= 0)
         at_json_kv_int(j, "exit_code", p->exit_code);
     at_json_kv_str(j, "notes", p->notes);
-    const at_salvage_pid_t *sp = at_salvage_find(&c->salvage, p->pid);
+    const at_salvage_pid_t *sp = at_salvage_find(&c->salvage, p->key);
     at_json_kv_bool(j, "recovered", sp && !(sp->readable & AT_SALVAGE_SEG));
     at_json_key(j, "damaged");
     at_json_arr_begin(j);
     json_damage(j, sp, 0);
     at_json_arr_end(j);
     if (p->supported) {
-        json_part(j, "alloc", at_alloc_report_json, c, p->pid);
-        json_part(j, "gil", at_gil_report_json, c, p->pid);
-        json_part(j, "imports", at_imports_report_json, c, p->pid);
-        json_part(j, "samples", at_stacks_report_json, c, p->pid);
-        json_part(j, "bpf", at_bpf_report_json, c, p->pid);
+        json_part(j, "alloc", at_alloc_report_json, c, p->key);
+        json_part(j, "gil", at_gil_report_json, c, p->key);
+        json_part(j, "imports", at_imports_report_json, c, p->key);
+        json_part(j, "samples", at_stacks_report_json, c, p->key);
+        json_part(j, "bpf", at_bpf_report_json, c, p->key);
     }
     at_json_obj_end(j);
 }
@@ -347,7 +351,7 @@ static void chrome_process_name(at_json_t *j, const at_proc_t *p)
     char name[160], title[128];
     process_title(p, title, sizeof(title));
     snprintf(name, sizeof(name), "%s (pid %d)", title, (int)p->pid);
-    at_chrome_track_name(j, p->pid, -1, name);
+    at_chrome_track_name(j, p->key, -1, name);   /* a track per program */
 }
 
 static void write_chrome(FILE *out, const render_ctx_t *c)
@@ -364,13 +368,13 @@ static void write_chrome(FILE *out, const render_ctx_t *c)
         if (!p->supported)
             continue;
         if (at_gil_chrome)
-            at_gil_chrome(c->dir, p->pid, &j, c->o);
+            at_gil_chrome(c->dir, p->key, &j, c->o);
         if (at_imports_chrome)
-            at_imports_chrome(c->dir, p->pid, &j, c->o);
+            at_imports_chrome(c->dir, p->key, &j, c->o);
         if (at_alloc_chrome)
-            at_alloc_chrome(c->dir, p->pid, &j, c->o);
+            at_alloc_chrome(c->dir, p->key, &j, c->o);
         if (at_bpf_chrome)
-            at_bpf_chrome(c->dir, p->pid, &j, c->o);
+            at_bpf_chrome(c->dir, p->key, &j, c->o);
     }
     at_json_arr_end(&j);
     at_json_obj_end(&j);
@@ -392,7 +396,7 @@ static int write_alloc_collapsed(FILE *out, const render_ctx_t *c)
     if (!at_alloc_write_collapsed)
         return -ENOSYS;
     for (size_t i = 0; i < c->procs.count; i++) {
-        int r = at_alloc_write_collapsed(c->dir, c->procs.procs[i].pid, out);
+        int r = at_alloc_write_collapsed(c->dir, c->procs.procs[i].key, out);
         found += r == 0;
         if (r < 0 && r != -ENOENT && !rc)
             rc = r;
@@ -408,7 +412,7 @@ static int write_alloc_svg(FILE *out, const render_ctx_t *c)
     if (!pids)
         return -ENOMEM;
     for (size_t i = 0; i < c->procs.count; i++)
-        pids[i] = c->procs.procs[i].pid;
+        pids[i] = c->procs.procs[i].key;
     int rc = at_alloc_write_svg(c->dir, pids, c->procs.count, out, c->o);
     free(pids);
     return rc;
@@ -517,7 +521,7 @@ int at_report_render(const char *dir, const at_options_t *o, int exit_status)
         rc = render_format(&c) < 0 ? -EIO : rc;
     if (rc == 0 && at_salvage_nothing_readable(&c.salvage)) {
         fprintf(stderr, "archtrace: nothing in session %s could be read: %zu damaged file(s)\n", dir,
-                c.salvage.damaged_files);
+                c.salvage.damaged_files + (c.salvage.meta < 0 && c.salvage.meta != -ENOENT));
         rc = -ENODATA;
     }
     at_proc_list_free(&c.procs);

@@ -195,12 +195,13 @@ static int read_used(int fd, unsigned char **out, size_t *len)
 
 int at_alloc_load(const char *dir, pid_t pid, at_alloc_data_t *d)
 {
+    char stem[32];
     memset(d, 0, sizeof(*d));
     FILE *f = at_session_open_file(dir, pid, "alloc");
     if (!f) {
         int e = errno;
         if (e != ENOENT)
-            fprintf(stderr, "archtrace: %d.alloc: cannot open: %s\n", (int)pid, strerror(e));
+            fprintf(stderr, "archtrace: %s.alloc: cannot open: %s\n", at_key_name(pid, stem, sizeof stem), strerror(e));
         return -e;
     }
     unsigned char *buf = NULL;
@@ -208,13 +209,13 @@ int at_alloc_load(const char *dir, pid_t pid, at_alloc_data_t *d)
     int rc = read_used(fileno(f), &buf, &len);
     fclose(f);
     if (rc < 0) {
-        fprintf(stderr, "archtrace: %d.alloc: cannot read: %s\n", (int)pid, strerror(-rc));
+        fprintf(stderr, "archtrace: %s.alloc: cannot read: %s\n", at_key_name(pid, stem, sizeof stem), strerror(-rc));
         return rc;
     }
     char why[200];
     rc = at_alloc_parse(buf, len, d, why, sizeof(why));
     if (rc < 0) {
-        fprintf(stderr, "archtrace: %d.alloc: %s\n", (int)pid, why);
+        fprintf(stderr, "archtrace: %s.alloc: %s\n", at_key_name(pid, stem, sizeof stem), why);
         at_alloc_free(d);
     }
     return rc;
@@ -487,7 +488,8 @@ static void print_header(FILE *out, const at_alloc_data_t *d, pid_t pid)
     const at_alloc_header_t *h = d->h;
     char peak[32];
     at_alloc_format_size(peak, sizeof(peak), (double)h->py_peak);
-    fprintf(out, "\nallocations (pid %d): ", (int)pid);
+    char label[48];
+    fprintf(out, "\nallocations (pid %s): ", at_key_label(pid, label, sizeof label));
     if (h->flags & AT_ALLOC_F_SAMPLED) {
         char mean[32];
         at_alloc_format_size(mean, sizeof(mean), (double)h->sample_bytes);
@@ -821,7 +823,7 @@ int at_alloc_flame_add(const char *dir, pid_t pid, at_flame_t *f)
     char (*labels)[FLAME_LABEL_MAX] = malloc(sizeof *labels * FLAME_DEPTH);
     const char *ptrs[FLAME_DEPTH];
     int kinds[FLAME_DEPTH];
-    snprintf(proc, sizeof proc, "pid %d", (int)pid);
+    snprintf(proc, sizeof proc, "pid %d", (int)at_key_pid(pid));
     rc = labels ? 0 : -ENOMEM;
     /* the same sites as the JSON's total_bytes (tool memory left out) */
     for (uint32_t i = 0; rc == 0 && i < d.nsites; i++) {

@@ -9,6 +9,7 @@
 #include "chrome.h"
 #include "stacks.h"
 #include "textout.h"
+#include "session.h"
 
 #define DEFAULT_TOP 5
 
@@ -24,10 +25,10 @@ static double attached_s(const at_bpf_data_t *d)
 
 static int load(const char *dir, pid_t pid, at_bpf_data_t *d)
 {
-    char err[256];
+    char err[256], stem[32];
     int rc = at_bpf_data_load(dir, pid, d, err, sizeof err);
     if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "archtrace: %s/%d.bpf: %s\n", dir, (int)pid, err);
+        fprintf(stderr, "archtrace: %s/%s.bpf: %s\n", dir, at_key_name(pid, stem, sizeof stem), err);
     return rc;
 }
 

@@ -158,6 +158,7 @@ static void find_phases(gil_view_t *v);
  * line on stderr saying what is wrong with the file. */
 static int view_load(const char *dir, pid_t pid, gil_view_t *v)
 {
+    char stem[32];
     memset(v, 0, sizeof(*v));
     size_t size = 0;
     int rc = read_file(dir, pid, &v->buf, &size);
@@ -167,7 +168,7 @@ static int view_load(const char *dir, pid_t pid, gil_view_t *v)
     if (rc == 0)
         rc = at_gil_check(v->buf, size, &why);
     if (rc < 0) {
-        fprintf(stderr, "archtrace: %s/%d.gil: %s\n", dir, (int)pid, why ? why : strerror(-rc));
+        fprintf(stderr, "archtrace: %s/%s.gil: %s\n", dir, at_key_name(pid, stem, sizeof stem), why ? why : strerror(-rc));
         view_free(v);
         return rc;
     }
@@ -408,7 +409,8 @@ int at_gil_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t
     uint32_t ran;
     totals(&v, ns, &acq, &sw, &forced, &ran);
     char title[96], b[2][32];
-    snprintf(title, sizeof(title), "GIL, pid %d", (int)pid);
+    char label[48];
+    snprintf(title, sizeof(title), "GIL, pid %s", at_key_label(pid, label, sizeof label));
     at_text_heading(out, title);
     uint64_t wall = v.end - v.start;
     fprintf(out, "wall %s, switch interval %s, %" PRIu64 " switches, %" PRIu64 " forced drops\n",

@@ -409,7 +409,8 @@ static void print_heading(FILE *out, const at_imp_view_t *v, pid_t pid)
     }
     tl_threads = thread_list(v, tids, 64);
     char title[64], d[32];
-    snprintf(title, sizeof(title), "imports (pid %d)", (int)pid);
+    char label[48];
+    snprintf(title, sizeof(title), "imports (pid %s)", at_key_label(pid, label, sizeof label));
     at_text_heading(out, title);
     at_text_duration(d, sizeof(d), top_us / 1e6);
     fprintf(out, "%u import attempt%s: %u found, %u failed%s on %u thread%s, %s in top-level imports",

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "meta.h"
 #include "reap.h"
+#include "remote.h"
 #include "report.h"
 #include "run.h"
 #include "session.h"
@@ -310,8 +311,11 @@ int at_run_start(const at_options_t *o, const char *kind, int stdio_fd, at_run_c
     snprintf(c->meta.kind, sizeof(c->meta.kind), "%s", kind);
     at_meta_set_argv(&c->meta, o->argc, o->argv);
     c->meta.start_realtime_ns = (uint64_t)time(NULL) * 1000000000ull;
-    if (at_meta_write(c->dir, &c->meta) < 0 || set_child_env(o, shim, c->dir) < 0) {
-        fprintf(stderr, "archtrace: cannot write to session directory %s\n", c->dir);
+    int rc = at_meta_write(c->dir, &c->meta);
+    if (rc == 0)
+        rc = set_child_env(o, shim, c->dir);
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot write to session directory %s: %s\n", c->dir, at_errstr(-rc));
         at_run_cleanup(o, c);
         return AT_EXIT_FAILED;
     }

@@ -2,7 +2,6 @@
 /* salvage.c - check each file of a session on its own (see salvage.h). */
 #include "salvage.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -117,7 +116,7 @@ static int check_seg(const char *dir, at_salvage_pid_t *p)
     size_t size = h ? fread(h, 1, sizeof *h, f) : 0;
     fclose(f);
     int rc = h && proc ? at_proc_decode(h, size, proc) : -ENOMEM;
-    if (rc == 0 && proc->pid != p->pid)
+    if (rc == 0 && proc->pid != at_key_pid(p->pid))
         rc = -EINVAL;
     if (rc == 0)
         p->execed = proc->state == AT_SEG_EXECED;
@@ -229,19 +228,15 @@ typedef int (*check_fn)(const char *, at_salvage_pid_t *);
 static const check_fn checks[NKINDS] = { check_seg, check_alloc, check_gil,
                                          check_imports, check_stacks, check_bpf };
 
-/* "<digits>.<kind>" -> pid and kind bit, else 0. */
+/* "<key>.<kind>" -> key (session.h) and kind bit, else 0. */
 static pid_t parse_name(const char *name, unsigned *bit)
 {
-    char *end;
-    if (!isdigit((unsigned char)name[0]))
-        return 0;
-    long pid = strtol(name, &end, 10);
-    if (*end != '.' || pid <= 0 || pid >= 0x7fffffff)
-        return 0;
-    for (unsigned i = 0; i < NKINDS; i++)
-        if (!strcmp(end + 1, kind_names[i])) {
+    const char *kind;
+    pid_t key = at_session_parse_name(name, &kind);
+    for (unsigned i = 0; key && i < NKINDS; i++)
+        if (!strcmp(kind, kind_names[i])) {
             *bit = 1u << i;
-            return (pid_t)pid;
+            return key;
         }
     return 0;
 }
@@ -353,8 +348,10 @@ int at_salvage_is_empty(const at_salvage_t *s)
 
 int at_salvage_nothing_readable(const at_salvage_t *s)
 {
+    /* no process files: a session of no Python process is fine, one of
+     * only a damaged session.meta (a full disk at start) has nothing */
     if (s->count == 0)
-        return 0;
+        return s->meta < 0;
     for (size_t i = 0; i < s->count; i++)
         if (s->pids[i].readable)
             return 0;

@@ -29,7 +29,7 @@ enum {
 
 /* One process's files. */
 typedef struct at_salvage_pid {
-    pid_t pid;
+    pid_t pid;                /* the key of its files (session.h)          */
     unsigned present;         /* AT_SALVAGE_* files found                  */
     unsigned readable;        /* ... of them that passed their check       */
     unsigned execed;          /* its segment says it exec'd (not damage)   */
@@ -57,7 +57,8 @@ const at_salvage_pid_t *at_salvage_find(const at_salvage_t *s, pid_t pid);
 /* Nothing that looks like a session: no session.meta, no <pid>.* file. */
 int at_salvage_is_empty(const at_salvage_t *s);
 
-/* Some process file exists, yet none of them could be read. */
+/* Some process file exists, yet none of them could be read; or there is
+ * none and session.meta is damaged too. */
 int at_salvage_nothing_readable(const at_salvage_t *s);
 
 /* Name of a file bit ("seg", "alloc", ...). */

@@ -23,10 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 #include "progress.h"
+#include "session.h"
 
 #define DISCOVER_EVERY_NS  50000000ull   /* session directory poll         */
 #define RETRIES_PER_EXE    20            /* polls (1 s) before giving up  */
 #define MAX_PROCESSES      256           /* processes sampled by `run`     */
+#define EXEC_CHECK_EVERY_NS 5000000ull   /* a target's <pid>.seg replaced? */
 /* ---- one process ------------------------------------------------------------ */
 
 int at_target_open(at_target_t **out, pid_t pid, const at_options_t *o, char *err, size_t errlen)
@@ -88,13 +90,15 @@ static int python_only(at_target_t *t)
 
 static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void *ctx)
 {
-    int nn = 0, stopped = 0;
+    int nn = 0, stopped = 0, sig = 0;
     int idle = at_walker_idle(t->walker, th->tid);
     if (idle < 0)
         return 0; /* the thread ended between listing and now */
     th->idle = (uint8_t)idle;
     if (t->native)
         stopped = at_native_stop(t->native, th->tid) == 0;
+    else if (t->stop_running && !idle)    /* not allowed: read it running */
+        stopped = at_thread_stop(th->tid, &sig) == 0;
     int rc = stopped ? at_walker_reload(t->walker, th) : 0;
     if (rc == 0)
         rc = at_walker_stack(t->walker, th, &t->pystack);
@@ -103,9 +107,11 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
         t->pystack.truncated = 1;
         rc = 0;
     }
-    if (stopped) {
+    if (stopped && t->native) {
         nn = at_native_unwind(t->native, th->tid, t->natframes, t->is_eval, AT_NATIVE_MAX_DEPTH);
         at_native_resume(t->native, th->tid);
+    } else if (stopped) {
+        at_thread_resume(th->tid, sig);
     }
     if (rc < 0)
         return rc;
@@ -196,6 +202,7 @@ typedef struct candidate {
     int final;                /* gave up on it (not 3.11, gone, refused)   */
     int refusals;             /* failed attempts with this executable      */
     char exe[PATH_MAX];       /* its executable at the last failed attempt */
+    ino_t seg_ino;            /* its <pid>.seg when attached (0: none yet) */
 } candidate_t;
 
 struct at_sampler {
@@ -249,6 +256,7 @@ static void try_attach(at_sampler_t *s, candidate_t *c)
     }
     if (c->refusals >= RETRIES_PER_EXE)
         return;
+    c->seg_ino = at_session_seg_inode(s->dir, c->pid);
     int rc = at_target_open(&c->target, c->pid, &o, err, sizeof err);
     if (rc == -EAGAIN)
         return; /* interpreter not initialised yet: next poll */
@@ -277,6 +285,54 @@ static void discover(at_sampler_t *s)
         root->final = 1;
     else if (root)
         try_attach(s, root);
+}
+
+/* What was sampled of a target goes to <key>.stacks. */
+static void retire(at_sampler_t *s, at_target_t *t, pid_t key)
+{
+    char stem[32];
+    at_target_finish(t, s->rate_hz);
+    at_target_note_waits(t, &s->pace);
+    at_stacks_meta(t->stacks)->pid = key;
+    int rc = at_stacks_save(t->stacks, s->dir);
+    if (rc < 0)
+        fprintf(stderr, "archtrace: cannot write %s/%s.stacks: %s\n", s->dir, at_key_name(key, stem, sizeof stem),
+                at_errstr(-rc));
+    at_target_free(t);
+}
+
+/* A target whose <pid>.seg is another file now exec'd a new Python: the
+ * new program's shim made that segment (after renaming the old program's
+ * files).  Its stacks are the old program's: save them under its new key
+ * and attach to the new program, whose memory the old target no longer
+ * describes (a non-PIE python has the same addresses, so its reads would
+ * even succeed). */
+static void follow_exec(at_sampler_t *s, candidate_t *c)
+{
+    if (!c->target)
+        return;
+    ino_t now = at_session_seg_inode(s->dir, c->pid);
+    if (!now || now == c->seg_ino)
+        return;
+    if (!c->seg_ino) {              /* attached before its segment existed */
+        c->seg_ino = now;
+        return;
+    }
+    pid_t key = at_session_renamed_key(s->dir, c->pid, c->seg_ino);
+    if (key)
+        retire(s, c->target, key);
+    else
+        at_target_free(c->target);
+    c->target = NULL;
+    c->final = 0;
+    c->refusals = 0;
+    try_attach(s, c);
+}
+
+static void follow_execs(at_sampler_t *s)
+{
+    for (int i = 0; i < s->ncands; i++)
+        follow_exec(s, &s->cands[i]);
 }
 
 static void sample_all(at_sampler_t *s, uint64_t skipped)
@@ -332,7 +388,7 @@ static void *sampler_main(void *arg)
     at_sampler_t *s = arg;
     at_pace_t *pace = &s->pace;
     at_progress_t progress;
-    uint64_t last_poll = 0, skipped = 0;
+    uint64_t last_poll = 0, last_exec_check = 0, skipped = 0;
     accept_wake_signal();
     at_pace_init(pace, s->rate_hz, !s->no_poll);
     at_progress_init(&progress);
@@ -346,6 +402,10 @@ static void *sampler_main(void *arg)
         if (now - last_poll >= DISCOVER_EVERY_NS) {
             discover(s);
             last_poll = now;
+        }
+        if (now - last_exec_check >= EXEC_CHECK_EVERY_NS) {
+            follow_execs(s);
+            last_exec_check = now;
         }
         sample_all(s, skipped);
         show_progress(s, &progress);
@@ -395,15 +455,8 @@ void at_sampler_stop(at_sampler_t *s)
     pthread_join(s->thread, NULL);
     for (int i = 0; i < s->ncands; i++) {
         at_target_t *t = s->cands[i].target;
-        if (!t)
-            continue;
-        at_target_finish(t, s->rate_hz);
-        at_target_note_waits(t, &s->pace);
-        int rc = at_stacks_save(t->stacks, s->dir);
-        if (rc < 0)
-            fprintf(stderr, "archtrace: cannot write %s/%d.stacks: %s\n", s->dir, (int)t->proc.pid,
-                    at_errstr(-rc));
-        at_target_free(t);
+        if (t)
+            retire(s, t, t->proc.pid);
     }
     free(s->cands);
     free(s);

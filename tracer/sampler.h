@@ -36,6 +36,9 @@ typedef struct at_target {
     uint64_t end_ns;          /* last attempt                             */
     uint64_t busy_ns;         /* time spent sampling (cost statistics)    */
     int gone;                 /* the process exited                       */
+    int stop_running;         /* dump: stop a running thread while its
+                                 frames are read (one moment, not a chain
+                                 changing under the reads)             */
     int failures;             /* failed samples in a row                  */
 } at_target_t;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "segment_format.h"
 #include "session.h"
 
 /* A directory we own, not a symlink, mode 0700: the only kind a session
@@ -84,9 +85,79 @@ int at_session_create(const char *requested, char *out, size_t out_size)
     return 0;
 }
 
+const char *at_key_name(pid_t key, char *buf, size_t n)
+{
+    if (at_key_image(key))
+        snprintf(buf, n, "%d-%d", (int)at_key_pid(key), at_key_image(key));
+    else
+        snprintf(buf, n, "%d", (int)key);
+    return buf;
+}
+
+const char *at_key_label(pid_t key, char *buf, size_t n)
+{
+    if (at_key_image(key))
+        snprintf(buf, n, "%d before exec %d", (int)at_key_pid(key), at_key_image(key));
+    else
+        snprintf(buf, n, "%d", (int)key);
+    return buf;
+}
+
+/* Decimal digits, no sign or leading zero: the only spelling the shim
+ * and the tracer write. */
+static long parse_decimal(const char *s, const char **end)
+{
+    long v = 0;
+    const char *p = s;
+    if (*p < '1' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9' && v <= INT_MAX / 10; p++)
+        v = v * 10 + (*p - '0');
+    *end = p;
+    return *p >= '0' && *p <= '9' ? -1 : v;
+}
+
+pid_t at_session_parse_name(const char *name, const char **rest)
+{
+    const char *end;
+    long pid = parse_decimal(name, &end), image = 0;
+    if (pid <= 0 || pid > AT_KEY_PID_MASK)
+        return 0;
+    if (*end == '-') {
+        image = parse_decimal(end + 1, &end);
+        if (image <= 0 || image > AT_SEG_IMAGE_MAX)
+            return 0;
+    }
+    if (*end != '.')
+        return 0;
+    *rest = end + 1;
+    return at_key_make((pid_t)pid, (int)image);
+}
+
+ino_t at_session_seg_inode(const char *dir, pid_t key)
+{
+    char path[PATH_MAX], stem[32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s.seg", dir, at_key_name(key, stem, sizeof stem));
+    return lstat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+pid_t at_session_renamed_key(const char *dir, pid_t pid, ino_t ino)
+{
+    for (int image = 1; image <= AT_SEG_IMAGE_MAX; image++) {
+        ino_t got = at_session_seg_inode(dir, at_key_make(pid, image));
+        if (!got)
+            return 0;
+        if (got == ino)
+            return at_key_make(pid, image);
+    }
+    return 0;
+}
+
 static int file_path(char *buf, size_t n, const char *dir, pid_t pid, const char *suffix)
 {
-    int len = pid > 0 ? snprintf(buf, n, "%s/%d.%s", dir, (int)pid, suffix)
+    char stem[32];
+    int len = pid > 0 ? snprintf(buf, n, "%s/%s.%s", dir, at_key_name(pid, stem, sizeof stem), suffix)
                       : snprintf(buf, n, "%s/%s", dir, suffix);
     return (len < 0 || (size_t)len >= n) ? -ENAMETOOLONG : 0;
 }

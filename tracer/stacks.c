@@ -337,7 +337,7 @@ static void save_header(const at_stacks_t *s, FILE *f)
 {
     const at_stacks_meta_t *m = &s->meta;
     fprintf(f, FORMAT_MAGIC "\t%d\n", FORMAT_VERSION);
-    fprintf(f, "pid\t%d\ncomm\t", (int)m->pid);
+    fprintf(f, "pid\t%d\ncomm\t", (int)at_key_pid(m->pid));   /* the file's name says which program */
     at_tsv_put(f, m->comm);
     fputs("\nversion\t", f);
     at_tsv_put(f, m->version);
@@ -384,10 +384,11 @@ int at_stacks_save(const at_stacks_t *s, const char *dir)
         return -errno;
     save_header(s, f);
     save_body(s, f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad)
-        return -EIO;
-    return 0;
+    /* the flush repeats a failed write, so errno says why (ENOSPC) */
+    int err = ferror(f) | fflush(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno;
+    return -err;
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -451,7 +452,7 @@ static int load_meta(loader_t *l, char **f, int n)
     if (n != 2 || at_tsv_unescape(f[1]) < 0)
         return load_fail(l, "bad header field");
     if (!strcmp(f[0], "pid"))
-        return parse_u64(f[1], &u) < 0 || u != (uint64_t)m->pid ? load_fail(l, "pid does not match the file name") : 0;
+        return parse_u64(f[1], &u) < 0 || u != (uint64_t)at_key_pid(m->pid) ? load_fail(l, "pid does not match the file name") : 0;
     if (!strcmp(f[0], "comm") || !strcmp(f[0], "version") || !strcmp(f[0], "build")) {
         char *dst = f[0][0] == 'c' ? m->comm : f[0][0] == 'v' ? m->version : m->build;
         size_t cap = f[0][0] == 'c' ? sizeof m->comm : f[0][0] == 'v' ? sizeof m->version : sizeof m->build;
@@ -598,7 +599,8 @@ int at_stacks_load(const char *dir, pid_t pid, at_stacks_t **out, char *err, siz
     char dummy[8];
     loader_t l = { .err = err ? err : dummy, .errlen = err ? errlen : sizeof dummy };
     *out = NULL;
-    snprintf(l.where, sizeof l.where, "%s/%d.stacks", dir, (int)pid);
+    char stem[32];
+    snprintf(l.where, sizeof l.where, "%s/%s.stacks", dir, at_key_name(pid, stem, sizeof stem));
     FILE *f = at_session_open_file(dir, pid, "stacks");
     if (!f) {
         int e = errno;
@@ -641,10 +643,10 @@ int at_stacks_list(const char *dir, pid_t *pids, int cap)
     if (!d)
         return -errno;
     for (struct dirent *e; (e = readdir(d)) && n < cap;) {
-        char *end;
-        long v = strtol(e->d_name, &end, 10);
-        if (end != e->d_name && v > 0 && v <= INT32_MAX && !strcmp(end, ".stacks"))
-            pids[n++] = (pid_t)v;
+        const char *kind;
+        pid_t key = at_session_parse_name(e->d_name, &kind);
+        if (key && !strcmp(kind, "stacks"))
+            pids[n++] = key;
     }
     closedir(d);
     qsort(pids, (size_t)n, sizeof *pids, cmp_pid);
@@ -856,9 +858,9 @@ static const char *where_label(const at_stacks_t *s, const fn_stat_t *f, char *b
 static void text_header(const at_stacks_t *s, const summary_t *sum, FILE *out, const at_options_t *o)
 {
     const at_stacks_meta_t *m = &s->meta;
-    char title[256], comm[128];
+    char title[256], comm[128], label[48];
     at_text_escape(comm, sizeof comm, m->comm);
-    snprintf(title, sizeof title, "Samples: pid %d (%s, Python %s %s%s)", (int)m->pid, comm,
+    snprintf(title, sizeof title, "Samples: pid %s (%s, Python %s %s%s)", at_key_label(m->pid, label, sizeof label), comm,
              m->version[0] ? m->version : "?", m->build, m->native ? ", with native frames" : "");
     at_text_heading(out, title);
     text_rate(m, sum, out);
@@ -1037,7 +1039,7 @@ static int collapse_one(const at_stacks_t *s, FILE *out, const at_options_t *o)
         if (at_stacks_included(&v, o))
             at_stacks_add(merged, v.tid, 0, 0, v.frames, v.n, v.count);
     for (c = 0; at_stacks_next(merged, &c, &v);) {
-        fprintf(out, "%s (%d);", s->meta.comm, (int)s->meta.pid);
+        fprintf(out, "%s (%d);", s->meta.comm, (int)at_key_pid(s->meta.pid));
         put_collapsed(out, at_stacks_thread_label(s, v.tid, label, sizeof label));
         for (int k = 0; k < v.n; k++) {
             fputc(';', out);

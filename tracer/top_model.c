@@ -41,6 +41,7 @@
 #include "py311.h"
 #include "remote.h"
 #include "sampler.h"
+#include "segment_format.h"
 #include "session.h"
 
 #define TRACKED_THREADS   AT_TOP_MAX_THREADS
@@ -50,6 +51,7 @@
 #define SEG_FALLBACK_NS   1000000000ull  /* COMMAND not Python: try its .seg children */
 #define GIL_READ_MAX      (AT_GIL_MAX_THREADS * 4u)
 #define MAX_SHOWN         AT_TOP_MAX_PROCS   /* processes with a target kept */
+#define EXEC_CHECK_NS     5000000ull     /* the root's <pid>.seg replaced?  */
 
 /* Decayed sample counts of one function. */
 typedef struct fn_count {
@@ -109,6 +111,8 @@ struct at_top_model {
     char switch_err[160];     /* why                                       */
     at_target_t *shown[MAX_SHOWN]; /* every target opened, current included */
     int nshown;
+    ino_t seg_ino;            /* the sampled root's <pid>.seg when attached */
+    uint64_t exec_check_ns;   /* when that was last looked at              */
     at_top_tree_t tree;       /* CPU readings of the tree (UI thread)      */
 };
 
@@ -225,10 +229,12 @@ static void reset_counts(at_top_model_t *m)
     m->gil_read_ns = at_now_ns();
 }
 
+/* By the pid its stacks are kept for: a program that exec'd another
+ * keeps its target under its files' key (session.h), never taken again. */
 static at_target_t *shown_target(at_top_model_t *m, pid_t pid)
 {
     for (int i = 0; i < m->nshown; i++)
-        if (m->shown[i]->proc.pid == pid)
+        if (at_stacks_meta(m->shown[i]->stacks)->pid == pid)
             return m->shown[i];
     return NULL;
 }
@@ -307,8 +313,10 @@ static void try_attach(at_top_model_t *m, uint64_t now)
     }
     at_options_t o = { .rate_hz = m->rate_hz };
     at_target_t *t = NULL;
-    int rc = at_target_open(&t, pid, &o, err, sizeof err);
+    ino_t ino = m->dir[0] ? at_session_seg_inode(m->dir, pid) : 0;
+    int rc = m->nshown < MAX_SHOWN ? at_target_open(&t, pid, &o, err, sizeof err) : -ENOSPC;
     pthread_mutex_lock(&m->lock);
+    m->seg_ino = ino;
     m->attach_rc = rc;
     snprintf(m->attach_err, sizeof m->attach_err, "%s", err[0] ? err : rc ? at_errstr(-rc) : "");
     if (rc == 0) {
@@ -318,6 +326,36 @@ static void try_attach(at_top_model_t *m, uint64_t now)
     } else if (pid == m->pid && final_error(m, rc, now)) {
         m->attach_final = 1;
     }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The root exec'd a new Python when its <pid>.seg is another file (see
+ * sampler.c): keep what was sampled of the old program under its files'
+ * new key (saved with the session) and attach to the new one. */
+static void follow_exec(at_top_model_t *m, uint64_t now)
+{
+    if (!m->dir[0] || !m->target || m->sampled != m->pid || now - m->exec_check_ns < EXEC_CHECK_NS)
+        return;
+    m->exec_check_ns = now;
+    ino_t ino = at_session_seg_inode(m->dir, m->pid);
+    if (!ino || ino == m->seg_ino)
+        return;
+    if (!m->seg_ino) {          /* attached before its segment existed */
+        m->seg_ino = ino;
+        return;
+    }
+    pid_t key = at_session_renamed_key(m->dir, m->pid, m->seg_ino);
+    pthread_mutex_lock(&m->lock);
+    if (key) {
+        at_stacks_meta(m->target->stacks)->pid = key;
+    } else {                    /* its files are gone: so are its samples */
+        for (int i = 0; i < m->nshown; i++)
+            if (m->shown[i] == m->target)
+                m->shown[i] = m->shown[--m->nshown];
+        at_target_free(m->target);
+    }
+    m->target = NULL;
+    m->gone = 0;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -332,6 +370,7 @@ static void *sampler_main(void *arg)
         pthread_mutex_unlock(&m->lock);
         if (want)
             switch_to(m, want);
+        follow_exec(m, at_now_ns());
         if (m->target && !m->gone) {
             sample_once(m);
             at_pace_wait(pace, NULL);
