@@ -18,6 +18,7 @@
 
 #define IP_SLOTS         8192                 /* symbol cache, power of two */
 #define STOP_TIMEOUT_NS  250000000ull         /* give up on a stop after    */
+#define RELEASE_TIMEOUT_NS 5000000000ull      /* wait for a late stop       */
 #define REPORT_EVERY_NS  1000000000ull        /* re-read modules at most    */
 #define EVAL_NAME        "_PyEval_EvalFrameDefault"
 
@@ -105,9 +106,9 @@ static void pause_briefly(int round)
  * not blocking, so a sample cannot hang; through at_reap_poll, because a
  * thread that ends here may be the command itself, whose exit status
  * `run` must still get (see reap.h). */
-static int wait_stopped(int *pending_sig, uint32_t tid)
+static int wait_stopped(int *pending_sig, uint32_t tid, uint64_t timeout_ns)
 {
-    uint64_t deadline = at_now_ns() + STOP_TIMEOUT_NS;
+    uint64_t deadline = at_now_ns() + timeout_ns;
     for (int round = 0; at_now_ns() < deadline; round++) {
         int st;
         pid_t r = at_reap_poll((pid_t)tid, &st);
@@ -126,14 +127,47 @@ static int wait_stopped(int *pending_sig, uint32_t tid)
     return -ETIMEDOUT;
 }
 
+/* Let a seized thread go.  PTRACE_DETACH needs it stopped: one whose
+ * interrupt stop has not come yet (a thread in D state on a loaded
+ * machine can take longer than STOP_TIMEOUT_NS) fails with ESRCH, and
+ * would stop later with nobody left to resume it: the command hangs in
+ * a tracing stop.  Wait for that stop, then detach.  A thread still
+ * seized after that is let go by the next at_thread_stop on it. */
+static void release(uint32_t tid, int sig)
+{
+    if (ptrace(PTRACE_DETACH, (pid_t)tid, NULL, (void *)(long)sig) == 0 || errno != ESRCH)
+        return;
+    int pending = 0;
+    if (wait_stopped(&pending, tid, RELEASE_TIMEOUT_NS) == 0)
+        ptrace(PTRACE_DETACH, (pid_t)tid, NULL, (void *)(long)(sig ? sig : pending));
+}
+
+/* PTRACE_SEIZE says EPERM when this thread already traces tid: a thread
+ * left seized by a release that timed out.  Take its stop and let it go. */
+static int seize(uint32_t tid)
+{
+    if (ptrace(PTRACE_SEIZE, (pid_t)tid, NULL, NULL) == 0)
+        return 0;
+    if (errno != EPERM)
+        return -errno;
+    int st, sig = 0;
+    if (at_reap_poll((pid_t)tid, &st) != (pid_t)tid || !WIFSTOPPED(st))
+        return -EPERM;
+    if ((st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP && WSTOPSIG(st) != SIGSTOP)
+        sig = WSTOPSIG(st);
+    ptrace(PTRACE_DETACH, (pid_t)tid, NULL, (void *)(long)sig);
+    return ptrace(PTRACE_SEIZE, (pid_t)tid, NULL, NULL) == 0 ? 0 : -errno;
+}
+
 int at_thread_stop(uint32_t tid, int *sig)
 {
     *sig = 0;
-    if (ptrace(PTRACE_SEIZE, (pid_t)tid, NULL, NULL) < 0)
-        return -errno;
-    int rc = ptrace(PTRACE_INTERRUPT, (pid_t)tid, NULL, NULL) < 0 ? -errno : wait_stopped(sig, tid);
+    int rc = seize(tid);
     if (rc < 0)
-        ptrace(PTRACE_DETACH, (pid_t)tid, NULL, NULL);
+        return rc;
+    rc = ptrace(PTRACE_INTERRUPT, (pid_t)tid, NULL, NULL) < 0 ? -errno : wait_stopped(sig, tid, STOP_TIMEOUT_NS);
+    if (rc < 0)
+        release(tid, 0);
     return rc;
 }
 
