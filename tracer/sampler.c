@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <unistd.h>
 #include "progress.h"
@@ -240,6 +241,26 @@ static void read_exe(pid_t pid, char *out, size_t n)
     out[len > 0 ? len : 0] = '\0';
 }
 
+/* A set-id program (AT_SECURE in its auxiliary vector) asked the kernel
+ * and ld.so to keep others out: the shim does not load into it, and the
+ * sampler leaves it alone too rather than report a process of which only
+ * stacks exist (an unprivileged archtrace could not read it anyway). */
+static int secure_exec(pid_t pid)
+{
+    char path[64];
+    unsigned long av[2];
+    snprintf(path, sizeof path, "/proc/%d/auxv", (int)pid);
+    FILE *f = fopen(path, "re");
+    int secure = 0;
+    if (!f)
+        return 0;
+    for (int i = 0; i < 256 && fread(av, sizeof av, 1, f) == 1 && av[0] != AT_NULL; i++)
+        if (av[0] == AT_SECURE)
+            secure = av[1] != 0;
+    fclose(f);
+    return secure;
+}
+
 /* Try to attach.  A process that is not (yet) Python is tried for a
  * while (right after exec the dynamic loader may not have mapped
  * libpython), then again only when it execs something else. */
@@ -256,6 +277,10 @@ static void try_attach(at_sampler_t *s, candidate_t *c)
     }
     if (c->refusals >= RETRIES_PER_EXE)
         return;
+    if (secure_exec(c->pid)) {
+        c->final = 1;
+        return;
+    }
     c->seg_ino = at_session_seg_inode(s->dir, c->pid);
     int rc = at_target_open(&c->target, c->pid, &o, err, sizeof err);
     if (rc == -EAGAIN)
