@@ -130,8 +130,8 @@ static int set_valued(at_options_t *o, const char *name, const char *v, char *er
             return fail(err, n, "unknown format '%s' (text, json, collapsed, chrome, svg)", v);
         o->format = (at_format_t)f;
     } else if (!strcmp(name, "--rate")) {
-        if (parse_double(v, 0.1, 100000.0, &o->rate_hz) < 0)
-            return fail(err, n, "invalid --rate '%s': expected a number of Hz in (0, 100000]", v);
+        if (parse_double(v, 0.1, 1000000.0, &o->rate_hz) < 0)
+            return fail(err, n, "invalid --rate '%s': expected a number of Hz in (0, 1000000]", v);
     } else if (!strcmp(name, "--duration")) {
         if (parse_double(v, 0.0, 31536000.0, &o->duration_s) < 0)
             return fail(err, n, "invalid --duration '%s': expected seconds >= 0", v);
