@@ -243,15 +243,25 @@ static void check_numpy_alone(const char *shape)
 Test(realworld, numpy_arrays_are_python_memory_static, .timeout = 60) { check_numpy_alone("static"); }
 Test(realworld, numpy_arrays_are_python_memory_shared, .timeout = 60) { check_numpy_alone("shared"); }
 
+/* tests/realworld/SCRIPT_ARGS plainly and under archtrace OPTS (PRE, e.g.
+ * a pipe, before both): the same status WANT and stdout, and check.py's
+ * WHAT on the report.  The caller adds its own checks and pair_done()s. */
+static pair_t run_fixture(const char *shape, const char *pre, const char *opts, const char *script_args, int want,
+                          const char *what)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "%s tests/realworld/%s", at_test_python_or_skip(shape), script_args);
+    pair_t r = run_pair(shape, pre, opts, cmd);
+    same_behaviour(&r, want);
+    check(&r, what);
+    return r;
+}
+
 /* ---- multiprocessing: every start method, every child a process --------- */
 
 static void check_mp(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/mp_starts.py %%D/ids", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "", cmd);
-    same_behaviour(&r, 0);
-    check(&r, "procs");
+    pair_t r = run_fixture(shape, "", "", "mp_starts.py %D/ids", 0, "procs");
     pair_done(&r);
 }
 
@@ -262,12 +272,8 @@ Test(realworld, multiprocessing_start_methods_shared, .timeout = 60) { check_mp(
 
 static void check_asyncio(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/aio_tasks.py", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "", cmd);
-    same_behaviour(&r, 0);
+    pair_t r = run_fixture(shape, "", "", "aio_tasks.py", 0, "asyncio");
     cr_assert(strstr(r.out_plain, "tasks 10000 "), "%s: 10 000 tasks ran: %s", shape, r.out_plain);
-    check(&r, "asyncio");
     pair_done(&r);
 }
 
@@ -276,12 +282,10 @@ Test(realworld, asyncio_10000_tasks_shared, .timeout = 60) { check_asyncio("shar
 
 static void check_threads(const char *shape, int n)
 {
-    char cmd[4200], what[32];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/threads64.py %d", at_test_python_or_skip(shape), n);
-    pair_t r = run_pair(shape, "", "--alloc-exact", cmd);
-    same_behaviour(&r, 0);
+    char args[64], what[32];
+    snprintf(args, sizeof(args), "threads64.py %d", n);
     snprintf(what, sizeof(what), "threads64 %d", n);
-    check(&r, what);
+    pair_t r = run_fixture(shape, "", "--alloc-exact", args, 0, what);
     pair_done(&r);
 }
 
@@ -293,12 +297,8 @@ Test(realworld, threads_200_all_named_static, .timeout = 60) { check_threads("st
 
 static void check_pipe(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/pipe_stdin.py", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "seq 1 30000 |", "", cmd);
-    same_behaviour(&r, 0);
+    pair_t r = run_fixture(shape, "seq 1 30000 |", "", "pipe_stdin.py", 0, "ran pipe_stdin.py");
     cr_assert(strstr(r.out_plain, "lines 30000 "), "%s: the whole pipe was read: %.200s", shape, r.out_plain);
-    check(&r, "ran pipe_stdin.py");
     pair_done(&r);
 }
 
@@ -307,11 +307,7 @@ Test(realworld, stdin_from_a_pipe_shared, .timeout = 60) { check_pipe("shared");
 
 static void check_close_fds(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/close_fds.py", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "--alloc-exact", cmd);
-    same_behaviour(&r, 7);
-    check(&r, "close_fds");
+    pair_t r = run_fixture(shape, "", "--alloc-exact", "close_fds.py", 7, "close_fds");
     pair_done(&r);
 }
 
@@ -320,12 +316,8 @@ Test(realworld, closes_all_its_fds_shared, .timeout = 60) { check_close_fds("sha
 
 static void check_own_signals(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/own_signals.py", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "", cmd);
-    same_behaviour(&r, 0);
+    pair_t r = run_fixture(shape, "", "", "own_signals.py", 0, "ran own_signals.py");
     cr_assert_str_eq(r.out_plain, "prof>=50 True usr1 20\n", "%s: every signal reached its handler", shape);
-    check(&r, "ran own_signals.py");
     pair_done(&r);
 }
 
@@ -336,12 +328,8 @@ Test(realworld, own_sigprof_and_sigusr1_shared, .timeout = 60) { check_own_signa
 
 static void check_fork_thread(const char *shape)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "%s tests/realworld/fork_thread.py 50", at_test_python_or_skip(shape));
-    pair_t r = run_pair(shape, "", "--alloc-exact", cmd);
-    same_behaviour(&r, 0);
+    pair_t r = run_fixture(shape, "", "--alloc-exact", "fork_thread.py 50", 0, "forks 50");
     cr_assert_str_eq(r.out_traced, "forks 50 ok 50 hung 0\n", "%s: no child hung or failed", shape);
-    check(&r, "forks 50");
     pair_done(&r);
 }
 
