@@ -31,40 +31,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Every process group the test started (each spawn_sh leads one): killed
- * when the test ends, also when an assertion failed half-way (a server,
- * its client or a target spinning forever would run on otherwise). */
-static pid_t groups[32];
-static int ngroups;
-
-static void kill_groups(void)
-{
-    for (int i = 0; i < ngroups; i++)
-        kill(-groups[i], SIGKILL);
-    ngroups = 0;
-}
-
 /* `sh -c cmd` in the background, its output into <dir>/out and <dir>/err. */
 static pid_t spawn_sh(const char *dir, const char *cmd)
 {
     char out[600], err[600];
     snprintf(out, sizeof out, "%s/out", dir);
     snprintf(err, sizeof err, "%s/err", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork");
-    if (pid == 0) {
-        setpgid(0, 0);
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup2(in, 0) < 0)
-            _exit(126);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    if (ngroups < (int)(sizeof groups / sizeof *groups))
-        groups[ngroups++] = pid;
-    return pid;
+    return at_test_spawn_group(cmd, out, err);
 }
 
 /* waitpid with a deadline: the status as the shell gives it (128+N for
@@ -176,7 +149,7 @@ static void check_target_killed(const char *shape)
     free(dir);
 }
 
-TestSuite(faults, .fini = kill_groups);
+TestSuite(faults, .fini = at_test_kill_groups);
 
 Test(faults, target_sigkill_mid_run_static, .timeout = 60) { check_target_killed("static"); }
 Test(faults, target_sigkill_mid_run_shared, .timeout = 60) { check_target_killed("shared"); }

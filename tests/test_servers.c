@@ -78,38 +78,12 @@ static int port_open(int port)
     return ok;
 }
 
-/* Every process group the test started (each spawn_sh leads one): killed
- * when the test ends, also when an assertion failed half-way (a server,
- * its client or a target spinning forever would run on otherwise). */
-static pid_t groups[32];
-static int ngroups;
-
-static void kill_groups(void)
-{
-    for (int i = 0; i < ngroups; i++)
-        kill(-groups[i], SIGKILL);
-    ngroups = 0;
-}
-
 /* `sh -c cmd` in the background, stdout and stderr into <dir>/<name>. */
 static pid_t spawn_sh(const char *dir, const char *name, const char *cmd)
 {
     char log[PATH_MAX];
     snprintf(log, sizeof log, "%s/%s", dir, name);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork");
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600), in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || dup2(in, 0) < 0)
-            _exit(126);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    if (ngroups < (int)(sizeof groups / sizeof *groups))
-        groups[ngroups++] = pid;
-    return pid;
+    return at_test_spawn_group(cmd, log, NULL);
 }
 
 /* Exit status of pid (128+N for a signal), killing it after WAIT_S. */
@@ -213,7 +187,7 @@ static void check_run(const char *shape)
     free(dir);
 }
 
-TestSuite(servers, .fini = kill_groups);
+TestSuite(servers, .fini = at_test_kill_groups);
 
 Test(servers, lab15_under_run_serves_2000_requests_static, .timeout = 120) { check_run("static"); }
 Test(servers, lab15_under_run_serves_2000_requests_shared, .timeout = 120) { check_run("shared"); }

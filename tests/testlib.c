@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* testlib.c - see testlib.h. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,4 +164,37 @@ void at_test_note(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+static pid_t spawned_groups[32];
+static int nspawned_groups;
+
+static void exec_sh_in_group(const char *cmd, const char *out, const char *err)
+{
+    setpgid(0, 0);
+    int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), in = open("/dev/null", O_RDONLY);
+    int e = !err || !strcmp(err, out) ? o : open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0 || in < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup2(in, 0) < 0)
+        _exit(126);
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+}
+
+pid_t at_test_spawn_group(const char *cmd, const char *out, const char *err)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork");
+    if (pid == 0)
+        exec_sh_in_group(cmd, out, err);
+    setpgid(pid, pid); /* in both: the group exists before anyone kills it */
+    if (nspawned_groups < (int)(sizeof spawned_groups / sizeof *spawned_groups))
+        spawned_groups[nspawned_groups++] = pid;
+    return pid;
+}
+
+void at_test_kill_groups(void)
+{
+    for (int i = 0; i < nspawned_groups; i++)
+        kill(-spawned_groups[i], SIGKILL);
+    nspawned_groups = 0;
 }

@@ -3,6 +3,7 @@
  * CPython 3.11 build shapes, run commands, query JSON reports. */
 #ifndef AT_TESTLIB_H
 #define AT_TESTLIB_H
+#include <sys/types.h>
 #include <stddef.h>
 
 /* Path of the interpreter of a build shape ("static": Debian's
@@ -36,6 +37,17 @@ char *at_test_json(const char *path, const char *expr);
 
 /* A fresh private temp directory (malloc'd path). */
 char *at_test_tmpdir(void);
+
+/* `sh -c cmd` in the background, leading a process group of its own,
+ * stdin from /dev/null, stdout into `out` and stderr into `err` (the same
+ * file, one offset, when err is NULL or names out).  The group is
+ * remembered for at_test_kill_groups. */
+pid_t at_test_spawn_group(const char *cmd, const char *out, const char *err);
+
+/* SIGKILL every group at_test_spawn_group started: a suite's .fini, so a
+ * server, client or target spinning forever does not outlive a test that
+ * failed half-way. */
+void at_test_kill_groups(void);
 
 /* Absolute path of build/archtrace (ARCHTRACE_BIN overrides, e.g. for
  * the ASan build). */
