@@ -870,12 +870,12 @@ def rate_target(tool, label):
     return ("8", f"10 kHz sustained >= 95%, 4 threads [{label}]", "threads-4", tool, rate_10k(tool))
 
 
-def accuracy(tool):
+def accuracy(tool, limit=0.05):
     def check(rows, shape):
         r = find(rows, "known-split", tool, shape)
         if not r or r.get("err") is None:
             return None
-        return (r["err"] <= 0.05, f"error {r['err']:.3f}", "")
+        return (r["err"] <= limit, f"error {r['err']:.3f}", "")
     return check
 
 
@@ -998,15 +998,6 @@ def gil_unmoved(wl):
     return check
 
 
-def share_err(tool, limit):
-    def check(rows, shape):
-        r = find(rows, "known-split", tool, shape)
-        if not r or r.get("err") is None:
-            return None
-        return (r["err"] <= limit, f"error {r['err']:.3f}", "")
-    return check
-
-
 def bpf_rate(rows, shape):
     r = find(rows, "known-split", "archtrace -p record --bpf sample 99 Hz", shape)
     if not r or r.get("achieved_hz") is None:
@@ -1049,7 +1040,7 @@ TARGETS = ISSUE24_DEFAULT + [
     ("24", "GIL figures, default vs GIL-only (same round), within 5%", "int-2", DEFAULT_TOOL, gil_unmoved("int-2")),
     ("24", "GIL figures, default vs GIL-only (same round), within 5%", "lab08", DEFAULT_TOOL, gil_unmoved("lab08")),
     ("24", "known-split sampled share error <= 0.02 [default run]", "known-split", DEFAULT_TOOL,
-     share_err(DEFAULT_TOOL, 0.02)),
+     accuracy(DEFAULT_TOOL, 0.02)),
     ratio_target("24", "exact alloc tracking <= 1.15x", "alloc-loop", "archtrace alloc exact", 1.15),
     ratio_target("24", "exact alloc tracking <= 1.5x", "int-1", "archtrace alloc exact", 1.5),
     ratio_target("24", "--alloc-sample 1024 <= 1.05x", "alloc-loop", "archtrace alloc --alloc-sample 1024", 1.05),
