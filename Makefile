@@ -73,11 +73,15 @@ $(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # Unit and integration tests: one Criterion binary per tests/test_*.c.
-# tests/testlib.c (helpers for integration tests) is linked into each.
+# tests/testlib.c (helpers for integration tests) is linked into each,
+# tests/layout_probe.c (the offsetof probe) into the layout tests.
+LAYOUT_TESTS = $(filter $(BUILD)/tests/test_py3%,$(TEST_BINS))
+$(LAYOUT_TESTS): TEST_EXTRA_SRC = tests/layout_probe.c
+$(LAYOUT_TESTS): tests/layout_probe.c tests/layout_probe.h $(wildcard common/py3*.h)
 $(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  TEST    $<")
-	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Ipreload -Wno-missing-field-initializers -MMD -MP -MF $@.d -o $@ $< tests/testlib.c $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
+	$(Q)$(CC) $(TRACER_CFLAGS) -Itests -Ipreload -Wno-missing-field-initializers -MMD -MP -MF $@.d -o $@ $< tests/testlib.c $(TEST_EXTRA_SRC) $(TRACER_OBJ) -lcriterion $(TRACER_LIBS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) against the readers of untrusted
 # data, built with clang and ASan+UBSan.  `make fuzz FUZZ_SECONDS=60`.
