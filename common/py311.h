@@ -27,6 +27,7 @@
 #define AT_RT_GIL_SWITCH_COND          480 /* pthread_cond_t            */
 #define AT_RT_GIL_SWITCH_MUTEX         528 /* pthread_mutex_t           */
 #define AT_RT_AUDIT_HOOK_HEAD          656 /* _Py_AuditHookEntry *      */
+#define AT_RT_MAIN_INTERPRETER         58936 /* PyInterpreterState, embedded */
 
 /* _Py_AuditHookEntry: a runtime audit hook (PySys_AddAuditHook) */
 #define AT_AUDIT_ENTRY_NEXT            0
@@ -104,6 +105,24 @@
 #define AT_SIZEOF_DICT_UNICODE_ENTRY   16  /* (key, value)              */
 #define AT_OBJECT_MANAGED_DICT         (-24)
 #define AT_OBJECT_MANAGED_VALUES       (-32)
+
+/* What the shim's import recorder reads (profile function, frames,
+ * builtin functions).  preload/imports.h and preload/gil.h define these
+ * too, with the same tokens (so both definitions are the same macro to
+ * the compiler); their copies can go once the shim takes its layout from
+ * here.  Same suffixes in py312.h and py313.h. */
+#define AT_TSTATE_TRACING        44
+#define AT_TSTATE_C_PROFILEFUNC  64
+#define AT_TSTATE_C_TRACEFUNC    72
+#define AT_TSTATE_C_PROFILEOBJ   80
+#define AT_CFRAME_USE_TRACING    0
+#define AT_FRAMEOBJ_F_FRAME      24
+#define AT_IFRAME_GLOBALS        8
+#define AT_IFRAME_LOCALSPLUS     72
+#define AT_CFUNC_M_ML            16
+#define AT_CFUNC_M_SELF          24
+#define AT_TPFLAGS_TYPE_SUBCLASS (1UL << 31)
+#define AT_UNICODE_COMPACT_ASCII 0x60
 
 /* Walkers share one limit so a corrupt or cyclic chain always ends. */
 #define AT_MAX_STACK_DEPTH             256

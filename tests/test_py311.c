@@ -32,6 +32,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT_RT_GIL_SWITCH_COND, "offsetof(_PyRuntimeState, ceval.gil.switch_cond)"),
     ROW(AT_RT_GIL_SWITCH_MUTEX, "offsetof(_PyRuntimeState, ceval.gil.switch_mutex)"),
     ROW(AT_RT_AUDIT_HOOK_HEAD, "offsetof(_PyRuntimeState, audit_hook_head)"),
+    ROW(AT_RT_MAIN_INTERPRETER, "offsetof(_PyRuntimeState, _main_interpreter)"),
     ROW(AT_AUDIT_ENTRY_NEXT, "offsetof(_Py_AuditHookEntry, next)"),
     ROW(AT_AUDIT_ENTRY_HOOK, "offsetof(_Py_AuditHookEntry, hookCFunction)"),
     /* PyInterpreterState (pycore_interp.h) */
@@ -93,6 +94,21 @@ static const at_layout_row_t layout[] = {
     ROW(AT_DICT_KEYS_GENERAL, "DICT_KEYS_GENERAL"),
     ROW(AT_SIZEOF_DICT_KEY_ENTRY, "sizeof(PyDictKeyEntry)"),
     ROW(AT_SIZEOF_DICT_UNICODE_ENTRY, "sizeof(PyDictUnicodeEntry)"),
+    /* what the shim's import recorder reads (preload/imports.h keeps the
+     * same macros) */
+    ROW(AT_TSTATE_TRACING, "offsetof(PyThreadState, tracing)"),
+    ROW(AT_TSTATE_C_PROFILEFUNC, "offsetof(PyThreadState, c_profilefunc)"),
+    ROW(AT_TSTATE_C_TRACEFUNC, "offsetof(PyThreadState, c_tracefunc)"),
+    ROW(AT_TSTATE_C_PROFILEOBJ, "offsetof(PyThreadState, c_profileobj)"),
+    ROW(AT_CFRAME_USE_TRACING, "offsetof(_PyCFrame, use_tracing)"),
+    ROW(AT_FRAMEOBJ_F_FRAME, "offsetof(PyFrameObject, f_frame)"),
+    ROW(AT_IFRAME_GLOBALS, "offsetof(_PyInterpreterFrame, f_globals)"),
+    ROW(AT_IFRAME_LOCALSPLUS, "offsetof(_PyInterpreterFrame, localsplus)"),
+    ROW(AT_CFUNC_M_ML, "offsetof(PyCFunctionObject, m_ml)"),
+    ROW(AT_CFUNC_M_SELF, "offsetof(PyCFunctionObject, m_self)"),
+    ROW(AT_TPFLAGS_TYPE_SUBCLASS, "Py_TPFLAGS_TYPE_SUBCLASS"),
+    ROW(AT_UNICODE_COMPACT_ASCII,
+        "*(unsigned *)&((PyASCIIObject){.state = {.compact = 1, .ascii = 1}}).state"),
 };
 
 /* Names in py311.h that no CPython header can confirm, and why. */
