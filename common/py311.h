@@ -103,6 +103,7 @@
 #define AT_DICT_KEYS_GENERAL           0   /* (hash, key, value) entries */
 #define AT_SIZEOF_DICT_KEY_ENTRY       24
 #define AT_SIZEOF_DICT_UNICODE_ENTRY   16  /* (key, value)              */
+#define AT_DICTVALUES_VALUES           0   /* PyObject *values[]        */
 #define AT_OBJECT_MANAGED_DICT         (-24)
 #define AT_OBJECT_MANAGED_VALUES       (-32)
 

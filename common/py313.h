@@ -227,14 +227,20 @@
 #define AT313_DBG_CODE_LINETABLE         304
 #define AT313_DBG_CODE_FIRSTLINENO       312
 #define AT313_DBG_CODE_CODE_ADAPTIVE     344
+#define AT313_DBG_OBJECT_SIZE            352   /* sizeof(PyObject)          */
 #define AT313_DBG_OBJECT_TYPE            360
+#define AT313_DBG_TYPE_SIZE              368   /* sizeof(PyTypeObject)      */
 #define AT313_DBG_TYPE_NAME              376
 #define AT313_DBG_TYPE_FLAGS             392
+#define AT313_DBG_DICT_SIZE              448   /* sizeof(PyDictObject)      */
 #define AT313_DBG_DICT_KEYS              456
 #define AT313_DBG_DICT_VALUES            464
+#define AT313_DBG_LONG_SIZE              488   /* sizeof(PyLongObject)      */
 #define AT313_DBG_LONG_LV_TAG            496
 #define AT313_DBG_LONG_DIGITS            504
+#define AT313_DBG_BYTES_SIZE             512   /* sizeof(PyBytesObject)     */
 #define AT313_DBG_BYTES_SVAL             528
+#define AT313_DBG_UNICODE_SIZE           536   /* sizeof(PyUnicodeObject)   */
 #define AT313_DBG_UNICODE_STATE          544
 #define AT313_DBG_UNICODE_LENGTH         552
 #define AT313_DBG_UNICODE_ASCIIOBJECT_SIZE 560

@@ -94,6 +94,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT_DICT_KEYS_GENERAL, "DICT_KEYS_GENERAL"),
     ROW(AT_SIZEOF_DICT_KEY_ENTRY, "sizeof(PyDictKeyEntry)"),
     ROW(AT_SIZEOF_DICT_UNICODE_ENTRY, "sizeof(PyDictUnicodeEntry)"),
+    ROW(AT_DICTVALUES_VALUES, "offsetof(PyDictValues, values)"),
     /* what the shim's import recorder reads (preload/imports.h keeps the
      * same macros) */
     ROW(AT_TSTATE_TRACING, "offsetof(PyThreadState, tracing)"),
