@@ -74,8 +74,9 @@ $(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
 
 # Unit and integration tests: one Criterion binary per tests/test_*.c.
 # tests/testlib.c (helpers for integration tests) is linked into each,
-# tests/layout_probe.c (the offsetof probe) into the layout tests.
-LAYOUT_TESTS = $(filter $(BUILD)/tests/test_py3%,$(TEST_BINS))
+# tests/layout_probe.c (the offsetof probe, interpreters by version) into
+# the layout tests.
+LAYOUT_TESTS = $(filter $(BUILD)/tests/test_py3% $(BUILD)/tests/test_pylayout,$(TEST_BINS))
 $(LAYOUT_TESTS): TEST_EXTRA_SRC = tests/layout_probe.c
 $(LAYOUT_TESTS): tests/layout_probe.c tests/layout_probe.h $(wildcard common/py3*.h)
 $(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BUILD)/archtrace $(BUILD)/libarchtrace.so
