@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures/testutil.h"
 #include "layout_probe.h"
 #include "testlib.h"
 
@@ -197,36 +198,9 @@ void at_layout_check_python(const at_layout_table_t *t, const char *python, cons
 
 /* ---- finding an interpreter of a minor version ------------------------- */
 
-static char *find_python(const char *minor)
-{
-    char *out = NULL;
-    /* candidates: on PATH first (the one the user runs), then pyenv's
-     * versions, newest first; the first default build of that minor wins */
-    int rc = at_test_shf(
-        &out, NULL,
-        "m=%s; for p in \"$(command -v python$m 2>/dev/null)\" $( { "
-        "r=$(pyenv root 2>/dev/null) && ls -d \"$r\"/versions/$m*/bin/python$m; "
-        "ls -d \"${PYENV_ROOT:-${HOME:-/root}/.pyenv}\"/versions/$m*/bin/python$m; "
-        "} 2>/dev/null | sort -rV); do "
-        "[ -n \"$p\" ] && [ -x \"$p\" ] || continue; "
-        "\"$p\" -c 'import sys, sysconfig; "
-        "ok = \"%%d.%%d\" %% sys.version_info[:2] == sys.argv[1] "
-        "and not sysconfig.get_config_var(\"Py_GIL_DISABLED\"); "
-        "print(sys.executable if ok else \"\")' \"$m\" 2>/dev/null | grep . && exit 0; "
-        "done; exit 1",
-        minor);
-    if (rc != 0 || !out) {
-        free(out);
-        return NULL;
-    }
-    out[strcspn(out, "\n")] = '\0';
-    if (!*out) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
+/* tu_find_python (fixtures/testutil.h) is the tests' one finder: the
+ * version's venv, /usr/bin, pyenv's newest, then PATH; default builds
+ * only.  Remembered per version: the probes ask more than once. */
 const char *at_layout_find_python(const char *minor)
 {
     static struct {
@@ -237,7 +211,8 @@ const char *at_layout_find_python(const char *minor)
     for (int i = 0; i < ncache; i++)
         if (strcmp(cache[i].minor, minor) == 0)
             return cache[i].path;
-    char *path = find_python(minor);
+    char buf[4096];
+    char *path = tu_find_python(minor, NULL, buf, sizeof buf) == 0 ? strdup(buf) : NULL;
     if (ncache < (int)(sizeof cache / sizeof cache[0])) {
         snprintf(cache[ncache].minor, sizeof cache[ncache].minor, "%s", minor);
         cache[ncache++].path = path;

@@ -56,10 +56,10 @@ void at_layout_check_names(const at_layout_table_t *t);
  * saying why, when python is NULL or its internal headers are absent. */
 void at_layout_check_python(const at_layout_table_t *t, const char *python, const char *what);
 
-/* A default (GIL) build of CPython `minor` ("3.12"): `python3.12` on
- * PATH, else the newest $(pyenv root)/versions/3.12.*, else
- * $PYENV_ROOT or ~/.pyenv the same way; a free-threaded build is not
- * taken.  Static path, or NULL when there is none. */
+/* A default (GIL) build of CPython `minor` ("3.12"), found as every
+ * test finds one (tu_find_python: .venv, /usr/bin, the newest in
+ * `pyenv root`'s versions, PATH); never a free-threaded build.  Its
+ * path, or NULL when this machine has none. */
 const char *at_layout_find_python(const char *minor);
 
 #endif
