@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_linetable.c - the 3.11 location-table decoder against CPython's own co_lines(). */
+/* test_linetable.c - the 3.11 location-table decoder against CPython's own co_lines(),
+ * on 3.11's two shapes and on 3.12 and 3.13, which keep the same format. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
@@ -29,12 +30,15 @@ static size_t unhex(const char *s, uint8_t *out, size_t cap)
 
 /* ---- real code objects ---------------------------------------------- */
 
-/* Decode every table the fixture dumped; compare each code unit's line. */
-static void check_python(const char *shape)
+/* Decode every table the fixture dumped; compare each code unit's line.
+ * `ver` "3.11" with a shape, or "3.12"/"3.13" with shape NULL. */
+static void check_python(const char *ver, const char *shape)
 {
     char py[512], script[512], cmd[2048], out[] = "/tmp/at_lt_XXXXXX";
-    if (tu_find_python("3.11", shape, py, sizeof py) < 0)
-        cr_skip_test("no %s python3.11 on this machine", shape);
+    if (tu_find_python(ver, shape, py, sizeof py) < 0)
+        cr_skip_test("no %s python%s on this machine", shape ? shape : "default-build", ver);
+    if (!shape)
+        shape = ver; /* names the run in messages */
     int fd = mkstemp(out);
     cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
     close(fd);
@@ -77,12 +81,22 @@ static void check_python(const char *shape)
 
 Test(linetable, matches_co_lines_static_build, .timeout = 30)
 {
-    check_python("static");
+    check_python("3.11", "static");
 }
 
 Test(linetable, matches_co_lines_shared_build, .timeout = 30)
 {
-    check_python("shared");
+    check_python("3.11", "shared");
+}
+
+Test(linetable, matches_co_lines_312, .timeout = 30)
+{
+    check_python("3.12", NULL);
+}
+
+Test(linetable, matches_co_lines_313, .timeout = 30)
+{
+    check_python("3.13", NULL);
 }
 
 /* ---- hand-made tables ----------------------------------------------- */
