@@ -74,6 +74,8 @@
 #define AT313_TSTATE_PREV                0
 #define AT313_TSTATE_NEXT                8
 #define AT313_TSTATE_INTERP              16
+#define AT313_TSTATE_STATUS              32    /* _status: bit field word   */
+#define AT313_TSTATE_STATUS_HOLDS_GIL    0x20  /* _status.holds_gil (new in 3.13) */
 #define AT313_TSTATE_TRACING             60    /* int: >0 inside a trace/profile call */
 #define AT313_TSTATE_CURRENT_FRAME       72    /* _PyInterpreterFrame * (no _PyCFrame) */
 #define AT313_TSTATE_C_PROFILEFUNC       80    /* Py_tracefunc              */
@@ -170,6 +172,7 @@
  *   thread_state.prev / next / interp    -> TSTATE_PREV / NEXT / INTERP
  *   thread_state.current_frame           -> TSTATE_CURRENT_FRAME
  *   thread_state.thread_id / native_thread_id -> TSTATE_THREAD_ID / NATIVE_THREAD_ID
+ *   thread_state.status                  -> TSTATE_STATUS (not the bit in it)
  *   interpreter_frame.previous / executable / instr_ptr / localsplus / owner
  *                                        -> IFRAME_PREVIOUS / EXECUTABLE / INSTR_PTR
  *                                           / LOCALSPLUS / OWNER
@@ -214,6 +217,7 @@
 #define AT313_DBG_TSTATE_CURRENT_FRAME   184
 #define AT313_DBG_TSTATE_THREAD_ID       192
 #define AT313_DBG_TSTATE_NATIVE_THREAD_ID 200
+#define AT313_DBG_TSTATE_STATUS          216
 #define AT313_DBG_IFRAME_SIZE            224   /* sizeof(_PyInterpreterFrame) */
 #define AT313_DBG_IFRAME_PREVIOUS        232
 #define AT313_DBG_IFRAME_EXECUTABLE      240

@@ -75,6 +75,8 @@ typedef struct at_pylayout {
     int32_t cframe_current_frame;/* 3.11, 3.12                          */
     int32_t cframe_use_tracing;  /* 3.11 only                           */
     int32_t tstate_current_frame;/* 3.13+: _PyInterpreterFrame *        */
+    int32_t tstate_status;       /* 3.13+: _status bit field word       */
+    uint32_t tstate_status_holds_gil; /* 3.13+: its holds_gil bit, else 0 */
 
     /* _PyInterpreterFrame */
     int32_t iframe_code;         /* f_code; 3.13 f_executable (check it is code) */

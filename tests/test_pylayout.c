@@ -72,6 +72,8 @@ Test(pylayout, moved_and_missing_fields)
     cr_expect_eq(l13->cframe_current_frame, NONE);
     cr_expect_eq(l13->tstate_current_frame, AT313_TSTATE_CURRENT_FRAME);
     cr_expect_eq(l12->tstate_current_frame, NONE);
+    cr_expect_eq(l13->tstate_status_holds_gil, AT313_TSTATE_STATUS_HOLDS_GIL, "3.13's per-thread GIL bit");
+    cr_expect_eq(l12->tstate_status, NONE);
     /* frames: f_code/f_executable, prev_instr/instr_ptr, is_entry/CSTACK */
     cr_expect_eq(l11->iframe_code, AT_IFRAME_CODE);
     cr_expect_eq(l12->iframe_code, AT312_IFRAME_CODE);
@@ -154,6 +156,7 @@ static void synth_debug(unsigned char d[AT313_SIZEOF_DEBUG_OFFSETS])
         { AT313_DBG_TSTATE_CURRENT_FRAME, AT313_TSTATE_CURRENT_FRAME },
         { AT313_DBG_TSTATE_THREAD_ID, AT313_TSTATE_THREAD_ID },
         { AT313_DBG_TSTATE_NATIVE_THREAD_ID, AT313_TSTATE_NATIVE_THREAD_ID },
+        { AT313_DBG_TSTATE_STATUS, AT313_TSTATE_STATUS },
         { AT313_DBG_IFRAME_SIZE, 80 },
         { AT313_DBG_IFRAME_PREVIOUS, AT313_IFRAME_PREVIOUS },
         { AT313_DBG_IFRAME_EXECUTABLE, AT313_IFRAME_EXECUTABLE },
