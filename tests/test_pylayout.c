@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures/testutil.h"
 #include "layout_probe.h"
 #include "py311.h"
 #include "py312.h"
@@ -277,4 +278,72 @@ Test(pylayout, live_313_debug_offsets_match_the_table, .timeout = 30)
     at_pylayout_t l;
     rc = at_pylayout_apply_debug(at_pylayout_find(3, 13), d, sizeof d, &l);
     cr_expect_eq(rc, 0, "%s: %d offsets differ from py313.h's (or error)", py, rc);
+}
+
+/* ---- the tables against real interpreters ------------------------------ */
+
+/* Run fixtures/layout_walk.py under `py` with the offsets of `l`: it reads
+ * its own thread state and frames with them (ctypes, as the sampler reads
+ * a target) and compares qualnames and lines with sys._getframe().
+ * Returns its exit status, its output in *out. */
+static int walk_with(const char *py, const at_pylayout_t *l, char **out)
+{
+    char fixture[512];
+    return at_test_shf(out, NULL,
+                       "'%s' '%s' tstate_interp=%d interp_runtime=%d tstate_current_frame=%d "
+                       "tstate_cframe=%d cframe_current_frame=%d iframe_owner=%d iframe_code=%d "
+                       "frame_owned_by_cstack=%d iframe_instr=%d code_code_adaptive=%d "
+                       "sizeof_codeunit=%d code_qualname=%d code_filename=%d iframe_previous=%d 2>&1",
+                       py, tu_fixture("layout_walk.py", fixture, sizeof fixture), l->tstate_interp,
+                       l->interp_runtime, l->tstate_current_frame, l->tstate_cframe,
+                       l->cframe_current_frame, l->iframe_owner, l->iframe_code,
+                       l->frame_owned_by_cstack, l->iframe_instr, l->code_code_adaptive,
+                       l->sizeof_codeunit, l->code_qualname, l->code_filename, l->iframe_previous);
+}
+
+static void check_walk(const char *py, const char *what, int minor)
+{
+    if (!py)
+        cr_skip_test("no %s on this machine: its table's frame walk not run", what);
+    char *out = NULL;
+    int rc = walk_with(py, at_pylayout_find(3, minor), &out);
+    cr_expect_eq(rc, 0, "%s (%s): the 3.%d table does not walk its frames: %s", what, py, minor,
+                 out ? out : "");
+    if (out)
+        out[strcspn(out, "\n")] = '\0';
+    if (rc == 0)
+        at_test_note("%s (%s): frames walked with the 3.%d table: %s", what, py, minor, out);
+    free(out);
+}
+
+Test(pylayout, walks_frames_311_static, .timeout = 30)
+{
+    check_walk(at_test_python("static"), "static-libpython 3.11", 11);
+}
+
+Test(pylayout, walks_frames_311_shared, .timeout = 30)
+{
+    check_walk(at_test_python("shared"), "shared-libpython 3.11", 11);
+}
+
+Test(pylayout, walks_frames_312, .timeout = 30)
+{
+    check_walk(at_layout_find_python("3.12"), "CPython 3.12", 12);
+}
+
+Test(pylayout, walks_frames_313, .timeout = 30)
+{
+    check_walk(at_layout_find_python("3.13"), "CPython 3.13", 13);
+}
+
+/* The walk tells tables apart: 3.12's table on a 3.13 does not pass. */
+Test(pylayout, another_versions_table_does_not_walk, .timeout = 30)
+{
+    const char *py = at_layout_find_python("3.13");
+    if (!py)
+        cr_skip_test("no CPython 3.13 on this machine");
+    char *out = NULL;
+    int rc = walk_with(py, at_pylayout_find(3, 12), &out);
+    cr_expect_neq(rc, 0, "3.12's table walked a 3.13: %s", out ? out : "");
+    free(out);
 }
