@@ -282,38 +282,84 @@ Test(pylayout, live_313_debug_offsets_match_the_table, .timeout = 30)
 
 /* ---- the tables against real interpreters ------------------------------ */
 
-/* Run fixtures/layout_walk.py under `py` with the offsets of `l`: it reads
- * its own thread state and frames with them (ctypes, as the sampler reads
- * a target) and compares qualnames and lines with sys._getframe().
- * Returns its exit status, its output in *out. */
+/* Every field of at_pylayout_t a fixture may use, by name. */
+#define I32(f) { #f, offsetof(at_pylayout_t, f), 4 }
+#define U64(f) { #f, offsetof(at_pylayout_t, f), 8 }
+static const struct {
+    const char *name;
+    size_t off, size;
+} fields[] = {
+    I32(tstate_interp), I32(interp_runtime), I32(interp_modules), I32(tstate_current_frame),
+    I32(tstate_cframe), I32(cframe_current_frame), I32(iframe_owner), I32(iframe_code),
+    I32(frame_owned_by_cstack), I32(iframe_instr), I32(iframe_previous), I32(code_code_adaptive),
+    I32(sizeof_codeunit), I32(code_qualname), I32(code_filename), I32(object_type), I32(var_size),
+    I32(type_name), I32(type_flags), I32(unicode_state), I32(unicode_length),
+    I32(unicode_compact_ascii), I32(sizeof_pyasciiobject), I32(long_lv_tag), I32(long_non_size_bits),
+    I32(long_sign_mask), I32(long_digits), I32(long_shift), I32(module_dict), I32(dict_keys),
+    I32(dict_values), I32(dictkeys_log2_index_bytes), I32(dictkeys_kind), I32(dictkeys_nentries),
+    I32(dictkeys_indices), I32(dict_keys_general), I32(sizeof_dict_key_entry),
+    I32(sizeof_dict_unicode_entry), I32(dictvalues_values), I32(dictvalues_valid),
+    I32(object_managed_dict), I32(object_managed_values), I32(object_inline_values),
+    I32(dorv_values_bit), I32(heaptype_cached_keys), U64(tpflags_managed_dict),
+    U64(tpflags_inline_values),
+};
+#undef I32
+#undef U64
+
+/* Run fixtures/<fixture> under `py` with every field of `l` as NAME=VALUE
+ * arguments (dict_mode too).  Returns its exit status, its output (stdout
+ * and stderr) in *out. */
+static int fixture_with(const char *py, const char *fixture, const at_pylayout_t *l, char **out)
+{
+    char path[512], args[4096];
+    int n = snprintf(args, sizeof args, "dict_mode=%d", (int)l->dict_mode);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *p = (const char *)l + fields[i].off;
+        long long v;
+        if (fields[i].size == 4) {
+            int32_t x;
+            memcpy(&x, p, 4);
+            v = x;
+        } else {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            v = (long long)x;
+        }
+        n += snprintf(args + n, sizeof args - (size_t)n, " %s=%lld", fields[i].name, v);
+        cr_assert_lt((size_t)n, sizeof args, "fixture arguments too long");
+    }
+    return at_test_shf(out, NULL, "'%s' '%s' %s 2>&1", py, tu_fixture(fixture, path, sizeof path), args);
+}
+
 static int walk_with(const char *py, const at_pylayout_t *l, char **out)
 {
-    char fixture[512];
-    return at_test_shf(out, NULL,
-                       "'%s' '%s' tstate_interp=%d interp_runtime=%d tstate_current_frame=%d "
-                       "tstate_cframe=%d cframe_current_frame=%d iframe_owner=%d iframe_code=%d "
-                       "frame_owned_by_cstack=%d iframe_instr=%d code_code_adaptive=%d "
-                       "sizeof_codeunit=%d code_qualname=%d code_filename=%d iframe_previous=%d 2>&1",
-                       py, tu_fixture("layout_walk.py", fixture, sizeof fixture), l->tstate_interp,
-                       l->interp_runtime, l->tstate_current_frame, l->tstate_cframe,
-                       l->cframe_current_frame, l->iframe_owner, l->iframe_code,
-                       l->frame_owned_by_cstack, l->iframe_instr, l->code_code_adaptive,
-                       l->sizeof_codeunit, l->code_qualname, l->code_filename, l->iframe_previous);
+    return fixture_with(py, "layout_walk.py", l, out);
+}
+
+/* The table of 3.`minor` through fixture `what_fixture` under `py`. */
+static void check_fixture(const char *py, const char *what, int minor, const char *fixture)
+{
+    if (!py)
+        cr_skip_test("no %s on this machine: %s not run with its table", what, fixture);
+    char *out = NULL;
+    int rc = fixture_with(py, fixture, at_pylayout_find(3, minor), &out);
+    if (out)
+        out[strcspn(out, "\n")] = '\0';
+    cr_expect_eq(rc, 0, "%s (%s): %s with the 3.%d table: %s", what, py, fixture, minor,
+                 out ? out : "");
+    if (rc == 0)
+        at_test_note("%s (%s): %s with the 3.%d table: %s", what, py, fixture, minor, out);
+    free(out);
 }
 
 static void check_walk(const char *py, const char *what, int minor)
 {
-    if (!py)
-        cr_skip_test("no %s on this machine: its table's frame walk not run", what);
-    char *out = NULL;
-    int rc = walk_with(py, at_pylayout_find(3, minor), &out);
-    cr_expect_eq(rc, 0, "%s (%s): the 3.%d table does not walk its frames: %s", what, py, minor,
-                 out ? out : "");
-    if (out)
-        out[strcspn(out, "\n")] = '\0';
-    if (rc == 0)
-        at_test_note("%s (%s): frames walked with the 3.%d table: %s", what, py, minor, out);
-    free(out);
+    check_fixture(py, what, minor, "layout_walk.py");
+}
+
+static void check_names(const char *py, const char *what, int minor)
+{
+    check_fixture(py, what, minor, "layout_names.py");
 }
 
 Test(pylayout, walks_frames_311_static, .timeout = 30)
@@ -334,6 +380,28 @@ Test(pylayout, walks_frames_312, .timeout = 30)
 Test(pylayout, walks_frames_313, .timeout = 30)
 {
     check_walk(at_layout_find_python("3.13"), "CPython 3.13", 13);
+}
+
+/* Thread names the way tracer/py_names.c finds them: sys.modules,
+ * threading._active, int keys, managed dicts and values. */
+Test(pylayout, reads_thread_names_311_static, .timeout = 30)
+{
+    check_names(at_test_python("static"), "static-libpython 3.11", 11);
+}
+
+Test(pylayout, reads_thread_names_311_shared, .timeout = 30)
+{
+    check_names(at_test_python("shared"), "shared-libpython 3.11", 11);
+}
+
+Test(pylayout, reads_thread_names_312, .timeout = 30)
+{
+    check_names(at_layout_find_python("3.12"), "CPython 3.12", 12);
+}
+
+Test(pylayout, reads_thread_names_313, .timeout = 30)
+{
+    check_names(at_layout_find_python("3.13"), "CPython 3.13", 13);
 }
 
 /* The walk tells tables apart: 3.12's table on a 3.13 does not pass. */
