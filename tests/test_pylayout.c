@@ -300,16 +300,18 @@ static const struct {
     I32(dictkeys_indices), I32(dict_keys_general), I32(sizeof_dict_key_entry),
     I32(sizeof_dict_unicode_entry), I32(dictvalues_values), I32(dictvalues_valid),
     I32(object_managed_dict), I32(object_managed_values), I32(object_inline_values),
-    I32(dorv_values_bit), I32(heaptype_cached_keys), U64(tpflags_managed_dict),
+    I32(dorv_values_bit), I32(heaptype_cached_keys), I32(rt_gil), I32(rt_main_interpreter),
+    I32(interp_gil), I32(interp_ceval_gil), I32(gil_cond), U64(tpflags_managed_dict),
     U64(tpflags_inline_values),
 };
 #undef I32
 #undef U64
 
 /* Run fixtures/<fixture> under `py` with every field of `l` as NAME=VALUE
- * arguments (dict_mode too).  Returns its exit status, its output (stdout
- * and stderr) in *out. */
-static int fixture_with(const char *py, const char *fixture, const at_pylayout_t *l, char **out)
+ * arguments (dict_mode too), `env` ("" or "NAME=VALUE ") before it.
+ * Returns its exit status, its output (stdout and stderr) in *out. */
+static int fixture_env_with(const char *env, const char *py, const char *fixture,
+                            const at_pylayout_t *l, char **out)
 {
     char path[512], args[4096];
     int n = snprintf(args, sizeof args, "dict_mode=%d", (int)l->dict_mode);
@@ -328,7 +330,13 @@ static int fixture_with(const char *py, const char *fixture, const at_pylayout_t
         n += snprintf(args + n, sizeof args - (size_t)n, " %s=%lld", fields[i].name, v);
         cr_assert_lt((size_t)n, sizeof args, "fixture arguments too long");
     }
-    return at_test_shf(out, NULL, "'%s' '%s' %s 2>&1", py, tu_fixture(fixture, path, sizeof path), args);
+    return at_test_shf(out, NULL, "%s'%s' '%s' %s 2>&1", env, py, tu_fixture(fixture, path, sizeof path),
+                       args);
+}
+
+static int fixture_with(const char *py, const char *fixture, const at_pylayout_t *l, char **out)
+{
+    return fixture_env_with("", py, fixture, l, out);
 }
 
 static int walk_with(const char *py, const at_pylayout_t *l, char **out)
@@ -402,6 +410,69 @@ Test(pylayout, reads_thread_names_312, .timeout = 30)
 Test(pylayout, reads_thread_names_313, .timeout = 30)
 {
     check_names(at_layout_find_python("3.13"), "CPython 3.13", 13);
+}
+
+/* The GIL: fixtures/cond_spy.c (preloaded) counts the condition variables
+ * two CPU-bound threads wait on; the one they wait on most must be the
+ * cond the table places (and, 3.12+, where interp->ceval.gil points). */
+static void check_gil(const char *py, const char *what, int minor)
+{
+    if (!py)
+        cr_skip_test("no %s on this machine: its GIL not located", what);
+    char *dir = at_test_tmpdir(), src[512], so[600], *out = NULL;
+    cr_assert(dir, "cannot create a temporary directory");
+    snprintf(so, sizeof so, "%s/cond_spy.so", dir);
+    int rc = at_test_shf(&out, NULL, "cc -shared -fPIC -O2 -o '%s' '%s' -ldl 2>&1", so,
+                         tu_fixture("cond_spy.c", src, sizeof src));
+    cr_assert_eq(rc, 0, "cannot build cond_spy.so: %s", out ? out : "");
+    free(out);
+    char env[700];
+    snprintf(env, sizeof env, "LD_PRELOAD='%s' ", so);
+    rc = fixture_env_with(env, py, "layout_gil.py", at_pylayout_find(3, minor), &out);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(dir);
+    cr_assert_eq(rc, 0, "%s (%s): layout_gil.py failed: %s", what, py, out ? out : "");
+    unsigned long long expect = 0, best = 0, addr;
+    long best_n = -1, n, expect_n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (sscanf(line, "expect %llx", &expect) == 1)
+            continue;
+        if (sscanf(line, "cond %llx %ld", &addr, &n) == 2) {
+            if (n > best_n)
+                best = addr, best_n = n;
+            if (addr == expect)
+                expect_n = n;
+        }
+    }
+    free(out);
+    cr_assert_neq(expect, 0, "%s: layout_gil.py printed no expected address", what);
+    cr_expect_gt(expect_n, 0, "%s: nobody waited on %#llx, the cond the 3.%d table places", what,
+                 expect, minor);
+    cr_expect_eq(best, expect, "%s: the most waited-on cond is %#llx (%ld waits), the table says %#llx",
+                 what, best, best_n, expect);
+    at_test_note("%s (%s): the GIL's cond at %#llx, as the 3.%d table says: %ld waits", what, py,
+                 expect, minor, expect_n);
+}
+
+Test(pylayout, gil_is_where_the_table_says_311_static, .timeout = 60)
+{
+    check_gil(at_test_python("static"), "static-libpython 3.11", 11);
+}
+
+Test(pylayout, gil_is_where_the_table_says_311_shared, .timeout = 60)
+{
+    check_gil(at_test_python("shared"), "shared-libpython 3.11", 11);
+}
+
+Test(pylayout, gil_is_where_the_table_says_312, .timeout = 60)
+{
+    check_gil(at_layout_find_python("3.12"), "CPython 3.12", 12);
+}
+
+Test(pylayout, gil_is_where_the_table_says_313, .timeout = 60)
+{
+    check_gil(at_layout_find_python("3.13"), "CPython 3.13", 13);
 }
 
 /* The walk tells tables apart: 3.12's table on a 3.13 does not pass. */
