@@ -301,7 +301,10 @@ static const struct {
     I32(sizeof_dict_unicode_entry), I32(dictvalues_values), I32(dictvalues_valid),
     I32(object_managed_dict), I32(object_managed_values), I32(object_inline_values),
     I32(dorv_values_bit), I32(heaptype_cached_keys), I32(rt_gil), I32(rt_main_interpreter),
-    I32(interp_gil), I32(interp_ceval_gil), I32(gil_cond), U64(tpflags_managed_dict),
+    I32(interp_gil), I32(interp_ceval_gil), I32(gil_cond), I32(rt_interpreters_head),
+    I32(rt_interpreters_main), I32(interp_next), I32(interp_id), I32(interp_tstate_head),
+    I32(tstate_prev), I32(tstate_next), I32(tstate_thread_id), I32(tstate_native_thread_id),
+    I32(rt_audit_hook_head), I32(audit_entry_next), I32(audit_entry_hook), U64(tpflags_managed_dict),
     U64(tpflags_inline_values),
 };
 #undef I32
@@ -410,6 +413,27 @@ Test(pylayout, reads_thread_names_312, .timeout = 30)
 Test(pylayout, reads_thread_names_313, .timeout = 30)
 {
     check_names(at_layout_find_python("3.13"), "CPython 3.13", 13);
+}
+
+/* _PyRuntime, the interpreter, its threads and the audit hook list. */
+Test(pylayout, finds_runtime_threads_and_hooks_311_static, .timeout = 30)
+{
+    check_fixture(at_test_python("static"), "static-libpython 3.11", 11, "layout_runtime.py");
+}
+
+Test(pylayout, finds_runtime_threads_and_hooks_311_shared, .timeout = 30)
+{
+    check_fixture(at_test_python("shared"), "shared-libpython 3.11", 11, "layout_runtime.py");
+}
+
+Test(pylayout, finds_runtime_threads_and_hooks_312, .timeout = 30)
+{
+    check_fixture(at_layout_find_python("3.12"), "CPython 3.12", 12, "layout_runtime.py");
+}
+
+Test(pylayout, finds_runtime_threads_and_hooks_313, .timeout = 30)
+{
+    check_fixture(at_layout_find_python("3.13"), "CPython 3.13", 13, "layout_runtime.py");
 }
 
 /* The GIL: fixtures/cond_spy.c (preloaded) counts the condition variables
