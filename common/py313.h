@@ -17,9 +17,9 @@
  *     table here (it is untrusted memory: check the cookie, the version
  *     and every offset against the struct sizes it also gives).
  *   - _PyCFrame is gone: tstate->current_frame points at the frame.
- *   - _PyInterpreterFrame.f_code became f_executable (a PyObject *: a
- *     code object, or None for a shim frame; check the type before using
- *     it as code) and prev_instr became instr_ptr, which points AT the
+ *   - _PyInterpreterFrame.f_code became f_executable (a PyObject *,
+ *     "code object or None" says pycore_frame.h: check the type before
+ *     using it as code) and prev_instr became instr_ptr, which points AT the
  *     instruction executing (or about to start), not at the code unit
  *     before it: the line is that of instr_ptr, not of prev_instr + 1.
  *   - PyInterpreterState starts with struct _ceval_state, so most of its
