@@ -9,7 +9,10 @@
  * (pyenv, shared); tests/test_py311.c re-derives every one of them from
  * the installed headers with offsetof() so a drift fails the build of the
  * tests, and the readers check them at run time (interp->runtime must
- * point back at _PyRuntime) before trusting them.
+ * point back at _PyRuntime) before trusting them.  py312.h and py313.h
+ * hold the same facts for 3.12 and 3.13 (AT312_/AT313_ + the same
+ * suffix), pylayout.h one table per version built from all three, and
+ * docs/VERSIONS.md what changed.
  */
 #ifndef AT_PY311_H
 #define AT_PY311_H
