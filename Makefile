@@ -29,7 +29,8 @@ SHIM_LIBS     = -ldl -lpthread
 
 COMMON_SRC = $(wildcard common/*.c)
 SHIM_SRC   = $(wildcard preload/*.c)
-TRACER_SRC = $(filter-out tracer/main.c,$(wildcard tracer/*.c))
+# tracer/ is in rooms (tracer/README.md): every tracer/*/*.c but the entry
+TRACER_SRC = $(filter-out tracer/cli/main.c,$(wildcard tracer/*/*.c))
 PROBE_SRC  = $(wildcard probes/*.bpf.c)
 UNIT_SRC   = $(wildcard tests/test_*.c)
 
@@ -45,7 +46,7 @@ $(BUILD)/libarchtrace.so: $(SHIM_OBJ) preload/exports.map
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -shared $(SANITIZE) -Wl,--version-script=preload/exports.map -Wl,-z,nodelete -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
 
-$(BUILD)/archtrace: $(BUILD)/obj/tracer/main.o $(TRACER_OBJ)
+$(BUILD)/archtrace: $(BUILD)/obj/tracer/cli/main.o $(TRACER_OBJ)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(SANITIZE) -o $@ $^ $(TRACER_LIBS)
 

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bpf.h"
+#include "bpf/ebpf.h"
 #include "testlib.h"
 
 /* ---- unit: USDT arguments --------------------------------------------------- */

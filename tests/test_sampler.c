@@ -15,9 +15,9 @@
 #include <sys/file.h>
 
 #include "fixtures/testutil.h"
-#include "cmd_sample.h"
-#include "sampler.h"
-#include "stacks.h"
+#include "cli/cmd_sample.h"
+#include "remote/sampler.h"
+#include "session/stacks.h"
 
 /* A measurement worth seeing in every run (tools/run_tests.sh shows
  * "[----]" lines; cr_log_warn would fail the run, cr_log_info needs
