@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bpf/ebpf.h"
+#include "report/report_features.h"
 #include "testlib.h"
 
 /* ---- unit: USDT arguments --------------------------------------------------- */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "archtrace.skel.h"
+#include "remote/py_names.h"
 #include "remote/py_proc.h"
 #include "session/session.h"
 #include "session/stacks.h"

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "session/attached.h"
+#include "remote/attached.h"
 #include "bpf/ebpf.h"
 #include "session/meta.h"
 #include "out/progress.h"

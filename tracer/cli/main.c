@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "report/report.h"
 #include "cli/run.h"
+#include "session/launch.h"
 
 #define AT_VERSION "0.1.0"
 
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
 {
     at_options_t o;
     char err[256] = "";
-    at_run_note_signals();
+    at_launch_note_signals();
     int rc = at_cli_parse(argc, argv, &o, err, sizeof(err));
     if (rc == 1) {
         fputs(at_cli_usage(), stdout);

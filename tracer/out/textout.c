@@ -94,3 +94,14 @@ void at_text_heading(FILE *out, const char *title)
     else
         fprintf(out, "\n%s\n", title);
 }
+
+const char *at_errstr(int err)
+{
+    static __thread char buf[128];
+    char tmp[128];
+    const char *s = strerror_r(err < 0 ? -err : err, tmp, sizeof tmp);
+    snprintf(buf, sizeof buf, "%s", s);
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}

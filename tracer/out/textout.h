@@ -26,4 +26,8 @@ int at_text_color(FILE *out);
 /* A section heading, bold on a colour terminal. */
 void at_text_heading(FILE *out, const char *title);
 
+/* strerror(err) in lowercase for archtrace's messages ("operation not
+ * permitted"); err may be negative.  Thread-local buffer. */
+const char *at_errstr(int err);
+
 #endif

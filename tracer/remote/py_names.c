@@ -282,3 +282,14 @@ const char *at_py_thread_name_of(const at_py_thread_name_t *names, int n, uint32
             return names[i].name;
     return NULL;
 }
+
+int at_thread_names_read(at_thread_names_t *t, at_py_proc_t *p, uint64_t now_ns)
+{
+    at_py_thread_name_t got[64];
+    t->read_ns = now_ns;
+    int n = at_py_thread_names_cached(p, &t->active, got, 64);
+    for (int i = 0; i < n; i++)
+        if (at_thread_names_set(t, got[i].tid, got[i].name) < 0)
+            return -ENOMEM;
+    return n;
+}

@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 #include "remote/py_proc.h"
-
-#define AT_PY_NAME_MAX 64   /* bytes kept of a name, NUL included (UTF-8) */
+#include "session/thread_names.h"   /* AT_PY_NAME_MAX, and where names are kept */
 
 typedef struct at_py_thread_name {
     uint32_t tid;                 /* OS thread id (native_thread_id)       */
@@ -36,5 +35,9 @@ int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_nam
 
 /* The name of thread tid in names[0..n), or NULL. */
 const char *at_py_thread_name_of(const at_py_thread_name_t *names, int n, uint32_t tid);
+
+/* Read the target's names (see at_py_thread_names) and keep them.
+ * Returns how many were read, or -errno. */
+int at_thread_names_read(at_thread_names_t *t, at_py_proc_t *p, uint64_t now_ns);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* py_proc.c - locate _PyRuntime and Py_Version in a running process (see py_proc.h). */
 #include "remote/py_proc.h"
+#include "out/textout.h"
 
 #include <ctype.h>
 #include <errno.h>

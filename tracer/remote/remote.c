@@ -230,17 +230,6 @@ int at_remote_read_u64(at_remote_t *r, uint64_t addr, uint64_t *out)
     return at_remote_read(r, addr, out, sizeof *out);
 }
 
-const char *at_errstr(int err)
-{
-    static __thread char buf[128];
-    char tmp[128];
-    const char *s = strerror_r(err < 0 ? -err : err, tmp, sizeof tmp);
-    snprintf(buf, sizeof buf, "%s", s);
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
-}
-
 const char *at_remote_permission_hint(void)
 {
     return "run archtrace as root, or set kernel.yama.ptrace_scope=0, "

@@ -49,10 +49,6 @@ int at_remote_read_u64(at_remote_t *r, uint64_t addr, uint64_t *out);
  * refused, for messages after -EPERM. */
 const char *at_remote_permission_hint(void);
 
-/* strerror(err) in lowercase for archtrace's messages ("operation not
- * permitted"); err may be negative.  Thread-local buffer. */
-const char *at_errstr(int err);
-
 /* Little helpers to pick fields out of a block read in one go. */
 static inline uint64_t at_get_u64(const void *block, size_t off)
 {

@@ -9,6 +9,8 @@
  * and samples every attached process on each tick.
  */
 #include "remote/sampler.h"
+#include "remote/py_names.h"
+#include "out/textout.h"
 
 #include <dirent.h>
 #include <errno.h>

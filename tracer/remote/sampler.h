@@ -3,7 +3,7 @@
  *
  * at_target_t is one sampled process: its interpreter, walker, optional
  * native unwinder and aggregated stacks.  The public sampler of `run`
- * (at_sampler_start/stop in stacks.h) and the dump/record commands are
+ * (at_sampler_start/stop below) and the dump/record commands are
  * built from these pieces.
  */
 #ifndef AT_SAMPLER_H
@@ -61,6 +61,16 @@ void at_target_finish(at_target_t *t, double rate_hz);
 /* Record in t's stacks how the pace waited between samples. */
 void at_target_note_waits(at_target_t *t, const at_pace_t *p);
 
+/* ---- the sampler of `archtrace run` ----------------------------------- */
 
+typedef struct at_sampler at_sampler_t;
+
+/* Start a thread (signals blocked) that samples every Python process of
+ * the session: those that create <pid>.seg in session_dir, and root_pid
+ * once it runs Python.  NULL + errno on failure. */
+at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at_options_t *o);
+/* Stop and join it, write <session_dir>/<pid>.stacks for each process,
+ * free everything.  NULL is accepted. */
+void at_sampler_stop(at_sampler_t *s);
 
 #endif

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "out/progress.h"
-#include "remote/remote.h"
 #include "session/session.h"
 #include "session/stacks.h"
 #include "out/textout.h"

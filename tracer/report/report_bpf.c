@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* report_bpf.c - the eBPF recording of one process (<pid>.bpf) as text, JSON and Chrome events. */
-#include "bpf/ebpf.h"
+#include "session/bpf_data.h"
+#include "report/report_features.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -33,6 +33,15 @@ AT_WEAK int at_imports_report_text(const char *dir, pid_t pid, FILE *out, const 
 AT_WEAK int at_imports_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_imports_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 
+/* <pid>.bpf (an eBPF recording).  The "bpf" key's value:
+ *   {"attached_ns", "probes": {"gil": "...", ...}, "unavailable": [...],
+ *    "gil": {"threads": [{"tid","wait_ns","waits","calls","timeouts",
+ *            "max_wait_ns","wait_fraction"}], "wait_ratio"},
+ *    "imports": [{"module","cumulative_us","self_us","tid","depth","found",
+ *            "start_ns"}],
+ *    "gc": {"runs","total_us","collected","by_generation":[...]},
+ *    "stacks": {"rate_hz","samples","lost","top":[{"thread","gil","frames","count"}]},
+ *    "dropped": {...}} */
 AT_WEAK int at_bpf_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
 AT_WEAK int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);

@@ -19,7 +19,7 @@
  * The reader trusts nothing: every number is parsed strictly, every
  * table is bounded by the same caps as the writer.
  */
-#include "bpf/ebpf.h"
+#include "session/bpf_data.h"
 
 #include <errno.h>
 #include <inttypes.h>

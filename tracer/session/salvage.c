@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "alloc_format.h"
-#include "bpf/ebpf.h"
+#include "session/bpf_data.h"
 #include "gil_format.h"
 #include "imports_format.h"
 #include "session/meta.h"

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "remote/remote.h"
 #include "session/session.h"
 #include "out/textout.h"
 #include "session/tsv.h"

@@ -130,16 +130,4 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
 int at_stacks_write_collapsed(const char *dir, FILE *out, const at_options_t *o);
 int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *o);
 
-/* ---- the sampler of `archtrace run` ----------------------------------- */
-
-typedef struct at_sampler at_sampler_t;
-
-/* Start a thread (signals blocked) that samples every Python process of
- * the session: those that create <pid>.seg in session_dir, and root_pid
- * once it runs Python.  NULL + errno on failure. */
-at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at_options_t *o);
-/* Stop and join it, write <session_dir>/<pid>.stacks for each process,
- * free everything.  NULL is accepted. */
-void at_sampler_stop(at_sampler_t *s);
-
 #endif

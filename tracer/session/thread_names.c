@@ -66,17 +66,6 @@ int at_thread_names_due(const at_thread_names_t *t, uint64_t now_ns)
     return since >= AT_THREAD_NAMES_NEW_NS ? AT_NAMES_IF_NEW_THREAD : AT_NAMES_NOT_DUE;
 }
 
-int at_thread_names_read(at_thread_names_t *t, at_py_proc_t *p, uint64_t now_ns)
-{
-    at_py_thread_name_t got[64];
-    t->read_ns = now_ns;
-    int n = at_py_thread_names_cached(p, &t->active, got, 64);
-    for (int i = 0; i < n; i++)
-        if (at_thread_names_set(t, got[i].tid, got[i].name) < 0)
-            return -ENOMEM;
-    return n;
-}
-
 const char *at_thread_names_label(const at_thread_names_t *t, uint32_t tid, char *buf, size_t n)
 {
     const char *name = at_thread_names_get(t, tid);

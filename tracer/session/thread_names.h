@@ -8,9 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "remote/py_names.h"
-#include "remote/py_proc.h"
 
+#define AT_PY_NAME_MAX 64         /* bytes kept of a name, NUL included (UTF-8) */
 #define AT_THREAD_NAMES_MAX 512   /* threads named; later ones stay bare */
 
 #define AT_THREAD_NAMES_EVERY_NS 1000000000ull /* re-read the names this often   */
@@ -46,9 +45,6 @@ void at_thread_names_looked_up(at_thread_names_t *t, uint32_t tid);
  * a running thread is not known: a short-lived thread would end before
  * the next reading), else AT_NAMES_NOT_DUE.  Cheap: no lookups. */
 int at_thread_names_due(const at_thread_names_t *t, uint64_t now_ns);
-/* Read the target's names (see at_py_thread_names) and keep them.
- * Returns how many were read, or -errno. */
-int at_thread_names_read(at_thread_names_t *t, at_py_proc_t *p, uint64_t now_ns);
 /* "thread TID" or "thread TID "NAME"" into buf. */
 const char *at_thread_names_label(const at_thread_names_t *t, uint32_t tid, char *buf, size_t n);
 /* The file lines ("tname\tTID\tNAME", escaped) and reading one back

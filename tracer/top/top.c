@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/run.h"
+#include "session/launch.h"
 #include "remote/sampler.h"
 #include "out/textout.h"
 
@@ -40,7 +40,7 @@
 typedef struct top {
     const at_options_t *o;
     at_top_model_t *model;
-    at_run_child_t child;      /* the COMMAND, when started               */
+    at_launch_t child;      /* the COMMAND, when started               */
     int started;               /* we started it                           */
     int exited;                /* it exited (status below)                */
     int status;
@@ -197,7 +197,7 @@ static void reap(top_t *t)
     pid_t r = waitpid(t->child.pid, &st, WNOHANG);
     if (r == t->child.pid || (r < 0 && errno == ECHILD)) {
         t->exited = 1;
-        t->status = r == t->child.pid ? at_run_exit_status(st) : AT_EXIT_FAILED;
+        t->status = r == t->child.pid ? at_launch_exit_status(st) : AT_EXIT_FAILED;
     } else if (t->kill_at_ns && at_now_ns() >= t->kill_at_ns) {
         child_signal(t, SIGKILL);
         t->kill_at_ns = UINT64_MAX;
@@ -397,7 +397,7 @@ static int start_command(top_t *t)
         fprintf(stderr, "archtrace: cannot create a file for the command's output: %s\n", at_errstr(errno));
         return AT_EXIT_FAILED;
     }
-    int rc = at_run_start(t->o, "top", t->output ? fileno(t->output) : -1, &t->child);
+    int rc = at_launch_start(t->o, "top", t->output ? fileno(t->output) : -1, &t->child);
     if (rc)
         return rc;
     t->started = 1;
@@ -409,7 +409,7 @@ static int start_command(top_t *t)
         while (waitpid(t->child.pid, &st, 0) < 0 && errno == EINTR)
             ;
         t->exited = 1;
-        t->status = at_run_exit_status(st);
+        t->status = at_launch_exit_status(st);
         return -1;
     }
     return 0;
@@ -420,9 +420,9 @@ static int start_command(top_t *t)
 static int finish(top_t *t)
 {
     if (t->started) {
-        at_run_close(&t->child, t->status);
+        at_launch_close(&t->child, t->status);
         at_top_model_stop(t->model, t->o->output_dir ? t->child.dir : NULL);
-        at_run_cleanup(t->o, &t->child);
+        at_launch_cleanup(t->o, &t->child);
     } else {
         at_top_model_stop(t->model, NULL);
     }

@@ -22,6 +22,7 @@
  * is simply shown as it was at the previous refresh.
  */
 #include "top/top.h"
+#include "out/textout.h"
 
 #include <dirent.h>
 #include <errno.h>

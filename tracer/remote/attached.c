@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "session/attached.h"
+#include "remote/attached.h"
 #include "remote/py_proc.h"
 #include "segment_format.h"
 #include "session/session.h"
