@@ -17,6 +17,7 @@
 #include "fixtures/testutil.h"
 #include "cli/cmd_sample.h"
 #include "remote/sampler.h"
+#include "report/report_features.h"
 #include "session/stacks.h"
 
 /* A measurement worth seeing in every run (tools/run_tests.sh shows

@@ -5,6 +5,7 @@
 
 #include "fixtures/testutil.h"
 #include "report/flamegraph.h"
+#include "report/report_features.h"
 #include "session/stacks.h"
 
 #define PID 4242

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "out/progress.h"
+#include "report/report_features.h"
 #include "session/session.h"
 #include "session/stacks.h"
 #include "out/textout.h"

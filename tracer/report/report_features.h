@@ -46,6 +46,9 @@ AT_WEAK int at_bpf_report_text(const char *dir, pid_t pid, FILE *out, const at_o
 AT_WEAK int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 
+/* Whether a stack is shown: idle ones only with --idle. */
+struct at_stack_view;
+int at_stacks_included(const struct at_stack_view *v, const at_options_t *o);
 AT_WEAK int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
 AT_WEAK int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_stacks_write_collapsed(const char *dir, FILE *out, const at_options_t *o);

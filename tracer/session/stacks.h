@@ -23,8 +23,6 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "json.h"
-#include "cli/options.h"
 #include "session/thread_names.h"
 
 /* ---- symbols: (kind, function, file) interned to small ids ------------ */
@@ -90,6 +88,13 @@ at_symtab_t *at_stacks_symtab(at_stacks_t *s);
 at_stacks_meta_t *at_stacks_meta(at_stacks_t *s);
 /* Threading names of the threads (saved with the stacks). */
 at_thread_names_t *at_stacks_names(at_stacks_t *s);
+/* Read-only views for renderers: the same, through a const pointer. */
+const at_symtab_t *at_stacks_syms(const at_stacks_t *s);
+const at_stacks_meta_t *at_stacks_info(const at_stacks_t *s);
+const at_thread_names_t *at_stacks_thread_names(const at_stacks_t *s);
+/* Distinct stacks kept, and frames stored over all of them. */
+size_t at_stacks_count(const at_stacks_t *s);
+size_t at_stacks_frame_count(const at_stacks_t *s);
 /* "thread TID" or "thread TID "NAME"". */
 const char *at_stacks_thread_label(const at_stacks_t *s, uint32_t tid, char *buf, size_t n);
 /* Count `count` samples of thread `tid` with frames[0..n) root first.
@@ -117,17 +122,10 @@ int at_stacks_next(const at_stacks_t *s, size_t *cursor, at_stack_view_t *v);
 /* "func (file:line)" for one frame, into buf. */
 const char *at_stacks_frame_label(const at_stacks_t *s, const at_frame_t *f, char *buf, size_t n);
 
-/* ---- reports over a session directory (see report_features.h) -------- */
+/* ---- the session's stacks files ----------------------------------------- */
 
 /* The pids with a <pid>.stacks in dir, ascending, at most cap: the count
  * or -errno. */
 int at_stacks_list(const char *dir, pid_t *pids, int cap);
-/* Whether a stack is shown: idle ones only with --idle. */
-int at_stacks_included(const at_stack_view_t *v, const at_options_t *o);
-
-int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
-int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
-int at_stacks_write_collapsed(const char *dir, FILE *out, const at_options_t *o);
-int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *o);
 
 #endif
