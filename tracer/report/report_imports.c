@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* report_imports.c - read <pid>.imports and render the import chains:
+/* report_imports.c - render the imports model (session/imports_model.h):
  * an indented tree (like -X importtime, with finder -> loader on each
- * line) and a summary of the finders and loaders, JSON, Chrome slices.
- *
- * The file is read whole, checked (at_imports_decode) and used in place:
- * every string is an (offset, length) into its arena, validated once.
+ * line where the shim saw them) and a summary of the finders and loaders,
+ * JSON, Chrome slices.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,137 +12,13 @@
 #include "report/chrome.h"
 #include "imports_format.h"
 #include "report/report_features.h"
+#include "session/imports_model.h"
 #include "session/session.h"
 #include "out/textout.h"
 
 #define TEXT_MAX_LINES 1000   /* tree lines printed; the rest: --json      */
 #define MODULE_COLUMN  40     /* indent + module name, padded to this      */
-#define MAX_FILE_SIZE  (64u << 20)
 #define COUNT_MAX      64     /* distinct finders/loaders counted          */
-
-/* ---- decoding --------------------------------------------------------- */
-
-static int fail(char *why, size_t n, const char *fmt, unsigned long a, unsigned long b)
-{
-    snprintf(why, n, fmt, a, b);
-    return -EINVAL;
-}
-
-static int str_ok(at_imp_str_t s, uint32_t arena_used)
-{
-    if (s.off == AT_IMP_NONE)
-        return s.len == 0;
-    return s.off <= arena_used && s.len <= arena_used - s.off;
-}
-
-static int header_check(const at_imp_header_t *h, size_t size, char *why, size_t n)
-{
-    if (size < sizeof(*h))
-        return fail(why, n, "truncated: %lu bytes, the header alone needs %lu", size, sizeof(*h));
-    if (h->magic != AT_IMP_MAGIC)
-        return fail(why, n, "not an imports file (magic %#lx, expected %#lx)", h->magic, AT_IMP_MAGIC);
-    if (h->version != AT_IMP_VERSION)
-        return fail(why, n, "format version %lu, this archtrace reads version %lu", h->version,
-                    AT_IMP_VERSION);
-    if (h->header_size != sizeof(*h) || h->record_size != sizeof(at_imp_record_t))
-        return fail(why, n, "layout mismatch: header %lu bytes, record %lu bytes", h->header_size,
-                    h->record_size);
-    if (!h->capacity || h->capacity > (1u << 24) || h->arena_size > (1u << 30))
-        return fail(why, n, "implausible capacity %lu or arena size %lu", h->capacity, h->arena_size);
-    size_t want = at_imp_file_size(h->capacity, h->arena_size);
-    if (size != want)
-        return fail(why, n, "truncated or padded: %lu bytes, expected %lu", size, want);
-    if (h->count > h->capacity)
-        return fail(why, n, "corrupt: %lu records in a table of %lu", h->count, h->capacity);
-    if (h->arena_used > h->arena_size)
-        return fail(why, n, "corrupt: %lu string bytes in an arena of %lu", h->arena_used, h->arena_size);
-    return 0;
-}
-
-static int record_check(const at_imp_record_t *rec, uint32_t i, uint32_t arena_used, char *why, size_t n)
-{
-    const at_imp_record_t *r = &rec[i];
-    const at_imp_str_t strs[] = { r->module, r->parent, r->finder, r->path_finder, r->path_entry,
-                                  r->loader, r->origin, r->error, r->consulted };
-    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
-        if (!str_ok(strs[k], arena_used))
-            return fail(why, n, "corrupt: record %lu string %lu points outside the arena", i, k);
-    if (r->enclosing != AT_IMP_NONE) {
-        if (r->enclosing >= i)
-            return fail(why, n, "corrupt: record %lu is enclosed by later record %lu", i, r->enclosing);
-        const at_imp_record_t *up = &rec[r->enclosing];
-        if (up->tid != r->tid || up->depth + 1 != r->depth)
-            return fail(why, n, "corrupt: record %lu does not nest in record %lu", i, r->enclosing);
-    }
-    if ((r->flags & AT_IMP_F_DONE) &&
-        (r->end_ns < r->start_ns || r->children_ns > r->end_ns - r->start_ns))
-        return fail(why, n, "corrupt: record %lu has inconsistent times (children %lu ns)", i,
-                    r->children_ns);
-    return 0;
-}
-
-int at_imports_decode(const void *raw, size_t size, at_imp_view_t *v, char *why, size_t why_size)
-{
-    const at_imp_header_t *h = raw;
-    snprintf(why, why_size, "ok");
-    if (!raw)
-        return fail(why, why_size, "no data", 0, 0);
-    int rc = header_check(h, size, why, why_size);
-    if (rc < 0)
-        return rc;
-    v->h = h;
-    v->rec = (const at_imp_record_t *)((const char *)raw + sizeof(*h));
-    v->arena = (const char *)(v->rec + h->capacity);
-    for (uint32_t i = 0; i < h->count; i++)
-        if ((rc = record_check(v->rec, i, h->arena_used, why, why_size)) < 0)
-            return rc;
-    return 0;
-}
-
-static int read_all(FILE *f, void **buf, size_t *size)
-{
-    struct stat st;
-    if (fstat(fileno(f), &st) < 0)
-        return -errno;
-    if (st.st_size < 0 || (unsigned long long)st.st_size > MAX_FILE_SIZE)
-        return -EFBIG;
-    *size = (size_t)st.st_size;
-    *buf = malloc(*size ? *size : 1);
-    if (!*buf)
-        return -ENOMEM;
-    if (fread(*buf, 1, *size, f) != *size) {
-        free(*buf);
-        *buf = NULL;
-        return -EIO;
-    }
-    return 0;
-}
-
-int at_imports_load(const char *dir, int pid, void **buf, at_imp_view_t *v)
-{
-    *buf = NULL;
-    FILE *f = at_session_open_file(dir, (pid_t)pid, AT_IMP_SUFFIX);
-    if (!f) {
-        int e = errno;
-        if (e != ENOENT)
-            fprintf(stderr, "archtrace: cannot open %d.%s: %s\n", pid, AT_IMP_SUFFIX, strerror(e));
-        return -e;
-    }
-    size_t size = 0;
-    int rc = read_all(f, buf, &size);
-    fclose(f);
-    char why[160];
-    if (rc < 0) {
-        fprintf(stderr, "archtrace: cannot read %d.%s: %s\n", pid, AT_IMP_SUFFIX, strerror(-rc));
-        return rc;
-    }
-    if ((rc = at_imports_decode(*buf, size, v, why, sizeof(why))) < 0) {
-        fprintf(stderr, "archtrace: %d.%s rejected: %s\n", pid, AT_IMP_SUFFIX, why);
-        free(*buf);
-        *buf = NULL;
-    }
-    return rc;
-}
 
 /* ---- record helpers ------------------------------------------------- */
 
@@ -395,8 +269,9 @@ static void print_slowest(FILE *out, const at_imp_view_t *v, int top_n)
     free(top);
 }
 
-static void print_heading(FILE *out, const at_imp_view_t *v, pid_t pid)
+static void print_heading(FILE *out, const at_imports_model_t *m, pid_t pid)
 {
+    const at_imp_view_t *v = &m->v;
     unsigned ok = 0, failed = 0, open = 0, tl_threads;
     double top_us = 0;
     uint32_t tids[64];
@@ -419,6 +294,8 @@ static void print_heading(FILE *out, const at_imp_view_t *v, pid_t pid)
     if (v->h->start_phase == AT_IMP_PHASE_RUN)
         fprintf(out, " (start-up imports not seen)");
     fputc('\n', out);
+    if (!m->chains)
+        fprintf(out, "(%s: module loads, their times and nesting; finders and loaders are not seen)\n", m->source);
     if (v->h->dropped_records || v->h->dropped_strings)
         fprintf(out, "warning: %llu imports and %llu strings dropped (tables full)\n",
                 (unsigned long long)v->h->dropped_records, (unsigned long long)v->h->dropped_strings);
@@ -426,19 +303,19 @@ static void print_heading(FILE *out, const at_imp_view_t *v, pid_t pid)
 
 int at_imports_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o)
 {
-    void *buf;
-    at_imp_view_t v;
-    int rc = at_imports_load(dir, (int)pid, &buf, &v);
+    at_imports_model_t m;
+    int rc = at_imports_model_load(dir, pid, &m);
     if (rc < 0)
         return rc;
     fputc('\n', out);
-    print_heading(out, &v, pid);
-    if (v.h->count) {
-        print_tree(out, &v, pid);
-        print_summary(out, &v);
-        print_slowest(out, &v, o ? o->top_n : 5);
+    print_heading(out, &m, pid);
+    if (m.v.h->count) {
+        print_tree(out, &m.v, pid);
+        if (m.chains)
+            print_summary(out, &m.v);
+        print_slowest(out, &m.v, o ? o->top_n : 5);
     }
-    free(buf);
+    at_imports_model_free(&m);
     return 0;
 }
 
@@ -473,11 +350,13 @@ static void json_times(at_json_t *j, const at_imp_view_t *v, const at_imp_record
                       r->start_ns >= v->h->t0_ns ? (double)(r->start_ns - v->h->t0_ns) / 1e3 : 0);
 }
 
-static void json_record(at_json_t *j, const at_imp_view_t *v, uint32_t i)
+static void json_record(at_json_t *j, const at_imports_model_t *m, uint32_t i)
 {
+    const at_imp_view_t *v = &m->v;
     const at_imp_record_t *r = &v->rec[i];
     at_json_obj_begin(j);
     json_sv(j, "module", str_of(v, r->module));
+    at_json_kv_str(j, "source", m->source);
     json_sv(j, "parent", str_of(v, r->parent));
     json_sv(j, "finder", str_of(v, r->finder));
     json_sv(j, "path_finder", str_of(v, r->path_finder));
@@ -508,16 +387,15 @@ static void json_record(at_json_t *j, const at_imp_view_t *v, uint32_t i)
 int at_imports_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     (void)o;
-    void *buf;
-    at_imp_view_t v;
-    int rc = at_imports_load(dir, (int)pid, &buf, &v);
+    at_imports_model_t m;
+    int rc = at_imports_model_load(dir, pid, &m);
     if (rc < 0)
         return rc;
     at_json_arr_begin(j);
-    for (uint32_t i = 0; i < v.h->count; i++)
-        json_record(j, &v, i);
+    for (uint32_t i = 0; i < m.v.h->count; i++)
+        json_record(j, &m, i);
     at_json_arr_end(j);
-    free(buf);
+    at_imports_model_free(&m);
     return 0;
 }
 
@@ -552,11 +430,11 @@ static void chrome_import_tracks(at_json_t *j, const at_imp_view_t *v, pid_t pid
 int at_imports_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     (void)o;
-    void *buf;
-    at_imp_view_t v;
-    int rc = at_imports_load(dir, (int)pid, &buf, &v);
+    at_imports_model_t m;
+    int rc = at_imports_model_load(dir, pid, &m);
     if (rc < 0)
         return rc;
+    const at_imp_view_t v = m.v;
     chrome_import_tracks(j, &v, pid);
     for (uint32_t i = 0; i < v.h->count; i++) {
         const at_imp_record_t *r = &v.rec[i];
@@ -573,6 +451,7 @@ int at_imports_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options
         at_json_key(j, "args");
         at_json_obj_begin(j);
         at_json_kv_uint(j, "thread", r->tid);
+        at_json_kv_str(j, "source", m.source);
         json_sv(j, "finder", str_of(&v, r->finder));
         json_sv(j, "path_finder", str_of(&v, r->path_finder));
         json_sv(j, "loader", str_of(&v, r->loader));
@@ -583,6 +462,6 @@ int at_imports_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options
         at_json_obj_end(j);
         at_json_obj_end(j);
     }
-    free(buf);
+    at_imports_model_free(&m);
     return 0;
 }

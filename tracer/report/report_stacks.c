@@ -349,6 +349,8 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
     if ((rc = summarize(s, o, &sum)) == 0) {
         const at_stacks_meta_t *m = at_stacks_info(s);
         at_json_obj_begin(j);
+        /* eBPF's perf_event sampler is the only on-CPU one */
+        at_json_kv_str(j, "source", m->on_cpu ? "ebpf" : "sampler");
         at_json_kv_double(j, "rate_hz", m->rate_hz);
         at_json_kv_double(j, "achieved_hz", achieved_hz(m));
         at_json_kv_str(j, "clock", m->on_cpu ? "cpu" : "wall");
