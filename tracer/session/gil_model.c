@@ -319,3 +319,34 @@ uint64_t at_gil_model_timeline_dropped(const at_gil_model_t *m)
 {
     return m->h.ring_written > m->h.ring_cap ? m->h.ring_written - m->h.ring_cap : 0;
 }
+
+/* ---- the live tables, for top -------------------------------------------- */
+
+void *at_gil_live_read(const char *dir, pid_t pid)
+{
+    FILE *f = at_session_open_file(dir, pid, "gil");
+    if (!f)
+        return NULL;
+    struct stat st;
+    size_t want = sizeof(at_gil_header_t) + (size_t)AT_GIL_LIVE_MAX * sizeof(at_gil_thread_t);
+    void *buf = fstat(fileno(f), &st) == 0 && st.st_size > 0 ? calloc(1, want) : NULL;
+    const char *why;
+    if (buf && (fread(buf, 1, want, f) < sizeof(at_gil_header_t) ||
+                at_gil_check(buf, (size_t)st.st_size, &why) < 0 ||
+                ((const at_gil_header_t *)buf)->thread_cap > AT_GIL_LIVE_MAX)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+const at_gil_thread_t *at_gil_live_row(const void *gil, uint32_t tid)
+{
+    const at_gil_header_t *h = gil;
+    const at_gil_thread_t *rows = at_gil_threads(gil);
+    for (uint32_t i = 0; i < h->nthreads && i < h->thread_cap; i++)
+        if (rows[i].tid == tid && !(rows[i].flags & AT_GIL_T_OVERFLOW))
+            return &rows[i];
+    return NULL;
+}

@@ -70,4 +70,13 @@ void at_gil_model_free(at_gil_model_t *m);
 /* Intervals the ring overwrote (the timeline covers the end only). */
 uint64_t at_gil_model_timeline_dropped(const at_gil_model_t *m);
 
+/* `top`'s live reading of a running process's <pid>.gil: the header and
+ * the first AT_GIL_LIVE_MAX rows of its thread table (not the ring), as
+ * the shim keeps them current, open intervals included.  A malloc'd
+ * buffer (free it) or NULL when there is no such file or it fails its
+ * checks.  at_gil_live_row finds a thread's row in it, or NULL. */
+#define AT_GIL_LIVE_MAX (AT_GIL_MAX_THREADS * 4u)
+void *at_gil_live_read(const char *dir, pid_t pid);
+const at_gil_thread_t *at_gil_live_row(const void *gil, uint32_t tid);
+
 #endif

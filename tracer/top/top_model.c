@@ -43,6 +43,7 @@
 #include "remote/remote.h"
 #include "remote/sampler.h"
 #include "segment_format.h"
+#include "session/gil_model.h"
 #include "session/session.h"
 
 #define TRACKED_THREADS   AT_TOP_MAX_THREADS
@@ -50,7 +51,6 @@
 #define ATTACH_POLL_NS    50000000ull    /* retry attaching every 50 ms     */
 #define PID_ATTACH_NS     2000000000ull  /* -p: wait for an interpreter     */
 #define SEG_FALLBACK_NS   1000000000ull  /* COMMAND not Python: try its .seg children */
-#define GIL_READ_MAX      (AT_GIL_MAX_THREADS * 4u)
 #define MAX_SHOWN         AT_TOP_MAX_PROCS   /* processes with a target kept */
 #define EXEC_CHECK_NS     5000000ull     /* the root's <pid>.seg replaced?  */
 
@@ -591,36 +591,6 @@ static void snap_gc(at_top_model_t *m, at_top_snap_t *s)
 
 /* ---- snapshot: the shim's files (no lock: plain file reads) -------------- */
 
-/* <pid>.gil: the header and thread table only (the ring is not needed). */
-static void *read_gil(const char *dir, pid_t pid)
-{
-    FILE *f = at_session_open_file(dir, pid, "gil");
-    if (!f)
-        return NULL;
-    struct stat st;
-    size_t want = sizeof(at_gil_header_t) + (size_t)GIL_READ_MAX * sizeof(at_gil_thread_t);
-    void *buf = fstat(fileno(f), &st) == 0 && st.st_size > 0 ? calloc(1, want) : NULL;
-    const char *why;
-    if (buf && (fread(buf, 1, want, f) < sizeof(at_gil_header_t) ||
-                at_gil_check(buf, (size_t)st.st_size, &why) < 0 ||
-                ((const at_gil_header_t *)buf)->thread_cap > GIL_READ_MAX)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
-static const at_gil_thread_t *gil_row(const void *gil, uint32_t tid)
-{
-    const at_gil_header_t *h = gil;
-    const at_gil_thread_t *rows = at_gil_threads(gil);
-    for (uint32_t i = 0; i < h->nthreads && i < h->thread_cap; i++)
-        if (rows[i].tid == tid && !(rows[i].flags & AT_GIL_T_OVERFLOW))
-            return &rows[i];
-    return NULL;
-}
-
 /* Hold or wait time up to now, with the interval still open counted. */
 static uint64_t gil_ns_now(const at_gil_thread_t *r, uint32_t state, uint64_t closed, uint64_t now)
 {
@@ -640,7 +610,7 @@ static void merge_gil(at_top_model_t *m, const void *gil, at_top_snap_t *s, uint
     double wall = (double)(now - m->gil_read_ns);
     for (int i = 0; i < s->nthreads; i++) {
         at_top_thread_t *row = &s->threads[i];
-        const at_gil_thread_t *r = gil_row(gil, row->tid);
+        const at_gil_thread_t *r = at_gil_live_row(gil, row->tid);
         thread_acc_t *t = NULL;
         for (int k = 0; k < TRACKED_THREADS && !t; k++)
             t = m->threads[k].tid == row->tid ? &m->threads[k] : NULL;
@@ -810,7 +780,7 @@ void at_top_model_snapshot(at_top_model_t *m, const at_top_query_t *q, at_top_sn
     pthread_mutex_unlock(&m->lock);
     /* read outside the lock (a file read); a switch meanwhile is seen
      * below and the reading dropped */
-    void *gil = m->dir[0] && shown ? read_gil(m->dir, shown) : NULL;
+    void *gil = m->dir[0] && shown ? at_gil_live_read(m->dir, shown) : NULL;
     pthread_mutex_lock(&m->lock);
     if (gil && shown != m->sampled) {
         free(gil);
