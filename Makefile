@@ -2,7 +2,8 @@
 #   make            build/archtrace and build/libarchtrace.so (-Werror)
 #   make asan       the same with ASan+UBSan into build-asan/
 #   make deps       install what the build, tests and labs need (Debian 12)
-#   make test       unit tests, labs on both build shapes, integration tests,
+#   make test       the rooms' include rule (tools/check_layers.py), unit tests,
+#                   labs on both build shapes, integration tests,
 #                   fuzzing (FUZZ_SECONDS=15 each), ASan reruns, valgrind
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS=60 each
 #   make demo       archtrace on a lab
@@ -120,6 +121,7 @@ realworld-deps: venvs
 	$(Q)tools/realworld_deps.sh
 
 unit-tests: all $(TEST_BINS)
+	$(Q)tools/check_layers.py
 	$(Q)tools/run_tests.sh $(TEST_BINS)
 
 labs: venvs
@@ -136,6 +138,7 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
              test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
 test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),15)
 test: deps venvs realworld-deps
+	$(Q)tools/check_layers.py
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory asan
 	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" \
