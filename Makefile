@@ -2,7 +2,8 @@
 #   make            build/archtrace and build/libarchtrace.so (-Werror)
 #   make asan       the same with ASan+UBSan into build-asan/
 #   make deps       install what the build, tests and labs need (Debian 12)
-#   make test       unit tests, labs on both build shapes, integration tests,
+#   make test       the rooms' include rule (tools/check_layers.py), unit tests,
+#                   labs on both build shapes, integration tests,
 #                   fuzzing (FUZZ_SECONDS=15 each), ASan reruns, valgrind
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS=60 each
 #   make demo       archtrace on a lab
@@ -29,7 +30,8 @@ SHIM_LIBS     = -ldl -lpthread
 
 COMMON_SRC = $(wildcard common/*.c)
 SHIM_SRC   = $(wildcard preload/*.c)
-TRACER_SRC = $(filter-out tracer/main.c,$(wildcard tracer/*.c))
+# tracer/ is in rooms (tracer/README.md): every tracer/*/*.c but the entry
+TRACER_SRC = $(filter-out tracer/cli/main.c,$(wildcard tracer/*/*.c))
 PROBE_SRC  = $(wildcard probes/*.bpf.c)
 UNIT_SRC   = $(wildcard tests/test_*.c)
 
@@ -45,7 +47,7 @@ $(BUILD)/libarchtrace.so: $(SHIM_OBJ) preload/exports.map
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -shared $(SANITIZE) -Wl,--version-script=preload/exports.map -Wl,-z,nodelete -o $@ $(SHIM_OBJ) $(SHIM_LIBS)
 
-$(BUILD)/archtrace: $(BUILD)/obj/tracer/main.o $(TRACER_OBJ)
+$(BUILD)/archtrace: $(BUILD)/obj/tracer/cli/main.o $(TRACER_OBJ)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(SANITIZE) -o $@ $^ $(TRACER_LIBS)
 
@@ -124,6 +126,7 @@ realworld-deps: venvs
 	$(Q)tools/realworld_deps.sh
 
 unit-tests: all $(TEST_BINS)
+	$(Q)tools/check_layers.py
 	$(Q)tools/run_tests.sh $(TEST_BINS)
 
 labs: venvs
@@ -140,6 +143,7 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
              test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
 test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),15)
 test: deps venvs realworld-deps
+	$(Q)tools/check_layers.py
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory asan
 	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" \

@@ -3,7 +3,7 @@
  * counts and the snapshots, shared by preload/alloc*.c and the reader.
  *
  * Written by the shim through a shared mapping, so whatever was counted
- * survives a SIGKILL of the target; read by tracer/report_alloc.c after
+ * survives a SIGKILL of the target; read by tracer/session/alloc_model.c after
  * the process ended.  Layout, little-endian, every region at the offset
  * the header gives (the reader checks each against the file size):
  *
@@ -199,7 +199,7 @@ static inline uint64_t at_alloc_layout(at_alloc_header_t *h)
     return off;
 }
 
-/* ---- reader (tracer/report_alloc.c) ------------------------------------ */
+/* ---- reader (tracer/session/alloc_model.c) ------------------------------------ */
 
 /* A validated, read-only view of one <pid>.alloc. */
 typedef struct at_alloc_data {

@@ -2,7 +2,7 @@
 /* gil_format.h - <pid>.gil: per-thread GIL accounting and a timeline ring.
  *
  * Written by preload/gil.c through a shared mapping (so what was counted
- * survives a crash or os._exit of the target), read by tracer/report_gil.c.
+ * survives a crash or os._exit of the target), read by tracer/session/gil_model.c.
  * Layout, all little-endian, fixed size:
  *
  *     at_gil_header_t                       header_size bytes

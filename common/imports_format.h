@@ -2,7 +2,7 @@
 /* imports_format.h - <pid>.imports: the import chain of one Python process.
  *
  * Written by the shim (preload/imports.c) through a shared mapping, read
- * by the report (tracer/report_imports.c).  One file of fixed size:
+ * by the session model (tracer/session/imports_model.c).  One file of fixed size:
  *
  *     header (256 B) | records[capacity] (128 B each) | string arena
  *
@@ -119,7 +119,7 @@ static inline size_t at_imp_file_size(uint32_t capacity, uint32_t arena_size)
     return sizeof(at_imp_header_t) + (size_t)capacity * sizeof(at_imp_record_t) + arena_size;
 }
 
-/* ---- reader (tracer/report_imports.c) ---------------------------------- */
+/* ---- reader (tracer/session/imports_model.c) ------------------------- */
 
 /* A validated view of a raw file: pointers into the caller's buffer. */
 typedef struct at_imp_view {

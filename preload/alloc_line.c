@@ -3,7 +3,7 @@
  *
  * Runs inside the allocator hooks when a site is first seen, so it reads
  * only the bytes it is given, never allocates and never trusts them: a
- * malformed table ends the walk with -1.  (tracer/linetable.c decodes the
+ * malformed table ends the walk with -1.  (tracer/remote/linetable.c decodes the
  * same format for the sampler; the shim cannot link tracer objects.)
  * Entry: a byte with bit 7 set, bits 3-6 a code, bits 0-2 the length in
  * code units minus one, then bytes with bit 7 clear.  Codes 0-9 keep the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* archtrace.bpf.c - eBPF probes on a running CPython 3.11: GIL waits, imports, GC, stack samples.
  *
- * How the work is split.  Everything here is attached by tracer/bpf_load.c
+ * How the work is split.  Everything here is attached by tracer/bpf/bpf_load.c
  * to ONE process (uprobes are filtered by the kernel on its mm; the
  * per-CPU perf_event program checks the tgid), and user space sets the
  * read-only globals before load: the target's tgid and the addresses it

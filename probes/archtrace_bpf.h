@@ -30,7 +30,7 @@
 #define AT_BPF_ETIMEDOUT      110        /* pthread_cond_timedwait's timeout  */
 
 /* ---- USDT argument words -------------------------------------------------
- * tracer/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
+ * tracer/bpf/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
  * 32-bit word; the cookie of a USDT uprobe carries arg 0 in its low and
  * arg 1 in its high half.  REG is the index of the register's 8-byte slot
  * in x86_64 struct pt_regs.  OFFSET (bits 0-15, signed) is the

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "alloc_format.h"
-#include "report_features.h"
+#include "report/report_features.h"
 #include "testlib.h"
 
 /* The shim's decoder is static to the .so: compile its source here. */

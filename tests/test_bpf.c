@@ -21,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bpf.h"
+#include "bpf/ebpf.h"
+#include "report/report_features.h"
 #include "testlib.h"
 
 /* ---- unit: USDT arguments --------------------------------------------------- */
@@ -289,7 +290,9 @@ static int record(at_bpf_t *b, double secs)
     return 0;
 }
 
-/* The report's "bpf" value wrapped as {"bpf": ...} in dir/report.json. */
+/* The process's report values, {"bpf", "gil", "imports", "samples"} as
+ * processes[] has them, in dir/report.json: eBPF's figures land in the
+ * same places as the shim's, marked with their source. */
 static char *report(const char *dir, pid_t pid, const at_options_t *o)
 {
     char *path = malloc(PATH_MAX);
@@ -301,6 +304,18 @@ static char *report(const char *dir, pid_t pid, const at_options_t *o)
     at_json_obj_begin(&j);
     at_json_key(&j, "bpf");
     int rc = at_bpf_report_json(dir, pid, &j, o);
+    static const char *const keys[] = { "gil", "imports", "samples" };
+    int (*const parts[])(const char *, pid_t, at_json_t *, const at_options_t *) = {
+        at_gil_report_json, at_imports_report_json, at_stacks_report_json
+    };
+    for (int k = 0; rc == 0 && k < 3; k++) {
+        at_json_key(&j, keys[k]);
+        int prc = parts[k](dir, pid, &j, o);
+        if (prc == -ENOENT)
+            at_json_null(&j);
+        else if (prc < 0)
+            rc = prc;
+    }
     at_json_obj_end(&j);
     fclose(f);
     cr_assert_eq(rc, 0, "at_bpf_report_json: %d", rc);
@@ -347,27 +362,27 @@ static void gil_two_threads(const char *shape)
     char *json = report(dir, c.target, &o);
     double attached = at_test_json_num(json, "d['bpf']['attached_ns']");
     cr_assert(attached > 1.5e9 && attached < 4e9, "attached about 2 s, got %.0f ns", attached);
-    int n = (int)at_test_json_num(json, "len(d['bpf']['gil']['threads'])");
+    int n = (int)at_test_json_num(json, "len(d['gil']['threads'])");
     cr_assert_geq(n, 2, "both spinning threads waited for the GIL (%d threads in the table)", n);
     /* the two threads that waited most: each >= 25 % of the attached time */
-    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2]");
-    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-1]");
+    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['gil']['threads'])[-2]");
+    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['gil']['threads'])[-1]");
     cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s attached", shape, 100 * first / attached,
                 100 * second / attached, attached / 1e9);
     cr_assert_geq(second / attached, 0.25, "%s: the 2nd thread waited %.1f%% of %.2f s (1st %.1f%%)",
                   shape, 100 * second / attached, attached / 1e9, 100 * first / attached);
     cr_assert_leq(first / attached, 1.01, "no thread waits longer than it was watched");
-    cr_assert_geq(at_test_json_num(json, "min(t['waits'] for t in sorted(d['bpf']['gil']['threads'], "
+    cr_assert_geq(at_test_json_num(json, "min(t['waits'] for t in sorted(d['gil']['threads'], "
                              "key=lambda t: t['wait_ns'])[-2:])"), 20,
                   "a 5 ms switch interval gives dozens of waits in 2 s");
 
     /* the stacks were walked in BPF: the spinning function is there */
-    double spin = at_test_json_num(json, "sum(s['count'] for s in d['bpf']['stacks']['top'] "
+    double spin = at_test_json_num(json, "sum(s['count'] for s in d['samples']['stacks'] "
                              "if s['frames'] and s['frames'][-1].startswith('spin ('))");
-    double samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
+    double samples = at_test_json_num(json, "d['samples']['count']");
     cr_assert_gt(samples, 0, "the perf_event sampler took samples");
     cr_assert_geq(spin / samples, 0.5, "most on-CPU samples are in spin(): %.0f of %.0f", spin, samples);
-    char *frame = jstr(json, "[f for s in d['bpf']['stacks']['top'] for f in s['frames'] "
+    char *frame = jstr(json, "[f for s in d['samples']['stacks'] for f in s['frames'] "
                              "if f.startswith('spin (')][0]");
     cr_assert(strstr(frame, "bpf_threads.py:"), "a frame names its file and line: %s", frame);
     free(frame);
@@ -427,9 +442,9 @@ static void rate_run(const char *py, rate_run_t *r)
     reap(&c, 1);
     char *json = report(dir, c.target, &o);
     r->attached_s = at_test_json_num(json, "d['bpf']['attached_ns']") / 1e9;
-    r->samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
-    r->hz = at_test_json_num(json, "d['bpf']['stacks']['achieved_hz']");
-    r->cpu_s = at_test_json_num(json, "d['bpf']['stacks']['cpu_s']");
+    r->samples = at_test_json_num(json, "d['samples']['count']");
+    r->hz = at_test_json_num(json, "d['samples']['achieved_hz']");
+    r->cpu_s = at_test_json_num(json, "d['samples']['cpu_s']");
     free(json);
     cleanup_dir(dir);
 }
@@ -521,8 +536,8 @@ static void busy_rate(const char *shape)
     cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
     reap(&c, 1);
     char *json = report(dir, c.target, &o);
-    double samples = at_test_json_num(json, "d['bpf']['stacks']['samples']");
-    double hz = at_test_json_num(json, "d['bpf']['stacks']['achieved_hz']");
+    double samples = at_test_json_num(json, "d['samples']['count']");
+    double hz = at_test_json_num(json, "d['samples']['achieved_hz']");
     how = jstr(json, "d['bpf']['probes']['samples']");
     double expected = asked * cpu_s;
     cr_log_info("%s: %.0f samples in %.2f s wall, %.3f s of the thread's CPU: expected %.1f (%.1f%%); "
@@ -588,31 +603,31 @@ static void imports_burst(const char *shape)
     char *json = report(dir, c.target, &o);
     char *how = jstr(json, "d['bpf']['probes']['imports']");
     if (strncmp(how, "unavailable", 11) == 0) {
-        cr_assert(at_test_json_num(json, "d['bpf']['imports'] is None"), "an unavailable view has no data");
+        cr_assert(at_test_json_num(json, "d['imports'] is None"), "an unavailable view has no data");
         skip_unavailable(how, json, dir, shape, "imports");
     }
     free(how);
-    cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, at_test_json_num(json, "len(d['bpf']['imports'])"),
-                at_test_json_num(json, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0]") / 1e3);
-    cr_assert_geq(at_test_json_num(json, "len(d['bpf']['imports'])"), 30, "dozens of modules loaded");
+    cr_log_info("%s: %.0f imports, asyncio %.1f ms cumulative", shape, at_test_json_num(json, "len(d['imports'])"),
+                at_test_json_num(json, "[i['cumulative_us'] for i in d['imports'] if i['module'] == 'asyncio'][0]") / 1e3);
+    cr_assert_geq(at_test_json_num(json, "len(d['imports'])"), 30, "dozens of modules loaded");
     static const char *const mods[] = { "json", "decimal", "asyncio", "argparse", "sqlite3" };
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
         char expr[256];
-        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == '%s']",
+        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['imports'] if i['module'] == '%s']",
                  mods[i]);
         char *s = jstr(json, expr);
         cr_assert(strcmp(s, "[]") != 0, "%s: module %s was seen loading", shape, mods[i]);
         free(s);
-        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['bpf']['imports'] if i['module'] == '%s'][0]",
+        snprintf(expr, sizeof expr, "[i['cumulative_us'] for i in d['imports'] if i['module'] == '%s'][0]",
                  mods[i]);
         double us = at_test_json_num(json, expr);
         cr_assert(us > 1 && us < 20e6, "%s: %s took %.1f us", shape, mods[i], us);
     }
-    cr_assert(at_test_json_num(json, "all(0 <= i['self_us'] <= i['cumulative_us'] + 0.001 for i in d['bpf']['imports'])"),
+    cr_assert(at_test_json_num(json, "all(0 <= i['self_us'] <= i['cumulative_us'] + 0.001 for i in d['imports'])"),
               "self time never exceeds cumulative time");
-    cr_assert(at_test_json_num(json, "any(i['depth'] > 0 for i in d['bpf']['imports'])"),
+    cr_assert(at_test_json_num(json, "any(i['depth'] > 0 for i in d['imports'])"),
               "nested imports are seen nested (asyncio imports its submodules)");
-    cr_assert(at_test_json_num(json, "[i['depth'] for i in d['bpf']['imports'] if i['module'] == 'asyncio'][0] == 0"),
+    cr_assert(at_test_json_num(json, "[i['depth'] for i in d['imports'] if i['module'] == 'asyncio'][0] == 0"),
               "a top-level import has depth 0");
     free(json);
     cleanup_dir(dir);
@@ -663,7 +678,7 @@ static void gc_counted(const char *shape)
     cr_assert_geq(at_test_json_num(json, "d['bpf']['gc']['collected']"), 200 * 100,
                   "each collect finds the 50 two-node cycles made before it");
     cr_assert_gt(at_test_json_num(json, "d['bpf']['gc']['total_us']"), 0, "collections take time");
-    cr_assert_eq(at_test_json_num(json, "d['bpf']['gil'] is None or True"), 1, "the report parses");
+    cr_assert_eq(at_test_json_num(json, "d['gil'] is None or True"), 1, "the report parses");
     free(json);
     cleanup_dir(dir);
 }
@@ -720,7 +735,7 @@ Test(bpf, notices_the_target_exit, .timeout = 40)
     reap(&c, 0);
     char *json = report(dir, c.target, &o);
     cr_assert_eq(at_test_json_num(json, "d['bpf']['exited']"), 1, "the report says the process exited");
-    cr_assert_geq(at_test_json_num(json, "len(d['bpf']['gil']['threads'])"), 2,
+    cr_assert_geq(at_test_json_num(json, "len(d['gil']['threads'])"), 2,
                   "attached before the threads started: both seen");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%d.stacks", dir, (int)c.target);
@@ -799,8 +814,8 @@ static void agree_with_shim(const char *shape)
     }
     free(none);
     /* per thread: the shim's wait_ns for the same tids as BPF's two longest waits */
-    double bsum = at_test_json_num(bj, "sum(sorted(t['wait_ns'] for t in d['bpf']['gil']['threads'])[-2:])");
-    char *tids = jstr(bj, "','.join(str(t['tid']) for t in sorted(d['bpf']['gil']['threads'], "
+    double bsum = at_test_json_num(bj, "sum(sorted(t['wait_ns'] for t in d['gil']['threads'])[-2:])");
+    char *tids = jstr(bj, "','.join(str(t['tid']) for t in sorted(d['gil']['threads'], "
                           "key=lambda t: t['wait_ns'])[-2:])");
     snprintf(expr, sizeof expr, "sum(t['wait_ns'] for p in d['processes'] if p['pid'] == %d "
              "for t in p['gil']['threads'] if t['tid'] in (%s,))", (int)c.target, tids);

@@ -4,7 +4,7 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <string.h>
-#include "cli.h"
+#include "cli/cli.h"
 
 static int parse(at_options_t *o, char *err, const char *const *args)
 {

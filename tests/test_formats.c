@@ -232,6 +232,34 @@ static void collapsed(const char *shape)
 Test(formats, collapsed_sums_to_counts_static, .timeout = 60) { collapsed("static"); }
 Test(formats, collapsed_sums_to_counts_shared, .timeout = 60) { collapsed("shared"); }
 
+/* ---- the JSON parts say their source ------------------------------------ */
+
+/* A run under the shim with the ptrace sampler: every part of a process
+ * names the backend that measured it, the shape test_record_bpf checks
+ * for eBPF's ("ebpf" in the same keys). */
+static void sources(const char *shape)
+{
+    session_t s;
+    record(&s, shape);
+    cr_assert(at_test_json_num(s.json, "[[p[k]['source'] for k in ('alloc', 'gil', 'samples')] "
+                                       "for p in d['processes']][0] == ['preload', 'preload', 'sampler']"),
+              "%s: alloc, gil and samples name their source", shape);
+    cr_assert(at_test_json_num(s.json, "len(d['processes'][0]['imports']) > 0 and "
+                                       "{i['source'] for i in d['processes'][0]['imports']} == {'preload'}"),
+              "%s: every import record names its source", shape);
+    cr_assert(at_test_json_num(s.json, "all(isinstance(t['hold_ns'], int) and t['waits'] is None "
+                                       "for t in d['processes'][0]['gil']['threads'])"),
+              "%s: the shim measures holds (numbers) and not waits-that-waited (null)", shape);
+    char *again = rerender(&s, "--format json", "again.json");
+    cr_assert(at_test_json_num(again, "d['processes'][0]['gil']['source'] == 'preload'"),
+              "%s: a saved session renders the same source", shape);
+    free(again);
+    done(&s);
+}
+
+Test(formats, json_parts_name_their_source_static, .timeout = 60) { sources("static"); }
+Test(formats, json_parts_name_their_source_shared, .timeout = 60) { sources("shared"); }
+
 Test(formats, svg_alloc_without_alloc_data_says_so, .timeout = 60)
 {
     const char *py = at_test_python_or_skip("static");

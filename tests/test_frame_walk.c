@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "fixtures/testutil.h"
-#include "frame_walk.h"
+#include "remote/frame_walk.h"
 
 #define NFRAMES 300
 

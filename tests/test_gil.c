@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "gil_format.h"
-#include "report_features.h"
+#include "report/report_features.h"
 #include "testlib.h"
 
 /* ---- key/value summaries (tests/fixtures/gil_summary.py) ---------------- */

@@ -20,7 +20,7 @@
 
 #include "imports.h"
 #include "imports_format.h"
-#include "report_features.h"
+#include "report/report_features.h"
 #include "testlib.h"
 
 /* ---- helpers: processes and files ------------------------------------ */

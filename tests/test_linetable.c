@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "fixtures/testutil.h"
-#include "linetable.h"
+#include "remote/linetable.h"
 
 /* ---- helpers -------------------------------------------------------- */
 

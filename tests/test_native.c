@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "fixtures/testutil.h"
-#include "native.h"
+#include "remote/native.h"
 
 /* Python frames most recent first: f0 f1* f2(hidden) f3*  (* = entry) */
 static void python_stack(at_pystack_t *py)

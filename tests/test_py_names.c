@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "py_names.h"
-#include "thread_names.h"
+#include "remote/py_names.h"
+#include "session/thread_names.h"
 #include "testlib.h"
 #include "fixtures/testutil.h"
 

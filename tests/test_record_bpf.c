@@ -129,8 +129,8 @@ static void gil(const char *shape)
     cr_assert(at_test_json_num(json, expr), "%s: the process is listed, marked attached", shape);
     double att = at_test_json_num(json, "d['processes'][0]['bpf']['attached_ns']");
     cr_assert(att > 1.5e9 && att < 4e9, "%s: attached about 2 s (-d 2): %.0f ns", shape, att);
-    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-1]");
-    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['bpf']['gil']['threads'])[-2]");
+    double first = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['gil']['threads'])[-1]");
+    double second = at_test_json_num(json, "sorted(t['wait_ns'] for t in d['processes'][0]['gil']['threads'])[-2]");
     cr_log_info("%s: GIL waits %.1f%% and %.1f%% of %.2f s", shape, 100 * first / att, 100 * second / att,
                 att / 1e9);
     cr_assert_geq(second / att, 0.25, "%s: both threads wait >= 25%% of the attached time: %.1f%%, %.1f%%",
@@ -138,14 +138,19 @@ static void gil(const char *shape)
     cr_assert_leq(first / att, 1.01, "%s: no thread waits longer than it was watched", shape);
     cr_assert_gt(at_test_json_num(json, "d['processes'][0]['samples']['thread_samples']"), 0,
                  "%s: the BPF sampler's stacks fill the usual samples view", shape);
-    cr_assert(at_test_json_num(json, "{t.get('thread_name') for t in d['processes'][0]['bpf']['gil']['threads']}"
+    cr_assert(at_test_json_num(json, "{t['name'] for t in d['processes'][0]['gil']['threads'] if t['named']}"
                                      " >= {'spin-0', 'spin-1'}"),
               "%s: the GIL rows carry the threads' names", shape);
+    cr_assert(at_test_json_num(json, "[d['processes'][0][k]['source'] for k in ('gil', 'samples')] == ['ebpf', 'ebpf']"),
+              "%s: the GIL and samples views are where the shim's are, marked source ebpf", shape);
+    cr_assert(at_test_json_num(json, "[t['hold_ns'] for t in d['processes'][0]['gil']['threads']] == "
+                                     "[None] * len(d['processes'][0]['gil']['threads'])"),
+              "%s: what eBPF does not measure (holds) is null, not zero", shape);
     /* the saved session renders again, with the eBPF views in the text */
     rc = at_test_shf(NULL, &err, "%s report %s/s", at_test_archtrace(), tmp);
     cr_assert_eq(rc, 0, "%s: archtrace report DIR", shape);
-    cr_assert(strstr(err, "GIL waits (eBPF): ") && strstr(err, "(attached: -p)"),
-              "%s: the text report has the eBPF GIL table:\n%s", shape, err);
+    cr_assert(strstr(err, "measured by ebpf") && strstr(err, "WAITED") && strstr(err, "(attached: -p)"),
+              "%s: the text report has the GIL table, from eBPF:\n%s", shape, err);
     cr_assert(strstr(err, "spin-0") && strstr(err, "spin-1"), "%s: and names its threads:\n%s", shape, err);
     at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
     free(err), free(tmp);
@@ -190,23 +195,28 @@ static void imports(const char *shape)
     char *tmp = at_test_tmpdir(), json[PATH_MAX];
     snprintf(json, sizeof json, "%s/r.json", tmp);
     record_burst(py, "tests/fixtures/bpf_imports.py", NULL, tmp, json);
-    if (at_test_json_num(json, "d['processes'][0]['bpf']['imports'] is None"))
+    if (at_test_json_num(json, "d['processes'][0]['imports'] is None"))
         cr_skip_test("%s: imports view unavailable on this interpreter", shape);
     cr_assert(at_test_json_num(json, "d['processes'][0]['bpf']['exited']"), "%s: recorded until the exit", shape);
-    double n = at_test_json_num(json, "len(d['processes'][0]['bpf']['imports'])");
+    double n = at_test_json_num(json, "len(d['processes'][0]['imports'])");
     cr_assert_geq(n, 30, "%s: dozens of modules loaded, %.0f seen", shape, n);
+    cr_assert(at_test_json_num(json, "{i['source'] for i in d['processes'][0]['imports']} == {'ebpf'}"),
+              "%s: every import row says eBPF saw it", shape);
+    cr_assert(at_test_json_num(json, "all((i['enclosing'] is None) == (i['depth'] == 0) "
+                                     "for i in d['processes'][0]['imports'] if i['depth'] < 64)"),
+              "%s: nested imports point at the import they ran inside", shape);
     static const char *const mods[] = { "json", "asyncio", "sqlite3" };
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
         char expr[256];
-        snprintf(expr, sizeof expr, "([i['cumulative_us'] for i in d['processes'][0]['bpf']['imports'] "
+        snprintf(expr, sizeof expr, "([i['cumulative_us'] for i in d['processes'][0]['imports'] "
                  "if i['module'] == '%s'] or [-1])[0]", mods[i]);
         double us = at_test_json_num(json, expr);
         cr_assert(us > 1 && us < 20e6, "%s: import %s timed: %.1f us", shape, mods[i], us);
     }
     char *trace = NULL;
     int rc = at_test_shf(&trace, NULL, "%s report -q --format chrome %s/s | python3 -c 'import json,sys; "
-                         "print(sum(e.get(\"cat\") == \"import (bpf)\" for e in json.load(sys.stdin)"
-                         "[\"traceEvents\"]))'", at_test_archtrace(), tmp);
+                         "print(sum(e.get(\"cat\") == \"import\" and e[\"args\"][\"source\"] == \"ebpf\" "
+                         "for e in json.load(sys.stdin)[\"traceEvents\"]))'", at_test_archtrace(), tmp);
     cr_assert_eq(rc, 0, "%s: the Chrome trace renders", shape);
     cr_assert_eq(strtod(trace, NULL), n, "%s: one Chrome slice per import (%s vs %.0f)", shape, trace, n);
     at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);

@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 
 #include "fixtures/testutil.h"
-#include "options.h"
-#include "py_proc.h"
-#include "remote.h"
+#include "cli/options.h"
+#include "remote/py_proc.h"
+#include "remote/remote.h"
 
 static at_remote_t self_mem(void)
 {

@@ -15,9 +15,10 @@
 #include <sys/file.h>
 
 #include "fixtures/testutil.h"
-#include "cmd_sample.h"
-#include "sampler.h"
-#include "stacks.h"
+#include "cli/cmd_sample.h"
+#include "remote/sampler.h"
+#include "report/report_features.h"
+#include "session/stacks.h"
 
 /* A measurement worth seeing in every run (tools/run_tests.sh shows
  * "[----]" lines; cr_log_warn would fail the run, cr_log_info needs

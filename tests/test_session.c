@@ -7,13 +7,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "meta.h"
-#include "procs.h"
-#include "salvage.h"
+#include "session/meta.h"
+#include "session/procs.h"
+#include "session/salvage.h"
 #include "segment_format.h"
-#include "session.h"
+#include "session/session.h"
 #include "testlib.h"
-#include "textout.h"
+#include "out/textout.h"
 
 static at_seg_header_t make_header(pid_t pid)
 {

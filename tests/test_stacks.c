@@ -4,8 +4,9 @@
 #include <criterion/logging.h>
 
 #include "fixtures/testutil.h"
-#include "flamegraph.h"
-#include "stacks.h"
+#include "report/flamegraph.h"
+#include "report/report_features.h"
+#include "session/stacks.h"
 
 #define PID 4242
 

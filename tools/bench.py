@@ -622,8 +622,8 @@ def collect(tool, wl, ctx, res):
             n.endswith(".bpf") for n in os.listdir(os.path.join(tmp, "s")))
         res["bpf_data"] = has
         for p in (report or {}).get("processes", []):
-            g = ((p.get("bpf") or {}).get("gil") or {})
-            if g.get("threads"):
+            g = p.get("gil") or {}
+            if g.get("source") == "ebpf" and g.get("threads"):
                 res["gil_wait_s"] = sum(t.get("wait_ns", 0) for t in g["threads"]) / 1e9
     if "gil_load" in tool.name:
         m = re.search(r"GIL_LOAD held=([0-9.]+) wait=([0-9.]+)", read(tmp, "t.err"))

@@ -22,7 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "py_proc.h"
+#include "remote/py_proc.h"
 #include "walk_image.h"
 
 static struct {

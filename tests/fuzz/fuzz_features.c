@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bpf.h"
-#include "report_features.h"
-#include "stacks.h"
+#include "bpf/ebpf.h"
+#include "report/report_features.h"
+#include "session/stacks.h"
 
 #define PID 4242 /* the seeds' files name this pid */
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fake_target.h"
-#include "frame_walk.h"
+#include "remote/frame_walk.h"
 #include "walk_image.h"
 
 static void check_stack(const at_symtab_t *syms, const at_pystack_t *st)

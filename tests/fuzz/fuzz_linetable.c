@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "linetable.h"
+#include "remote/linetable.h"
 
 #define PROBES 64 /* code units checked per input */
 

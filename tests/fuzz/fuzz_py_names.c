@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "fake_target.h"
-#include "py_names.h"
+#include "remote/py_names.h"
 #include "walk_image.h"
 
 #define MAX_NAMES      16

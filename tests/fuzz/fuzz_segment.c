@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "meta.h"
-#include "procs.h"
+#include "session/meta.h"
+#include "session/procs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

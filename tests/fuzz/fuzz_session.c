@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "meta.h"
-#include "report.h"
-#include "salvage.h"
+#include "session/meta.h"
+#include "report/report.h"
+#include "session/salvage.h"
 #include "segment_format.h"
 
 #define PID 4242 /* the seeds' files name this pid */

@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: MIT */
+/* bpf_load.c - the eBPF backend's life cycle: plan, open, set rodata, load, attach, consume, detach.
+ *
+ * One order, one cleanup path (libbpf-tools style): plan what each view
+ * attaches to by reading the target's files (no BPF yet, so a plain
+ * "unavailable" needs no privilege), open the skeleton, set its rodata
+ * (pid, &_PyRuntime), switch off the programs the plan does not use,
+ * load, attach each program to the target only, then consume the ring
+ * buffer until the caller stops or the target exits (a pidfd tells).
+ * A view that cannot attach is recorded as unavailable with the reason;
+ * only a kernel that refuses BPF as such makes at_bpf_start fail.
+ */
+#include "bpf/ebpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archtrace.skel.h"
+#include "remote/py_names.h"
+#include "remote/py_proc.h"
+#include "session/session.h"
+#include "session/stacks.h"
+
+#define MAX_LINKS    512
+#define SAMPLE_THREADS_MAX 256      /* per-thread timers, beyond: per CPU */
+#define DEFAULT_HZ   100.0
+#define LABEL_MAX    2048
+#define MAX_POLL_MS  250            /* longest wait in at_bpf_poll      */
+
+enum { MODE_OFF = 0, MODE_USDT, MODE_UPROBE };
+
+/* What to attach where, decided from the target's files before any BPF. */
+typedef struct plan {
+    char py[PATH_MAX + 64];       /* /proc/PID/root + the file with _PyRuntime */
+    char libc[PATH_MAX + 64];     /* /proc/PID/root + libc.so.6           */
+    uint64_t cond_wait;           /* pthread_cond_timedwait in libc       */
+    int imports, gc;              /* MODE_*                               */
+    at_bpf_usdt_t imp_start, imp_done, gc_start, gc_done;
+    uint64_t imp_level, imp_audit, gc_main; /* fallback uprobe offsets    */
+    double hz;                    /* sampling rate, 0 = no sampler        */
+} plan_t;
+
+struct at_bpf {
+    at_py_proc_t proc;            /* the target's interpreter             */
+    struct archtrace_bpf *skel;
+    struct ring_buffer *rb;
+    struct bpf_link *links[MAX_LINKS];
+    int nlinks;
+    int link_err;                 /* first attach failure (-errno)        */
+    int pidfd, epfd;              /* target exit, and what poll waits on  */
+    at_stacks_t *stacks;          /* samples, aggregated                  */
+    at_bpf_sym_t *sym;            /* names their Python frames            */
+    at_bpf_data_t data;           /* everything else recorded             */
+    plan_t plan;
+    char dir[PATH_MAX];           /* the session                          */
+};
+
+/* ---- messages --------------------------------------------------------------- */
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    static int debug = -1;
+    (void)level;
+    if (debug < 0)
+        debug = getenv("ARCHTRACE_DEBUG") != NULL;
+    if (!debug)
+        return 0;
+    fputs("archtrace: libbpf: ", stderr);
+    return vfprintf(stderr, fmt, ap);
+}
+
+static void set_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_why(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    if (!why || !n)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+}
+
+static void view(at_bpf_t *b, int v, int avail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void view(at_bpf_t *b, int v, int avail, const char *fmt, ...)
+{
+    va_list ap;
+    b->data.avail[v] = avail;
+    va_start(ap, fmt);
+    vsnprintf(b->data.how[v], sizeof b->data.how[v], fmt, ap);
+    va_end(ap);
+}
+
+/* "lockdown=confidentiality" when the kernel is locked down, else "". */
+static const char *lockdown(char *buf, size_t n)
+{
+    char line[128];
+    FILE *f = fopen("/sys/kernel/security/lockdown", "re");
+    buf[0] = '\0';
+    if (!f)
+        return buf;
+    if (fgets(line, sizeof line, f)) {
+        char *open = strchr(line, '['), *close = open ? strchr(open, ']') : NULL;
+        if (open && close && strncmp(open + 1, "none", 4) != 0)
+            snprintf(buf, n, "lockdown=%.*s", (int)(close - open - 1), open + 1);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* The one line for a kernel that refuses BPF (err > 0). */
+static void refusal(char *why, size_t n, const char *what, int err)
+{
+    char ld[64];
+    if ((err == EPERM || err == EACCES) && lockdown(ld, sizeof ld)[0])
+        set_why(why, n, "eBPF unavailable: the kernel is locked down (%s); %s refused", ld, what);
+    else if (err == EPERM || err == EACCES)
+        set_why(why, n, "eBPF unavailable: %s: operation not permitted (run as root, or with "
+                "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)", what);
+    else if (err == ENOSYS)
+        set_why(why, n, "eBPF unavailable: this kernel has no bpf() system call");
+    else
+        set_why(why, n, "eBPF unavailable: %s: %s", what, strerror(err));
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* ---- plan ------------------------------------------------------------------ */
+
+static void plan_gil(at_bpf_t *b, plan_t *p)
+{
+    int rc = at_bpf_mapped_lib(b->proc.pid, "libc.so", p->libc, sizeof p->libc);
+    if (rc < 0) {
+        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: the process maps no libc.so");
+        return;
+    }
+    if (at_bpf_elf_func(p->libc, "pthread_cond_timedwait", &p->cond_wait) < 0) {
+        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: no pthread_cond_timedwait in %s", base_name(p->libc));
+        p->libc[0] = '\0';
+        return;
+    }
+    view(b, AT_BPF_VIEW_GIL, 1, "uprobes on pthread_cond_timedwait in %s, filtered on "
+         "_PyRuntime.ceval.gil.cond", base_name(p->libc));
+}
+
+static void plan_imports(at_bpf_t *b, plan_t *p)
+{
+    const char *f = base_name(p->py);
+    if (at_bpf_elf_usdt(p->py, "python", "import__find__load__start", &p->imp_start) == 0 &&
+        at_bpf_elf_usdt(p->py, "python", "import__find__load__done", &p->imp_done) == 0) {
+        p->imports = MODE_USDT;
+        view(b, AT_BPF_VIEW_IMPORTS, 1, "usdt python:import__find__load__start/done in %s", f);
+    } else if (at_bpf_elf_func(p->py, "PyImport_ImportModuleLevelObject", &p->imp_level) == 0 &&
+               at_bpf_elf_func(p->py, "_PySys_Audit", &p->imp_audit) == 0) {
+        p->imports = MODE_UPROBE;
+        view(b, AT_BPF_VIEW_IMPORTS, 1, "uprobes on PyImport_ImportModuleLevelObject and the "
+             "\"import\" audit call in %s (no USDT notes)", f);
+    } else {
+        view(b, AT_BPF_VIEW_IMPORTS, 0, "unavailable: %s has no USDT notes (built without "
+             "--with-dtrace) and no _PySys_Audit symbol to fall back on", f);
+    }
+}
+
+static void plan_gc(at_bpf_t *b, plan_t *p)
+{
+    const char *f = base_name(p->py);
+    if (at_bpf_elf_usdt(p->py, "python", "gc__start", &p->gc_start) == 0 &&
+        at_bpf_elf_usdt(p->py, "python", "gc__done", &p->gc_done) == 0) {
+        p->gc = MODE_USDT;
+        view(b, AT_BPF_VIEW_GC, 1, "usdt python:gc__start/done in %s", f);
+    } else if (at_bpf_elf_func(p->py, "gc_collect_main", &p->gc_main) == 0) {
+        p->gc = MODE_UPROBE;
+        view(b, AT_BPF_VIEW_GC, 1, "uprobes on gc_collect_main in %s (no USDT notes)", f);
+    } else {
+        view(b, AT_BPF_VIEW_GC, 0, "unavailable: %s has no USDT notes (built without "
+             "--with-dtrace) and no gc_collect_main symbol (stripped)", f);
+    }
+}
+
+static void plan_all(at_bpf_t *b, const at_options_t *o)
+{
+    plan_t *p = &b->plan;
+    char why[160];
+    snprintf(p->py, sizeof p->py, "/proc/%d/root%s", (int)b->proc.pid, b->proc.path);
+    if (at_bpf_tracefs_ensure(why, sizeof why) < 0) {
+        for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++)
+            view(b, v, 0, "%s", why);
+    } else {
+        if (o->no_gil)
+            view(b, AT_BPF_VIEW_GIL, 0, "off (--no-gil)");
+        else
+            plan_gil(b, p);
+        if (o->no_imports)
+            view(b, AT_BPF_VIEW_IMPORTS, 0, "off (--no-imports)");
+        else
+            plan_imports(b, p);
+        plan_gc(b, p);
+    }
+    p->hz = o->no_sample ? 0 : o->rate_hz > 0 ? o->rate_hz : DEFAULT_HZ;
+    if (p->hz > 10000)
+        p->hz = 10000;
+    if (p->hz)
+        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, Python "
+             "frames walked in BPF", p->hz);
+    else
+        view(b, AT_BPF_VIEW_SAMPLES, 0, "off (--no-sample)");
+    b->data.rate_hz = p->hz;
+}
+
+/* Programs the plan does not use are not loaded. */
+static void set_autoload(at_bpf_t *b)
+{
+    struct archtrace_bpf *s = b->skel;
+    const plan_t *p = &b->plan;
+    int gil = b->data.avail[AT_BPF_VIEW_GIL];
+    bpf_program__set_autoload(s->progs.gil_wait_enter, gil);
+    bpf_program__set_autoload(s->progs.gil_wait_exit, gil);
+    bpf_program__set_autoload(s->progs.usdt_import_start, p->imports == MODE_USDT);
+    bpf_program__set_autoload(s->progs.usdt_import_done, p->imports == MODE_USDT);
+    bpf_program__set_autoload(s->progs.imp_level_enter, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(s->progs.imp_level_exit, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(s->progs.imp_audit, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(s->progs.usdt_gc_start, p->gc == MODE_USDT);
+    bpf_program__set_autoload(s->progs.usdt_gc_done, p->gc == MODE_USDT);
+    bpf_program__set_autoload(s->progs.gc_main_enter, p->gc == MODE_UPROBE);
+    bpf_program__set_autoload(s->progs.gc_main_exit, p->gc == MODE_UPROBE);
+    bpf_program__set_autoload(s->progs.on_sample, p->hz > 0);
+}
+
+/* ---- attach ------------------------------------------------------------------ */
+
+static int keep(at_bpf_t *b, struct bpf_link *l)
+{
+    int err = l ? 0 : -errno;
+    if (!l) {
+        if (!b->link_err)
+            b->link_err = err ? err : -EINVAL;
+        return err ? err : -EINVAL;
+    }
+    if (b->nlinks >= MAX_LINKS) {
+        bpf_link__destroy(l);
+        return -ENOSPC;
+    }
+    b->links[b->nlinks++] = l;
+    return 0;
+}
+
+static int uprobe(at_bpf_t *b, struct bpf_program *prog, const char *path, uint64_t off, int ret,
+                  uint64_t sema, uint64_t cookie)
+{
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .ref_ctr_offset = sema,
+                .bpf_cookie = cookie);
+    return keep(b, bpf_program__attach_uprobe_opts(prog, b->proc.pid, path, off, &opts));
+}
+
+static int usdt(at_bpf_t *b, struct bpf_program *prog, const at_bpf_usdt_t *u)
+{
+    int rc = 0;
+    for (int i = 0; i < u->nsites && rc == 0; i++)
+        rc = uprobe(b, prog, b->plan.py, u->off[i], 0, u->sema_off, u->cookie[i]);
+    return rc;
+}
+
+/* One sampling event on tid (cpu -1), or on cpu (tid -1); an fd or -errno. */
+static int open_sample_event(at_bpf_t *b, pid_t tid, int cpu)
+{
+    struct perf_event_attr a = {
+        .type = PERF_TYPE_SOFTWARE,
+        .size = sizeof a,
+        .config = tid >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
+        .sample_period = (uint64_t)(1e9 / b->plan.hz),
+        .inherit = tid >= 0,          /* threads it starts get their own */
+        .inherit_thread = tid >= 0,   /* ... but not forked processes (5.13+) */
+    };
+    int fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0 && errno == EINVAL && a.inherit_thread) {   /* an older kernel */
+        a.inherit_thread = 0;
+        fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
+static int attach_sample_fd(at_bpf_t *b, int fd)
+{
+    struct bpf_link *l = bpf_program__attach_perf_event(b->skel->progs.on_sample, fd);
+    if (!l) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return keep(b, l);   /* the link owns fd from here on */
+}
+
+/* Per thread: a task-clock event on each thread of the target, inherited
+ * by the threads they start.  The timer runs only while its thread runs,
+ * so each thread is sampled every 1/hz of its own CPU time, exactly, and
+ * nothing fires on CPUs the target is not on.  /proc/PID/task is read
+ * until a pass finds no thread without an event (a thread started by one
+ * that had none yet). */
+static int attach_per_thread(at_bpf_t *b)
+{
+    pid_t done[SAMPLE_THREADS_MAX];
+    int ndone = 0, rc = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)b->proc.pid);
+    for (int pass = 0; pass < 8; pass++) {
+        int fresh = 0;
+        DIR *d = opendir(path);
+        if (!d)
+            return ndone ? 0 : -errno;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            pid_t tid = (pid_t)atoi(e->d_name);
+            int seen = 0;
+            if (tid <= 0)
+                continue;
+            for (int i = 0; i < ndone && !seen; i++)
+                seen = done[i] == tid;
+            if (seen)
+                continue;
+            if (ndone >= SAMPLE_THREADS_MAX) {
+                rc = -E2BIG;
+                break;
+            }
+            int fd = open_sample_event(b, tid, -1);
+            if (fd == -ESRCH)      /* it exited meanwhile */
+                continue;
+            if (fd < 0 || (rc = attach_sample_fd(b, fd)) < 0) {
+                rc = fd < 0 ? fd : rc;
+                break;
+            }
+            done[ndone++] = tid;
+            fresh++;
+        }
+        closedir(d);
+        if (rc < 0 || !fresh)
+            break;
+    }
+    if (rc == 0 && ndone == 0)
+        rc = -ESRCH;
+    return rc;
+}
+
+/* Per CPU: a cpu-clock event on every CPU, keeping the ticks that find
+ * the target running: the same rate per CPU-second on average, but a
+ * count of coincidences, not of the target's own clock. */
+static int attach_per_cpu(at_bpf_t *b)
+{
+    int ncpu = libbpf_num_possible_cpus(), ok = 0, err = -ENODEV;
+    for (int cpu = 0; cpu < ncpu; cpu++) {
+        int fd = open_sample_event(b, -1, cpu);
+        if (fd < 0) {
+            if (fd != -ENODEV)   /* ENODEV: an offline CPU */
+                err = fd;
+            continue;
+        }
+        int rc = attach_sample_fd(b, fd);
+        if (rc == 0)
+            ok++;
+        else
+            err = rc;
+    }
+    return ok ? 0 : err;
+}
+
+static int attach_sampler(at_bpf_t *b)
+{
+    int first = b->nlinks;
+    int rc = attach_per_thread(b);
+    if (rc == 0) {
+        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event task-clock at %g Hz of each thread's CPU time "
+             "(one timer per thread, inherited by new threads), Python frames walked in BPF",
+             b->plan.hz);
+        return 0;
+    }
+    while (b->nlinks > first)   /* all threads or none: then one per CPU */
+        bpf_link__destroy(b->links[--b->nlinks]);
+    rc = attach_per_cpu(b);
+    if (rc == 0)
+        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, kept when the "
+             "target runs (rate per CPU-second on average), Python frames walked in BPF", b->plan.hz);
+    return rc;
+}
+
+static void attach_view(at_bpf_t *b, int v, int rc, const char *what)
+{
+    if (rc < 0 && b->data.avail[v])
+        view(b, v, 0, "unavailable: cannot attach %s: %s", what, strerror(-rc));
+}
+
+static void attach_all(at_bpf_t *b)
+{
+    struct archtrace_bpf *s = b->skel;
+    const plan_t *p = &b->plan;
+    int rc;
+    if (b->data.avail[AT_BPF_VIEW_GIL]) {
+        rc = uprobe(b, s->progs.gil_wait_enter, p->libc, p->cond_wait, 0, 0, 0);
+        if (rc == 0)
+            rc = uprobe(b, s->progs.gil_wait_exit, p->libc, p->cond_wait, 1, 0, 0);
+        attach_view(b, AT_BPF_VIEW_GIL, rc, "uprobes to pthread_cond_timedwait");
+    }
+    if (p->imports == MODE_USDT) {
+        rc = usdt(b, s->progs.usdt_import_start, &p->imp_start);
+        attach_view(b, AT_BPF_VIEW_IMPORTS, rc ? rc : usdt(b, s->progs.usdt_import_done, &p->imp_done),
+                    "the import USDT probes");
+    } else if (p->imports == MODE_UPROBE) {
+        rc = uprobe(b, s->progs.imp_level_enter, p->py, p->imp_level, 0, 0, 0);
+        if (rc == 0)
+            rc = uprobe(b, s->progs.imp_level_exit, p->py, p->imp_level, 1, 0, 0);
+        if (rc == 0)
+            rc = uprobe(b, s->progs.imp_audit, p->py, p->imp_audit, 0, 0, 0);
+        attach_view(b, AT_BPF_VIEW_IMPORTS, rc, "the import uprobes");
+    }
+    if (p->gc == MODE_USDT) {
+        rc = usdt(b, s->progs.usdt_gc_start, &p->gc_start);
+        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(b, s->progs.usdt_gc_done, &p->gc_done),
+                    "the gc USDT probes");
+    } else if (p->gc == MODE_UPROBE) {
+        rc = uprobe(b, s->progs.gc_main_enter, p->py, p->gc_main, 0, 0, 0);
+        if (rc == 0)
+            rc = uprobe(b, s->progs.gc_main_exit, p->py, p->gc_main, 1, 0, 0);
+        attach_view(b, AT_BPF_VIEW_GC, rc, "uprobes to gc_collect_main");
+    }
+    if (p->hz > 0) {
+        rc = attach_sampler(b);
+        if (rc < 0 && !b->link_err)
+            b->link_err = rc;
+        attach_view(b, AT_BPF_VIEW_SAMPLES, rc, "the perf_event sampler");
+    }
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+    at_bpf_t *b = ctx;
+    uint32_t kind;
+    if (size < sizeof kind)
+        return 0;
+    memcpy(&kind, data, sizeof kind);
+    if (kind == AT_BPF_EV_IMPORT && size >= sizeof(struct at_bpf_import_ev)) {
+        at_bpf_data_add_import(&b->data, data);
+    } else if (kind == AT_BPF_EV_GC && size >= sizeof(struct at_bpf_gc_ev)) {
+        at_bpf_data_add_gc(&b->data, data);
+    } else if (kind == AT_BPF_EV_SAMPLE && size >= sizeof(struct at_bpf_sample_ev) && b->sym) {
+        int rc = at_bpf_sym_sample(b->sym, data);
+        b->data.samples++;
+        if (rc > 0)
+            b->data.samples_py++;
+        else if (rc == -ENOSPC)
+            b->data.stacks_dropped++;
+    }
+    return 0;
+}
+
+static int target_gone(at_bpf_t *b)
+{
+    if (b->pidfd >= 0) {
+        struct pollfd p = { .fd = b->pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
+    }
+    return kill(b->proc.pid, 0) < 0 && errno == ESRCH;
+}
+
+int at_bpf_poll(at_bpf_t *b, int timeout_ms)
+{
+    struct epoll_event ev[2];
+    if (!b)
+        return -EINVAL;
+    if (b->data.exited) {
+        ring_buffer__consume(b->rb);
+        return -ESRCH;
+    }
+    if (b->sym)
+        at_bpf_sym_epoch(b->sym);
+    uint64_t now = now_ns();   /* threading names for the stacks' labels, once a second */
+    if (b->stacks && at_thread_names_due(at_stacks_names(b->stacks), now) == AT_NAMES_DUE)
+        at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
+    /* the probes wake us only when the ring fills up: wake on a timer */
+    if (timeout_ms < 0 || timeout_ms > MAX_POLL_MS)
+        timeout_ms = MAX_POLL_MS;
+    if (b->epfd >= 0 && epoll_wait(b->epfd, ev, 2, timeout_ms) < 0 && errno != EINTR)
+        return -errno;
+    int got = ring_buffer__consume(b->rb);
+    if (target_gone(b)) {
+        b->data.exited = 1;
+        b->data.end_ns = now_ns();
+        ring_buffer__consume(b->rb);
+        return -ESRCH;
+    }
+    return got;
+}
+
+/* ---- start ------------------------------------------------------------------- */
+
+static int open_waiters(at_bpf_t *b)
+{
+    b->pidfd = (int)syscall(SYS_pidfd_open, b->proc.pid, 0);
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (b->epfd < 0)
+        return -errno;
+    struct epoll_event rb = { .events = EPOLLIN }, pid = { .events = EPOLLIN };
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(b->rb), &rb) < 0)
+        return -errno;
+    if (b->pidfd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->pidfd, &pid) < 0)
+        return -errno;
+    return 0;
+}
+
+static void free_all(at_bpf_t *b)
+{
+    for (int i = b->nlinks - 1; i >= 0; i--)
+        bpf_link__destroy(b->links[i]);
+    b->nlinks = 0;
+    ring_buffer__free(b->rb);
+    archtrace_bpf__destroy(b->skel);
+    if (b->pidfd >= 0)
+        close(b->pidfd);
+    if (b->epfd >= 0)
+        close(b->epfd);
+    at_bpf_sym_free(b->sym);
+    at_stacks_free(b->stacks);
+    at_bpf_data_free(&b->data);
+    free(b);
+}
+
+static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
+{
+    char err[256];
+    uint64_t head;
+    int rc = at_py_proc_open(&b->proc, pid, err, sizeof err);
+    if (rc == 0)
+        rc = at_py_proc_check(&b->proc, &head, err, sizeof err);
+    if (rc < 0) {
+        set_why(why, n, "%s", err);
+        return rc;
+    }
+    at_bpf_data_t *d = &b->data;
+    d->pid = pid;
+    snprintf(d->comm, sizeof d->comm, "%s", b->proc.comm);
+    snprintf(d->version, sizeof d->version, "%s", b->proc.version);
+    snprintf(d->build, sizeof d->build, "%s", at_py_proc_build(&b->proc));
+    return 0;
+}
+
+static int load(at_bpf_t *b, char *why, size_t n)
+{
+    b->skel = archtrace_bpf__open();
+    if (!b->skel) {
+        int e = errno ? errno : EINVAL;
+        refusal(why, n, "cannot open the probes", e);
+        return -e;
+    }
+    b->skel->rodata->target_tgid = (uint32_t)b->proc.pid;
+    b->skel->rodata->py_runtime = b->proc.runtime;
+    set_autoload(b);
+    int rc = archtrace_bpf__load(b->skel);
+    if (rc < 0) {
+        refusal(why, n, "loading the probes", -rc);
+        return rc;
+    }
+    return 0;
+}
+
+static int start_consumer(at_bpf_t *b, char *why, size_t n)
+{
+    int rc;
+    b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.events), on_event, b, NULL);
+    if (!b->rb) {
+        rc = -errno;
+        set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
+        return rc;
+    }
+    if ((rc = open_waiters(b)) < 0) {
+        set_why(why, n, "cannot wait for events: %s", strerror(-rc));
+        return rc;
+    }
+    if (b->plan.hz > 0) {
+        b->stacks = at_stacks_new(b->proc.pid);
+        b->sym = b->stacks ? at_bpf_sym_new(&b->proc, b->stacks) : NULL;
+        if (!b->sym) {
+            set_why(why, n, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o, char *why,
+                       size_t why_size)
+{
+    int rc;
+    libbpf_set_print(quiet_print);
+    at_bpf_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        set_why(why, why_size, "out of memory");
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->pidfd = b->epfd = -1;
+    snprintf(b->dir, sizeof b->dir, "%s", session_dir ? session_dir : ".");
+    if ((rc = find_python(b, pid, why, why_size)) < 0)
+        goto fail;
+    plan_all(b, o);
+    if ((rc = load(b, why, why_size)) < 0)
+        goto fail;
+    attach_all(b);
+    if (b->nlinks == 0) {
+        rc = b->link_err ? b->link_err : -ENOENT;
+        if (rc == -EPERM || rc == -EACCES)
+            refusal(why, why_size, "attaching the probes", -rc);
+        else
+            set_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
+                    b->link_err ? strerror(-b->link_err) : "every view is off or unavailable");
+        goto fail;
+    }
+    if ((rc = start_consumer(b, why, why_size)) < 0)
+        goto fail;
+    b->data.attach_ns = now_ns();
+    return b;
+fail:
+    free_all(b);
+    errno = -rc;
+    return NULL;
+}
+
+/* ---- stop ------------------------------------------------------------------------ */
+
+/* The next entry of a per-thread map (key: tid) into *tid and value:
+ * 1, or 0 at the end.  *started is 0 for the first call. */
+static int next_thread_entry(int fd, uint32_t *tid, int *started, void *value)
+{
+    uint32_t next;
+    while (bpf_map_get_next_key(fd, *started ? tid : NULL, &next) == 0) {
+        *tid = next;
+        *started = 1;
+        if (bpf_map_lookup_elem(fd, tid, value) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void read_gil(at_bpf_t *b, uint64_t end)
+{
+    int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
+    struct at_bpf_gil_thread t;
+    uint32_t tid;
+    for (int started = 0; next_thread_entry(fd, &tid, &started, &t);) {
+        struct at_bpf_gil_wait w;
+        at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
+        if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < end) {
+            uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
+            r.wait_ns += end - from;   /* still waiting when we stopped */
+            r.waits++;
+            r.open = 1;
+        }
+        at_bpf_data_add_gil(&b->data, &r);
+    }
+}
+
+/* The sampler's clock: each sampled thread's CPU time from its first
+ * to its last sample, and the samples taken in it. */
+static void read_sample_clock(at_bpf_t *b)
+{
+    int fd = bpf_map__fd(b->skel->maps.sample_clock);
+    struct at_bpf_sample_clock c;
+    uint32_t tid;
+    for (int started = 0; next_thread_entry(fd, &tid, &started, &c);) {
+        if (c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
+            continue;
+        b->data.oncpu_ns += c.last_cpu_ns - c.first_cpu_ns;
+        b->data.oncpu_intervals += c.n - 1;
+    }
+}
+
+static void read_maps(at_bpf_t *b, uint64_t end)
+{
+    int fd = bpf_map__fd(b->skel->maps.gc_stats);
+    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
+        bpf_map_lookup_elem(fd, &g, &b->data.gc[g]);
+    fd = bpf_map__fd(b->skel->maps.stats);
+    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
+        bpf_map_lookup_elem(fd, &s, &b->data.stats[s]);
+    if (b->data.avail[AT_BPF_VIEW_GIL])
+        read_gil(b, end);
+    if (b->data.avail[AT_BPF_VIEW_SAMPLES])
+        read_sample_clock(b);
+}
+
+/* Aggregated samples into the data rows, labels resolved. */
+static int stacks_to_rows(at_bpf_t *b)
+{
+    at_stack_view_t v;
+    size_t cursor = 0;
+    char label[LABEL_MAX];
+    at_bpf_data_t *d = &b->data;
+    while (b->stacks && at_stacks_next(b->stacks, &cursor, &v)) {
+        if (d->nstacks >= AT_BPF_MAX_STACKS) {
+            d->stacks_dropped++;
+            continue;
+        }
+        if (d->nstacks % 256 == 0) {
+            void *p = realloc(d->stacks, (d->nstacks + 256) * sizeof *d->stacks);
+            if (!p)
+                return -ENOMEM;
+            d->stacks = p;
+        }
+        at_bpf_stack_row_t *r = &d->stacks[d->nstacks];
+        *r = (at_bpf_stack_row_t){ v.tid, (uint32_t)v.gil, v.count, 0, NULL };
+        if (!(r->frames = calloc((size_t)v.n + 1, sizeof *r->frames)))
+            return -ENOMEM;
+        d->nstacks++;
+        for (int k = 0; k < v.n; k++) {
+            at_stacks_frame_label(b->stacks, &v.frames[k], label, sizeof label);
+            if (!(r->frames[r->nframes] = strdup(label)))
+                return -ENOMEM;
+            r->nframes++;
+        }
+    }
+    return 0;
+}
+
+/* <pid>.stacks for the stack formats (collapsed, svg), unless a sampler
+ * already wrote one for this process. */
+static int save_stacks(at_bpf_t *b)
+{
+    FILE *f = at_session_open_file(b->dir, b->proc.pid, "stacks");
+    if (f) {
+        fclose(f);
+        return 0;
+    }
+    at_stacks_meta_t *m = at_stacks_meta(b->stacks);
+    m->pid = b->proc.pid;
+    snprintf(m->comm, sizeof m->comm, "%s", b->data.comm);
+    snprintf(m->version, sizeof m->version, "%s", b->data.version);
+    snprintf(m->build, sizeof m->build, "%s", b->data.build);
+    m->rate_hz = b->plan.hz;
+    m->samples = b->data.samples;
+    m->missed = b->data.stats[AT_BPF_ST_LOST_SAMPLE];
+    m->duration_s = (double)(b->data.end_ns - b->data.attach_ns) / 1e9;
+    m->native = 0;
+    m->on_cpu = 1;
+    m->cpu_s = (double)b->data.oncpu_ns / 1e9;
+    m->cpu_intervals = b->data.oncpu_intervals;
+    return at_stacks_save(b->stacks, b->dir);
+}
+
+int at_bpf_stop(at_bpf_t *b)
+{
+    if (!b)
+        return 0;
+    uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
+    b->data.end_ns = end;
+    for (int i = b->nlinks - 1; i >= 0; i--)   /* detach first: final counts */
+        bpf_link__destroy(b->links[i]);
+    b->nlinks = 0;
+    ring_buffer__consume(b->rb);
+    read_maps(b, end);
+    int rc = stacks_to_rows(b);
+    at_bpf_data_finish(&b->data);
+    int rc2 = at_bpf_data_save(&b->data, b->dir);
+    if (rc == 0)
+        rc = rc2;
+    if (b->stacks && (rc2 = save_stacks(b)) < 0 && rc == 0)
+        rc = rc2;
+    free_all(b);
+    return rc;
+}

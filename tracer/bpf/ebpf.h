@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* ebpf.h - the eBPF backend: attach probes to a running CPython 3.11, record, report.
+ *
+ * `archtrace -p PID record --bpf` measures a process that was not started
+ * under archtrace.  at_bpf_start finds the interpreter (py_proc), opens
+ * the skeleton of probes/archtrace.bpf.c, sets its read-only data (the
+ * pid, &_PyRuntime), loads it and attaches, each probe to that process
+ * only: the GIL on libc's pthread_cond_timedwait, imports and GC on the
+ * interpreter's USDT notes or, without them, on uprobes of functions the
+ * interpreter has, and a per-CPU perf_event sampler.  at_bpf_poll
+ * consumes the ring buffer (Python stacks are named here, while the code
+ * objects are alive); at_bpf_stop detaches and writes <session>/<pid>.bpf
+ * (and <pid>.stacks when no sampler wrote one, so every stack format
+ * works).  session/bpf_data.h holds what a recording is and reads it back.
+ *
+ * Where the kernel refuses BPF, at_bpf_start returns NULL with one
+ * lowercase line in `why` and libbpf stays quiet (its messages go to
+ * stderr only with ARCHTRACE_DEBUG set).  Views that cannot be attached
+ * (no USDT notes and no symbol to fall back on) are recorded as
+ * "unavailable: <reason>" and the others still run.
+ */
+#ifndef AT_EBPF_H
+#define AT_EBPF_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "../../probes/archtrace_bpf.h" /* probes/ is not on the include path */
+#include "cli/options.h"
+#include "session/bpf_data.h"
+
+typedef struct at_bpf at_bpf_t;
+
+/* Attach every probe to pid (GIL, imports, GC, and the sampler at
+ * o->rate_hz unless o->no_sample; o->no_gil / o->no_imports leave those
+ * out).  NULL + errno with a one-line reason in why, e.g. "eBPF
+ * unavailable: operation not permitted (run as root)"; the reason starts
+ * with "eBPF unavailable" exactly when the kernel refused BPF itself. */
+at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o, char *why,
+                       size_t why_size);
+
+/* Wait up to timeout_ms (at most 250 ms; the probes do not wake us per
+ * event, so this is the latency of the data), then consume the ring
+ * buffer.  Events consumed (>= 0), or -ESRCH once the target has exited
+ * (after draining what it left; it returns early then), other -errno. */
+int at_bpf_poll(at_bpf_t *b, int timeout_ms);
+
+/* Detach, write <session>/<pid>.bpf (and <pid>.stacks if absent), free.
+ * 0 or -errno (the files could not be written).  NULL is accepted. */
+int at_bpf_stop(at_bpf_t *b);
+
+/* ======================================================================
+ * Internal to tracer/bpf/.
+ * ====================================================================== */
+
+/* ---- bpf_elf.c: symbols, USDT notes, mapped libraries ----------------- */
+
+#define AT_BPF_USDT_SITES 8            /* call sites kept per USDT probe   */
+
+typedef struct at_bpf_usdt {
+    int nsites;                        /* sites found (<= AT_BPF_USDT_SITES) */
+    uint64_t off[AT_BPF_USDT_SITES];   /* file offsets of the probe sites  */
+    uint64_t sema_off;                 /* file offset of the semaphore, 0  */
+    uint64_t cookie[AT_BPF_USDT_SITES];/* arg words (low: arg 0, high: 1)  */
+} at_bpf_usdt_t;
+
+/* File offset of function `name` in the ELF file at path (.symtab first,
+ * then .dynsym; the default version of a versioned symbol).  0, -ENOENT
+ * when the file has no such function, other -errno. */
+int at_bpf_elf_func(const char *path, const char *name, uint64_t *file_off);
+
+/* The sites of USDT probe provider:name in path.  0, -ENOENT (no such
+ * note), -ENOTSUP (an argument in a form we do not decode). */
+int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at_bpf_usdt_t *u);
+
+/* Decode one stapsdt argument ("-4@112(%rsp)") into an AT_BPF_ARG_* word.
+ * 0 or -EINVAL. */
+int at_bpf_usdt_arg(const char *spec, uint32_t *word);
+
+/* "/proc/PID/root<path>" of the first file mapped by pid whose base name
+ * starts with `prefix` (e.g. "libc.so"); 0 or -ENOENT / -ESRCH. */
+int at_bpf_mapped_lib(pid_t pid, const char *prefix, char *out, size_t n);
+
+/* ---- bpf_tracefs.c ----------------------------------------------------- */
+
+/* Make sure uprobes can be created: with the uprobe PMU nothing is
+ * needed; otherwise mount tracefs at /sys/kernel/tracing when absent.
+ * 0, or -errno with the reason in why. */
+int at_bpf_tracefs_ensure(char *why, size_t why_size);
+
+/* ---- bpf_sym.c: name the Python frames of samples ---------------------- */
+
+struct at_py_proc;
+struct at_stacks;
+typedef struct at_bpf_sym at_bpf_sym_t;
+
+at_bpf_sym_t *at_bpf_sym_new(struct at_py_proc *proc, struct at_stacks *stacks);
+void at_bpf_sym_free(at_bpf_sym_t *s);
+/* Start a new batch: code objects are re-validated on their next use. */
+void at_bpf_sym_epoch(at_bpf_sym_t *s);
+/* Count one sample into the stacks.  1 when it had Python frames, 0
+ * when not, -errno (-ENOSPC: too many distinct stacks). */
+int at_bpf_sym_sample(at_bpf_sym_t *s, const struct at_bpf_sample_ev *e);
+
+#endif

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c - the command-line contract of DESIGN.md, parsed without getopt so
+ * that everything after COMMAND belongs to the command untouched. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
+    "       archtrace report [--format FMT] [--json FILE] DIR\n"
+    "       archtrace -p PID dump\n"
+    "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
+    "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
+    "\n"
+    "options:\n"
+    "  -o, --output DIR     keep the session in DIR (for `archtrace report`)\n"
+    "  --json FILE          write the JSON report to FILE\n"
+    "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
+    "  --out FILE           where --format output goes (default: stdout for\n"
+    "                       report/record, archtrace.<ext> for run)\n"
+    "  --no-alloc --no-gil --no-imports --no-sample\n"
+    "  --rate HZ            sampling rate (default 100)\n"
+    "  --no-poll            from 2 kHz, sleep between samples instead of\n"
+    "                       polling the clock on a spare CPU\n"
+    "  --native             add native frames (libunwind, stops threads)\n"
+    "  --idle               include idle threads' stacks\n"
+    "  --bpf                use eBPF probes (for -p PID record)\n"
+    "  --alloc              memory flame graph instead of CPU (svg)\n"
+    "  --alloc-depth N      frames kept per allocation (default 1)\n"
+    "  --alloc-sample BYTES sample one allocation per BYTES on average\n"
+    "                       (default 16384)\n"
+    "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
+    "  --top N              rows per table (default 5)\n"
+    "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
+    "  -q, --quiet          no text report\n"
+    "  -h, --help           this help;  --version  the version\n"
+    "\n"
+    "exit status: the command's own; 125 archtrace failed or bad usage;\n"
+    "126 the command could not run; 127 it was not found; for -p PID:\n"
+    "3 no such process, 4 not Python, 5 not Python 3.11, 6 no permission,\n"
+    "7 eBPF refused.\n";
+
+const char *at_cli_usage(void)
+{
+    return usage;
+}
+
+void at_options_defaults(at_options_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->command = AT_CMD_RUN;
+    o->rate_hz = 100.0;
+    o->top_n = 5;
+    o->alloc_depth = 1;
+    o->alloc_sample = AT_ALLOC_SAMPLE_DEFAULT;
+}
+
+int at_format_from_name(const char *name)
+{
+    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg" };
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int fail(char *err, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Options that take a value: returns its canonical name or NULL. */
+static const char *valued_option(const char *name)
+{
+    static const char *const table[][2] = {
+        { "-o", "--output" }, { "--output", "--output" }, { "--json", "--json" },
+        { "--format", "--format" }, { "--out", "--out" }, { "--rate", "--rate" },
+        { "--top", "--top" }, { "-d", "--duration" }, { "--duration", "--duration" },
+        { "--alloc-depth", "--alloc-depth" }, { "--alloc-sample", "--alloc-sample" },
+        { "-p", "--pid" }, { "--pid", "--pid" },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(name, table[i][0]) == 0)
+            return table[i][1];
+    return NULL;
+}
+
+static int set_valued(at_options_t *o, const char *name, const char *v, char *err, size_t n)
+{
+    long l;
+    if (!strcmp(name, "--output"))
+        o->output_dir = v;
+    else if (!strcmp(name, "--json"))
+        o->json_file = v;
+    else if (!strcmp(name, "--out"))
+        o->out_file = v;
+    else if (!strcmp(name, "--format")) {
+        int f = at_format_from_name(v);
+        if (f < 0)
+            return fail(err, n, "unknown format '%s' (text, json, collapsed, chrome, svg)", v);
+        o->format = (at_format_t)f;
+    } else if (!strcmp(name, "--rate")) {
+        if (parse_double(v, 0.1, 1000000.0, &o->rate_hz) < 0)
+            return fail(err, n, "invalid --rate '%s': expected a number of Hz in (0, 1000000]", v);
+    } else if (!strcmp(name, "--duration")) {
+        if (parse_double(v, 0.0, 31536000.0, &o->duration_s) < 0)
+            return fail(err, n, "invalid --duration '%s': expected seconds >= 0", v);
+    } else if (!strcmp(name, "--top")) {
+        if (parse_long(v, 1, 1000, &l) < 0)
+            return fail(err, n, "invalid --top '%s': expected 1..1000", v);
+        o->top_n = (int)l;
+    } else if (!strcmp(name, "--alloc-depth")) {
+        if (parse_long(v, 1, 128, &l) < 0)
+            return fail(err, n, "invalid --alloc-depth '%s': expected 1..128", v);
+        o->alloc_depth = (int)l;
+    } else if (!strcmp(name, "--alloc-sample")) {
+        if (parse_long(v, 1, 1L << 40, &l) < 0)
+            return fail(err, n, "invalid --alloc-sample '%s': expected bytes >= 1", v);
+        o->alloc_sample = l;
+        o->alloc_sample_given = 1;
+    } else if (!strcmp(name, "--pid")) {
+        if (parse_long(v, 1, 0x7fffffff, &l) < 0)
+            return fail(err, n, "invalid pid '%s'", v);
+        o->pid = (pid_t)l;
+    }
+    return 0;
+}
+
+/* Flags without a value; 1 if handled, 0 if unknown. */
+static int set_flag(at_options_t *o, const char *a)
+{
+    static const struct { const char *name; size_t off; } flags[] = {
+        { "--no-alloc", offsetof(at_options_t, no_alloc) },
+        { "--no-gil", offsetof(at_options_t, no_gil) },
+        { "--no-imports", offsetof(at_options_t, no_imports) },
+        { "--no-sample", offsetof(at_options_t, no_sample) },
+        { "--native", offsetof(at_options_t, native) },
+        { "--bpf", offsetof(at_options_t, bpf) },
+        { "--idle", offsetof(at_options_t, idle) },
+        { "--no-poll", offsetof(at_options_t, no_poll) },
+        { "--alloc", offsetof(at_options_t, alloc_mode) },
+        { "--alloc-exact", offsetof(at_options_t, alloc_exact) },
+        { "-q", offsetof(at_options_t, quiet) },
+        { "--quiet", offsetof(at_options_t, quiet) },
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (!strcmp(a, flags[i].name)) {
+            *(int *)((char *)o + flags[i].off) = 1;
+            return 1;
+        }
+    return 0;
+}
+
+static int command_word(const char *w, at_command_t *cmd)
+{
+    static const struct { const char *name; at_command_t cmd; } words[] = {
+        { "run", AT_CMD_RUN }, { "report", AT_CMD_REPORT }, { "dump", AT_CMD_DUMP },
+        { "record", AT_CMD_RECORD }, { "top", AT_CMD_TOP },
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (!strcmp(w, words[i].name)) {
+            *cmd = words[i].cmd;
+            return 1;
+        }
+    return 0;
+}
+
+/* One option at argv[*i]; advances *i past its value.  0, 1 (help),
+ * 2 (version) or -EINVAL. */
+static int parse_option(int argc, char **argv, int *i, at_options_t *o, char *err, size_t n)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+        return 1;
+    if (!strcmp(a, "--version"))
+        return 2;
+    if (set_flag(o, a))
+        return 0;
+    char name[64];
+    const char *eq = strchr(a, '=');
+    const char *value = NULL;
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    if (len >= sizeof(name))
+        return fail(err, n, "unknown option '%s'", a);
+    memcpy(name, a, len);
+    name[len] = '\0';
+    const char *canon = valued_option(name);
+    if (!canon)
+        return fail(err, n, "unknown option '%s' (see archtrace --help)", a);
+    if (eq)
+        value = eq + 1;
+    else if (*i + 1 < argc)
+        value = argv[++*i];
+    else
+        return fail(err, n, "option %s needs a value", name);
+    return set_valued(o, canon, value, err, n);
+}
+
+static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
+{
+    if (o->alloc_exact && o->alloc_sample_given)
+        return fail(err, n, "--alloc-exact and --alloc-sample contradict each other: give one");
+    if (o->alloc_exact)
+        o->alloc_sample = 0;
+    if (o->pid && !saw_word)
+        return fail(err, n, "-p PID needs a command: dump or record");
+    switch (o->command) {
+    case AT_CMD_RUN:
+        if (!o->argc)
+            return fail(err, n, "no command given (see archtrace --help)");
+        return 0;
+    case AT_CMD_TOP:
+        if (!o->argc && !o->pid)
+            return fail(err, n, "top needs -p PID or -- COMMAND");
+        if (o->argc && o->pid)
+            return fail(err, n, "top takes -p PID or -- COMMAND, not both");
+        return 0;
+    case AT_CMD_REPORT:
+        if (!o->report_dir)
+            return fail(err, n, "report needs a session directory");
+        return 0;
+    case AT_CMD_DUMP:
+    case AT_CMD_RECORD:
+        if (!o->pid)
+            return fail(err, n, "%s needs -p PID", o->command == AT_CMD_DUMP ? "dump" : "record");
+        return 0;
+    }
+    return 0;
+}
+
+int at_cli_parse(int argc, char **argv, at_options_t *o, char *err, size_t n)
+{
+    at_options_defaults(o);
+    int saw_word = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            o->argv = argv + i + 1;
+            o->argc = argc - i - 1;
+            break;
+        }
+        if (a[0] == '-' && a[1]) {
+            int rc = parse_option(argc, argv, &i, o, err, n);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!saw_word && command_word(a, &o->command)) {
+            saw_word = 1;
+            continue;
+        }
+        if (o->command == AT_CMD_REPORT && !o->report_dir) {
+            o->report_dir = a;
+            continue;
+        }
+        if (o->command == AT_CMD_RUN || o->command == AT_CMD_TOP) {
+            o->argv = argv + i;
+            o->argc = argc - i;
+            break;
+        }
+        return fail(err, n, "unexpected argument '%s'", a);
+    }
+    return check_command(o, saw_word || o->command != AT_CMD_RUN, err, n);
+}
