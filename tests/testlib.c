@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "fixtures/testutil.h"
 #include "testlib.h"
 
 static char *slurp(const char *path)
@@ -103,13 +104,32 @@ static char *shape_python(const char *shape)
     return out;
 }
 
+/* A shape is "static" or "shared" (CPython 3.11's two builds), or a
+ * newer minor version, "3.12" or "3.13" (pyenv's shared builds here). */
+static int shape_index(const char *shape)
+{
+    static const char *const shapes[] = { "static", "shared", "3.12", "3.13" };
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(shape, shapes[i]))
+            return i;
+    return -1;
+}
+
+static char *version_python(const char *ver)
+{
+    char buf[4096];
+    return tu_find_python(ver, NULL, buf, sizeof buf) == 0 ? strdup(buf) : NULL;
+}
+
 const char *at_test_python(const char *shape)
 {
-    static char *cache[2];
-    static int done[2];
-    int i = strcmp(shape, "static") == 0 ? 0 : 1;
+    static char *cache[4];
+    static int done[4];
+    int i = shape_index(shape);
+    if (i < 0)
+        return NULL;
     if (!done[i]) {
-        cache[i] = shape_python(shape);
+        cache[i] = i < 2 ? shape_python(shape) : version_python(shape);
         done[i] = 1;
     }
     return cache[i];
@@ -142,6 +162,8 @@ const char *at_test_archtrace(void)
 const char *at_test_python_or_skip(const char *shape)
 {
     const char *py = at_test_python(shape);
+    if (!py && shape_index(shape) >= 2)
+        cr_skip_test("no CPython %s on this machine", shape);
     if (!py)
         cr_skip_test("no %s-libpython CPython 3.11 on this machine", shape);
     return py;

@@ -8,7 +8,9 @@
 
 /* Path of the interpreter of a build shape ("static": Debian's
  * /usr/bin/python3.11; "shared": the libpython3.11.so one first on PATH),
- * or NULL when this machine has none (then skip with the reason). */
+ * or of a newer CPython ("3.12", "3.13": the newest such release found
+ * in a venv, /usr/bin, pyenv or on PATH, never a free-threaded one), or
+ * NULL when this machine has none (then skip with the reason). */
 const char *at_test_python(const char *shape);
 
 /* at_test_python, or skip the current test saying which shape is missing. */
