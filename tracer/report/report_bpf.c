@@ -179,6 +179,12 @@ int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_option
     at_json_kv_bool(j, "exited", d.exited);
     json_views(j, &d);
     json_gc(j, &d);
+    /* what the BPF sampler received; the stacks are in "samples" */
+    at_json_key(j, "samples");
+    at_json_obj_begin(j);
+    at_json_kv_uint(j, "received", d.samples);
+    at_json_kv_uint(j, "with_python", d.samples_py);
+    at_json_obj_end(j);
     at_json_key(j, "dropped");
     at_json_obj_begin(j);
     at_json_kv_uint(j, "imports", d.imports_dropped + d.stats[AT_BPF_ST_LOST_IMPORT]);
