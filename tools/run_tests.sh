@@ -9,7 +9,8 @@
 #   4. --asan DIR "NAME[:FILTER]...": the named test binaries once more
 #      against the ASan+UBSan archtrace and shim in DIR (ARCHTRACE_BIN,
 #      ARCHTRACE_SHIM), optionally only the tests matching FILTER;
-#   5. --valgrind BIN: tools/valgrind_cli.sh on the CLI BIN.
+#   5. --valgrind BIN: tools/valgrind_cli.sh on the CLI BIN;
+# and, when test_pythons is among the binaries, the CPythons the tests used.
 #   tools/run_tests.sh [--labs] [--fuzz SECS BINS] [--asan DIR TESTS] [--valgrind BIN] BIN...
 set -u
 tools=$(cd "$(dirname "$0")" && pwd)
@@ -84,8 +85,12 @@ scripted() {
 }
 
 t0=$(now)
+pythons=""
 for bin in "$@"; do
     criterion "$(basename "$bin")" "$bin"
+    # test_pythons logs each interpreter it found: the closing lines name them
+    [ "$(basename "$bin")" = test_pythons ] &&
+        pythons=$("$bin" --jobs 1 --verbose 2>&1 | sed -n 's/^\[----\] python \([^:]*\): .*(\(.*\))$/\2/p' | sort | paste -sd, - | sed 's/,/, /g')
 done
 note_time tests "$t0"
 
@@ -130,5 +135,6 @@ fi
 
 [ -n "$broken" ] && echo "failing:$broken"
 echo "time: $times; total $(( $(now) - t_all ))s"
+[ -n "$pythons" ] && echo "interpreters: $pythons"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
