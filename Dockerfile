@@ -10,6 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config clang llvm libbpf-dev bpftool \
       libelf-dev libdw-dev libunwind-dev zlib1g-dev \
+      protobuf-c-compiler libprotobuf-c-dev \
       libcriterion-dev libclang-rt-14-dev tmux valgrind procps \
       python3.11 python3.11-dev python3.11-venv \
       redis-server \

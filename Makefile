@@ -22,10 +22,10 @@ SANITIZE  ?=
 Q          = $(if $(V),,@)
 
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) \
-                -fno-omit-frame-pointer -Icommon -Itracer -Ipreload -I$(BUILD)/probes $(SANITIZE)
+                -fno-omit-frame-pointer -Icommon -Itracer -Ipreload -I$(BUILD)/probes -I$(BUILD)/proto $(SANITIZE)
 SHIM_CFLAGS   = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec
 TRACER_CFLAGS = $(CFLAGS_COMMON)
-TRACER_LIBS   = -lelf -ldw -lunwind-ptrace -lunwind-generic -lunwind -lbpf -lz -lpthread -lm
+TRACER_LIBS   = -lelf -ldw -lunwind-ptrace -lunwind-generic -lunwind -lbpf -lprotobuf-c -lz -lpthread -lm
 SHIM_LIBS     = -ldl -lpthread
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -36,7 +36,10 @@ PROBE_SRC  = $(wildcard probes/*.bpf.c)
 UNIT_SRC   = $(wildcard tests/test_*.c)
 
 SHIM_OBJ   = $(patsubst %.c,$(BUILD)/shim/%.o,$(SHIM_SRC) $(COMMON_SRC))
-TRACER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRACER_SRC) $(COMMON_SRC))
+# pprof's profile.proto, fetched pinned at build time and compiled by protoc-c
+PROTO_C    = $(BUILD)/proto/profile.pb-c.c
+PROTO_H    = $(BUILD)/proto/profile.pb-c.h
+TRACER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(TRACER_SRC) $(COMMON_SRC)) $(BUILD)/obj/proto/profile.pb-c.o
 SKELETONS  = $(patsubst probes/%.bpf.c,$(BUILD)/probes/%.skel.h,$(PROBE_SRC))
 TEST_BINS  = $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -56,7 +59,7 @@ $(BUILD)/shim/%.o: %.c
 	$(if $(Q),@echo "  CC [so] $<")
 	$(Q)$(CC) $(SHIM_CFLAGS) -DAT_IN_SHIM -MMD -MP -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c $(SKELETONS)
+$(BUILD)/obj/%.o: %.c $(SKELETONS) $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC      $<")
 	$(Q)$(CC) $(TRACER_CFLAGS) -MMD -MP -c -o $@ $<
@@ -74,6 +77,20 @@ $(BUILD)/probes/%.bpf.o: probes/%.bpf.c $(BUILD)/probes/vmlinux.h $(wildcard pro
 $(BUILD)/probes/%.skel.h: $(BUILD)/probes/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
+$(BUILD)/proto/profile.proto: tools/fetch_profile_proto.py
+	$(if $(Q),@echo "  FETCH   $@")
+	$(Q)tools/fetch_profile_proto.py $@
+
+$(PROTO_H): $(PROTO_C)
+$(PROTO_C): $(BUILD)/proto/profile.proto
+	$(if $(Q),@echo "  PROTOC  $<")
+	$(Q)protoc-c --c_out=$(BUILD)/proto -I$(BUILD)/proto $<
+
+# generated code: built without -Wextra's complaints about it
+$(BUILD)/obj/proto/profile.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(TRACER_CFLAGS) -Wno-unused-parameter -c -o $@ $<
+
 # Unit and integration tests: one Criterion binary per tests/test_*.c.
 # tests/testlib.c (helpers for integration tests) is linked into each,
 # tests/layout_probe.c (the offsetof probe, interpreters by version) into
@@ -90,12 +107,16 @@ $(BUILD)/tests/%: tests/%.c tests/testlib.c tests/testlib.h $(TRACER_OBJ) | $(BU
 # data, built with clang and ASan+UBSan.  `make fuzz FUZZ_SECONDS=60`.
 FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-FUZZ_OBJ     = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(TRACER_SRC) $(COMMON_SRC))
+FUZZ_OBJ     = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(TRACER_SRC) $(COMMON_SRC)) $(BUILD)/fuzzobj/proto/profile.pb-c.o
 FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Wno-unused-command-line-argument \
-               -Icommon -Itracer -Ipreload -I$(BUILD)/probes -fsanitize=address,undefined
+               -Icommon -Itracer -Ipreload -I$(BUILD)/probes -I$(BUILD)/proto -fsanitize=address,undefined
 FUZZ_SECONDS ?= 60
 
-$(BUILD)/fuzzobj/%.o: %.c $(SKELETONS)
+$(BUILD)/fuzzobj/proto/profile.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Wno-unused-parameter -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzzobj/%.o: %.c $(SKELETONS) $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC [fz] $<")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
@@ -106,7 +127,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(TRACER_LIBS)
 
 # the objects are intermediate in make's eyes: keep them between runs
-.SECONDARY: $(FUZZ_OBJ) $(SKELETONS)
+.SECONDARY: $(FUZZ_OBJ) $(SKELETONS) $(PROTO_C) $(PROTO_H)
 
 fuzz: $(FUZZ_BINS)
 	$(Q)tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

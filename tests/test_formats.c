@@ -232,6 +232,48 @@ static void collapsed(const char *shape)
 Test(formats, collapsed_sums_to_counts_static, .timeout = 60) { collapsed("static"); }
 Test(formats, collapsed_sums_to_counts_shared, .timeout = 60) { collapsed("shared"); }
 
+/* ---- pprof, read by the real `go tool pprof` ------------------------------------ */
+
+/* "of N total" from `go tool pprof -top` of one sample type, in UNIT. */
+static double pprof_total(const char *path, const char *index, const char *unit)
+{
+    char *out = NULL;
+    int rc = at_test_shf(&out, NULL, "go tool pprof -top -sample_index=%s -unit=%s '%s' 2>/dev/null | "
+                         "sed -n 's/.* of \\([0-9.]*\\)[A-Za-z]* total.*/\\1/p' | head -1", index, unit, path);
+    cr_assert_eq(rc, 0, "go tool pprof reads %s", path);
+    double v = out && *out ? strtod(out, NULL) : -1;
+    free(out);
+    return v;
+}
+
+/* The CPU profile has the report's samples, labelled by thread; the
+ * memory profile (--alloc) has the bytes the folded memory stacks have. */
+static void pprof(const char *shape)
+{
+    if (at_test_shf(NULL, NULL, "command -v go >/dev/null") != 0)
+        cr_skip_test("no Go toolchain here: `go tool pprof` is the reader this test uses");
+    session_t s;
+    record(&s, shape);
+    char *cpu = rerender(&s, "--format pprof", "cpu.pb.gz");
+    double samples = at_test_json_num(s.json, "sum(p['samples']['thread_samples'] for p in d['processes'] if p['samples'])");
+    cr_assert_gt(samples, 20, "%s: samples taken", shape);
+    cr_assert_eq(pprof_total(cpu, "samples", "count"), samples, "%s: pprof's samples are the report's", shape);
+    char *tags = NULL;
+    at_test_shf(&tags, NULL, "go tool pprof -tags '%s' 2>/dev/null", cpu);
+    cr_assert(tags && strstr(tags, "thread_name:") && strstr(tags, "MainThread") && strstr(tags, "pid:"),
+              "%s: samples carry pid and thread labels:\n%s", shape, tags);
+    char *mem = rerender(&s, "--format pprof --alloc", "alloc.pb.gz");
+    char *folded = rerender(&s, "--format collapsed --alloc", "alloc.folded");
+    cr_assert_eq(pprof_total(mem, "alloc_space", "B"), collapsed_sum(folded, "cat"),
+                 "%s: pprof's alloc_space is every allocation the folded memory stacks have", shape);
+    cr_assert_geq(pprof_total(mem, "inuse_space", "B"), 0, "%s: and it has inuse_space", shape);
+    free(tags), free(cpu), free(mem), free(folded);
+    done(&s);
+}
+
+Test(formats, pprof_read_by_go_tool_pprof_static, .timeout = 90) { pprof("static"); }
+Test(formats, pprof_read_by_go_tool_pprof_shared, .timeout = 90) { pprof("shared"); }
+
 /* ---- the JSON parts say their source ------------------------------------ */
 
 /* A run under the shim with the ptrace sampler: every part of a process

@@ -53,11 +53,12 @@ kill "$target"; wait "$target" 2>/dev/null; target=""
 
 step report report "$work/s"
 step report-json report --json "$work/r.json" "$work/s"
-for fmt in collapsed chrome svg; do
+for fmt in collapsed chrome svg pprof; do
     step "report-$fmt" report --format "$fmt" --out "$work/r.$fmt" "$work/s"
 done
 step run -q -o "$work/run" "$py" "$root/tests/fixtures/hard_workload.py"
 step report-run report --json "$work/run.json" "$work/run"
+step report-run-alloc-pprof report --alloc --format pprof --out "$work/run.pb.gz" "$work/run"
 
 echo "valgrind: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

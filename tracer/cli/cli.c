@@ -20,6 +20,7 @@ static const char usage[] =
     "  -o, --output DIR     keep the session in DIR (for `archtrace report`)\n"
     "  --json FILE          write the JSON report to FILE\n"
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
+    "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
     "  --out FILE           where --format output goes (default: stdout for\n"
     "                       report/record, archtrace.<ext> for run)\n"
     "  --no-alloc --no-gil --no-imports --no-sample\n"
@@ -61,7 +62,7 @@ void at_options_defaults(at_options_t *o)
 
 int at_format_from_name(const char *name)
 {
-    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg" };
+    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg", "pprof" };
     for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
         if (strcmp(name, names[i]) == 0)
             return i;

@@ -18,6 +18,7 @@ typedef enum at_format {
     AT_FMT_COLLAPSED, /* folded stacks for flamegraph.pl / speedscope      */
     AT_FMT_CHROME,    /* Chrome trace event JSON for Perfetto              */
     AT_FMT_SVG,       /* self-drawn interactive flame graph                */
+    AT_FMT_PPROF,     /* gzipped profile.proto: go tool pprof, Pyroscope  */
 } at_format_t;
 
 typedef struct at_options {

@@ -385,7 +385,7 @@ static void write_chrome(FILE *out, const render_ctx_t *c)
 
 static const char *format_ext(at_format_t f)
 {
-    static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg" };
+    static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg", "pb.gz" };
     return ext[f];
 }
 
@@ -404,17 +404,33 @@ static int write_alloc_collapsed(FILE *out, const render_ctx_t *c)
     return rc ? rc : found ? 0 : -ENOENT;
 }
 
+/* The keys of the session's processes, in the process table's order
+ * (malloc'd), or NULL. */
+static pid_t *proc_keys(const render_ctx_t *c)
+{
+    pid_t *keys = malloc((c->procs.count + 1) * sizeof *keys);
+    for (size_t i = 0; keys && i < c->procs.count; i++)
+        keys[i] = c->procs.procs[i].key;
+    return keys;
+}
+
 static int write_alloc_svg(FILE *out, const render_ctx_t *c)
 {
     if (!at_alloc_write_svg)
         return -ENOSYS;
-    pid_t *pids = malloc((c->procs.count + 1) * sizeof *pids);
-    if (!pids)
-        return -ENOMEM;
-    for (size_t i = 0; i < c->procs.count; i++)
-        pids[i] = c->procs.procs[i].key;
-    int rc = at_alloc_write_svg(c->dir, pids, c->procs.count, out, c->o);
-    free(pids);
+    pid_t *keys = proc_keys(c);
+    int rc = keys ? at_alloc_write_svg(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
+    free(keys);
+    return rc;
+}
+
+static int write_pprof(FILE *out, const render_ctx_t *c)
+{
+    if (!at_pprof_write)
+        return -ENOSYS;
+    pid_t *keys = proc_keys(c);
+    int rc = keys ? at_pprof_write(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
+    free(keys);
     return rc;
 }
 
@@ -438,6 +454,8 @@ static int write_format(FILE *out, const render_ctx_t *c)
         if (c->o->alloc_mode)
             return write_alloc_svg(out, c);
         return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
+    case AT_FMT_PPROF:
+        return write_pprof(out, c);
     }
     return -EINVAL;
 }

@@ -54,6 +54,12 @@ AT_WEAK int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, cons
 AT_WEAK int at_stacks_write_collapsed(const char *dir, FILE *out, const at_options_t *o);
 AT_WEAK int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *o);
 
+/* The sampled stacks of every process, or with o->alloc_mode the
+ * allocations of the processes keys[0..n), as one pprof profile (gzipped
+ * profile.proto) on out.  0, -ENOENT when there is no such data, other
+ * -errno. */
+AT_WEAK int at_pprof_write(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
+
 /* Memory (--alloc): bytes allocated by stack, over the given pids'
  * <pid>.alloc, as folded stacks (one process) or one SVG flame graph.
  * 0, -ENOENT when none of them has allocation data, other -errno. */
