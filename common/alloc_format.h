@@ -227,6 +227,10 @@ void at_alloc_free(at_alloc_data_t *d);
 
 /* The string at offset off ("?" when the offset is bad). */
 const char *at_alloc_str(const at_alloc_data_t *d, uint32_t off);
+/* A group's function as reports name it (or a bracketed note for the
+ * no-frame and overflow groups), and its file ("" for those). */
+const char *at_alloc_group_func(const at_alloc_data_t *d, uint32_t g);
+const char *at_alloc_group_file(const at_alloc_data_t *d, uint32_t g);
 
 /* tracemalloc's _format_size(size, sign=False): "6144 KiB", "63 B", "12.5 MiB". */
 void at_alloc_format_size(char *out, size_t n, double size);

@@ -274,6 +274,59 @@ static void pprof(const char *shape)
 Test(formats, pprof_read_by_go_tool_pprof_static, .timeout = 90) { pprof("static"); }
 Test(formats, pprof_read_by_go_tool_pprof_shared, .timeout = 90) { pprof("shared"); }
 
+/* ---- speedscope, checked against speedscope's own schema ------------------------ */
+
+/* speedscope's file-format-schema.json from its npm package (pinned), into
+ * dir; NULL when npm cannot fetch it here. */
+static char *speedscope_schema(const char *dir)
+{
+    char *path = malloc(PATH_MAX);
+    snprintf(path, PATH_MAX, "%s/package/dist/release/file-format-schema.json", dir);
+    if (at_test_shf(NULL, NULL, "cd '%s' && npm pack --silent speedscope@1.22.2 >/dev/null 2>&1 && "
+                    "tar xzf speedscope-1.22.2.tgz package/dist/release/file-format-schema.json", dir) != 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* "samples=N bytes=B" of a speedscope file, after the format's checks. */
+static void speedscope_sums(const char *file, const char *schema, double *samples, double *bytes)
+{
+    char *out = NULL, *err = NULL;
+    int rc = at_test_shf(&out, &err, "PERIOD_NS=10000000 python3 tests/fixtures/speedscope_check.py '%s' %s", file,
+                         schema ? schema : "");
+    if (rc == 2)
+        cr_skip_test("no jsonschema module for python3: cannot check against speedscope's schema");
+    cr_assert_eq(rc, 0, "%s passes speedscope's rules: %s", file, err);
+    cr_assert_eq(sscanf(out, "samples=%lf bytes=%lf", samples, bytes), 2, "sums of %s: %s", file, out);
+    free(out), free(err);
+}
+
+static void speedscope(const char *shape)
+{
+    session_t s;
+    record(&s, shape);
+    char *schema = speedscope_schema(s.tmp);
+    if (!schema)
+        cr_log_warn("npm could not fetch speedscope's schema: checking the format's rules only");
+    char *cpu = rerender(&s, "--format speedscope", "cpu.speedscope.json");
+    char *mem = rerender(&s, "--format speedscope --alloc", "alloc.speedscope.json");
+    char *folded = rerender(&s, "--format collapsed --alloc", "alloc.folded");
+    double samples = 0, bytes = 0, none;
+    speedscope_sums(cpu, schema, &samples, &none);
+    double want = at_test_json_num(s.json, "sum(p['samples']['thread_samples'] for p in d['processes'] if p['samples'])");
+    cr_assert_eq(samples, want, "%s: the thread profiles hold the report's samples (100 Hz)", shape);
+    speedscope_sums(mem, schema, &none, &bytes);
+    cr_assert_eq(bytes, collapsed_sum(folded, "cat"), "%s: the memory profiles weigh what the folded stacks do",
+                 shape);
+    free(schema), free(cpu), free(mem), free(folded);
+    done(&s);
+}
+
+Test(formats, speedscope_valid_and_complete_static, .timeout = 120) { speedscope("static"); }
+Test(formats, speedscope_valid_and_complete_shared, .timeout = 120) { speedscope("shared"); }
+
 /* ---- the JSON parts say their source ------------------------------------ */
 
 /* A run under the shim with the ptrace sampler: every part of a process

@@ -53,7 +53,7 @@ kill "$target"; wait "$target" 2>/dev/null; target=""
 
 step report report "$work/s"
 step report-json report --json "$work/r.json" "$work/s"
-for fmt in collapsed chrome svg pprof; do
+for fmt in collapsed chrome svg pprof speedscope; do
     step "report-$fmt" report --format "$fmt" --out "$work/r.$fmt" "$work/s"
 done
 step run -q -o "$work/run" "$py" "$root/tests/fixtures/hard_workload.py"

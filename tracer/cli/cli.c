@@ -21,6 +21,7 @@ static const char usage[] =
     "  --json FILE          write the JSON report to FILE\n"
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
     "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
+    "                       | speedscope (speedscope.app, a profile per thread)\n"
     "  --out FILE           where --format output goes (default: stdout for\n"
     "                       report/record, archtrace.<ext> for run)\n"
     "  --no-alloc --no-gil --no-imports --no-sample\n"
@@ -62,7 +63,7 @@ void at_options_defaults(at_options_t *o)
 
 int at_format_from_name(const char *name)
 {
-    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg", "pprof" };
+    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg", "pprof", "speedscope" };
     for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
         if (strcmp(name, names[i]) == 0)
             return i;

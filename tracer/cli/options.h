@@ -19,6 +19,7 @@ typedef enum at_format {
     AT_FMT_CHROME,    /* Chrome trace event JSON for Perfetto              */
     AT_FMT_SVG,       /* self-drawn interactive flame graph                */
     AT_FMT_PPROF,     /* gzipped profile.proto: go tool pprof, Pyroscope  */
+    AT_FMT_SPEEDSCOPE,/* speedscope's file format, a profile per thread    */
 } at_format_t;
 
 typedef struct at_options {

@@ -25,83 +25,18 @@
 #include "alloc_format.h"
 #include "profile.pb-c.h"
 #include "out/textout.h"
+#include "report/intern.h"
 #include "report/report_features.h"
 #include "session/session.h"
 #include "session/stacks.h"
 
 #define MAX_PROCS 4096
 
-/* ---- interning: strings, and (a, b) pairs to ids --------------------------- */
-
-typedef struct intern {
-    uint64_t *keys;            /* 0 = empty slot                             */
-    uint64_t *vals;
-    size_t cap, n;
-} intern_t;
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
-static int intern_grow(intern_t *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 1024;
-    uint64_t *k = calloc(cap, sizeof *k), *v = calloc(cap, sizeof *v);
-    if (!k || !v) {
-        free(k), free(v);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        size_t j = mix(m->keys[i]) & (cap - 1);
-        while (k[j])
-            j = (j + 1) & (cap - 1);
-        k[j] = m->keys[i], v[j] = m->vals[i];
-    }
-    free(m->keys), free(m->vals);
-    m->keys = k, m->vals = v, m->cap = cap;
-    return 0;
-}
-
-/* The value of key (non-zero), or 0 after storing `fresh` for it. */
-static uint64_t intern_get(intern_t *m, uint64_t key, uint64_t fresh, int *added)
-{
-    *added = 0;
-    if ((m->n + 1) * 2 > m->cap && intern_grow(m) < 0)
-        return 0;
-    size_t j = mix(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
-    if (m->keys[j])
-        return m->vals[j];
-    m->keys[j] = key, m->vals[j] = fresh, m->n++;
-    *added = 1;
-    return fresh;
-}
-
-static void intern_free(intern_t *m)
-{
-    free(m->keys), free(m->vals);
-}
-
-static uint64_t fnv64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h | 1;              /* never 0, the empty slot                     */
-}
-
 /* ---- the profile under construction ------------------------------------------ */
 
 typedef struct builder {
     Perftools__Profiles__Profile p;
-    intern_t strings, functions, locations, mappings;
+    at_intern_t strings, functions, locations, mappings;
     size_t cap_str, cap_fn, cap_loc, cap_map, cap_sample;
     int failed;                /* out of memory somewhere: -ENOMEM at the end */
 } builder_t;
@@ -128,7 +63,7 @@ static int64_t str_id(builder_t *b, const char *s)
     if (!s || !*s)
         return 0;
     int added;
-    uint64_t id = intern_get(&b->strings, fnv64(s), b->p.n_string_table, &added);
+    uint64_t id = at_intern_get(&b->strings, at_intern_hash_str(s), b->p.n_string_table, &added);
     if (added) {
         char *copy = strdup(s);
         if (!copy || push((void ***)&b->p.string_table, &b->p.n_string_table, &b->cap_str, copy) < 0)
@@ -140,7 +75,7 @@ static int64_t str_id(builder_t *b, const char *s)
 static uint64_t mapping_id(builder_t *b, const char *module)
 {
     int added;
-    uint64_t id = intern_get(&b->mappings, fnv64(module), b->p.n_mapping + 1, &added);
+    uint64_t id = at_intern_get(&b->mappings, at_intern_hash_str(module), b->p.n_mapping + 1, &added);
     if (!added)
         return id;
     Perftools__Profiles__Mapping *m = malloc(sizeof *m);
@@ -174,7 +109,7 @@ static uint64_t function_id(builder_t *b, const char *name, const char *file)
 {
     int64_t n = str_id(b, name), f = str_id(b, file);
     int added;
-    uint64_t id = intern_get(&b->functions, mix((uint64_t)n << 32 ^ (uint64_t)f) | 1, b->p.n_function + 1, &added);
+    uint64_t id = at_intern_get(&b->functions, at_intern_mix((uint64_t)n << 32 ^ (uint64_t)f) | 1, b->p.n_function + 1, &added);
     if (!added)
         return id;
     Perftools__Profiles__Function *fn = malloc(sizeof *fn);
@@ -211,6 +146,20 @@ static Perftools__Profiles__Location *new_location(uint64_t id, uint64_t fn, int
     return loc;
 }
 
+/* The location of function fn at line, made on first use; module, when
+ * given, is the native module it lies in (its mapping). */
+static uint64_t line_location(builder_t *b, uint64_t fn, int64_t line, const char *module)
+{
+    int added;
+    uint64_t id = at_intern_get(&b->locations, at_intern_mix(fn << 24 ^ (uint64_t)line) | 1, b->p.n_location + 1, &added);
+    if (!added)
+        return id;
+    uint64_t mapping = module && *module ? mapping_id(b, module) : 0;
+    if (push((void ***)&b->p.location, &b->p.n_location, &b->cap_loc, new_location(id, fn, line, mapping)) < 0)
+        b->failed = 1;
+    return id;
+}
+
 /* The location of one frame of s: its function at its line. */
 static uint64_t location_id(builder_t *b, const at_stacks_t *s, const at_frame_t *f)
 {
@@ -219,14 +168,7 @@ static uint64_t location_id(builder_t *b, const at_stacks_t *s, const at_frame_t
     const char *file = at_symtab_file(t, f->sym);
     uint64_t fn = function_id(b, at_symtab_func(t, f->sym), kind == AT_SYM_NATIVE ? "" : file);
     int64_t line = kind == AT_SYM_PY && f->line > 0 ? f->line : 0;
-    int added;
-    uint64_t id = intern_get(&b->locations, mix(fn << 24 ^ (uint64_t)line) | 1, b->p.n_location + 1, &added);
-    if (!added)
-        return id;
-    uint64_t mapping = kind == AT_SYM_NATIVE && file && *file ? mapping_id(b, file) : 0;
-    if (push((void ***)&b->p.location, &b->p.n_location, &b->cap_loc, new_location(id, fn, line, mapping)) < 0)
-        b->failed = 1;
-    return id;
+    return line_location(b, fn, line, kind == AT_SYM_NATIVE ? file : NULL);
 }
 
 /* ---- samples ------------------------------------------------------------------- */
@@ -367,7 +309,7 @@ static void free_profile(builder_t *b)
         free(p->sample_type[i]);
     free(p->sample), free(p->location), free(p->function), free(p->mapping), free(p->string_table);
     free(p->sample_type), free(p->period_type);
-    intern_free(&b->strings), intern_free(&b->functions), intern_free(&b->locations), intern_free(&b->mappings);
+    at_intern_free(&b->strings), at_intern_free(&b->functions), at_intern_free(&b->locations), at_intern_free(&b->mappings);
 }
 
 /* ---- encoding ------------------------------------------------------------------ */
@@ -470,17 +412,8 @@ static int write_cpu(const char *dir, FILE *out, const at_options_t *o)
 static uint64_t alloc_location(builder_t *b, const at_alloc_data_t *d, uint32_t g)
 {
     const at_alloc_group_t *grp = &d->groups[g];
-    const char *func = grp->flags & AT_ALLOC_G_NOFRAME    ? "[no Python frame: C thread or start-up]"
-                       : grp->flags & AT_ALLOC_G_OVERFLOW ? "[archtrace: table full, the rest summed]"
-                                                          : at_alloc_str(d, grp->func);
-    const char *file = grp->flags & (AT_ALLOC_G_NOFRAME | AT_ALLOC_G_OVERFLOW) ? "" : at_alloc_str(d, grp->file);
-    uint64_t fn = function_id(b, func, file);
-    int64_t line = grp->line > 0 ? grp->line : 0;
-    int added;
-    uint64_t id = intern_get(&b->locations, mix(fn << 24 ^ (uint64_t)line) | 1, b->p.n_location + 1, &added);
-    if (added && push((void ***)&b->p.location, &b->p.n_location, &b->cap_loc, new_location(id, fn, line, 0)) < 0)
-        b->failed = 1;
-    return id;
+    uint64_t fn = function_id(b, at_alloc_group_func(d, g), at_alloc_group_file(d, g));
+    return line_location(b, fn, grp->line > 0 ? grp->line : 0, NULL);
 }
 
 static int64_t scaled(const at_alloc_data_t *d, int64_t c)

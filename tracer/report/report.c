@@ -385,7 +385,7 @@ static void write_chrome(FILE *out, const render_ctx_t *c)
 
 static const char *format_ext(at_format_t f)
 {
-    static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg", "pb.gz" };
+    static const char *ext[] = { "txt", "json", "folded", "trace.json", "svg", "pb.gz", "speedscope.json" };
     return ext[f];
 }
 
@@ -424,12 +424,15 @@ static int write_alloc_svg(FILE *out, const render_ctx_t *c)
     return rc;
 }
 
-static int write_pprof(FILE *out, const render_ctx_t *c)
+/* pprof or speedscope: the samples, or with --alloc the allocations. */
+static int write_profile(FILE *out, const render_ctx_t *c)
 {
-    if (!at_pprof_write)
+    int (*writer)(const char *, const pid_t *, size_t, FILE *, const at_options_t *) =
+        c->o->format == AT_FMT_PPROF ? at_pprof_write : at_speedscope_write;
+    if (!writer)
         return -ENOSYS;
     pid_t *keys = proc_keys(c);
-    int rc = keys ? at_pprof_write(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
+    int rc = keys ? writer(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
     free(keys);
     return rc;
 }
@@ -455,7 +458,8 @@ static int write_format(FILE *out, const render_ctx_t *c)
             return write_alloc_svg(out, c);
         return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
     case AT_FMT_PPROF:
-        return write_pprof(out, c);
+    case AT_FMT_SPEEDSCOPE:
+        return write_profile(out, c);
     }
     return -EINVAL;
 }

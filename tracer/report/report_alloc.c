@@ -594,13 +594,11 @@ int at_alloc_write_collapsed(const char *dir, pid_t pid, FILE *out)
 /* "func (file:line)", the label the CPU flame graph gives a Python frame. */
 static void frame_label(const at_alloc_data_t *d, uint32_t g, char *buf, size_t n)
 {
-    const at_alloc_group_t *grp = &d->groups[g];
-    if (grp->flags & AT_ALLOC_G_NOFRAME)
-        snprintf(buf, n, "[no Python frame: C thread or start-up]");
-    else if (grp->flags & AT_ALLOC_G_OVERFLOW)
-        snprintf(buf, n, "[archtrace: table full, the rest summed]");
+    const char *file = at_alloc_group_file(d, g);
+    if (*file)
+        snprintf(buf, n, "%s (%s:%d)", at_alloc_group_func(d, g), file, d->groups[g].line);
     else
-        snprintf(buf, n, "%s (%s:%d)", at_alloc_str(d, grp->func), at_alloc_str(d, grp->file), grp->line);
+        snprintf(buf, n, "%s", at_alloc_group_func(d, g));
 }
 
 /* One site's stack, root first: process, allocator, outer frames, its line.

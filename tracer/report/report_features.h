@@ -59,6 +59,9 @@ AT_WEAK int at_stacks_write_svg(const char *dir, FILE *out, const at_options_t *
  * profile.proto) on out.  0, -ENOENT when there is no such data, other
  * -errno. */
 AT_WEAK int at_pprof_write(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
+/* The same as a speedscope file: a profile per thread (wall or CPU ns),
+ * or with --alloc one per process weighted by bytes. */
+AT_WEAK int at_speedscope_write(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
 
 /* Memory (--alloc): bytes allocated by stack, over the given pids'
  * <pid>.alloc, as folded stacks (one process) or one SVG flame graph.

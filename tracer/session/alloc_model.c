@@ -208,3 +208,18 @@ const char *at_alloc_str(const at_alloc_data_t *d, uint32_t off)
 {
     return str_ok(d, off) ? d->strs + off + 2 : "?";
 }
+
+const char *at_alloc_group_func(const at_alloc_data_t *d, uint32_t g)
+{
+    const at_alloc_group_t *grp = &d->groups[g];
+    if (grp->flags & AT_ALLOC_G_NOFRAME)
+        return "[no Python frame: C thread or start-up]";
+    if (grp->flags & AT_ALLOC_G_OVERFLOW)
+        return "[archtrace: table full, the rest summed]";
+    return at_alloc_str(d, grp->func);
+}
+
+const char *at_alloc_group_file(const at_alloc_data_t *d, uint32_t g)
+{
+    return d->groups[g].flags & (AT_ALLOC_G_NOFRAME | AT_ALLOC_G_OVERFLOW) ? "" : at_alloc_str(d, d->groups[g].file);
+}
