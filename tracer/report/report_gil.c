@@ -161,6 +161,9 @@ static void print_footer(FILE *out, const at_gil_model_t *v)
     if (h->threads_dropped)
         fprintf(out, "  %u threads past the table's %u rows are summed as (other threads)\n",
                 h->threads_dropped, h->thread_cap - 1);
+    if (h->names_dropped)
+        fprintf(out, "  %u threads started while too many waited for their names: shown by tid\n",
+                h->names_dropped);
     if (!(h->flags & AT_GIL_F_EXITED))
         fprintf(out, "  the process did not exit normally: open intervals closed at its last GIL event\n");
     if (h->anomalies)
@@ -338,6 +341,7 @@ int at_gil_report_json(const char *dir, pid_t pid, at_json_t *j, const at_option
     at_json_kv_bool(j, "complete", (h->flags & AT_GIL_F_EXITED) != 0);
     at_json_kv_uint(j, "anomalies", h->anomalies);
     at_json_kv_uint(j, "threads_dropped", h->threads_dropped);
+    kv_uint_if(j, "names_dropped", h->names_dropped, all);
     json_timeline(j, &v);
     json_phases(j, &v);
     at_json_key(j, "threads");
