@@ -393,7 +393,7 @@ Test(pylayout, walks_frames_313, .timeout = 30)
     check_walk(at_layout_find_python("3.13"), "CPython 3.13", 13);
 }
 
-/* Thread names the way tracer/py_names.c finds them: sys.modules,
+/* Thread names the way tracer/remote/py_names.c finds them: sys.modules,
  * threading._active, int keys, managed dicts and values. */
 Test(pylayout, reads_thread_names_311_static, .timeout = 30)
 {
