@@ -327,8 +327,9 @@ static const code_entry_t *code_fresh(const at_walker_t *w, uint64_t addr)
  * (_PyInterpreterFrame_LASTI), whose line CPython shows either way. */
 static int64_t frame_lasti(const at_pylayout_t *L, uint64_t code, const uint8_t *fr)
 {
-    int64_t instr = (int64_t)at_get_u64(fr, L->iframe_instr);
-    return (instr - (int64_t)(code + (uint64_t)L->code_code_adaptive)) / L->sizeof_codeunit;
+    /* unsigned: a wild pointer wraps instead of overflowing */
+    uint64_t instr = at_get_u64(fr, L->iframe_instr), first = code + (uint64_t)L->code_code_adaptive;
+    return (int64_t)(instr - first) / L->sizeof_codeunit;
 }
 
 /* The code object frame fr runs, or NO_CODE_CSTACK for a frame owned by
@@ -378,8 +379,7 @@ static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uin
     }
     const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
     int owner = fr[L->iframe_owner];
-    int64_t instr = (int64_t)at_get_u64(fr, L->iframe_instr);
-    int64_t first = (int64_t)(code + (uint64_t)L->code_code_adaptive);
+    int64_t lasti = frame_lasti(L, code, fr);
     f->entry = L->iframe_is_entry != AT_PYLAYOUT_NONE && fr[L->iframe_is_entry] != 0;
     f->skip = 0;
     f->line = -1;
@@ -388,11 +388,9 @@ static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uin
         return;
     f->sym = e->sym;
     /* _PyFrame_IsIncomplete: a frame still in its prologue is hidden */
-    f->skip = owner != L->frame_owned_by_generator &&
-              instr < first + (int64_t)e->firsttraceable * L->sizeof_codeunit;
+    f->skip = owner != L->frame_owned_by_generator && lasti < e->firsttraceable;
     /* lasti as CPython computes it; -1 (before the first instruction)
      * gives co_firstlineno like PyCode_Addr2Line(code, -2) */
-    int64_t lasti = (instr - first) / L->sizeof_codeunit;
     if (lasti >= -1 && lasti < e->size && e->nranges >= 0)
         f->line = at_linetable_lookup(e->ranges, (size_t)e->nranges, e->firstlineno, (int)lasti);
 }
