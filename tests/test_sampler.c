@@ -689,12 +689,19 @@ Test(record, polling_backs_off_when_no_cpu_is_spare, .timeout = 40)
 
 /* ---- cost per sample of a deep stack ---------------------------------------------- */
 
-Test(record, cost_per_sample_50_deep, .timeout = 30)
+/* One build per version: what a sample costs where the layout differs. */
+ParameterizedTestParameters(record, cost_per_sample_50_deep)
+{
+    static at_test_shape_t shapes[] = AT_TEST_SHAPES_SHARED;
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+}
+
+ParameterizedTest(at_test_shape_t *s, record, cost_per_sample_50_deep, .timeout = 30)
 {
     char py[512], err[512];
     fixture_t f;
     at_target_t *t;
-    need_python("shared", py, sizeof py);
+    need_python(s->name, py, sizeof py);
     timing_lock();
     start_fixture(&f, py, "deep.py", "50", "sleep");
     at_options_t o = { .rate_hz = 1000 };
@@ -712,18 +719,19 @@ Test(record, cost_per_sample_50_deep, .timeout = 30)
     int depth = 0;
     while (at_stacks_next(t->stacks, &cur, &v))
         depth = v.n > depth ? v.n : depth;
-    measured("cost: 50-deep stack, %.1f us per sample, %.1f process_vm_readv per sample, depth %d", us, reads,
-                depth);
+    measured("cost: %s, 50-deep stack, %.1f us per sample, %.1f process_vm_readv per sample, depth %d", s->name,
+             us, reads, depth);
     /* the time the report gives as us_per_sample: the sampler's own clock */
     at_target_finish(t, 1000);
     double busy_us = at_stacks_meta(t->stacks)->busy_s * 1e6 / (n + 1);
-    cr_assert(busy_us > 0 && busy_us <= us * 1.05, "busy time per sample %.1f us, measured around it %.1f us",
-              busy_us, us);
     at_target_free(t);
-    stop_fixture(&f);
-    cr_assert(depth >= 50, "the stack should be at least 50 deep, got %d", depth);
-    cr_assert(reads <= 56, "a steady-state frame should cost one read (%.1f reads for 50 frames)", reads);
-    cr_assert(us < 1000, "%.1f us per sample is too slow", us);
+    stop_fixture(&f);   /* before any assertion: a failed one must not leave the fixture running */
+    cr_assert(busy_us > 0 && busy_us <= us * 1.05, "%s: busy time per sample %.1f us, measured around it %.1f us",
+              s->name, busy_us, us);
+    cr_assert(depth >= 50, "%s: the stack should be at least 50 deep, got %d", s->name, depth);
+    cr_assert(reads <= 56, "%s: a steady-state frame should cost one read (%.1f reads for 50 frames)", s->name,
+              reads);
+    cr_assert(us < 1000, "%s: %.1f us per sample is too slow", s->name, us);
 }
 
 /* ---- the sampler of `run` ------------------------------------------------------------- */
