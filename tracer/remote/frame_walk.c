@@ -36,6 +36,9 @@
 #define GIL_READ_MAX    AT_READ_GIL_MAX    /* struct _gil_runtime_state through switch_number */
 #define STR_HEAD_READ   (AT_READ_STR_HEAD_MAX + 256)
 #define NO_CODE_CSTACK  1ull               /* code of a frame owned by the C stack (3.12+): none */
+/* A code unit is 2 bytes in every version (at_py_proc_layout_fits, which
+ * at_walker_new asks, refuses another): a constant divisor per frame. */
+#define CODE_UNIT       2
 #define BYTES_HEAD_READ 512
 #define SPEC_CHAINS     64                 /* threads whose chain is kept  */
 #define SPEC_THREADS    256                /* thread states batch-read     */
@@ -329,7 +332,7 @@ static int64_t frame_lasti(const at_pylayout_t *L, uint64_t code, const uint8_t 
 {
     /* unsigned: a wild pointer wraps instead of overflowing */
     uint64_t instr = at_get_u64(fr, L->iframe_instr), first = code + (uint64_t)L->code_code_adaptive;
-    return (int64_t)(instr - first) / L->sizeof_codeunit;
+    return (int64_t)(instr - first) / CODE_UNIT;
 }
 
 /* The code object frame fr runs, or NO_CODE_CSTACK for a frame owned by
