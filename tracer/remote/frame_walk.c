@@ -648,7 +648,8 @@ static int walk_chain(walk_t *k)
  *
  * Python frames are pushed and popped only by the thread holding the GIL,
  * and every time the GIL goes to a thread other than its last holder,
- * _PyRuntime.ceval.gil.switch_number grows (take_gil).  So when the
+ * the GIL's switch_number grows (take_gil: in _PyRuntime.ceval.gil in
+ * 3.11, behind interp->ceval.gil from 3.12, the same rule).  So when the
  * count read with the thread list equals the count read with the list
  * before the walk of thread T, no thread but the (unchanged) last holder
  * held the GIL from before that walk until now: if T is not that holder,

@@ -34,7 +34,7 @@
 #define AT_FRAME_WALK_H
 #include <stdint.h>
 
-#include "py311.h"
+#include "py311.h"   /* AT_MAX_STACK_DEPTH, AT_MAX_THREADS: every version's limits */
 #include "remote/py_proc.h"
 #include "session/stacks.h"
 
