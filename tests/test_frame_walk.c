@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* test_frame_walk.c - the walker on fabricated 3.11 structures: cycles, depth, bad pointers, changes.
+/* test_frame_walk.c - the walker on fabricated structures: cycles, depth, bad pointers, changes.
  *
  * The "target" is this test process itself: a fake _PyRuntime, interpreter,
  * thread state, frames, code objects and strings are laid out in our own
- * memory with the offsets of py311.h, and the walker reads them through
- * process_vm_readv like any other process.  That lets each test break one
- * link in a way a real interpreter only does by accident.
+ * memory at the offsets of a layout table (3.11's for most tests, which
+ * poke py311.h's offsets; 3.12's and 3.13's for the walk itself, with
+ * their C-stack entry frames and GIL behind a pointer), and the walker
+ * reads them through process_vm_readv like any other process.  That lets
+ * each test break one link in a way a real interpreter only does by
+ * accident.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -18,12 +22,14 @@
 
 #define NFRAMES 300
 
-static uint8_t code_type[64], str_type[64], bytes_type[64];
+static uint8_t code_type[64], str_type[64], bytes_type[64], none_object[64];
+static const at_pylayout_t *FL;   /* the layout of the fake being built */
 
 typedef struct fake {
-    uint8_t rt[512], interp[128], tstate[256], cframe[16];
+    uint8_t rt[1024], interp[8192], tstate[256], cframe[16], gil[64];
     uint8_t frames[NFRAMES][80];
-    uint8_t codes[3][AT_CODE_CODE_ADAPTIVE + 64];
+    uint8_t cstack[80];           /* 3.12+: the entry frame under the chain */
+    uint8_t codes[4][AT_READ_CODE_MAX + 64]; /* [3]: 3.12's trampoline */
     uint8_t names[3][AT_SIZEOF_PYASCIIOBJECT + 16], file[AT_SIZEOF_PYASCIIOBJECT + 16];
     uint8_t table[AT_BYTES_SVAL + 32];
     at_py_proc_t proc;
@@ -55,10 +61,10 @@ static uint64_t A(const void *p)
 
 static void make_str(uint8_t *o, const char *s)
 {
-    put64(o, AT_OBJECT_TYPE, A(str_type));
-    put64(o, AT_UNICODE_LENGTH, strlen(s));
-    put32(o, AT_UNICODE_STATE, 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7); /* kind 1, compact, ascii, ready */
-    memcpy(o + AT_SIZEOF_PYASCIIOBJECT, s, strlen(s) + 1);
+    put64(o, (size_t)FL->object_type, A(str_type));
+    put64(o, (size_t)FL->unicode_length, strlen(s));
+    put32(o, (size_t)FL->unicode_state, 1u << 2 | 1u << 5 | 1u << 6 | 1u << 7); /* kind 1, compact, ascii, ready */
+    memcpy(o + FL->sizeof_pyasciiobject, s, strlen(s) + 1);
 }
 
 /* code i: 16 code units, firstlineno 10*(i+1), each unit on its own line */
@@ -66,51 +72,91 @@ static void make_code(fake_t *f, int i, const char *name)
 {
     uint8_t *c = f->codes[i];
     make_str(f->names[i], name);
-    put64(c, AT_OBJECT_TYPE, A(code_type));
-    put64(c, AT_VAR_SIZE, 16);
-    put32(c, AT_CODE_FIRSTLINENO, (uint32_t)(10 * (i + 1)));
-    put64(c, AT_CODE_FILENAME, A(f->file));
-    put64(c, AT_CODE_QUALNAME, A(f->names[i]));
-    put64(c, AT_CODE_LINETABLE, A(f->table));
-    put32(c, AT_CODE_FIRSTTRACEABLE, 2);
+    put64(c, (size_t)FL->object_type, A(code_type));
+    put64(c, (size_t)FL->var_size, 16);
+    put32(c, (size_t)FL->code_firstlineno, (uint32_t)(10 * (i + 1)));
+    put64(c, (size_t)FL->code_filename, A(f->file));
+    put64(c, (size_t)FL->code_qualname, A(f->names[i]));
+    put64(c, (size_t)FL->code_linetable, A(f->table));
+    put32(c, (size_t)FL->code_firsttraceable, 2);
 }
 
-/* frame k runs code c at unit `unit` and calls nothing; previous = prev */
+/* The entry frame of an eval-loop call (3.12+): owned by the C stack, its
+ * code the interpreter's trampoline (3.12: a code object here named
+ * "trampoline") or None (3.13). */
+static void make_cstack(fake_t *f, const void *prev)
+{
+    memset(f->cstack, 0, sizeof f->cstack);
+    put64(f->cstack, (size_t)FL->iframe_code, FL->minor >= 13 ? A(none_object) : A(f->codes[3]));
+    put64(f->cstack, (size_t)FL->iframe_previous, A(prev));
+    f->cstack[FL->iframe_owner] = (uint8_t)FL->frame_owned_by_cstack;
+}
+
+/* frame k runs code c at unit `unit` and calls nothing; previous = prev.
+ * An entry frame (3.11's is_entry) is, from 3.12, one whose previous is a
+ * C-stack frame: make_cstack. */
 static void make_frame(fake_t *f, int k, int c, int unit, const void *prev, int entry)
 {
     uint8_t *fr = f->frames[k];
     memset(fr, 0, sizeof f->frames[k]);
-    put64(fr, AT_IFRAME_CODE, A(f->codes[c]));
-    put64(fr, AT_IFRAME_PREVIOUS, A(prev));
-    put64(fr, AT_IFRAME_PREV_INSTR, A(f->codes[c]) + AT_CODE_CODE_ADAPTIVE + (uint64_t)unit * 2);
-    fr[AT_IFRAME_IS_ENTRY] = (uint8_t)entry;
+    put64(fr, (size_t)FL->iframe_code, A(f->codes[c]));
+    put64(fr, (size_t)FL->iframe_previous, A(prev));
+    put64(fr, (size_t)FL->iframe_instr, A(f->codes[c]) + (uint64_t)FL->code_code_adaptive + (uint64_t)unit * 2);
+    if (FL->iframe_is_entry != AT_PYLAYOUT_NONE)
+        fr[FL->iframe_is_entry] = (uint8_t)entry;
 }
 
-static void setup(fake_t *f)
+/* The runtime, the interpreter, its GIL and the thread state: where the
+ * layout keeps each (the GIL in _PyRuntime in 3.11, behind the main
+ * interpreter's ceval.gil from 3.12; the frame pointer behind the cframe
+ * before 3.13, in the thread state from 3.13). */
+static void make_runtime(fake_t *f)
+{
+    uint8_t *gil = FL->rt_gil != AT_PYLAYOUT_NONE ? f->rt + FL->rt_gil : f->gil;
+    if (FL->tstate_current_frame != AT_PYLAYOUT_NONE) {
+        put64(f->tstate, (size_t)FL->tstate_current_frame, A(f->frames[0]));
+    } else {
+        put64(f->cframe, (size_t)FL->cframe_current_frame, A(f->frames[0]));
+        put64(f->tstate, (size_t)FL->tstate_cframe, A(f->cframe));
+    }
+    put64(f->tstate, (size_t)FL->tstate_interp, A(f->interp));
+    put64(f->tstate, (size_t)FL->tstate_native_thread_id, (uint64_t)syscall(SYS_gettid));
+    put64(f->interp, (size_t)FL->interp_tstate_head, A(f->tstate));
+    put64(f->interp, (size_t)FL->interp_runtime, A(f->rt));
+    if (FL->interp_ceval_gil != AT_PYLAYOUT_NONE)
+        put64(f->interp, (size_t)FL->interp_ceval_gil, A(f->gil));
+    put64(f->rt, (size_t)FL->rt_interpreters_head, A(f->interp));
+    put64(f->rt, (size_t)FL->rt_interpreters_main, A(f->interp));
+    put64(gil, (size_t)FL->gil_last_holder, A(f->tstate));
+    put32(gil, (size_t)FL->gil_locked, 1);
+}
+
+/* The fake of CPython 3.`minor`. */
+static void setup_as(fake_t *f, int minor)
 {
     memset(f, 0, sizeof *f);
+    FL = at_pylayout_find(3, minor);
+    cr_assert(FL, "a 3.%d table", minor);
     /* line table: 16 one-unit entries, each "one-line form +1" (code 11) */
-    put64(f->table, AT_OBJECT_TYPE, A(bytes_type));
-    put64(f->table, AT_VAR_SIZE, 16);
-    memset(f->table + AT_BYTES_SVAL, 0xd8, 16);
+    put64(f->table, (size_t)FL->object_type, A(bytes_type));
+    put64(f->table, (size_t)FL->var_size, 16);
+    memset(f->table + FL->bytes_sval, 0xd8, 16);
     make_str(f->file, "/fake/app.py");
     make_code(f, 0, "outer");
     make_code(f, 1, "middle");
     make_code(f, 2, "inner");
-    /* most recent first: inner(unit 5) <- middle(unit 3) <- outer(unit 4) */
+    make_code(f, 3, "trampoline");
+    /* most recent first: inner(unit 5) <- middle(unit 3) <- outer(unit 4)
+     * (<- the C-stack entry frame, 3.12+) */
+    int cstack = FL->frame_owned_by_cstack != AT_PYLAYOUT_NONE;
     make_frame(f, 0, 2, 5, f->frames[1], 0);
     make_frame(f, 1, 1, 3, f->frames[2], 0);
-    make_frame(f, 2, 0, 4, NULL, 1);
-    put64(f->cframe, AT_CFRAME_CURRENT_FRAME, A(f->frames[0]));
-    put64(f->tstate, AT_TSTATE_INTERP, A(f->interp));
-    put64(f->tstate, AT_TSTATE_CFRAME, A(f->cframe));
-    put64(f->tstate, AT_TSTATE_NATIVE_THREAD_ID, (uint64_t)syscall(SYS_gettid));
-    put64(f->interp, AT_INTERP_TSTATE_HEAD, A(f->tstate));
-    put64(f->interp, AT_INTERP_RUNTIME, A(f->rt));
-    put64(f->rt, AT_RT_INTERPRETERS_HEAD, A(f->interp));
-    put64(f->rt, AT_RT_GIL_LAST_HOLDER, A(f->tstate));
-    put32(f->rt, AT_RT_GIL_LOCKED, 1);
+    make_frame(f, 2, 0, 4, cstack ? f->cstack : NULL, 1);
+    if (cstack)
+        make_cstack(f, NULL);
+    make_runtime(f);
     f->proc.pid = getpid();
+    f->proc.layout = *FL;
     at_remote_init(&f->proc.mem, getpid());
     f->proc.runtime = A(f->rt);
     f->proc.code_type = A(code_type);
@@ -119,6 +165,12 @@ static void setup(fake_t *f)
     f->syms = at_symtab_new();
     f->w = at_walker_new(&f->proc, f->syms);
     cr_assert(f->syms && f->w, "walker setup failed");
+}
+
+/* The fake of 3.11, whose offsets (py311.h) most tests poke directly. */
+static void setup(fake_t *f)
+{
+    setup_as(f, 11);
 }
 
 static void teardown(fake_t *f)
@@ -162,6 +214,54 @@ Test(frame_walk, reads_names_lines_and_gil)
     /* the chain is read with the thread list, at last sample's addresses */
     cr_assert_eq(f.proc.mem.calls - before, 1, "an unchanged stack should cost 1 read, not %lu",
                  f.proc.mem.calls - before);
+    teardown(&f);
+}
+
+/* Each version's layout: the same stack read through 3.11's, 3.12's and
+ * 3.13's offsets; from 3.12 the C-stack entry frame under it is kept as
+ * a hidden entry (its code, the trampoline or None, never read), and the
+ * GIL is found behind the main interpreter's ceval.gil. */
+ParameterizedTestParameters(frame_walk, reads_each_version)
+{
+    static int minors[] = { 11, 12, 13 };
+    return cr_make_param_array(int, minors, sizeof minors / sizeof *minors);
+}
+
+ParameterizedTest(int *minor, frame_walk, reads_each_version)
+{
+    static fake_t f;
+    at_thread_t t[4];
+    unsigned long before = 0;
+    setup_as(&f, *minor);
+    int cstack = FL->frame_owned_by_cstack != AT_PYLAYOUT_NONE, want = 3 + cstack;
+    for (int round = 0; round < 3; round++) { /* plain, then batched reads */
+        if (round == 2)
+            before = f.proc.mem.calls;
+        cr_assert_eq(sample(&f, t), want, "3.%d round %d: %d frames expected, got %d", *minor, round, want, st.n);
+        cr_assert(!strcmp(fn(&f, 0), "inner") && !strcmp(fn(&f, 1), "middle") && !strcmp(fn(&f, 2), "outer"),
+                  "3.%d round %d: names %s %s %s", *minor, round, fn(&f, 0), fn(&f, 1), fn(&f, 2));
+        cr_assert(st.frames[0].line == 36 && st.frames[1].line == 24 && st.frames[2].line == 15,
+                  "3.%d round %d: lines %d %d %d", *minor, round, st.frames[0].line, st.frames[1].line,
+                  st.frames[2].line);
+        cr_assert(!st.frames[0].skip && !st.frames[1].skip && !st.frames[2].skip, "3.%d: all three shown", *minor);
+        if (cstack)
+            cr_assert(st.frames[3].skip && st.frames[3].entry && !st.frames[2].entry,
+                      "3.%d round %d: the C-stack frame is a hidden entry", *minor, round);
+        else
+            cr_assert(st.frames[2].entry, "3.11 round %d: is_entry read", round);
+        cr_assert(t[0].gil && !st.truncated, "3.%d round %d: holds the GIL, whole chain", *minor, round);
+    }
+    cr_assert_eq(f.proc.mem.calls - before, 1, "3.%d: an unchanged stack should cost 1 read, not %lu", *minor,
+                 f.proc.mem.calls - before);
+    /* a frame whose code (3.13: f_executable) is not a code object */
+    put64(f.frames[0], (size_t)FL->iframe_code, A(none_object));
+    cr_assert_eq(sample(&f, t), want, "3.%d: the walk goes on past it", *minor);
+    cr_assert_str_eq(fn(&f, 0), "[unknown]", "3.%d: an object that is not code is never decoded", *minor);
+    cr_assert_str_eq(fn(&f, 1), "middle", "3.%d: the next frame is read", *minor);
+    /* another thread takes the GIL */
+    put64(FL->rt_gil != AT_PYLAYOUT_NONE ? f.rt + FL->rt_gil : f.gil, (size_t)FL->gil_last_holder, 0x123450);
+    sample(&f, t);
+    cr_assert(!t[0].gil, "3.%d: the GIL's holder is read where the layout keeps it", *minor);
     teardown(&f);
 }
 

@@ -33,6 +33,24 @@ Test(native, each_eval_frame_runs_frames_up_to_its_entry_frame)
     cr_assert_eq(out[1].line, 13, "the Python frame keeps its line");
 }
 
+/* 3.12+: no is_entry flag; each eval-loop call pushes a C-stack frame
+ * under the frames it runs, which the walker keeps as a hidden entry.
+ * Most recent first: f0 f1 C f3 C (C = hidden entry, 900). */
+Test(native, cstack_frames_end_each_eval_call)
+{
+    at_pystack_t py;
+    memset(&py, 0, sizeof py);
+    at_pyframe_t fs[] = { { 100, 10, 0, 0 }, { 101, 11, 0, 0 }, { 900, -1, 1, 1 }, { 103, 13, 0, 0 },
+                          { 900, -1, 1, 1 } };
+    memcpy(py.frames, fs, sizeof fs);
+    py.n = 5;
+    at_frame_t nat[] = { { 1, 0 }, { 2, 0 }, { 3, 0 }, { 4, 0 }, { 5, 0 } }, out[32];
+    uint8_t is_eval[] = { 0, 1, 0, 1, 0 };
+    int n = at_native_merge(nat, is_eval, 5, &py, out, 32);
+    uint32_t want[] = { 5, 103, 3, 101, 100, 1 }; /* root first; the C-stack frames never show */
+    expect(out, n, want, 6, "two eval calls ended by C-stack frames");
+}
+
 Test(native, python_frames_left_over_go_to_the_root)
 {
     at_pystack_t py;

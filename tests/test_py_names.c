@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_py_names.c - thread names read from outside equal the names the
- * program gives its threads, on both build shapes. */
+ * program gives its threads, on 3.11 (both build shapes), 3.12 and 3.13. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -90,8 +91,16 @@ static void names_match_the_program(const char *shape)
     stop(&t);
 }
 
-Test(py_names, names_match_the_program_static, .timeout = 30) { names_match_the_program("static"); }
-Test(py_names, names_match_the_program_shared, .timeout = 30) { names_match_the_program("shared"); }
+ParameterizedTestParameters(py_names, names_match_the_program)
+{
+    static at_test_shape_t shapes[] = AT_TEST_SHAPES;
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+}
+
+ParameterizedTest(at_test_shape_t *s, py_names, names_match_the_program, .timeout = 30)
+{
+    names_match_the_program(s->name);
+}
 
 /* A program that never imported threading has no names: 0, not an error. */
 Test(py_names, no_threading_module_no_names, .timeout = 30)
@@ -155,8 +164,16 @@ static void record_keeps_names(const char *shape)
     free(dir);
 }
 
-Test(py_names, record_keeps_names_static, .timeout = 30) { record_keeps_names("static"); }
-Test(py_names, record_keeps_names_shared, .timeout = 30) { record_keeps_names("shared"); }
+ParameterizedTestParameters(py_names, record_keeps_names)
+{
+    static at_test_shape_t shapes[] = AT_TEST_SHAPES;
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+}
+
+ParameterizedTest(at_test_shape_t *s, py_names, record_keeps_names, .timeout = 30)
+{
+    record_keeps_names(s->name);
+}
 
 /* When the samplers read names again: once a second, or after 50 ms
  * while a running thread is new; a thread two readings found without a

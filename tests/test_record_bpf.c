@@ -8,6 +8,7 @@
  * backend through its C API.)  Skips, with the kernel's reason, only when
  * the kernel refuses BPF (exit status 7). */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -258,5 +259,30 @@ Test(record_bpf, refusals_have_one_line_and_a_status, .timeout = 30)
     free(err);
     rc = at_test_shf(NULL, &err, "%s -p 999999999 record --bpf -d 1", at_test_archtrace());
     cr_assert_eq(rc, 3, "no such process: exit 3, got %d: %s", rc, err);
+    free(err);
+}
+
+/* The probes read 3.11's layout only: a 3.12 or 3.13 is refused before
+ * anything is loaded (status 5, whether or not the kernel allows eBPF),
+ * pointing at the ptrace sampler that reads them. */
+ParameterizedTestParameters(record_bpf, newer_pythons_are_refused)
+{
+    static at_test_shape_t shapes[] = { { "3.12" }, { "3.13" } };
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+}
+
+ParameterizedTest(at_test_shape_t *s, record_bpf, newer_pythons_are_refused, .timeout = 30)
+{
+    const char *py = at_test_python_or_skip(s->name);
+    char *err = NULL;
+    int rc = at_test_shf(NULL, &err,
+                         "%s -c 'import time; time.sleep(30)' & p=$!; sleep 0.5; "
+                         "%s -p $p record --bpf -d 1; r=$?; kill $p; exit $r",
+                         py, at_test_archtrace());
+    cr_assert_eq(rc, 5, "%s: exit 5, got %d: %s", s->name, rc, err);
+    cr_assert(strstr(err, "archtrace: process ") == err && strstr(err, " runs Python 3.1") &&
+              strstr(err, ": record --bpf supports CPython 3.11 only for now; record without --bpf works\n"),
+              "%s: says why and what works: %s", s->name, err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "%s: one line: %s", s->name, err);
     free(err);
 }

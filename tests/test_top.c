@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_top.c - `archtrace top`: the full screen driven in tmux (80x24),
- * the one-line-per-second log when stdout is not a terminal, and -p PID
- * on a Python that archtrace did not start, on both python3.11 build
- * shapes.  The workload (tests/fixtures/top_two_threads.py) is two
+ * the one-line-per-second log when stdout is not a terminal, on both
+ * python3.11 build shapes, and -p PID on a Python that archtrace did not
+ * start, there and on 3.12 and 3.13.  The workload (tests/fixtures/top_two_threads.py) is two
  * threads burning CPU in pure Python: each must hold the GIL a plausible
  * share of the time (20..80 %), and both must be on screen. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,14 +417,15 @@ static void attach_two_threads(const char *shape)
     free(dir);
 }
 
-Test(top, attach_pid_static, .timeout = 60)
+ParameterizedTestParameters(top, attach_pid)
 {
-    attach_two_threads("static");
+    static at_test_shape_t shapes[] = AT_TEST_SHAPES;
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
 }
 
-Test(top, attach_pid_shared, .timeout = 60)
+ParameterizedTest(at_test_shape_t *s, top, attach_pid, .timeout = 60)
 {
-    attach_two_threads("shared");
+    attach_two_threads(s->name);
 }
 
 /* ---- refusals ---------------------------------------------------------------- */

@@ -16,6 +16,24 @@ const char *at_test_python(const char *shape);
 /* at_test_python, or skip the current test saying which shape is missing. */
 const char *at_test_python_or_skip(const char *shape);
 
+/* One interpreter an integration test runs on, as a Criterion parameter:
+ * inline (parameters are copied into each test's own process), one test
+ * per shape, each skipped where this machine has no such Python:
+ *
+ *     ParameterizedTestParameters(dump, call_chain)
+ *     {
+ *         static at_test_shape_t shapes[] = AT_TEST_SHAPES;
+ *         return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+ *     }
+ *     ParameterizedTest(at_test_shape_t *s, dump, call_chain) { ... at_test_python_or_skip(s->name) ... }
+ */
+typedef struct at_test_shape {
+    char name[8];             /* "static", "shared" (3.11), "3.12", "3.13" */
+} at_test_shape_t;
+
+#define AT_TEST_SHAPES { { "static" }, { "shared" }, { "3.12" }, { "3.13" } }
+#define AT_TEST_SHAPES_SHARED { { "shared" }, { "3.12" }, { "3.13" } } /* one build per version */
+
 /* at_test_json as a number (True/False as 1/0); fails the test when the
  * expression cannot be evaluated. */
 double at_test_json_num(const char *path, const char *expr);

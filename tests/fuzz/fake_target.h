@@ -89,7 +89,8 @@ static inline void fake_target_close(fake_input_t *in)
  * the type addresses when the input says the build exports them. */
 static inline void fake_target_proc(const fake_input_t *in, at_py_proc_t *proc)
 {
-    *proc = (at_py_proc_t){ .pid = 1, .runtime = WALK_IMAGE_BASE };
+    int minor = in->flags & WALK_LAYOUT_313 ? 13 : in->flags & WALK_LAYOUT_312 ? 12 : 11;
+    *proc = (at_py_proc_t){ .pid = 1, .runtime = WALK_IMAGE_BASE, .layout = *at_pylayout_find(3, minor) };
     at_remote_init(&proc->mem, proc->pid);
     if (in->flags & WALK_TYPES_EXPORTED) {
         proc->code_type = WALK_CODE_TYPE;

@@ -9,7 +9,9 @@
  * one of these constants passes the type check.
  *
  * Header (WALK_HDR_SIZE bytes):
- *   [0] flags: WALK_TYPES_EXPORTED, WALK_RELOAD
+ *   [0] flags: WALK_TYPES_EXPORTED, WALK_RELOAD, and which layout table
+ *       the walker reads the image with: 3.11 (the seeds' own), or
+ *       WALK_LAYOUT_312 / WALK_LAYOUT_313 (mutations explore those)
  *   [1] the target "exits" (reads fail with ESRCH) after this many
  *       reads; 0 = never
  *   [2..3] offset in the image of a patch applied before the third sample
@@ -27,5 +29,7 @@
 #define WALK_PATCH_MAX       32
 #define WALK_TYPES_EXPORTED  0x01  /* check ob_type of code, str, bytes */
 #define WALK_RELOAD          0x02  /* at_walker_reload before sample 3  */
+#define WALK_LAYOUT_312      0x04  /* read with 3.12's table           */
+#define WALK_LAYOUT_313      0x08  /* read with 3.13's (over 3.12's)   */
 
 #endif

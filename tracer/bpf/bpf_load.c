@@ -559,6 +559,11 @@ static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
         set_why(why, n, "%s", err);
         return rc;
     }
+    if (b->proc.layout.minor != 11) { /* the probes read 3.11's layout (py311.h) */
+        set_why(why, n, "process %d runs Python %s: record --bpf supports CPython 3.11 only for now; "
+                "record without --bpf works", (int)pid, b->proc.version);
+        return -EPROTONOSUPPORT;
+    }
     at_bpf_data_t *d = &b->data;
     d->pid = pid;
     snprintf(d->comm, sizeof d->comm, "%s", b->proc.comm);

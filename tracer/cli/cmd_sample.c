@@ -58,7 +58,7 @@ typedef struct dump_ctx {
 } dump_ctx_t;
 
 /* A dump reads threads that run on.  One caught entering or leaving the
- * eval loop (3.11 sets tstate->cframe before the new cframe's
+ * eval loop (3.11/3.12 set tstate->cframe before the new cframe's
  * current_frame) or switching coroutines reads, for a few instructions,
  * as no frames, "[unknown]" ones, or a chain cut short ("[truncated]"
  * short of the depth limit).  A dump is one moment a person reads, so it
@@ -248,8 +248,8 @@ static void sample_until_done(at_target_t *t, const at_options_t *o)
         if (at_target_sample(t, NULL, NULL) == -ESRCH)
             break;
         if (t->failures > AT_TARGET_MAX_FAILURES) {
-            fprintf(stderr, "archtrace: process %d no longer reads as Python 3.11 (did it exec?); "
-                    "stopping\n", (int)t->proc.pid);
+            fprintf(stderr, "archtrace: process %d no longer reads as Python %s (did it exec?); "
+                    "stopping\n", (int)t->proc.pid, t->proc.version);
             break;
         }
         at_stacks_meta(t->stacks)->missed += at_pace_wait(&pace, &record_stop);

@@ -64,7 +64,7 @@ typedef struct at_options {
  * own status; these are archtrace's own. */
 #define AT_EXIT_NO_SUCH_PROCESS   3   /* -p PID: no such process           */
 #define AT_EXIT_NOT_PYTHON        4   /* -p PID: not a Python process      */
-#define AT_EXIT_UNSUPPORTED       5   /* -p PID: Python, but not 3.11      */
+#define AT_EXIT_UNSUPPORTED       5   /* -p PID: Python, not 3.11 to 3.13 (or free-threaded) */
 #define AT_EXIT_PERMISSION        6   /* -p PID: ptrace/read not permitted */
 #define AT_EXIT_BPF_UNAVAILABLE   7   /* --bpf required but refused        */
 #define AT_EXIT_FAILED          125   /* archtrace failed (also bad usage) */

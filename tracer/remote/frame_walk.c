@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* frame_walk.c - threads and _PyInterpreterFrame chains of a 3.11 process (see frame_walk.h). */
+/* frame_walk.c - threads and _PyInterpreterFrame chains of a CPython 3.11-3.13 process (see frame_walk.h).
+ *
+ * Every offset is a field of the target's layout table (w->L, a copy in
+ * the walker: one load where py311.h had a constant), chosen once when
+ * the process was opened; buffers are sized for the largest version. */
 #include "remote/frame_walk.h"
 
 #include <errno.h>
@@ -22,21 +26,27 @@
 #define STR_OUT_MAX     (MAX_STR_CHARS * 4 + 8)
 #define MAX_LINETABLE   (512 * 1024)       /* bytes of co_linetable        */
 #define MAX_CODE_UNITS  (1 << 24)          /* a sane upper bound on Py_SIZE */
-#define FRAME_READ      72                 /* _PyInterpreterFrame through owner */
-#define CODE_READ       AT_CODE_CODE_ADAPTIVE
-#define TSTATE_READ     (AT_TSTATE_NATIVE_THREAD_ID + 8)
-#define INTERP_READ     (AT_INTERP_RUNTIME + 8)
-#define RT_FIRST        AT_RT_INTERPRETERS_HEAD
-#define RT_READ         (AT_RT_GIL_SWITCH_NUMBER + 8 - RT_FIRST)
-#define STR_HEAD_READ   (AT_SIZEOF_PYCOMPACTUNICODEOBJECT + 256)
+/* Buffers hold the largest version's structs (py_proc.h's AT_READ_*,
+ * which every layout is checked against); reads take the target's sizes. */
+#define FRAME_READ      AT_READ_FRAME      /* _PyInterpreterFrame through owner, every version */
+#define CODE_READ_MAX   AT_READ_CODE_MAX   /* code header: up to co_code_adaptive (184-200) */
+#define TSTATE_READ_MAX AT_READ_TSTATE_MAX /* thread state: through native_thread_id (152-168) */
+#define INTERP_READ_MAX AT_READ_INTERP_MAX /* interpreter: next .. runtime (48-120) */
+#define RT_READ_MAX     AT_READ_RT_MAX     /* _PyRuntime from interpreters.head (3.11: + GIL) */
+#define GIL_READ_MAX    AT_READ_GIL_MAX    /* struct _gil_runtime_state through switch_number */
+#define STR_HEAD_READ   (AT_READ_STR_HEAD_MAX + 256)
+#define NO_CODE_CSTACK  1ull               /* code of a frame owned by the C stack (3.12+): none */
+/* A code unit is 2 bytes in every version (at_py_proc_layout_fits, which
+ * at_walker_new asks, refuses another): a constant divisor per frame. */
+#define CODE_UNIT       2
 #define BYTES_HEAD_READ 512
 #define SPEC_CHAINS     64                 /* threads whose chain is kept  */
 #define SPEC_THREADS    256                /* thread states batch-read     */
 #define CHAIN_SLOTS     512                /* frame index, pow. 2, > 2x depth */
 #define PRE_THREADS     64                 /* chains read with the list    */
 #define PRE_BYTES       (64 * 1024)        /* their buffer                 */
-#define SPEC_BYTES      (AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ) > SPEC_THREADS * TSTATE_READ \
-                         ? AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ) : SPEC_THREADS * TSTATE_READ)
+#define SPEC_BYTES      (AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ_MAX) > SPEC_THREADS * TSTATE_READ_MAX \
+                         ? AT_MAX_STACK_DEPTH * (FRAME_READ + CODE_READ_MAX) : SPEC_THREADS * TSTATE_READ_MAX)
 
 /* A code object as last validated; addr 0 = free slot. */
 typedef struct code_entry {
@@ -82,6 +92,17 @@ typedef struct tid_fd {
 
 struct at_walker {
     at_py_proc_t *proc;      /* the target (not owned)                      */
+    at_pylayout_t L;         /* its offsets (copied from proc->layout)      */
+    size_t code_read;        /* bytes of a code header read                 */
+    size_t tstate_read;      /* bytes of a thread state read                */
+    int32_t interp_first;    /* an interpreter is read from this offset ... */
+    size_t interp_read;      /* ... this many bytes (next, threads, runtime) */
+    int32_t rt_first;        /* _PyRuntime is read from interpreters.head ...*/
+    size_t rt_read;          /* ... this many bytes (3.11: through the GIL)  */
+    int gil_in_rt;           /* 3.11: the GIL is inside that read            */
+    uint64_t gil_addr;       /* 3.12+: main interp->ceval.gil, 0 = not known */
+    int fp_in_tstate;        /* 3.13+: the frame pointer is in the thread state */
+    int32_t fp_off;          /* its offset in the cframe (or thread state)   */
     at_symtab_t *syms;       /* where names go (not owned)                  */
     code_entry_t *codes;     /* CODE_SLOTS entries                          */
     tid_fd_t fds[FD_SLOTS];
@@ -158,18 +179,17 @@ static const char *to_utf8(at_walker_t *w, const uint8_t *data, size_t nchars, i
 static const char *read_str(at_walker_t *w, uint64_t addr)
 {
     uint8_t head[STR_HEAD_READ];
+    const at_pylayout_t *L = &w->L;
     long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
-    if (got < AT_SIZEOF_PYASCIIOBJECT)
+    if (got < L->sizeof_pyasciiobject)
         return NULL;
-    if (w->proc->unicode_type && at_get_u64(head, AT_OBJECT_TYPE) != w->proc->unicode_type)
+    if (w->proc->unicode_type && at_get_u64(head, L->object_type) != w->proc->unicode_type)
         return NULL;
-    int64_t len = (int64_t)at_get_u64(head, AT_UNICODE_LENGTH);
-    uint32_t state = at_get_u32(head, AT_UNICODE_STATE);
-    int kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-    int ready = (state >> 7) & 1;
-    if (!compact || !ready || len < 0 || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
+    int64_t len = (int64_t)at_get_u64(head, L->unicode_length);
+    int ascii, kind = at_py_str_compact_kind(L, at_get_u32(head, L->unicode_state), &ascii);
+    if (kind < 0 || len < 0)
         return NULL;
-    size_t off = ascii ? AT_SIZEOF_PYASCIIOBJECT : AT_SIZEOF_PYCOMPACTUNICODEOBJECT;
+    size_t off = (size_t)(ascii ? L->sizeof_pyasciiobject : L->sizeof_pycompactunicodeobject);
     size_t nchars = len > MAX_STR_CHARS ? MAX_STR_CHARS : (size_t)len;
     size_t nbytes = nchars * (size_t)kind;
     const uint8_t *data = head + off;
@@ -186,20 +206,21 @@ static const char *read_str(at_walker_t *w, uint64_t addr)
 static uint8_t *read_bytes_obj(at_walker_t *w, uint64_t addr, size_t *len)
 {
     uint8_t head[BYTES_HEAD_READ];
+    const at_pylayout_t *L = &w->L;
     long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
-    if (got < AT_BYTES_SVAL)
+    if (got < L->bytes_sval)
         return NULL;
-    if (w->proc->bytes_type && at_get_u64(head, AT_OBJECT_TYPE) != w->proc->bytes_type)
+    if (w->proc->bytes_type && at_get_u64(head, L->object_type) != w->proc->bytes_type)
         return NULL;
-    int64_t size = (int64_t)at_get_u64(head, AT_VAR_SIZE);
+    int64_t size = (int64_t)at_get_u64(head, L->var_size);
     if (size < 0 || size > MAX_LINETABLE)
         return NULL;
     uint8_t *buf = malloc((size_t)size + 1);
     if (!buf)
         return NULL;
-    if (AT_BYTES_SVAL + size <= got)
-        memcpy(buf, head + AT_BYTES_SVAL, (size_t)size);
-    else if (at_remote_read(&w->proc->mem, addr + AT_BYTES_SVAL, buf, (size_t)size) < 0) {
+    if (L->bytes_sval + size <= got)
+        memcpy(buf, head + L->bytes_sval, (size_t)size);
+    else if (at_remote_read(&w->proc->mem, addr + (uint64_t)L->bytes_sval, buf, (size_t)size) < 0) {
         free(buf);
         return NULL;
     }
@@ -222,21 +243,22 @@ static void decode_lines(at_walker_t *w, code_entry_t *e)
 
 static int header_sane(const at_walker_t *w, const uint8_t *hdr)
 {
-    int64_t size = (int64_t)at_get_u64(hdr, AT_VAR_SIZE);
-    int32_t ft = at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
-    if (w->proc->code_type && at_get_u64(hdr, AT_OBJECT_TYPE) != w->proc->code_type)
+    const at_pylayout_t *L = &w->L;
+    int64_t size = (int64_t)at_get_u64(hdr, L->var_size);
+    int32_t ft = at_get_i32(hdr, L->code_firsttraceable);
+    if (w->proc->code_type && at_get_u64(hdr, L->object_type) != w->proc->code_type)
         return 0;
     return size > 0 && size <= MAX_CODE_UNITS && ft >= 0 && ft <= size;
 }
 
-static int header_matches(const code_entry_t *e, const uint8_t *hdr)
+static int header_matches(const at_pylayout_t *L, const code_entry_t *e, const uint8_t *hdr)
 {
-    return e->filename == at_get_u64(hdr, AT_CODE_FILENAME) &&
-           e->qualname == at_get_u64(hdr, AT_CODE_QUALNAME) &&
-           e->linetable == at_get_u64(hdr, AT_CODE_LINETABLE) &&
-           e->size == (int64_t)at_get_u64(hdr, AT_VAR_SIZE) &&
-           e->firstlineno == at_get_i32(hdr, AT_CODE_FIRSTLINENO) &&
-           e->firsttraceable == at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
+    return e->filename == at_get_u64(hdr, L->code_filename) &&
+           e->qualname == at_get_u64(hdr, L->code_qualname) &&
+           e->linetable == at_get_u64(hdr, L->code_linetable) &&
+           e->size == (int64_t)at_get_u64(hdr, L->var_size) &&
+           e->firstlineno == at_get_i32(hdr, L->code_firstlineno) &&
+           e->firsttraceable == at_get_i32(hdr, L->code_firsttraceable);
 }
 
 static void code_clear(code_entry_t *e)
@@ -248,14 +270,15 @@ static void code_clear(code_entry_t *e)
 /* (Re)fill a slot from a freshly read header: names, then the line table. */
 static int code_fill(at_walker_t *w, code_entry_t *e, uint64_t addr, const uint8_t *hdr)
 {
+    const at_pylayout_t *L = &w->L;
     char func[STR_OUT_MAX];
     code_clear(e);
-    e->filename = at_get_u64(hdr, AT_CODE_FILENAME);
-    e->qualname = at_get_u64(hdr, AT_CODE_QUALNAME);
-    e->linetable = at_get_u64(hdr, AT_CODE_LINETABLE);
-    e->size = (int64_t)at_get_u64(hdr, AT_VAR_SIZE);
-    e->firstlineno = at_get_i32(hdr, AT_CODE_FIRSTLINENO);
-    e->firsttraceable = at_get_i32(hdr, AT_CODE_FIRSTTRACEABLE);
+    e->filename = at_get_u64(hdr, L->code_filename);
+    e->qualname = at_get_u64(hdr, L->code_qualname);
+    e->linetable = at_get_u64(hdr, L->code_linetable);
+    e->size = (int64_t)at_get_u64(hdr, L->var_size);
+    e->firstlineno = at_get_i32(hdr, L->code_firstlineno);
+    e->firsttraceable = at_get_i32(hdr, L->code_firsttraceable);
     const char *s = read_str(w, e->qualname);
     if (!s)
         return -EFAULT;
@@ -280,7 +303,7 @@ static const code_entry_t *code_lookup(at_walker_t *w, uint64_t addr, const uint
     code_entry_t *e = code_slot(w, addr);
     if (!header_sane(w, hdr))
         return NULL;
-    if (!(e->addr == addr && header_matches(e, hdr)) && code_fill(w, e, addr, hdr) < 0) {
+    if (!(e->addr == addr && header_matches(&w->L, e, hdr)) && code_fill(w, e, addr, hdr) < 0) {
         code_clear(e);
         return NULL;
     }
@@ -302,34 +325,65 @@ static const code_entry_t *code_fresh(const at_walker_t *w, uint64_t addr)
     return addr && e->addr == addr && w->now_ns - e->checked_ns < CODE_RECHECK_NS ? e : NULL;
 }
 
-/* The frame's last instruction as an index into e's code units. */
-static int64_t frame_lasti(uint64_t code, const uint8_t *fr)
+/* The frame's last instruction as an index into e's code units: the
+ * same arithmetic on 3.11/3.12's prev_instr and 3.13's instr_ptr
+ * (_PyInterpreterFrame_LASTI), whose line CPython shows either way. */
+static int64_t frame_lasti(const at_pylayout_t *L, uint64_t code, const uint8_t *fr)
 {
-    int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
-    return (prev_instr - (int64_t)(code + AT_CODE_CODE_ADAPTIVE)) / AT_SIZEOF_CODEUNIT;
+    /* unsigned: a wild pointer wraps instead of overflowing */
+    uint64_t instr = at_get_u64(fr, L->iframe_instr), first = code + (uint64_t)L->code_code_adaptive;
+    return (int64_t)(instr - first) / CODE_UNIT;
 }
 
-/* Whether frame fr may be resolved through the cache alone. */
+/* The code object frame fr runs, or NO_CODE_CSTACK for a frame owned by
+ * the C stack (3.12+): the entry frame each eval-loop call pushes, whose
+ * f_code is the interpreter's trampoline (3.12) or None (3.13), nothing
+ * to show or to read.  3.13's f_executable is any object: code_lookup
+ * checks its type before it is used as code. */
+static uint64_t frame_code(const at_walker_t *w, const uint8_t *fr)
+{
+    const at_pylayout_t *L = &w->L;
+    if (L->frame_owned_by_cstack != AT_PYLAYOUT_NONE && fr[L->iframe_owner] == L->frame_owned_by_cstack)
+        return NO_CODE_CSTACK;
+    return at_get_u64(fr, L->iframe_code);
+}
+
+/* Whether frame fr may be resolved through the cache alone (a C-stack
+ * frame needs no code at all). */
 static int code_runs(const at_walker_t *w, uint64_t code, const uint8_t *fr)
 {
+    if (code == NO_CODE_CSTACK)
+        return frame_code(w, fr) == NO_CODE_CSTACK;
     const code_entry_t *e = code_fresh(w, code);
-    int64_t lasti = frame_lasti(code, fr);
-    return e && at_get_u64(fr, AT_IFRAME_CODE) == code && lasti >= -1 && lasti < e->size;
+    int64_t lasti = frame_lasti(&w->L, code, fr);
+    return e && frame_code(w, fr) == code && lasti >= -1 && lasti < e->size;
 }
 
 /* ---- frames ---------------------------------------------------------- */
+
+/* A frame owned by the C stack (3.12+) ends the frames of one eval-loop
+ * call, as 3.11's is_entry frame does: kept in the walk (the chains
+ * remember it) as an entry, hidden like an incomplete frame. */
+static void add_cstack_frame(at_walker_t *w, at_pyframe_t *f)
+{
+    *f = (at_pyframe_t){ .sym = w->sym_unknown, .line = -1, .entry = 1, .skip = 1 };
+}
 
 /* One frame into st: its code resolved from hdr (the header just read),
  * or from the cache when hdr is NULL (the caller checked code_runs). */
 static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uint8_t *hdr,
                       const uint8_t *fr)
 {
-    const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
+    const at_pylayout_t *L = &w->L;
     at_pyframe_t *f = &st->frames[st->n++];
-    int owner = fr[AT_IFRAME_OWNER];
-    int64_t prev_instr = (int64_t)at_get_u64(fr, AT_IFRAME_PREV_INSTR);
-    int64_t first = (int64_t)(code + AT_CODE_CODE_ADAPTIVE);
-    f->entry = fr[AT_IFRAME_IS_ENTRY] != 0;
+    if (code == NO_CODE_CSTACK) {
+        add_cstack_frame(w, f);
+        return;
+    }
+    const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
+    int owner = fr[L->iframe_owner];
+    int64_t lasti = frame_lasti(L, code, fr);
+    f->entry = L->iframe_is_entry != AT_PYLAYOUT_NONE && fr[L->iframe_is_entry] != 0;
     f->skip = 0;
     f->line = -1;
     f->sym = w->sym_unknown;
@@ -337,11 +391,9 @@ static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uin
         return;
     f->sym = e->sym;
     /* _PyFrame_IsIncomplete: a frame still in its prologue is hidden */
-    f->skip = owner != AT_FRAME_OWNED_BY_GENERATOR &&
-              prev_instr < first + (int64_t)e->firsttraceable * AT_SIZEOF_CODEUNIT;
+    f->skip = owner != L->frame_owned_by_generator && lasti < e->firsttraceable;
     /* lasti as CPython computes it; -1 (before the first instruction)
      * gives co_firstlineno like PyCode_Addr2Line(code, -2) */
-    int64_t lasti = (prev_instr - first) / AT_SIZEOF_CODEUNIT;
     if (lasti >= -1 && lasti < e->size && e->nranges >= 0)
         f->line = at_linetable_lookup(e->ranges, (size_t)e->nranges, e->firstlineno, (int)lasti);
 }
@@ -409,7 +461,7 @@ static int old_index(const at_walker_t *w, uint64_t addr)
 
 /* Frames old->frames[from..from+m) as batch-read: frame i at
  * buf + i * FRAME_READ, its code header at buf + m * FRAME_READ +
- * slot[i] * CODE_READ (a code object shared by several frames, as in a
+ * slot[i] * w->code_read (a code object shared by several frames, as in a
  * recursion, is read once; one whose cached header is fresh, see
  * code_fresh, not at all: slot NO_HEADER).  Segment `seg0 + i` holds
  * frame i and `seg0 + m + slot` a header: what at_remote_readv completed
@@ -428,7 +480,7 @@ typedef struct spec_view {
 #define NO_HEADER  UINT16_MAX /* slot of a frame whose header is not read   */
 
 /* Segments for old->frames[from..from+m) into segs (room for 2m), laid
- * out in buf (room for m * (FRAME_READ + CODE_READ)).  Returns how many. */
+ * out in buf (room for m * (FRAME_READ + w->code_read)).  Returns how many. */
 static int spec_plan(spec_view_t *v, const at_walker_t *w, const chain_t *old, int from, int m, uint8_t *buf,
                      at_remote_seg_t *segs, int seg0)
 {
@@ -440,7 +492,7 @@ static int spec_plan(spec_view_t *v, const at_walker_t *w, const chain_t *old, i
     for (int i = 0; i < m; i++) {
         uint64_t code = old->codes[from + i];
         int u = 0;
-        if (code_fresh(v->w, code)) {
+        if (code == NO_CODE_CSTACK || code_fresh(v->w, code)) {
             v->slot[i] = NO_HEADER;
             continue;
         }
@@ -450,7 +502,7 @@ static int spec_plan(spec_view_t *v, const at_walker_t *w, const chain_t *old, i
             u = v->nslots++;
             if (nd < SPEC_DEDUP)
                 distinct[nd++] = code;
-            segs[m + u] = (at_remote_seg_t){ code, buf + (size_t)m * FRAME_READ + (size_t)u * CODE_READ, CODE_READ };
+            segs[m + u] = (at_remote_seg_t){ code, buf + (size_t)m * FRAME_READ + (size_t)u * w->code_read, w->code_read };
         }
         v->slot[i] = (uint16_t)u;
     }
@@ -492,18 +544,18 @@ static void spec_take(walk_t *k, const spec_view_t *v, int got, int j)
     for (int i = j - v->from; i < v->m && room-- > 0; i++) {
         const uint8_t *fr = v->buf + (size_t)i * FRAME_READ;
         int cached = v->slot[i] == NO_HEADER;
-        const uint8_t *hdr = cached ? NULL : v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * CODE_READ;
+        const uint8_t *hdr = cached ? NULL : v->buf + (size_t)v->m * FRAME_READ + (size_t)v->slot[i] * v->w->code_read;
         uint64_t addr = old->frames[v->from + i], code = old->codes[v->from + i];
         if (v->seg0 + i >= got || seen_before(k->frames, k->st->n, addr))
             return; /* k->addr is still this frame: read plainly */
-        if (at_get_u64(fr, AT_IFRAME_CODE) != code || (!cached && v->seg0 + v->m + v->slot[i] >= got) ||
+        if (frame_code(k->w, fr) != code || (!cached && v->seg0 + v->m + v->slot[i] >= got) ||
             (cached && !code_runs(k->w, code, fr))) {
             memcpy(k->fr, fr, FRAME_READ);
             k->have = 1;
             return;
         }
         take_frame(k, addr, code, hdr, fr);
-        k->addr = at_get_u64(fr, AT_IFRAME_PREVIOUS);
+        k->addr = at_get_u64(fr, k->w->L.iframe_previous);
         if (i + 1 >= v->m || k->addr != old->frames[v->from + i + 1])
             return;
     }
@@ -541,10 +593,10 @@ static int can_speculate(const walk_t *k, uint64_t addr)
  * call (or the old chain from the next frame on, when it is known). */
 static int step(walk_t *k)
 {
-    uint8_t hdr[CODE_READ], next[FRAME_READ];
-    uint64_t code = at_get_u64(k->fr, AT_IFRAME_CODE), prev = at_get_u64(k->fr, AT_IFRAME_PREVIOUS);
+    uint8_t hdr[CODE_READ_MAX], next[FRAME_READ];
+    uint64_t code = frame_code(k->w, k->fr), prev = at_get_u64(k->fr, k->w->L.iframe_previous);
     int spec_next = can_speculate(k, prev), cached = code_runs(k->w, code, k->fr);
-    at_remote_seg_t segs[2] = { { code, hdr, CODE_READ }, { prev, next, FRAME_READ } };
+    at_remote_seg_t segs[2] = { { code, hdr, k->w->code_read }, { prev, next, FRAME_READ } };
     int skip = cached, want = (prev && !spec_next ? 2 : 1) - skip;
     int got = want ? at_remote_readv(&k->w->proc->mem, segs + skip, want, NULL) : 0;
     if (got == -ESRCH)
@@ -596,7 +648,8 @@ static int walk_chain(walk_t *k)
  *
  * Python frames are pushed and popped only by the thread holding the GIL,
  * and every time the GIL goes to a thread other than its last holder,
- * _PyRuntime.ceval.gil.switch_number grows (take_gil).  So when the
+ * the GIL's switch_number grows (take_gil: in _PyRuntime.ceval.gil in
+ * 3.11, behind interp->ceval.gil from 3.12, the same rule).  So when the
  * count read with the thread list equals the count read with the list
  * before the walk of thread T, no thread but the (unchanged) last holder
  * held the GIL from before that walk until now: if T is not that holder,
@@ -642,7 +695,7 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     st->truncated = 0;
     k->addr = t->frame;
     if (!t->frame_known)
-        rc = at_remote_read_u64(&w->proc->mem, t->cframe + AT_CFRAME_CURRENT_FRAME, &k->addr);
+        rc = at_remote_read_u64(&w->proc->mem, t->cframe + (uint64_t)w->fp_off, &k->addr);
     if (rc < 0) {
         st->truncated = rc != -ESRCH;
         return rc == -ESRCH ? rc : 0;
@@ -667,13 +720,18 @@ int at_walker_reload(at_walker_t *w, at_thread_t *t)
     t->reuse = 0;
     t->stopped = 1;   /* its walk is not kept for reuse: see keep_for_reuse */
     t->prefetch = -1; /* read before the thread stood still */
-    return at_remote_read_u64(&w->proc->mem, t->tstate + AT_TSTATE_CFRAME, &t->cframe);
+    if (w->fp_in_tstate) {  /* at_walker_stack reads the frame pointer there */
+        t->cframe = t->tstate;
+        return 0;
+    }
+    return at_remote_read_u64(&w->proc->mem, t->tstate + (uint64_t)w->L.tstate_cframe, &t->cframe);
 }
 
 /* ---- threads --------------------------------------------------------- */
 
 typedef struct gil_view {
-    uint64_t holder;         /* _PyRuntime.ceval.gil.last_holder            */
+    uint64_t holder;         /* the GIL's last_holder (3.11: in _PyRuntime,
+                              * 3.12+: main interp->ceval.gil)             */
     int locked;              /* and .locked                                 */
     uint64_t switches;       /* and .switch_number                          */
 } gil_view_t;
@@ -688,14 +746,17 @@ static void note_switches(at_walker_t *w, const gil_view_t *g)
     w->sw_known = 1;
 }
 
-static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil_view_t *g)
+/* Thread t from its thread state tb as read.  Where the frame pointer is
+ * in the thread state itself (3.13), it came with it; before, it is
+ * behind the cframe pointer, read later (or with the next batch). */
+static void put_thread(const at_walker_t *w, at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil_view_t *g)
 {
     t->tstate = ts;
-    t->cframe = at_get_u64(tb, AT_TSTATE_CFRAME);
-    t->frame = 0;
-    t->frame_known = 0;
+    t->cframe = w->fp_in_tstate ? ts : at_get_u64(tb, w->L.tstate_cframe);
+    t->frame = w->fp_in_tstate ? at_get_u64(tb, w->fp_off) : 0;
+    t->frame_known = (uint8_t)w->fp_in_tstate;
     t->prefetch = -1;
-    t->tid = (uint32_t)at_get_u64(tb, AT_TSTATE_NATIVE_THREAD_ID);
+    t->tid = (uint32_t)at_get_u64(tb, w->L.tstate_native_thread_id);
     t->gil = ts == g->holder && g->locked > 0;
     t->idle = 0;
     t->reuse = 0;
@@ -706,50 +767,88 @@ static void put_thread(at_thread_t *t, uint64_t ts, const uint8_t *tb, const gil
 static int list_interp(at_walker_t *w, const uint8_t *ib, uint64_t interp, const gil_view_t *g,
                        at_thread_t *out, int n, int cap)
 {
-    uint8_t tb[TSTATE_READ];
-    uint64_t ts = at_get_u64(ib, AT_INTERP_TSTATE_HEAD);
+    uint8_t tb[TSTATE_READ_MAX];
+    uint64_t ts = at_get_u64(ib, w->L.interp_tstate_head - w->interp_first);
     for (int k = 0; ts && n < cap && k < AT_MAX_THREADS; k++) {
         for (int i = 0; i < n; i++)
             if (out[i].tstate == ts)
                 return n; /* a cycle */
-        if (at_remote_read(&w->proc->mem, ts, tb, sizeof tb) < 0)
+        if (at_remote_read(&w->proc->mem, ts, tb, w->tstate_read) < 0)
             break;
-        if (at_get_u64(tb, AT_TSTATE_INTERP) != interp)
+        if (at_get_u64(tb, w->L.tstate_interp) != interp)
             break; /* torn or freed while we read: stop here */
-        put_thread(&out[n++], ts, tb, g);
-        ts = at_get_u64(tb, AT_TSTATE_NEXT);
+        put_thread(w, &out[n++], ts, tb, g);
+        ts = at_get_u64(tb, w->L.tstate_next);
     }
     return n;
 }
 
-static void gil_from(const uint8_t *rt, gil_view_t *g)
+/* The GIL from the struct _gil_runtime_state read at gb. */
+static void gil_from(const at_walker_t *w, const uint8_t *gb, gil_view_t *g)
 {
-    g->holder = at_get_u64(rt, AT_RT_GIL_LAST_HOLDER - RT_FIRST);
-    g->locked = at_get_i32(rt, AT_RT_GIL_LOCKED - RT_FIRST);
-    g->switches = at_get_u64(rt, AT_RT_GIL_SWITCH_NUMBER - RT_FIRST);
+    g->holder = at_get_u64(gb, w->L.gil_last_holder);
+    g->locked = at_get_i32(gb, w->L.gil_locked);
+    g->switches = at_get_u64(gb, w->L.gil_switch_number);
+}
+
+/* Bytes of the GIL read: through switch_number. */
+static size_t gil_read_size(const at_walker_t *w)
+{
+    return (size_t)w->L.gil_switch_number + 8;
+}
+
+/* The GIL of a _PyRuntime read rt (3.11), or of one read on its own at
+ * w->gil_addr (3.12+: gb, zeros while the address is not known). */
+static void gil_of(const at_walker_t *w, const uint8_t *rt, const uint8_t *gb, gil_view_t *g)
+{
+    if (w->gil_in_rt)
+        gil_from(w, rt + (w->L.rt_gil - w->rt_first), g);
+    else if (w->gil_addr)
+        gil_from(w, gb, g);
+    else
+        *g = (gil_view_t){ 0 };
+}
+
+/* 3.12+: where the main interpreter's GIL is (interp->ceval.gil, a
+ * pointer the runtime sets once at start-up), for the reads that
+ * follow; the interpreter list names it in 3.11's _PyRuntime instead. */
+static int find_gil(at_walker_t *w, const uint8_t *rt, uint8_t *gb)
+{
+    uint64_t main_interp = at_get_u64(rt, w->L.rt_interpreters_main - w->rt_first), gil = 0;
+    if (w->gil_in_rt)
+        return 0;
+    int rc = at_remote_read_u64(&w->proc->mem, main_interp + (uint64_t)w->L.interp_ceval_gil, &gil);
+    if (rc == -ESRCH)
+        return rc;
+    w->gil_addr = rc == 0 ? gil : 0;
+    if (w->gil_addr && at_remote_read(&w->proc->mem, w->gil_addr, gb, gil_read_size(w)) < 0)
+        w->gil_addr = 0;
+    return 0;
 }
 
 /* The plain walk: interpreters, then each one's thread states. */
 static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
 {
-    uint8_t rt[RT_READ], ib[INTERP_READ];
+    uint8_t rt[RT_READ_MAX], ib[INTERP_READ_MAX], gb[GIL_READ_MAX];
     at_remote_t *mem = &w->proc->mem;
     gil_view_t g;
-    int rc = at_remote_read(mem, w->proc->runtime + RT_FIRST, rt, sizeof rt), n = 0, ninterp = 0;
+    int rc = at_remote_read(mem, w->proc->runtime + (uint64_t)w->rt_first, rt, w->rt_read), n = 0, ninterp = 0;
+    if (rc == 0)
+        rc = find_gil(w, rt, gb);
     if (rc < 0)
         return rc;
-    uint64_t interp = at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST), first = interp;
-    gil_from(rt, &g);
+    uint64_t interp = at_get_u64(rt, w->L.rt_interpreters_head - w->rt_first), first = interp;
+    gil_of(w, rt, gb, &g);
     if (!interp)
         return -EAGAIN;
     note_switches(w, &g);
     for (; interp && ninterp < AT_MAX_INTERPRETERS && n < cap; ninterp++) {
-        if ((rc = at_remote_read(mem, interp, ib, sizeof ib)) < 0)
+        if ((rc = at_remote_read(mem, interp + (uint64_t)w->interp_first, ib, w->interp_read)) < 0)
             return rc == -ESRCH ? rc : n;
-        if (at_get_u64(ib, AT_INTERP_RUNTIME) != w->proc->runtime)
+        if (at_get_u64(ib, w->L.interp_runtime - w->interp_first) != w->proc->runtime)
             return ninterp == 0 ? -EPROTO : n;
         n = list_interp(w, ib, interp, &g, out, n, cap);
-        interp = at_get_u64(ib, AT_INTERP_NEXT);
+        interp = at_get_u64(ib, w->L.interp_next - w->interp_first);
     }
     /* remember a single interpreter's list for the next batch read */
     w->list_n = ninterp == 1 && n <= SPEC_THREADS ? n : 0;
@@ -762,7 +861,7 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
 }
 
 /* Check the batch: every link must be the one remembered.  The thread
- * states are a doubly linked list (3.11 pystate.c keeps prev and next
+ * states are a doubly linked list (pystate.c, 3.11 to 3.13, keeps prev and next
  * both, under the head lock): a thread added goes in at the head and
  * sets the old head's prev, one removed changes its neighbours' links,
  * so the interpreter's head pointer need not be read (one remote range
@@ -770,13 +869,14 @@ static int list_plain(at_walker_t *w, at_thread_t *out, int cap)
 static int list_links_hold(const at_walker_t *w, const uint8_t *rt)
 {
     int n = w->list_n;
-    if (at_get_u64(rt, AT_RT_INTERPRETERS_HEAD - RT_FIRST) != w->list_interp)
+    const at_pylayout_t *L = &w->L;
+    if (at_get_u64(rt, L->rt_interpreters_head - w->rt_first) != w->list_interp)
         return 0;
     for (int i = 0; i < n; i++) {
-        const uint8_t *tb = w->spec + (size_t)i * TSTATE_READ;
+        const uint8_t *tb = w->spec + (size_t)i * w->tstate_read;
         uint64_t next = i + 1 < n ? w->list_ts[i + 1] : 0, prev = i > 0 ? w->list_ts[i - 1] : 0;
-        if (at_get_u64(tb, AT_TSTATE_INTERP) != w->list_interp || at_get_u64(tb, AT_TSTATE_NEXT) != next ||
-            at_get_u64(tb, AT_TSTATE_PREV) != prev)
+        if (at_get_u64(tb, L->tstate_interp) != w->list_interp || at_get_u64(tb, L->tstate_next) != next ||
+            at_get_u64(tb, L->tstate_prev) != prev)
             return 0;
     }
     return 1;
@@ -794,7 +894,7 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
         if (!c || c->n <= 0 || w->list_guess[i])
             continue;
         int m = c->n;
-        size_t bytes = (size_t)m * (FRAME_READ + CODE_READ);
+        size_t bytes = (size_t)m * (FRAME_READ + w->code_read);
         if (nseg + 2 * m > AT_REMOTE_MAX_SEGS || used + bytes > PRE_BYTES)
             break;
         w->list_pre[i] = (int16_t)w->pre_n;
@@ -804,21 +904,23 @@ static int plan_prefetch(at_walker_t *w, at_remote_seg_t *segs, int nseg)
     return nseg;
 }
 
-/* The batch: _PyRuntime, every thread state, every
- * current frame pointer and every thread's last chain at last sample's
- * addresses, in one call.  Returns the count, -EAGAIN when the plain
- * walk must decide, or -ESTALE when a guess (see below) was wrong and the
- * batch must be read again without guessing. */
+/* The batch: _PyRuntime (and, 3.12+, the GIL), every thread state,
+ * every current frame pointer (3.11/3.12: behind the cframe; 3.13: in
+ * the thread state, read with it) and every thread's last chain at last
+ * sample's addresses, in one call.  Returns the count, -EAGAIN when the
+ * plain walk must decide, or -ESTALE when a guess (see below) was wrong
+ * and the batch must be read again without guessing. */
 static int list_batch(at_walker_t *w, at_thread_t *out, int cap, int guess)
 {
-    enum { fixed = 1 };
     at_remote_seg_t segs[AT_REMOTE_MAX_SEGS];
-    uint8_t rt[RT_READ];
+    uint8_t rt[RT_READ_MAX], gb[GIL_READ_MAX];
     uint64_t cur[SPEC_THREADS];
-    int n = w->list_n;
-    if (n == 0 || n > cap)
+    int n = w->list_n, fixed = w->gil_in_rt ? 1 : 2, nfp = w->fp_in_tstate ? 0 : n;
+    if (n == 0 || n > cap || (!w->gil_in_rt && !w->gil_addr))
         return -EAGAIN;
-    segs[0] = (at_remote_seg_t){ w->proc->runtime + RT_FIRST, rt, RT_READ };
+    segs[0] = (at_remote_seg_t){ w->proc->runtime + (uint64_t)w->rt_first, rt, w->rt_read };
+    if (!w->gil_in_rt)
+        segs[1] = (at_remote_seg_t){ w->gil_addr, gb, gil_read_size(w) };
     for (int i = 0; i < n; i++) {
         uint64_t ts = w->list_ts[i];
         /* guess that no switch happened since the last two lists (the
@@ -827,13 +929,14 @@ static int list_batch(at_walker_t *w, at_thread_t *out, int cap, int guess)
          * is pointed into _PyRuntime's range, which costs nothing) */
         w->list_guess[i] = guess && w->sw_known && w->sw_before_ok && w->sw_before == w->sw_last &&
                            reusable(w, ts, w->list_cframe[i], w->sw_last, w->holder_last) != NULL;
-        segs[fixed + i] = (at_remote_seg_t){ ts, w->spec + (size_t)i * TSTATE_READ, TSTATE_READ };
-        segs[fixed + n + i] = w->list_guess[i]
-            ? (at_remote_seg_t){ w->proc->runtime + RT_FIRST, &cur[i], 8 }
-            : (at_remote_seg_t){ w->list_cframe[i] + AT_CFRAME_CURRENT_FRAME, &cur[i], 8 };
+        segs[fixed + i] = (at_remote_seg_t){ ts, w->spec + (size_t)i * w->tstate_read, w->tstate_read };
+        if (nfp)
+            segs[fixed + n + i] = w->list_guess[i]
+                ? (at_remote_seg_t){ w->proc->runtime + (uint64_t)w->rt_first, &cur[i], 8 }
+                : (at_remote_seg_t){ w->list_cframe[i] + (uint64_t)w->fp_off, &cur[i], 8 };
         w->list_pre[i] = -1;
     }
-    int nseg = plan_prefetch(w, segs, fixed + 2 * n);
+    int nseg = plan_prefetch(w, segs, fixed + n + nfp);
     int got = at_remote_readv(&w->proc->mem, segs, nseg, NULL);
     w->pre_got = got;
     if (got == -ESRCH)
@@ -844,14 +947,16 @@ static int list_batch(at_walker_t *w, at_thread_t *out, int cap, int guess)
     }
     gil_view_t g;
     int wrong = 0;
-    gil_from(rt, &g);
+    gil_of(w, rt, gb, &g);
     note_switches(w, &g);
     for (int i = 0; i < n; i++) {
-        put_thread(&out[i], w->list_ts[i], w->spec + (size_t)i * TSTATE_READ, &g);
+        put_thread(w, &out[i], w->list_ts[i], w->spec + (size_t)i * w->tstate_read, &g);
         if (reusable(w, out[i].tstate, out[i].cframe, g.switches, g.holder)) {
             out[i].reuse = 1;   /* see keep_for_reuse */
         } else if (w->list_guess[i]) {
             wrong = 1;          /* its frames were not read */
+        } else if (w->fp_in_tstate) {
+            out[i].prefetch = w->list_pre[i]; /* its frame came with the thread state */
         } else if (fixed + n + i < got && out[i].cframe == w->list_cframe[i]) {
             /* the frame pointer read is right only if cframe did not move */
             out[i].frame = cur[i];
@@ -981,11 +1086,51 @@ int at_walker_idle(at_walker_t *w, uint32_t tid)
 
 /* ---- lifetime --------------------------------------------------------- */
 
+static int32_t min3(int32_t a, int32_t b, int32_t c)
+{
+    int32_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+static int32_t max3(int32_t a, int32_t b, int32_t c)
+{
+    int32_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* Where each read starts and how long it is, for layout L (checked by
+ * at_py_proc_layout_fits to stay within the buffers).  On 3.11 these
+ * are the sizes the constants gave. */
+static void plan_reads(at_walker_t *w, const at_pylayout_t *L)
+{
+    w->L = *L;
+    w->code_read = (size_t)L->code_code_adaptive;
+    w->fp_in_tstate = L->tstate_current_frame != AT_PYLAYOUT_NONE;
+    w->fp_off = w->fp_in_tstate ? L->tstate_current_frame : L->cframe_current_frame;
+    int32_t fp_field = w->fp_in_tstate ? L->tstate_current_frame : L->tstate_cframe;
+    w->tstate_read = (size_t)max3(max3(L->tstate_prev, L->tstate_next, L->tstate_interp), fp_field,
+                                  L->tstate_native_thread_id) + 8;
+    w->interp_first = min3(L->interp_next, L->interp_tstate_head, L->interp_runtime);
+    w->interp_read = (size_t)(max3(L->interp_next, L->interp_tstate_head, L->interp_runtime) + 8 - w->interp_first);
+    w->gil_in_rt = L->rt_gil != AT_PYLAYOUT_NONE;
+    w->rt_first = L->rt_interpreters_head < L->rt_interpreters_main ? L->rt_interpreters_head
+                                                                    : L->rt_interpreters_main;
+    int32_t rt_end = w->gil_in_rt ? L->rt_gil + L->gil_switch_number + 8 : L->rt_interpreters_main + 8;
+    if (L->rt_interpreters_head + 8 > rt_end)
+        rt_end = L->rt_interpreters_head + 8;
+    w->rt_read = (size_t)(rt_end - w->rt_first);
+}
+
 at_walker_t *at_walker_new(at_py_proc_t *proc, at_symtab_t *syms)
 {
+    if (!at_py_proc_layout_fits(&proc->layout)) {
+        errno = EINVAL;   /* no layout chosen, or one the buffers cannot hold */
+        return NULL;
+    }
     at_walker_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    plan_reads(w, &proc->layout);
     w->proc = proc;
     w->syms = syms;
     w->codes = calloc(CODE_SLOTS, sizeof *w->codes);

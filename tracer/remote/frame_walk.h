@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* frame_walk.h - read every thread's Python stack out of a CPython 3.11 process.
+/* frame_walk.h - read every thread's Python stack out of a CPython 3.11-3.13 process.
  *
- * _PyRuntime -> interpreters -> thread states -> cframe->current_frame ->
- * _PyInterpreterFrame.previous ..., every pointer untrusted: a bounded
+ * _PyRuntime -> interpreters -> thread states -> the current frame
+ * (3.11/3.12: tstate->cframe->current_frame; 3.13: tstate->current_frame)
+ * -> _PyInterpreterFrame.previous ..., at the offsets of the process's
+ * layout table (proc->layout), every pointer untrusted: a bounded
  * number of interpreters, threads and frames, cycles detected, each
  * object's type checked where CPython exports it, each interpreter's
  * back pointer to _PyRuntime checked.  Code objects are cached by address
@@ -32,7 +34,7 @@
 #define AT_FRAME_WALK_H
 #include <stdint.h>
 
-#include "py311.h"
+#include "py311.h"   /* AT_MAX_STACK_DEPTH, AT_MAX_THREADS: every version's limits */
 #include "remote/py_proc.h"
 #include "session/stacks.h"
 
@@ -42,14 +44,16 @@
 typedef struct at_pyframe {
     uint32_t sym;        /* at_symtab id of (qualname, filename)          */
     int32_t line;        /* frame.f_lineno; -1 when unknown               */
-    uint8_t entry;       /* is_entry: first frame of an eval-loop call    */
+    uint8_t entry;       /* ends an eval-loop call's frames: 3.11's is_entry
+                          * frame, or 3.12+'s C-stack frame (skipped)     */
     uint8_t skip;        /* incomplete frame, hidden as CPython does      */
 } at_pyframe_t;
 
 typedef struct at_thread {
     uint64_t tstate;     /* remote PyThreadState *                        */
-    uint64_t cframe;     /* its cframe, read with it                      */
-    uint64_t frame;      /* cframe->current_frame when frame_known        */
+    uint64_t cframe;     /* what holds its frame pointer: its cframe, read
+                          * with it (3.11/3.12), or the tstate (3.13)     */
+    uint64_t frame;      /* its current frame when frame_known            */
     uint8_t frame_known; /* frame was read along with the thread list     */
     int16_t prefetch;    /* its last chain was read with the list: index
                           * of that read in the walker, else -1          */
@@ -68,7 +72,9 @@ typedef struct at_pystack {
 
 typedef struct at_walker at_walker_t;
 
-/* A walker over an opened process, interning names into `syms`. */
+/* A walker over an opened process (its layout chosen: at_py_proc_open),
+ * interning names into `syms`.  NULL with errno EINVAL when proc has no
+ * usable layout, ENOMEM. */
 at_walker_t *at_walker_new(at_py_proc_t *proc, at_symtab_t *syms);
 void at_walker_free(at_walker_t *w);
 
@@ -82,8 +88,9 @@ int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap);
  * frames read so far are kept and st->truncated is set. */
 int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st);
 
-/* Re-read t's cframe after the thread was stopped (--native), so its
- * Python frames are read as they stand while it stands still.  0 or -errno. */
+/* Re-read t's cframe (3.13: its frame pointer, at the walk) after the
+ * thread was stopped (--native), so its Python frames are read as they
+ * stand while it stands still.  0 or -errno. */
 int at_walker_reload(at_walker_t *w, at_thread_t *t);
 
 /* 1 when thread tid is not running (its task state is not TASK_RUNNING,

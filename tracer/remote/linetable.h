@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* linetable.h - decode CPython 3.11 location tables (co_linetable); pure, no I/O.
+/* linetable.h - decode CPython 3.11-3.13 location tables (co_linetable); pure, no I/O.
  *
- * The 3.11 table is a run of entries, each opened by a byte with bit 7 set:
+ * The table (the same format in 3.11, 3.12 and 3.13: PEP 657,
+ * Objects/locations.md) is a run of entries, each opened by a byte with bit 7 set:
  * bits 3-6 a code, bits 0-2 the entry's length in code units minus one,
  * then zero or more bytes with bit 7 clear.  Only the start line matters
  * here: codes 0-9 keep the line, 10-12 add code-10, 13 and 14 add a signed

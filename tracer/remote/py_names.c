@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* py_names.c - threading.Thread names read from a 3.11 target (see py_names.h).
+/* py_names.c - threading.Thread names read from a 3.11-3.13 target (see py_names.h).
  *
  * The path: interp->modules (sys.modules) -> "threading" -> its md_dict
  * -> "_active" (ident -> Thread) -> each Thread's "_name".  Dicts are
  * scanned, not hashed (str hashes depend on the target's hash seed):
  * their entry arrays are read in one go and the keys compared.  A Thread
- * keeps its attributes in a managed dict (3.11): either a real dict just
- * before the object, or a values array that pairs with the keys its type
- * shares among instances.
+ * keeps its attributes in a managed dict, or in a values array that
+ * pairs with the keys its type shares among instances; where each is
+ * depends on the version (the layout's dict_mode): 3.11 has both words
+ * before the object, 3.12 one tagged word, 3.13 the dict before the
+ * object and the values inline after its header.  Offsets are the
+ * target's layout table (p->layout).
  */
 #include "remote/py_names.h"
 
@@ -15,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "py311.h"
+#include "py311.h"   /* AT_MAX_THREADS */
 #include "remote/py_str.h"
 
 #define MAX_ENTRIES   16384   /* dict entries scanned (sys.modules: ~1000)  */
@@ -29,6 +32,7 @@
 
 typedef struct names_walk {
     at_py_proc_t *p;
+    const at_pylayout_t *L;                        /* p's layout             */
     uint64_t dict_type, module_type, long_type;   /* types seen to be these */
     int64_t entries_left;                          /* of MAX_WALK_ENTRIES    */
 } names_walk_t;
@@ -41,11 +45,11 @@ static int is_type(names_walk_t *w, uint64_t obj, const char *want, uint64_t *ca
 {
     uint64_t type, name_ptr;
     char name[TYPE_NAME_MAX] = "";
-    if (at_remote_read_u64(&w->p->mem, obj + AT_OBJECT_TYPE, &type) < 0 || !type)
+    if (at_remote_read_u64(&w->p->mem, obj + (uint64_t)w->L->object_type, &type) < 0 || !type)
         return 0;
     if (*cache)
         return type == *cache;
-    if (at_remote_read_u64(&w->p->mem, type + AT_TYPE_NAME, &name_ptr) < 0 ||
+    if (at_remote_read_u64(&w->p->mem, type + (uint64_t)w->L->type_name, &name_ptr) < 0 ||
         at_remote_read_some(&w->p->mem, name_ptr, name, sizeof name - 1) <= 0)
         return 0;
     if (strcmp(name, want) != 0)
@@ -63,20 +67,28 @@ typedef struct keys_view {
     uint64_t entries;      /* remote address of entry 0                    */
 } keys_view_t;
 
+/* The dict-keys header: the same in 3.11, 3.12 and 3.13 (py31x.h), and
+ * not in 3.13's debug offsets, so these are the table's own numbers. */
+#define KEYS_HEAD_MAX 64
+
 static int keys_open(names_walk_t *w, uint64_t keys, keys_view_t *k)
 {
-    uint8_t head[AT_DICTKEYS_INDICES];
-    int rc = at_remote_read(&w->p->mem, keys, head, sizeof head);
+    const at_pylayout_t *L = w->L;
+    uint8_t head[KEYS_HEAD_MAX];
+    if (L->dictkeys_indices > KEYS_HEAD_MAX || L->dictkeys_nentries + 8 > L->dictkeys_indices ||
+        L->dictkeys_log2_index_bytes >= L->dictkeys_indices || L->dictkeys_kind >= L->dictkeys_indices)
+        return -EPROTO;
+    int rc = at_remote_read(&w->p->mem, keys, head, (size_t)L->dictkeys_indices);
     if (rc < 0)
         return rc;
-    int log2_index_bytes = head[AT_DICTKEYS_LOG2_INDEX_BYTES];
-    int general = head[AT_DICTKEYS_KIND] == AT_DICT_KEYS_GENERAL;
-    k->n = (int64_t)at_get_u64(head, AT_DICTKEYS_NENTRIES);
+    int log2_index_bytes = head[L->dictkeys_log2_index_bytes];
+    int general = head[L->dictkeys_kind] == L->dict_keys_general;
+    k->n = (int64_t)at_get_u64(head, L->dictkeys_nentries);
     if (log2_index_bytes > 30 || k->n < 0 || k->n > MAX_ENTRIES)
         return -EPROTO;
-    k->esize = general ? AT_SIZEOF_DICT_KEY_ENTRY : AT_SIZEOF_DICT_UNICODE_ENTRY;
+    k->esize = (size_t)(general ? L->sizeof_dict_key_entry : L->sizeof_dict_unicode_entry);
     k->key_off = general ? 8 : 0;   /* general entries start with the hash */
-    k->entries = keys + AT_DICTKEYS_INDICES + (1ull << log2_index_bytes);
+    k->entries = keys + (uint64_t)L->dictkeys_indices + (1ull << log2_index_bytes);
     return 0;
 }
 
@@ -101,7 +113,7 @@ static int64_t keys_find(names_walk_t *w, const keys_view_t *k, const uint8_t *e
 {
     for (int64_t i = 0; i < k->n; i++) {
         uint64_t key = at_get_u64(ents, (size_t)i * k->esize + k->key_off);
-        if (key && at_py_str_equals(&w->p->mem, w->p->unicode_type, key, name))
+        if (key && at_py_str_equals(&w->p->mem, w->L, w->p->unicode_type, key, name))
             return i;
     }
     return -1;
@@ -137,8 +149,9 @@ static uint64_t lookup(names_walk_t *w, uint64_t keys, uint64_t values, const ch
  * when dict is not a readable dict. */
 static int dict_parts(names_walk_t *w, uint64_t dict, uint64_t kv[2])
 {
+    /* ma_keys then ma_values (at_py_proc_layout_fits checks they follow) */
     if (!dict || !is_type(w, dict, "dict", &w->dict_type) ||
-        at_remote_read(&w->p->mem, dict + AT_DICT_KEYS, kv, 2 * sizeof *kv) < 0)
+        at_remote_read(&w->p->mem, dict + (uint64_t)w->L->dict_keys, kv, 2 * sizeof *kv) < 0)
         return -1;
     return 0;
 }
@@ -151,36 +164,103 @@ static uint64_t dict_get(names_walk_t *w, uint64_t dict, const char *name)
 
 /* ---- objects ------------------------------------------------------------- */
 
-/* obj.name from its managed instance dict (3.11), 0 when not found. */
-static uint64_t attr_of(names_walk_t *w, uint64_t obj, const char *name)
+/* obj.name from 3.11's two words before the object: a dict (obj - 3
+ * words), else split values (obj - 4 words) over the type's shared keys. */
+static uint64_t attr_pre_values_dict(names_walk_t *w, uint64_t obj, uint64_t type, const char *name)
 {
-    uint64_t type, flags, pre[2], keys;   /* pre: values (obj-32), dict (obj-24) */
-    at_remote_t *m = &w->p->mem;
-    if (obj < 32 || at_remote_read_u64(m, obj + AT_OBJECT_TYPE, &type) < 0 ||
-        at_remote_read_u64(m, type + AT_TYPE_FLAGS, &flags) < 0 || !(flags & AT_TPFLAGS_MANAGED_DICT) ||
-        at_remote_read(m, obj + AT_OBJECT_MANAGED_VALUES, pre, sizeof pre) < 0)
+    const at_pylayout_t *L = w->L;
+    uint64_t pre[2], keys;   /* values (obj-32), dict (obj-24) */
+    if (L->object_managed_values + 8 != L->object_managed_dict ||
+        at_remote_read(&w->p->mem, obj + (uint64_t)(int64_t)L->object_managed_values, pre, sizeof pre) < 0)
         return 0;
     if (pre[1])
         return dict_get(w, pre[1], name);
-    if (!pre[0] || at_remote_read_u64(m, type + AT_HEAPTYPE_CACHED_KEYS, &keys) < 0)
+    if (!pre[0] || at_remote_read_u64(&w->p->mem, type + (uint64_t)L->heaptype_cached_keys, &keys) < 0)
         return 0;
-    return lookup(w, keys, pre[0], name);
+    return lookup(w, keys, pre[0] + (uint64_t)L->dictvalues_values, name);
+}
+
+/* obj.name from 3.12's tagged word at obj - 3 words: with the low bit
+ * set it is the values array minus one, else the dict. */
+static uint64_t attr_tagged(names_walk_t *w, uint64_t obj, uint64_t type, const char *name)
+{
+    const at_pylayout_t *L = w->L;
+    uint64_t dorv, keys;
+    if (at_remote_read_u64(&w->p->mem, obj + (uint64_t)(int64_t)L->object_managed_dict, &dorv) < 0 || !dorv)
+        return 0;
+    if (!(dorv & (uint64_t)L->dorv_values_bit))
+        return dict_get(w, dorv, name);
+    if (at_remote_read_u64(&w->p->mem, type + (uint64_t)L->heaptype_cached_keys, &keys) < 0)
+        return 0;
+    return lookup(w, keys, dorv + 1 + (uint64_t)L->dictvalues_values, name);
+}
+
+/* obj.name from 3.13's inline values after the header when they are
+ * current (`valid`, Py_TPFLAGS_INLINE_VALUES types), else the dict at
+ * obj - 3 words: the order CPython's own attribute lookup takes. */
+static uint64_t attr_inline(names_walk_t *w, uint64_t obj, uint64_t type, uint64_t flags, const char *name)
+{
+    const at_pylayout_t *L = w->L;
+    uint64_t values = obj + (uint64_t)L->object_inline_values, dict, keys;
+    uint8_t valid = 0;
+    if ((flags & L->tpflags_inline_values) &&
+        at_remote_read(&w->p->mem, values + (uint64_t)L->dictvalues_valid, &valid, 1) == 0 && valid &&
+        at_remote_read_u64(&w->p->mem, type + (uint64_t)L->heaptype_cached_keys, &keys) == 0)
+        return lookup(w, keys, values + (uint64_t)L->dictvalues_values, name);
+    if (at_remote_read_u64(&w->p->mem, obj + (uint64_t)(int64_t)L->object_managed_dict, &dict) < 0 || !dict)
+        return 0;
+    return dict_get(w, dict, name);
+}
+
+/* obj.name from its managed instance dict, 0 when not found. */
+static uint64_t attr_of(names_walk_t *w, uint64_t obj, const char *name)
+{
+    const at_pylayout_t *L = w->L;
+    uint64_t type, flags;
+    at_remote_t *m = &w->p->mem;
+    if (obj < 32 || at_remote_read_u64(m, obj + (uint64_t)L->object_type, &type) < 0 ||
+        at_remote_read_u64(m, type + (uint64_t)L->type_flags, &flags) < 0 || !(flags & L->tpflags_managed_dict))
+        return 0;
+    switch (L->dict_mode) {
+    case AT_PYDICT_PRE_VALUES_DICT: return attr_pre_values_dict(w, obj, type, name);
+    case AT_PYDICT_TAGGED:          return attr_tagged(w, obj, type, name);
+    case AT_PYDICT_INLINE:          return attr_inline(w, obj, type, flags, name);
+    }
+    return 0;
+}
+
+/* An int's digit count and sign: 3.11's ob_size, or 3.12+'s lv_tag
+ * (ndigits << NON_SIZE_BITS | sign, sign 0 positive, 1 zero, 2 negative).
+ * -EPROTO for a negative number. */
+static int long_ndigits(const at_pylayout_t *L, const uint8_t *buf, int64_t *ndigits)
+{
+    if (L->long_lv_tag == AT_PYLAYOUT_NONE) {
+        *ndigits = (int64_t)at_get_u64(buf, L->var_size);
+        return *ndigits < 0 ? -EPROTO : 0;
+    }
+    uint64_t tag = at_get_u64(buf, L->long_lv_tag);
+    if ((tag & (uint64_t)L->long_sign_mask) == 2)
+        return -EPROTO;
+    *ndigits = (int64_t)(tag >> L->long_non_size_bits);
+    return 0;
 }
 
 /* An int object's value, when it fits 64 bits and is >= 0. */
 static int long_value(names_walk_t *w, uint64_t obj, uint64_t *out)
 {
-    uint8_t buf[AT_LONG_DIGITS + 3 * 4];
-    long got = is_type(w, obj, "int", &w->long_type) ? at_remote_read_some(&w->p->mem, obj, buf, sizeof buf) : -1;
-    if (got < (long)AT_LONG_DIGITS)
+    const at_pylayout_t *L = w->L;
+    uint8_t buf[AT_READ_LONG_HEAD_MAX + 3 * 4];
+    size_t want = (size_t)L->long_digits + 3 * 4;
+    long got = is_type(w, obj, "int", &w->long_type) ? at_remote_read_some(&w->p->mem, obj, buf, want) : -1;
+    int64_t ndigits = 0;
+    if (got < (long)L->long_digits || long_ndigits(L, buf, &ndigits) < 0)
         return -EPROTO;
-    int64_t ndigits = (int64_t)at_get_u64(buf, AT_VAR_SIZE);
     /* digits past what was read (the end of a mapping) would be garbage */
-    if (ndigits < 0 || ndigits > 3 || got < (long)AT_LONG_DIGITS + ndigits * 4)
+    if (ndigits < 0 || ndigits > 3 || got < (long)L->long_digits + ndigits * 4)
         return -EPROTO;
     uint64_t v = 0;
     for (int64_t i = ndigits - 1; i >= 0; i--)
-        v = v << AT_LONG_SHIFT | at_get_u32(buf, AT_LONG_DIGITS + (size_t)i * 4);
+        v = v << L->long_shift | at_get_u32(buf, (size_t)L->long_digits + (size_t)i * 4);
     *out = v;
     return 0;
 }
@@ -191,11 +271,11 @@ static int long_value(names_walk_t *w, uint64_t obj, uint64_t *out)
 static uint64_t threading_active(names_walk_t *w, uint64_t interp)
 {
     uint64_t modules, module, md_dict;
-    if (at_remote_read_u64(&w->p->mem, interp + AT_INTERP_MODULES, &modules) < 0)
+    if (at_remote_read_u64(&w->p->mem, interp + (uint64_t)w->L->interp_modules, &modules) < 0)
         return 0;
     module = dict_get(w, modules, "threading");
     if (!module || !is_type(w, module, "module", &w->module_type) ||
-        at_remote_read_u64(&w->p->mem, module + AT_MODULE_DICT, &md_dict) < 0)
+        at_remote_read_u64(&w->p->mem, module + (uint64_t)w->L->module_dict, &md_dict) < 0)
         return 0;
     return dict_get(w, md_dict, "_active");
 }
@@ -214,7 +294,7 @@ static int read_active(names_walk_t *w, uint64_t active, at_py_thread_name_t *ou
         uint64_t thread = key ? entry_value(w, &k, ents, i, kv[1]) : 0;
         uint64_t name = thread ? attr_of(w, thread, "_name") : 0;
         if (!name || long_value(w, key, &out[n].ident) < 0 ||
-            at_py_str_read(&w->p->mem, w->p->unicode_type, name, out[n].name, AT_PY_NAME_MAX) < 0)
+            at_py_str_read(&w->p->mem, w->L, w->p->unicode_type, name, out[n].name, AT_PY_NAME_MAX) < 0)
             continue;
         out[n++].tid = 0;
     }
@@ -226,15 +306,16 @@ static int read_active(names_walk_t *w, uint64_t active, at_py_thread_name_t *ou
  * idents no thread state has are dropped. */
 static int pair_tids(names_walk_t *w, uint64_t interp, at_py_thread_name_t *out, int n)
 {
+    const at_pylayout_t *L = w->L;
     uint64_t ts;
     int kept = 0;
-    if (at_remote_read_u64(&w->p->mem, interp + AT_INTERP_TSTATE_HEAD, &ts) < 0)
+    if (at_remote_read_u64(&w->p->mem, interp + (uint64_t)L->interp_tstate_head, &ts) < 0)
         return 0;
     for (int i = 0; ts && i < AT_MAX_THREADS; i++) {
         uint64_t ident, tid, next;
-        if (at_remote_read_u64(&w->p->mem, ts + AT_TSTATE_THREAD_ID, &ident) < 0 ||
-            at_remote_read_u64(&w->p->mem, ts + AT_TSTATE_NATIVE_THREAD_ID, &tid) < 0 ||
-            at_remote_read_u64(&w->p->mem, ts + AT_TSTATE_NEXT, &next) < 0)
+        if (at_remote_read_u64(&w->p->mem, ts + (uint64_t)L->tstate_thread_id, &ident) < 0 ||
+            at_remote_read_u64(&w->p->mem, ts + (uint64_t)L->tstate_native_thread_id, &tid) < 0 ||
+            at_remote_read_u64(&w->p->mem, ts + (uint64_t)L->tstate_next, &next) < 0)
             break;
         for (int j = kept; j < n; j++) {
             if (out[j].ident != ident)
@@ -252,11 +333,13 @@ static int pair_tids(names_walk_t *w, uint64_t interp, at_py_thread_name_t *out,
 
 int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_name_t *out, int max)
 {
-    names_walk_t w = { .p = p, .entries_left = MAX_WALK_ENTRIES };
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
     uint64_t interp, active = cache ? *cache : 0;
     if (max <= 0)
         return 0;
-    int rc = at_remote_read_u64(&p->mem, p->runtime + AT_RT_INTERPRETERS_MAIN, &interp);
+    if (!at_py_proc_layout_fits(&p->layout))
+        return -EPROTO;
+    int rc = at_remote_read_u64(&p->mem, p->runtime + (uint64_t)p->layout.rt_interpreters_main, &interp);
     if (rc < 0)
         return rc;
     if (!active || !is_type(&w, active, "dict", &w.dict_type))

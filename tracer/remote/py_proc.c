@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cli/options.h"
-#include "py311.h"
+#include "py313.h"   /* AT313_SIZEOF_DEBUG_OFFSETS: what to read at _PyRuntime */
 
 #define MAX_CANDIDATES 8
 
@@ -237,19 +237,40 @@ out:
     return rc;
 }
 
-/* "3.10" from ".../python3.10" or "libpython3.10.so.1.0"; 0 if none. */
-static int version_from_name(const char *path, char *out, size_t n)
+/* "3.10" from ".../python3.10" or "libpython3.10.so.1.0"; 0 if none.
+ * *ft_out (when given) is set for free-threaded names: "python3.13t". */
+static int version_from_name(const char *path, char *out, size_t n, int *ft_out)
 {
     const char *base = strrchr(path, '/');
     const char *p = strstr(base ? base + 1 : path, "python");
+    if (ft_out)
+        *ft_out = 0;
     if (!p || !isdigit((unsigned char)p[6]))
         return 0;
     int major = 0, minor = -1, len = 0;
-    if (sscanf(p + 6, "%d.%d%n", &major, &minor, &len) == 2 && len > 0)
+    if (sscanf(p + 6, "%d.%d%n", &major, &minor, &len) == 2 && len > 0) {
         snprintf(out, n, "%d.%d", major, minor);
-    else
+        if (ft_out)
+            *ft_out = p[6 + len] == 't';
+    } else {
         snprintf(out, n, "%d", major);
+    }
     return 1;
+}
+
+/* Whether archtrace has a table for a "3.12"-style version name. */
+static int name_supported(const char *ver)
+{
+    int major = 0, minor = -1;
+    return sscanf(ver, "%d.%d", &major, &minor) == 2 && at_pylayout_find(major, minor) != NULL;
+}
+
+const char *at_py_proc_supported(char *buf, size_t size)
+{
+    size_t n;
+    const at_pylayout_t *all = at_pylayout_all(&n);
+    snprintf(buf, size, "%s to %s", n ? all[0].name : "?", n ? all[n - 1].name : "?");
+    return buf;
 }
 
 static void format_version(unsigned long v, char *out, size_t n)
@@ -290,24 +311,143 @@ static int try_candidate(at_py_proc_t *p, const mapped_file_t *m, elf_syms_t *s)
     return 1;
 }
 
+static int refuse_unsupported(const at_py_proc_t *p, const char *ver, char *err, size_t errlen)
+{
+    char range[32];
+    set_err(err, errlen, "process %d runs Python %s; archtrace supports CPython %s", (int)p->pid, ver,
+            at_py_proc_supported(range, sizeof range));
+    return -EPROTONOSUPPORT;
+}
+
+static int refuse_free_threaded(const at_py_proc_t *p, const char *ver, char *err, size_t errlen)
+{
+    set_err(err, errlen, "process %d runs a free-threaded Python %s, which archtrace does not support: "
+            "it has no GIL to account for and another object layout", (int)p->pid, ver);
+    return -EPROTONOSUPPORT;
+}
+
 /* No _PyRuntime anywhere: another Python by its name, or not Python. */
 static int classify_without_runtime(at_py_proc_t *p, const char *exe, mapped_file_t *files,
                                     int n, char *err, size_t errlen)
 {
     char ver[16];
+    int ft = 0;
     for (int i = 0; i < n; i++)
-        if (version_from_name(files[i].path, ver, sizeof ver) && strcmp(ver, "3.11") != 0) {
-            set_err(err, errlen, "process %d runs Python %s; archtrace supports 3.11 only",
-                    (int)p->pid, ver);
-            return -EPROTONOSUPPORT;
-        }
-    if (version_from_name(exe, ver, sizeof ver) && strcmp(ver, "3.11") == 0) {
-        set_err(err, errlen, "process %d (%s) looks like Python 3.11 but exports no _PyRuntime",
-                (int)p->pid, p->comm);
+        if (version_from_name(files[i].path, ver, sizeof ver, &ft) && (ft || !name_supported(ver)))
+            return ft ? refuse_free_threaded(p, ver, err, errlen) : refuse_unsupported(p, ver, err, errlen);
+    if (version_from_name(exe, ver, sizeof ver, NULL) && name_supported(ver)) {
+        set_err(err, errlen, "process %d (%s) looks like Python %s but exports no _PyRuntime",
+                (int)p->pid, p->comm, ver);
         return -EPROTO;
     }
     set_err(err, errlen, "process %d (%s) is not a Python process", (int)p->pid, p->comm);
     return -ENOEXEC;
+}
+
+/* Whether field + width bytes lie within [0, limit); a missing field
+ * (AT_PYLAYOUT_NONE) fits. */
+static int fits(int32_t field, int32_t width, int32_t limit)
+{
+    return field == AT_PYLAYOUT_NONE || (field >= 0 && field <= limit - width);
+}
+
+static int frame_fits(const at_pylayout_t *L)
+{
+    return fits(L->iframe_code, 8, AT_READ_FRAME) && fits(L->iframe_previous, 8, AT_READ_FRAME) &&
+           fits(L->iframe_instr, 8, AT_READ_FRAME) && fits(L->iframe_owner, 1, AT_READ_FRAME) &&
+           fits(L->iframe_is_entry, 1, AT_READ_FRAME);
+}
+
+static int code_fits(const at_pylayout_t *L)
+{
+    int32_t end = L->code_code_adaptive;
+    return end > 0 && end <= AT_READ_CODE_MAX && fits(L->object_type, 8, end) && fits(L->var_size, 8, end) &&
+           fits(L->code_filename, 8, end) && fits(L->code_qualname, 8, end) && fits(L->code_linetable, 8, end) &&
+           fits(L->code_firstlineno, 4, end) && fits(L->code_firsttraceable, 4, end) && L->sizeof_codeunit == 2;
+}
+
+static int tstate_fits(const at_pylayout_t *L)
+{
+    return fits(L->tstate_prev, 8, AT_READ_TSTATE_MAX) && fits(L->tstate_next, 8, AT_READ_TSTATE_MAX) &&
+           fits(L->tstate_interp, 8, AT_READ_TSTATE_MAX) && fits(L->tstate_cframe, 8, AT_READ_TSTATE_MAX) &&
+           fits(L->tstate_current_frame, 8, AT_READ_TSTATE_MAX) &&
+           fits(L->tstate_thread_id, 8, AT_READ_TSTATE_MAX) &&
+           fits(L->tstate_native_thread_id, 8, AT_READ_TSTATE_MAX) &&
+           (L->tstate_cframe != AT_PYLAYOUT_NONE) != (L->tstate_current_frame != AT_PYLAYOUT_NONE);
+}
+
+/* The interpreter's next, threads and runtime within one read; the
+ * runtime's interpreter pointers (and 3.11's GIL) within another. */
+static int interp_and_runtime_fit(const at_pylayout_t *L)
+{
+    int32_t lo = L->interp_next, hi = L->interp_next;
+    const int32_t f[] = { L->interp_tstate_head, L->interp_runtime };
+    for (size_t i = 0; i < 2; i++) {
+        lo = f[i] < lo ? f[i] : lo;
+        hi = f[i] > hi ? f[i] : hi;
+    }
+    int32_t rt_lo = L->rt_interpreters_head < L->rt_interpreters_main ? L->rt_interpreters_head
+                                                                       : L->rt_interpreters_main;
+    int32_t rt_hi = L->rt_gil != AT_PYLAYOUT_NONE ? L->rt_gil + L->gil_switch_number : L->rt_interpreters_main;
+    return lo >= 0 && hi - lo <= AT_READ_INTERP_MAX - 8 && rt_lo >= 0 && rt_hi - rt_lo <= AT_READ_RT_MAX - 8 &&
+           fits(L->gil_last_holder, 8, AT_READ_GIL_MAX) && fits(L->gil_locked, 4, AT_READ_GIL_MAX) &&
+           fits(L->gil_switch_number, 8, AT_READ_GIL_MAX) &&
+           (L->rt_gil != AT_PYLAYOUT_NONE || L->interp_ceval_gil >= 0);
+}
+
+static int objects_fit(const at_pylayout_t *L)
+{
+    int32_t ascii = L->sizeof_pyasciiobject;
+    return ascii > 0 && ascii <= L->sizeof_pycompactunicodeobject &&
+           L->sizeof_pycompactunicodeobject <= AT_READ_STR_HEAD_MAX && fits(L->object_type, 8, ascii) &&
+           fits(L->unicode_length, 8, ascii) && fits(L->unicode_state, 4, ascii) &&
+           fits(L->var_size, 8, L->bytes_sval) && L->bytes_sval <= AT_READ_STR_HEAD_MAX &&
+           L->long_digits <= AT_READ_LONG_HEAD_MAX && fits(L->var_size, 8, L->long_digits) &&
+           fits(L->long_lv_tag, 8, L->long_digits) && L->dict_values == L->dict_keys + 8;
+}
+
+int at_py_proc_layout_fits(const at_pylayout_t *L)
+{
+    return L->major == 3 && frame_fits(L) && code_fits(L) && tstate_fits(L) && interp_and_runtime_fit(L) &&
+           objects_fit(L);
+}
+
+int at_py_proc_pick_layout(at_py_proc_t *p, const void *dbg, size_t dbg_len, char *err, size_t errlen)
+{
+    char name_ver[16];
+    int ft = 0;
+    const at_pylayout_t *base = at_pylayout_find_hex(p->version_hex);
+    if (version_from_name(p->path, name_ver, sizeof name_ver, &ft) && ft)
+        return refuse_free_threaded(p, p->version, err, errlen);
+    if (!base)
+        return refuse_unsupported(p, p->version, err, errlen);
+    at_pylayout_t chosen = *base;
+    int rc = 0;
+    if (base->rt_debug_offsets != AT_PYLAYOUT_NONE)
+        rc = dbg ? at_pylayout_apply_debug(base, dbg, dbg_len, &chosen) : -EINVAL;
+    if (rc == -EOPNOTSUPP)
+        return refuse_free_threaded(p, p->version, err, errlen);
+    if (rc < 0 || !at_py_proc_layout_fits(&chosen)) {
+        set_err(err, errlen, "process %d: the debug offsets of Python %s %s; refusing to guess", (int)p->pid,
+                p->version, !dbg ? "cannot be read" : rc < 0 ? "do not check out (cookie, version or an offset)"
+                                                        : "lie past what archtrace reads of their structs");
+        return -EPROTO;
+    }
+    p->layout = chosen;
+    return 0;
+}
+
+/* From 3.13 the offsets in the target's own _PyRuntime: read them
+ * (NULL, 0 when the version has none or they cannot be read). */
+static const void *read_debug_offsets(at_py_proc_t *p, uint8_t *buf, size_t size, size_t *len)
+{
+    const at_pylayout_t *base = at_pylayout_find_hex(p->version_hex);
+    *len = 0;
+    if (!base || base->rt_debug_offsets == AT_PYLAYOUT_NONE ||
+        at_remote_read(&p->mem, p->runtime + (uint64_t)base->rt_debug_offsets, buf, size) < 0)
+        return NULL;
+    *len = size;
+    return buf;
 }
 
 static int check_version(at_py_proc_t *p, const elf_syms_t *s, char *err, size_t errlen)
@@ -315,10 +455,9 @@ static int check_version(at_py_proc_t *p, const elf_syms_t *s, char *err, size_t
     uint64_t v = 0;
     if (!s->have_version) {
         char ver[16];
-        if (!version_from_name(p->path, ver, sizeof ver))
+        if (!version_from_name(p->path, ver, sizeof ver, NULL))
             snprintf(ver, sizeof ver, "older than 3.11");
-        set_err(err, errlen, "process %d runs Python %s; archtrace supports 3.11 only", (int)p->pid, ver);
-        return -EPROTONOSUPPORT;
+        return refuse_unsupported(p, ver, err, errlen);
     }
     int rc = at_remote_read_u64(&p->mem, p->bias + s->version, &v);
     if (rc == -EPERM || rc == -EACCES)
@@ -333,10 +472,17 @@ static int check_version(at_py_proc_t *p, const elf_syms_t *s, char *err, size_t
     }
     p->version_hex = (unsigned long)v;
     format_version(p->version_hex, p->version, sizeof p->version);
-    if (((v >> 24) & 0xff) != 3 || ((v >> 16) & 0xff) != 11) {
-        set_err(err, errlen, "process %d runs Python %s; archtrace supports 3.11 only",
-                (int)p->pid, p->version);
-        return -EPROTONOSUPPORT;
+    uint8_t dbg[AT313_SIZEOF_DEBUG_OFFSETS];
+    size_t dbg_len;
+    const void *d = read_debug_offsets(p, dbg, sizeof dbg, &dbg_len);
+    if ((rc = at_py_proc_pick_layout(p, d, dbg_len, err, errlen)) < 0)
+        return rc;
+    /* 3.13's frames name a PyObject (f_executable), not surely code:
+     * without PyCode_Type to check it against, no frame is trusted */
+    if (p->layout.minor >= 13 && !p->code_type) {
+        set_err(err, errlen, "process %d: Python %s exports no PyCode_Type to check its frames against; "
+                "refusing to guess", (int)p->pid, p->version);
+        return -EPROTO;
     }
     return 0;
 }
@@ -374,14 +520,19 @@ int at_py_proc_open(at_py_proc_t *p, pid_t pid, char *err, size_t errlen)
 
 int at_py_proc_check(at_py_proc_t *p, uint64_t *head, char *err, size_t errlen)
 {
+    const at_pylayout_t *L = &p->layout;
     uint64_t back = 0;
-    int rc = at_remote_read_u64(&p->mem, p->runtime + AT_RT_INTERPRETERS_HEAD, head);
+    if (!L->major) {
+        set_err(err, errlen, "process %d: no layout chosen for its Python", (int)p->pid);
+        return -EPROTO;
+    }
+    int rc = at_remote_read_u64(&p->mem, p->runtime + (uint64_t)L->rt_interpreters_head, head);
     if (rc == 0 && *head == 0) {
         set_err(err, errlen, "process %d: the Python interpreter is not initialised yet", (int)p->pid);
         return -EAGAIN;
     }
     if (rc == 0)
-        rc = at_remote_read_u64(&p->mem, *head + AT_INTERP_RUNTIME, &back);
+        rc = at_remote_read_u64(&p->mem, *head + (uint64_t)L->interp_runtime, &back);
     if (rc == -EPERM || rc == -EACCES)
         return permission_error(p->pid, rc, err, errlen);
     if (rc == -ESRCH) {
@@ -389,8 +540,8 @@ int at_py_proc_check(at_py_proc_t *p, uint64_t *head, char *err, size_t errlen)
         return rc;
     }
     if (rc < 0 || back != p->runtime) {
-        set_err(err, errlen, "process %d: interpreter layout does not match CPython 3.11 "
-                "(interp->runtime != &_PyRuntime); refusing to guess", (int)p->pid);
+        set_err(err, errlen, "process %d: interpreter layout does not match CPython %s "
+                "(interp->runtime != &_PyRuntime); refusing to guess", (int)p->pid, L->name);
         return -EPROTO;
     }
     return 0;

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "py311.h"
+#include "remote/py_proc.h"   /* AT_READ_STR_HEAD_MAX */
 
 #define MAX_CHARS 256   /* read at most this many characters of a str */
 
@@ -35,6 +35,15 @@ size_t at_utf8_put(char *dst, uint32_t c)
     return 4;
 }
 
+int at_py_str_compact_kind(const at_pylayout_t *L, uint32_t state, int *ascii)
+{
+    int kind = (state >> 2) & 7, compact = (state >> 5) & 1, ready = L->minor >= 12 || ((state >> 7) & 1);
+    *ascii = (state >> 6) & 1;
+    if (!compact || !ready || (kind != 1 && kind != 2 && kind != 4) || (*ascii && kind != 1))
+        return -EPROTO;
+    return kind;
+}
+
 typedef struct str_view {
     const uint8_t *data;   /* first character            */
     size_t nchars;         /* characters present in data  */
@@ -43,18 +52,17 @@ typedef struct str_view {
 } str_view_t;
 
 /* Check the header in buf[0..got) and point at the characters read. */
-static int str_view(const uint8_t *buf, long got, uint64_t unicode_type, str_view_t *v)
+static int str_view(const at_pylayout_t *L, const uint8_t *buf, long got, uint64_t unicode_type, str_view_t *v)
 {
-    if (got < AT_SIZEOF_PYASCIIOBJECT)
+    if (got < L->sizeof_pyasciiobject)
         return -EPROTO;
-    if (unicode_type && at_get_u64(buf, AT_OBJECT_TYPE) != unicode_type)
+    if (unicode_type && at_get_u64(buf, L->object_type) != unicode_type)
         return -EPROTO;
-    uint32_t state = at_get_u32(buf, AT_UNICODE_STATE);
-    int kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1, ready = (state >> 7) & 1;
-    v->length = (int64_t)at_get_u64(buf, AT_UNICODE_LENGTH);
-    if (!compact || !ready || v->length < 0 || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
+    int ascii, kind = at_py_str_compact_kind(L, at_get_u32(buf, L->unicode_state), &ascii);
+    v->length = (int64_t)at_get_u64(buf, L->unicode_length);
+    if (kind < 0 || v->length < 0)
         return -EPROTO;
-    size_t off = ascii ? AT_SIZEOF_PYASCIIOBJECT : AT_SIZEOF_PYCOMPACTUNICODEOBJECT;
+    size_t off = (size_t)(ascii ? L->sizeof_pyasciiobject : L->sizeof_pycompactunicodeobject);
     size_t have = (size_t)got > off ? ((size_t)got - off) / (size_t)kind : 0;
     v->data = buf + off;
     v->kind = kind;
@@ -68,14 +76,15 @@ static uint32_t char_at(const str_view_t *v, size_t i)
     return v->kind == 1 ? p[0] : v->kind == 2 ? (uint32_t)(p[0] | p[1] << 8) : at_get_u32(p, 0);
 }
 
-long at_py_str_read(at_remote_t *r, uint64_t unicode_type, uint64_t addr, char *out, size_t size)
+long at_py_str_read(at_remote_t *r, const at_pylayout_t *L, uint64_t unicode_type, uint64_t addr, char *out,
+                    size_t size)
 {
-    uint8_t buf[AT_SIZEOF_PYCOMPACTUNICODEOBJECT + MAX_CHARS * 4];
+    uint8_t buf[AT_READ_STR_HEAD_MAX + MAX_CHARS * 4];
     str_view_t v;
-    long got = at_remote_read_some(r, addr, buf, sizeof buf);
+    long got = at_remote_read_some(r, addr, buf, (size_t)L->sizeof_pycompactunicodeobject + MAX_CHARS * 4);
     if (got < 0)
         return got;
-    int rc = str_view(buf, got, unicode_type, &v);
+    int rc = str_view(L, buf, got, unicode_type, &v);
     if (rc < 0)
         return rc;
     size_t o = 0, i = 0;
@@ -89,15 +98,15 @@ long at_py_str_read(at_remote_t *r, uint64_t unicode_type, uint64_t addr, char *
     return (long)o;
 }
 
-int at_py_str_equals(at_remote_t *r, uint64_t unicode_type, uint64_t addr, const char *s)
+int at_py_str_equals(at_remote_t *r, const at_pylayout_t *L, uint64_t unicode_type, uint64_t addr, const char *s)
 {
-    uint8_t buf[AT_SIZEOF_PYCOMPACTUNICODEOBJECT + 64];
+    uint8_t buf[AT_READ_STR_HEAD_MAX + 64];
     size_t n = strlen(s);
     str_view_t v;
     if (n > 64)
         return 0;
-    long got = at_remote_read_some(r, addr, buf, AT_SIZEOF_PYASCIIOBJECT + n);
-    if (got < 0 || str_view(buf, got, unicode_type, &v) < 0 || (uint64_t)v.length != n || v.nchars != n ||
+    long got = at_remote_read_some(r, addr, buf, (size_t)L->sizeof_pyasciiobject + n);
+    if (got < 0 || str_view(L, buf, got, unicode_type, &v) < 0 || (uint64_t)v.length != n || v.nchars != n ||
         v.kind != 1)
         return 0;
     return memcmp(v.data, s, n) == 0;

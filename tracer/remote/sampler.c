@@ -202,7 +202,7 @@ void at_target_finish(at_target_t *t, double rate_hz)
 typedef struct candidate {
     pid_t pid;                /* the process                               */
     at_target_t *target;      /* attached, or NULL                         */
-    int final;                /* gave up on it (not 3.11, gone, refused)   */
+    int final;                /* gave up on it (unsupported, gone, refused) */
     int refusals;             /* failed attempts with this executable      */
     char exe[PATH_MAX];       /* its executable at the last failed attempt */
     ino_t seg_ino;            /* its <pid>.seg when attached (0: none yet) */

@@ -39,7 +39,6 @@
 #include "alloc_format.h"
 #include "gil_format.h"
 #include "imports_format.h"
-#include "py311.h"
 #include "remote/remote.h"
 #include "remote/sampler.h"
 #include "segment_format.h"
@@ -570,14 +569,17 @@ static void snap_sampled(at_top_model_t *m, const at_top_query_t *q, at_top_snap
     snap_funcs(m, ft, q->sort, s);
 }
 
-/* GC counters: interp->gc.generation_stats[gen].{collections, collected}. */
+/* GC counters: interp->gc.generation_stats[gen].{collections, collected}
+ * (the same three counters per generation in 3.11 to 3.13, at the
+ * offset of the target's layout). */
 static void snap_gc(at_top_model_t *m, at_top_snap_t *s)
 {
     uint64_t head;
     char err[128];
     int64_t stats[AT_TOP_GC_GENS * 3];
     if (at_py_proc_check(&m->target->proc, &head, err, sizeof err) < 0 ||
-        at_remote_read(&m->target->proc.mem, head + AT_INTERP_GC_GENERATION_STATS, stats, sizeof stats) < 0)
+        at_remote_read(&m->target->proc.mem, head + (uint64_t)m->target->proc.layout.interp_gc_generation_stats, stats,
+                       sizeof stats) < 0)
         return;
     for (int g = 0; g < AT_TOP_GC_GENS; g++) {
         int64_t runs = stats[g * 3], collected = stats[g * 3 + 1];
