@@ -20,8 +20,9 @@
  * From 3.13 the target also carries _Py_DebugOffsets at _PyRuntime + 0:
  * read AT313_SIZEOF_DEBUG_OFFSETS bytes there and pass them to
  * at_pylayout_apply_debug, which validates them (untrusted memory) and
- * takes the offsets they give over the table's.  Not wired into tracer/
- * or preload/ yet: they still use py311.h directly.
+ * takes the offsets they give over the table's.  The preload shim uses
+ * these tables (preload/pyversion.h); tracer/ still uses py311.h
+ * directly.
  */
 #ifndef AT_PYLAYOUT_H
 #define AT_PYLAYOUT_H
