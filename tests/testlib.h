@@ -16,6 +16,35 @@ const char *at_test_python(const char *shape);
 /* at_test_python, or skip the current test saying which shape is missing. */
 const char *at_test_python_or_skip(const char *shape);
 
+/* Every interpreter the run-side integration tests cover: 3.11's two
+ * build shapes, then 3.12 and 3.13.  Names inline (no pointers), as
+ * Criterion copies a parameter into the test's own process. */
+typedef struct at_test_shape {
+    char shape[8];
+} at_test_shape_t;
+#define AT_TEST_SHAPES { { "static" }, { "shared" }, { "3.12" }, { "3.13" } }
+#define AT_TEST_NSHAPES 4
+
+/* A test run once per interpreter of AT_TEST_SHAPES, its body seeing
+ * `shape` (const char *); needs <criterion/parameterized.h>:
+ *     AT_TEST_EACH_SHAPE(alloc, lab04_top5, .timeout = 90) { lab04(shape); } */
+#define AT_TEST_EACH_SHAPE(suite, name, ...)                                               \
+    ParameterizedTestParameters(suite, name)                                               \
+    {                                                                                      \
+        static at_test_shape_t shapes[] = AT_TEST_SHAPES;                                  \
+        return cr_make_param_array(at_test_shape_t, shapes, AT_TEST_NSHAPES);              \
+    }                                                                                      \
+    static void suite##_##name##_body(const char *shape);                                  \
+    ParameterizedTest(at_test_shape_t *param, suite, name, __VA_ARGS__)                    \
+    {                                                                                      \
+        suite##_##name##_body(param->shape);                                               \
+    }                                                                                      \
+    static void suite##_##name##_body(const char *shape)
+
+/* "3.11." for 3.11's shapes, else "3.12." / "3.13.": what the report's
+ * version of a process run with that interpreter starts with. */
+const char *at_test_shape_version(const char *shape);
+
 /* at_test_json as a number (True/False as 1/0); fails the test when the
  * expression cannot be evaluated. */
 double at_test_json_num(const char *path, const char *expr);
