@@ -44,6 +44,8 @@
 #define AT312_RT_INTERPRETERS_MAIN       48    /* PyInterpreterState *      */
 #define AT312_RT_AUDIT_HOOK_HEAD         3064  /* audit_hooks.head          */
 #define AT312_RT_MAIN_INTERPRETER        76392 /* PyInterpreterState, embedded */
+#define AT312_RT_TRACEMALLOC_TRACING     2772  /* tracemalloc.config.tracing (int): 3.11's
+                                                * _Py_tracemalloc_config moved in here */
 /* not in 3.12: AT_RT_GILSTATE_TSTATE_CURRENT (thread-local now) and every
  * AT_RT_GIL_* (the GIL lives in the interpreter: AT312_INTERP_CEVAL_GIL) */
 

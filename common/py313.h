@@ -42,6 +42,7 @@
 #define AT313_RT_INTERPRETERS_MAIN       640   /* PyInterpreterState *      */
 #define AT313_RT_AUDIT_HOOK_HEAD         10424 /* audit_hooks.head          */
 #define AT313_RT_MAIN_INTERPRETER        88352 /* PyInterpreterState, embedded */
+#define AT313_RT_TRACEMALLOC_TRACING     10084 /* tracemalloc.config.tracing (int)   */
 /* not in 3.13 (as in 3.12): AT_RT_GILSTATE_TSTATE_CURRENT, AT_RT_GIL_* */
 
 /* _Py_AuditHookEntry: a runtime audit hook (PySys_AddAuditHook) */

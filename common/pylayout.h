@@ -50,6 +50,8 @@ typedef struct at_pylayout {
     int32_t rt_main_interpreter; /* the embedded main PyInterpreterState */
     int32_t rt_gilstate_tstate_current; /* 3.11 only (then thread-local)  */
     int32_t rt_debug_offsets;    /* 3.13+: _Py_DebugOffsets             */
+    int32_t rt_tracemalloc_tracing; /* 3.12+: int; 3.11 has its own global
+                                  * _Py_tracemalloc_config instead        */
 
     /* Where the GIL is: in _PyRuntime (3.11), or through a pointer in
      * the interpreter (3.12+); its fields relative to the struct. */

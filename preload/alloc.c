@@ -292,9 +292,13 @@ static int resolve_python(void)
         return -ENOENT;
     at_alloc.runtime = at_shim.runtime;
     at_alloc.this_tstate = (void *(*)(void))at_py_sym("PyGILState_GetThisThreadState");
+    /* struct _PyTraceMalloc_Config { int initialized; int tracing; ... }:
+     * 3.11's own global, 3.12+'s _PyRuntime.tracemalloc.config */
     const char *tm = at_py_sym("_Py_tracemalloc_config");
-    /* struct _PyTraceMalloc_Config { int initialized; int tracing; ... } */
-    at_alloc.tm_tracing = tm ? (const int *)(tm + sizeof(int)) : NULL;
+    if (at_pyl.rt_tracemalloc_tracing != AT_PYLAYOUT_NONE)
+        at_alloc.tm_tracing = (const int *)(at_shim.runtime + (uintptr_t)at_pyl.rt_tracemalloc_tracing);
+    else
+        at_alloc.tm_tracing = tm ? (const int *)(tm + sizeof(int)) : NULL;
     at_alloc.tm_seen = at_alloc.tm_tracing ? *at_alloc.tm_tracing : 0;
     at_alloc.tm_watch = at_alloc.tm_seen;
     return 0;

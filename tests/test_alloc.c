@@ -79,8 +79,7 @@ static void sites_tracemalloc(const char *shape, const char *pyopts)
 /* tracemalloc.start() after our hooks: it wraps us, we re-wrap it. */
 AT_TEST_EACH_SHAPE(alloc, tracemalloc_started_later, .timeout = 60) { sites_tracemalloc(shape, ""); }
 /* -X tracemalloc: it is below our hooks from the start. */
-Test(alloc, tracemalloc_from_start_static, .timeout = 60) { sites_tracemalloc("static", "-X tracemalloc=1"); }
-Test(alloc, tracemalloc_from_start_shared, .timeout = 60) { sites_tracemalloc("shared", "-X tracemalloc=1"); }
+AT_TEST_EACH_SHAPE(alloc, tracemalloc_from_start, .timeout = 60) { sites_tracemalloc(shape, "-X tracemalloc=1"); }
 
 /* The lab teaches 3.11 and refuses other versions: on 3.12 and 3.13 a
  * fixture runs its top-five section (same lines, same marker). */

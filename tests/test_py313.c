@@ -26,6 +26,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT313_RT_INTERPRETERS_MAIN, "offsetof(_PyRuntimeState, interpreters.main)"),
     ROW(AT313_RT_AUDIT_HOOK_HEAD, "offsetof(_PyRuntimeState, audit_hooks.head)"),
     ROW(AT313_RT_MAIN_INTERPRETER, "offsetof(_PyRuntimeState, _main_interpreter)"),
+    ROW(AT313_RT_TRACEMALLOC_TRACING, "offsetof(_PyRuntimeState, tracemalloc.config.tracing)"),
     ROW(AT313_AUDIT_ENTRY_NEXT, "offsetof(_Py_AuditHookEntry, next)"),
     ROW(AT313_AUDIT_ENTRY_HOOK, "offsetof(_Py_AuditHookEntry, hookCFunction)"),
     /* PyInterpreterState (pycore_interp.h) */
