@@ -233,6 +233,33 @@ Test(run, non_python_command_says_so)
     free(err);
 }
 
+/* A free-threaded 3.13t (none is installed here) is recognised by the
+ * symbols only its libpython exports: a library that exports one, loaded
+ * into a 3.13, makes the shim take it for one.  The program runs as
+ * usual; the report says why nothing was recorded. */
+Test(run, free_threaded_build_is_refused_with_its_own_note, .timeout = 60)
+{
+    const char *py = at_test_python_or_skip("3.13");
+    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL;
+    int rc = at_test_shf(NULL, &err, "echo 'void _Py_DecRefShared(void *o) { (void)o; }' > %s/ft.c && "
+                         "cc -shared -fPIC -o %s/ft.so %s/ft.c", dir, dir, dir);
+    cr_assert_eq(rc, 0, "cannot build the stand-in library: %s", err);
+    free(err);
+    rc = at_test_shf(&out, &err, "LD_PRELOAD=%s/ft.so %s --no-sample --json %s/r.json %s -c 'print(7)'", dir,
+                     at_test_archtrace(), dir, py);
+    cr_assert_eq(rc, 0, "the program runs normally: %s", err);
+    cr_assert_str_eq(out, "7\n", "its stdout is untouched");
+    cr_assert(strstr(err, "free-threaded CPython has no GIL to account for: archtrace does not support it"),
+              "the report says why: %s", err);
+    char json[512];
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    char *sup = at_test_json(json, "d['processes'][0]['python']['supported']");
+    cr_assert_str_eq(sup, "False", "JSON marks it unsupported");
+    free(sup), free(out), free(err);
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
 static void check_session_kept(const char *shape)
 {
     const char *py = at_test_python_or_skip(shape);
