@@ -63,6 +63,7 @@
 #define AT312_INTERP_CEVAL_OWN_GIL       392   /* int: 1 when CEVAL_GIL is INTERP_GIL */
 #define AT312_INTERP_MODULES             944   /* imports.modules (sys.modules) */
 #define AT312_INTERP_GIL                 1040  /* _gil: the interpreter's own GIL */
+#define AT312_INTERP_AUDIT_HOOKS         267208 /* PyObject *: sys.addaudithook's list */
 
 /* struct _gil_runtime_state (pycore_gil.h), from the address in
  * interp->ceval.gil; the same fields as 3.11's _PyRuntime.ceval.gil */

@@ -59,6 +59,7 @@
 #define AT313_INTERP_GC_GENERATION_STATS 7528  /* gc.generation_stats[3], as 3.11 */
 #define AT313_INTERP_MODULES             7656  /* imports.modules (sys.modules) */
 #define AT313_INTERP_GIL                 7752  /* _gil: the interpreter's own GIL */
+#define AT313_INTERP_AUDIT_HOOKS         10808 /* PyObject *: sys.addaudithook's list */
 
 /* struct _gil_runtime_state (pycore_gil.h): as 3.12 in the default build
  * (a free-threaded build puts `int enabled` first) */

@@ -59,6 +59,9 @@ typedef struct at_pylayout {
     int32_t interp_ceval_gil;    /* 3.12+: struct _gil_runtime_state *  */
     int32_t interp_ceval_own_gil;/* 3.12+: int                          */
     int32_t interp_gil;          /* 3.12+: the interpreter's own GIL    */
+    int32_t interp_audit_hooks;  /* 3.12+: sys.addaudithook's list (the
+                                  * shim hides it around its own calls
+                                  * that raise events; 3.11 needs not)   */
     int32_t gil_last_holder, gil_locked, gil_switch_number;
     int32_t gil_cond, gil_mutex, gil_switch_cond, gil_switch_mutex;
 

@@ -22,13 +22,14 @@
  * From 3.12 the legacy profile function is driven by sys.monitoring
  * (PEP 669), whose events _PyEval_SetProfile turns on and off; there is
  * no other way in, so there the window goes through it, passing the
- * program's own c_profileobj back (sys.getprofile() unchanged), and the
- * program's audit hooks see a `sys.setprofile` event when a window opens
- * and closes (a hook that refuses it leaves that import's finder unseen).
+ * program's own c_profileobj back (sys.getprofile() unchanged), with the
+ * audit hooks unhooked for the call so that no hook of the program hears
+ * the `sys.setprofile` event it raises (set_profile_unheard).
  */
 #include <errno.h>
 #include <string.h>
 #include "imports.h"
+#include "shim.h"
 
 __thread at_imp_window_t *at_imp_cur_window;
 
@@ -253,9 +254,32 @@ static void update_tracing(char *ts)
     *(uint8_t *)(cframe + at_pyl.cframe_use_tracing) = on ? 255 : 0;
 }
 
+/* _PyEval_SetProfile with no audit hook to hear its `sys.setprofile`
+ * event: the program's own hooks (sys.addaudithook's list in the
+ * interpreter, PySys_AddAuditHook's in _PyRuntime) are unhooked around
+ * the call and put back.  The GIL is ours throughout, and the call runs
+ * no Python code (3.12+ collect garbage at the eval breaker, not inside
+ * an allocation; the profile object we pass is the one already there),
+ * so no other event can be raised meanwhile. */
+static int set_profile_unheard(char *ts, at_tracefunc_t func, PyObject *obj)
+{
+    void **runtime_hooks = (void **)(at_shim.runtime + (uintptr_t)at_pyl.rt_audit_hook_head);
+    char *interp = *(char **)(ts + at_pyl.tstate_interp);
+    PyObject **interp_hooks = (PyObject **)(interp + at_pyl.interp_audit_hooks);
+    void *saved_runtime = *runtime_hooks;
+    PyObject *saved_interp = *interp_hooks;
+    *runtime_hooks = NULL;
+    *interp_hooks = NULL;
+    int rc = at_imp_api.Eval_SetProfile(ts, func, obj);
+    *runtime_hooks = saved_runtime;
+    *interp_hooks = saved_interp;
+    return rc;
+}
+
 /* Make func the thread's profile function: 3.11 in place, 3.12+ through
- * _PyEval_SetProfile with the program's own profile object.  0, or -1
- * when CPython refused (an audit hook said no; the error is cleared). */
+ * _PyEval_SetProfile (sys.monitoring drives the profile function there:
+ * the fields alone do nothing) with the program's own profile object.  0,
+ * or -1 when CPython refused (the error is cleared). */
 static int set_profile(char *ts, at_tracefunc_t func)
 {
     if (at_pyl.cframe_use_tracing != AT_PYLAYOUT_NONE) {
@@ -266,7 +290,7 @@ static int set_profile(char *ts, at_tracefunc_t func)
     PyObject *obj = *(PyObject **)(ts + at_pyl.tstate_c_profileobj);
     PyObject *t, *v, *tb;
     at_py.PyErr_Fetch(&t, &v, &tb);
-    int rc = at_imp_api.Eval_SetProfile(ts, func, obj);
+    int rc = set_profile_unheard(ts, func, obj);
     if (rc < 0)
         at_py.PyErr_Clear();
     at_py.PyErr_Restore(t, v, tb);

@@ -732,8 +732,7 @@ static void check_behaviour(const char *shape)
     remove_tmpdir(dir);
 }
 
-Test(imports_behaviour, static_program_sees_no_difference, .timeout = 120) { check_behaviour("static"); }
-Test(imports_behaviour, shared_program_sees_no_difference, .timeout = 120) { check_behaviour("shared"); }
+AT_TEST_EACH_SHAPE(imports_behaviour, program_sees_no_difference, .timeout = 120) { check_behaviour(shape); }
 
 /* ---- the text and chrome renderings --------------------------------------- */
 

@@ -32,6 +32,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT312_INTERP_CEVAL_OWN_GIL, "offsetof(PyInterpreterState, ceval.own_gil)"),
     ROW(AT312_INTERP_MODULES, "offsetof(PyInterpreterState, imports.modules)"),
     ROW(AT312_INTERP_GIL, "offsetof(PyInterpreterState, _gil)"),
+    ROW(AT312_INTERP_AUDIT_HOOKS, "offsetof(PyInterpreterState, audit_hooks)"),
     /* struct _gil_runtime_state (pycore_gil.h) */
     ROW(AT312_GIL_INTERVAL, "offsetof(struct _gil_runtime_state, interval)"),
     ROW(AT312_GIL_LAST_HOLDER, "offsetof(struct _gil_runtime_state, last_holder)"),

@@ -39,6 +39,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT313_INTERP_CEVAL_OWN_GIL, "offsetof(PyInterpreterState, ceval.own_gil)"),
     ROW(AT313_INTERP_MODULES, "offsetof(PyInterpreterState, imports.modules)"),
     ROW(AT313_INTERP_GIL, "offsetof(PyInterpreterState, _gil)"),
+    ROW(AT313_INTERP_AUDIT_HOOKS, "offsetof(PyInterpreterState, audit_hooks)"),
     /* struct _gil_runtime_state (pycore_gil.h) */
     ROW(AT313_GIL_INTERVAL, "offsetof(struct _gil_runtime_state, interval)"),
     ROW(AT313_GIL_LAST_HOLDER, "offsetof(struct _gil_runtime_state, last_holder)"),
