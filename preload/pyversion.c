@@ -44,7 +44,9 @@ static int apply_debug_offsets(const at_pylayout_t *base, const void *runtime, c
 int at_pyversion_choose(uint32_t hex, const void *runtime, const char **why)
 {
     const at_pylayout_t *base = at_pylayout_find_hex(hex);
-    if (free_threaded_symbols()) {
+    /* free threading exists from 3.13: older versions skip the lookups
+     * (a missing symbol searches every loaded object) */
+    if (hex >= 0x030d0000 && free_threaded_symbols()) {
         *why = free_threaded_note;
         return -ENOTSUP;
     }
