@@ -245,8 +245,11 @@ Test(run, free_threaded_build_is_refused_with_its_own_note, .timeout = 60)
                          "cc -shared -fPIC -o %s/ft.so %s/ft.c", dir, dir, dir);
     cr_assert_eq(rc, 0, "cannot build the stand-in library: %s", err);
     free(err);
-    rc = at_test_shf(&out, &err, "LD_PRELOAD=%s/ft.so %s --no-sample --json %s/r.json %s -c 'print(7)'", dir,
-                     at_test_archtrace(), dir, py);
+    /* added behind archtrace's own preloads (an ASan build wants its
+     * runtime first), by a shell that then becomes the Python */
+    rc = at_test_shf(&out, &err,
+                     "%s --no-sample --json %s/r.json sh -c 'LD_PRELOAD=\"$LD_PRELOAD %s/ft.so\" exec %s -c \"print(7)\"'",
+                     at_test_archtrace(), dir, dir, py);
     cr_assert_eq(rc, 0, "the program runs normally: %s", err);
     cr_assert_str_eq(out, "7\n", "its stdout is untouched");
     cr_assert(strstr(err, "free-threaded CPython has no GIL to account for: archtrace does not support it"),
