@@ -320,8 +320,9 @@ const at_alloc_fast_t *at_alloc_fast_for_version(void)
                                 : l->rt_main_interpreter + l->interp_gil + l->gil_last_holder;
         int32_t frame = l->tstate_current_frame != AT_PYLAYOUT_NONE ? l->tstate_current_frame
                                                                     : l->cframe_current_frame;
-        int same = F->rt_tstate == rt_tstate && F->tstate_cframe == l->tstate_cframe && F->frame == frame &&
-                   F->instr == l->iframe_instr && F->code == l->iframe_code && F->linetable == l->code_linetable;
+        int same = F->rt_tstate == rt_tstate && F->tstate_cframe == l->tstate_cframe &&
+                   F->frame == frame && F->instr == l->iframe_instr && F->code == l->iframe_code &&
+                   F->linetable == l->code_linetable;
         return same ? F : NULL;
     }
     return NULL;
@@ -342,7 +343,8 @@ static const char *check_tstate_source(const at_alloc_fast_t *F)
     uintptr_t ts = (uintptr_t)thread_state_get();
     if (at_pyl.interp_ceval_gil != AT_PYLAYOUT_NONE) {
         uintptr_t main_interp = at_shim.runtime + (uintptr_t)at_pyl.rt_main_interpreter;
-        if (*(const uintptr_t *)(main_interp + at_pyl.interp_ceval_gil) != main_interp + (uintptr_t)at_pyl.interp_gil)
+        uintptr_t in_use = *(const uintptr_t *)(main_interp + at_pyl.interp_ceval_gil);
+        if (in_use != main_interp + (uintptr_t)at_pyl.interp_gil)
             return "the main interpreter does not use its own GIL: allocation tracking off";
     }
     if (at_alloc_tstate_gil(F) != ts)

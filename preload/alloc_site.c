@@ -103,7 +103,8 @@ static inline void frame_key(uintptr_t f, frame_key_t *k)
 {
     k->code = RD(f + at_pyl.iframe_code);
     k->lt = RD(k->code + at_pyl.code_linetable);
-    intptr_t off = (intptr_t)RD(f + at_pyl.iframe_instr) - (intptr_t)(k->code + (uintptr_t)at_pyl.code_code_adaptive);
+    uintptr_t first_unit = k->code + (uintptr_t)at_pyl.code_code_adaptive;
+    intptr_t off = (intptr_t)RD(f + at_pyl.iframe_instr) - (intptr_t)first_unit;
     k->instr = (int32_t)(off / AT_SIZEOF_CODEUNIT);
 }
 

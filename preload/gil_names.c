@@ -8,8 +8,9 @@
  * found from its own frames: when it takes the GIL (take_gil has set
  * `locked` and `last_holder`, so no other thread runs Python) its oldest
  * frame with code (3.12+ put an entry frame of the C stack below it), if
- * it is threading's Thread._bootstrap, has the Thread as local 0; at its first take, before it has frames, the thread that started it
- * waits in Thread.start(), whose self is the same object.  Raw reads only
+ * it is threading's Thread._bootstrap, has the Thread as local 0; at its
+ * first take, before it has frames, the thread that started it waits in
+ * Thread.start(), whose self is the same object.  Raw reads only
  * there (the thread state is not current yet, so no C-API), and one
  * reference taken, as Py_INCREF would, under the GIL.
  * The name itself is read with the C-API where that is safe: the next
