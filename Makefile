@@ -161,7 +161,7 @@ labs: venvs
 # shape, under ASan: races are the plain build's business).  Budget:
 # under 12 minutes on 2 cores.
 ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through_other_options_*) test_sampler test_imports test_py_names test_bpf \
-             test_alloc:!(alloc/native_on_calling_line_*|alloc/threads_without_gil_*)
+             test_alloc:!(alloc/native_on_calling_line*|alloc/threads_without_gil*)
 test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),15)
 test: deps venvs realworld-deps
 	$(Q)tools/check_layers.py

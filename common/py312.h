@@ -44,6 +44,8 @@
 #define AT312_RT_INTERPRETERS_MAIN       48    /* PyInterpreterState *      */
 #define AT312_RT_AUDIT_HOOK_HEAD         3064  /* audit_hooks.head          */
 #define AT312_RT_MAIN_INTERPRETER        76392 /* PyInterpreterState, embedded */
+#define AT312_RT_TRACEMALLOC_TRACING     2772  /* tracemalloc.config.tracing (int): 3.11's
+                                                * _Py_tracemalloc_config moved in here */
 /* not in 3.12: AT_RT_GILSTATE_TSTATE_CURRENT (thread-local now) and every
  * AT_RT_GIL_* (the GIL lives in the interpreter: AT312_INTERP_CEVAL_GIL) */
 
@@ -61,6 +63,7 @@
 #define AT312_INTERP_CEVAL_OWN_GIL       392   /* int: 1 when CEVAL_GIL is INTERP_GIL */
 #define AT312_INTERP_MODULES             944   /* imports.modules (sys.modules) */
 #define AT312_INTERP_GIL                 1040  /* _gil: the interpreter's own GIL */
+#define AT312_INTERP_AUDIT_HOOKS         267208 /* PyObject *: sys.addaudithook's list */
 
 /* struct _gil_runtime_state (pycore_gil.h), from the address in
  * interp->ceval.gil; the same fields as 3.11's _PyRuntime.ceval.gil */

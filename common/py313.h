@@ -42,6 +42,7 @@
 #define AT313_RT_INTERPRETERS_MAIN       640   /* PyInterpreterState *      */
 #define AT313_RT_AUDIT_HOOK_HEAD         10424 /* audit_hooks.head          */
 #define AT313_RT_MAIN_INTERPRETER        88352 /* PyInterpreterState, embedded */
+#define AT313_RT_TRACEMALLOC_TRACING     10084 /* tracemalloc.config.tracing (int)   */
 /* not in 3.13 (as in 3.12): AT_RT_GILSTATE_TSTATE_CURRENT, AT_RT_GIL_* */
 
 /* _Py_AuditHookEntry: a runtime audit hook (PySys_AddAuditHook) */
@@ -58,6 +59,7 @@
 #define AT313_INTERP_GC_GENERATION_STATS 7528  /* gc.generation_stats[3], as 3.11 */
 #define AT313_INTERP_MODULES             7656  /* imports.modules (sys.modules) */
 #define AT313_INTERP_GIL                 7752  /* _gil: the interpreter's own GIL */
+#define AT313_INTERP_AUDIT_HOOKS         10808 /* PyObject *: sys.addaudithook's list */
 
 /* struct _gil_runtime_state (pycore_gil.h): as 3.12 in the default build
  * (a free-threaded build puts `int enabled` first) */

@@ -22,8 +22,8 @@
  * at_pylayout_apply_debug, which validates them (untrusted memory) and
  * takes the offsets they give over the table's.  tracer/remote/ reads
  * every target through it (py_proc.c chooses the table; the frame walk,
- * thread names, strings and `top` take its fields); preload/ and the
- * BPF probes still use py311.h directly.
+ * thread names, strings and `top` take its fields), and so does the
+ * preload shim (preload/pyversion.h); the BPF probes still use py311.h.
  */
 #ifndef AT_PYLAYOUT_H
 #define AT_PYLAYOUT_H
@@ -51,6 +51,8 @@ typedef struct at_pylayout {
     int32_t rt_main_interpreter; /* the embedded main PyInterpreterState */
     int32_t rt_gilstate_tstate_current; /* 3.11 only (then thread-local)  */
     int32_t rt_debug_offsets;    /* 3.13+: _Py_DebugOffsets             */
+    int32_t rt_tracemalloc_tracing; /* 3.12+: int; 3.11 has its own global
+                                  * _Py_tracemalloc_config instead        */
 
     /* Where the GIL is: in _PyRuntime (3.11), or through a pointer in
      * the interpreter (3.12+); its fields relative to the struct. */
@@ -58,6 +60,9 @@ typedef struct at_pylayout {
     int32_t interp_ceval_gil;    /* 3.12+: struct _gil_runtime_state *  */
     int32_t interp_ceval_own_gil;/* 3.12+: int                          */
     int32_t interp_gil;          /* 3.12+: the interpreter's own GIL    */
+    int32_t interp_audit_hooks;  /* 3.12+: sys.addaudithook's list (the
+                                  * shim hides it around its own calls
+                                  * that raise events; 3.11 needs not)   */
     int32_t gil_last_holder, gil_locked, gil_switch_number;
     int32_t gil_cond, gil_mutex, gil_switch_cond, gil_switch_mutex;
 

@@ -292,18 +292,75 @@ static int resolve_python(void)
         return -ENOENT;
     at_alloc.runtime = at_shim.runtime;
     at_alloc.this_tstate = (void *(*)(void))at_py_sym("PyGILState_GetThisThreadState");
+    /* struct _PyTraceMalloc_Config { int initialized; int tracing; ... }:
+     * 3.11's own global, 3.12+'s _PyRuntime.tracemalloc.config */
     const char *tm = at_py_sym("_Py_tracemalloc_config");
-    /* struct _PyTraceMalloc_Config { int initialized; int tracing; ... } */
-    at_alloc.tm_tracing = tm ? (const int *)(tm + sizeof(int)) : NULL;
+    if (at_pyl.rt_tracemalloc_tracing != AT_PYLAYOUT_NONE)
+        at_alloc.tm_tracing = (const int *)(at_shim.runtime + (uintptr_t)at_pyl.rt_tracemalloc_tracing);
+    else
+        at_alloc.tm_tracing = tm ? (const int *)(tm + sizeof(int)) : NULL;
     at_alloc.tm_seen = at_alloc.tm_tracing ? *at_alloc.tm_tracing : 0;
     at_alloc.tm_watch = at_alloc.tm_seen;
     return 0;
+}
+
+/* The compiled fast path of each version against the table chosen at
+ * start (3.13: the interpreter's own debug offsets): a build whose
+ * offsets moved is not read with the wrong ones. */
+const at_alloc_fast_t *at_alloc_fast_for_version(void)
+{
+    static const at_alloc_fast_t *const all[] = { &at_alloc_fast_311, &at_alloc_fast_312, &at_alloc_fast_313 };
+    const at_pylayout_t *l = &at_pyl;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const at_alloc_fast_t *F = all[i];
+        if (F->minor != l->minor)
+            continue;
+        int32_t rt_tstate = l->rt_gilstate_tstate_current != AT_PYLAYOUT_NONE
+                                ? l->rt_gilstate_tstate_current
+                                : l->rt_main_interpreter + l->interp_gil + l->gil_last_holder;
+        int32_t frame = l->tstate_current_frame != AT_PYLAYOUT_NONE ? l->tstate_current_frame
+                                                                    : l->cframe_current_frame;
+        int same = F->rt_tstate == rt_tstate && F->tstate_cframe == l->tstate_cframe &&
+                   F->frame == frame && F->instr == l->iframe_instr && F->code == l->iframe_code &&
+                   F->linetable == l->code_linetable;
+        return same ? F : NULL;
+    }
+    return NULL;
+}
+
+/* 3.12+: the GIL holder's thread state is found through the main
+ * interpreter's GIL (at_alloc_fast_t.rt_tstate), so that GIL must be the
+ * one in use, and its last_holder this thread now (GIL held). */
+static const char *check_tstate_source(const at_alloc_fast_t *F)
+{
+    static void *(*thread_state_get)(void);
+    if (!F)
+        return "the interpreter's frame layout differs from the compiled one: allocation tracking off";
+    if (!thread_state_get)
+        thread_state_get = (void *(*)(void))at_py_sym("PyThreadState_Get");
+    if (!thread_state_get)
+        return "PyThreadState_Get not found: allocation tracking off";
+    uintptr_t ts = (uintptr_t)thread_state_get();
+    if (at_pyl.interp_ceval_gil != AT_PYLAYOUT_NONE) {
+        uintptr_t main_interp = at_shim.runtime + (uintptr_t)at_pyl.rt_main_interpreter;
+        uintptr_t in_use = *(const uintptr_t *)(main_interp + at_pyl.interp_ceval_gil);
+        if (in_use != main_interp + (uintptr_t)at_pyl.interp_gil)
+            return "the main interpreter does not use its own GIL: allocation tracking off";
+    }
+    if (at_alloc_tstate_gil(F) != ts)
+        return "the GIL holder's thread state is not where the layout says: allocation tracking off";
+    return NULL;
 }
 
 static void on_run(void)
 {
     if (resolve_python() < 0) {
         at_shim_note("alloc", "PyMem allocator API not found: allocation tracking off");
+        return;
+    }
+    const char *why = check_tstate_source(at_alloc_fast_for_version());
+    if (why) {
+        at_shim_note("alloc", why);
         return;
     }
     at_alloc.depth = at_shim.alloc_depth > 0 ? at_shim.alloc_depth : 1;
@@ -360,10 +417,25 @@ static void watch_import(PyObject *args)
         at_alloc.tm_watch = 1;
 }
 
+/* 3.12+ find the GIL holder through the GIL's last_holder, which
+ * finalization leaves pointing at the main thread state it frees; the
+ * exit snapshot is behind us by then (atexit), so the Python domains stop
+ * counting when the interpreter starts tearing down (this event comes
+ * before its modules and thread states go). */
+static void on_finalizing(void)
+{
+    if (at_pyl.rt_gilstate_tstate_current == AT_PYLAYOUT_NONE)
+        __atomic_store_n(&at_alloc.on, 0, __ATOMIC_RELAXED);
+}
+
 static void on_audit(const char *event, PyObject *args)
 {
     if (!at_alloc.on || at_alloc.owner != at_shim.pid)
         return;
+    if (event[0] == 'c' && strcmp(event, "cpython._PySys_ClearAuditHooks") == 0) {
+        on_finalizing();
+        return;
+    }
     if (at_alloc.tm_tracing && *at_alloc.tm_tracing != at_alloc.tm_seen)
         at_alloc_tracemalloc_changed();
     if (event[0] == 'a' && strcmp(event, "archtrace.snapshot") == 0)

@@ -35,6 +35,9 @@
 #include <stdint.h>
 #include "alloc_format.h"
 #include "py311.h"
+#include "py312.h"
+#include "py313.h"
+#include "pyversion.h"
 
 #define AT_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define AT_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -92,15 +95,55 @@ void at_alloc_tracemalloc_changed(void);
 uint32_t at_alloc_site_here(uintptr_t tstate, unsigned kind);
 
 
-/* tstate of the GIL holder (OBJ/MEM hooks) or of this thread (others). */
-static inline uintptr_t at_alloc_tstate_gil(void)
+/* What the OBJ/MEM fast path reads, per CPython minor version.  Each
+ * version's PyMem wrappers (alloc_hooks.c) are compiled with one of the
+ * constant tables below, so the offsets are immediates in the loads, as
+ * they were when only 3.11 existed: choosing the version costs nothing
+ * per allocation.  alloc.c checks at start that the chosen table agrees
+ * with at_pyl (3.13: with the interpreter's own debug offsets) and turns
+ * tracking off otherwise. */
+typedef struct at_alloc_fast {
+    int minor;                  /* 11, 12, 13                             */
+    /* _PyRuntime -> the thread state holding the GIL: 3.11 its
+     * gilstate.tstate_current; 3.12+ (a thread-local now) the main
+     * interpreter's GIL's last_holder, which take_gil sets on every
+     * acquisition, so while the GIL is held it is the holder's */
+    int32_t rt_tstate;
+    int32_t tstate_cframe;      /* -> _PyCFrame *, or NONE: 3.13 has none */
+    int32_t frame;              /* cframe (or tstate, 3.13) -> current frame */
+    int32_t instr;              /* prev_instr / instr_ptr                 */
+    int32_t code;               /* f_code / f_executable                  */
+    int32_t linetable;          /* code -> co_linetable                   */
+} at_alloc_fast_t;
+
+static const at_alloc_fast_t at_alloc_fast_311 = {
+    11, AT_RT_GILSTATE_TSTATE_CURRENT, AT_TSTATE_CFRAME, AT_CFRAME_CURRENT_FRAME,
+    AT_IFRAME_PREV_INSTR, AT_IFRAME_CODE, AT_CODE_LINETABLE,
+};
+static const at_alloc_fast_t at_alloc_fast_312 = {
+    12, AT312_RT_MAIN_INTERPRETER + AT312_INTERP_GIL + AT312_GIL_LAST_HOLDER, AT312_TSTATE_CFRAME,
+    AT312_CFRAME_CURRENT_FRAME, AT312_IFRAME_PREV_INSTR, AT312_IFRAME_CODE, AT312_CODE_LINETABLE,
+};
+static const at_alloc_fast_t at_alloc_fast_313 = {
+    13, AT313_RT_MAIN_INTERPRETER + AT313_INTERP_GIL + AT313_GIL_LAST_HOLDER, AT_PYLAYOUT_NONE,
+    AT313_TSTATE_CURRENT_FRAME, AT313_IFRAME_INSTR_PTR, AT313_IFRAME_EXECUTABLE, AT313_CODE_LINETABLE,
+};
+
+/* The fast table for the running version, or NULL when at_pyl (after the
+ * debug offsets) disagrees with it: then tracking stays off. */
+const at_alloc_fast_t *at_alloc_fast_for_version(void);
+
+/* tstate of the GIL holder (OBJ/MEM hooks). */
+__attribute__((always_inline)) static inline uintptr_t at_alloc_tstate_gil(const at_alloc_fast_t *F)
 {
-    return __atomic_load_n((const uintptr_t *)(at_alloc.runtime + AT_RT_GILSTATE_TSTATE_CURRENT), __ATOMIC_RELAXED);
+    return __atomic_load_n((const uintptr_t *)(at_alloc.runtime + F->rt_tstate), __ATOMIC_RELAXED);
 }
 
 /* GIL-path cache: the interpreter's prev_instr pointer names a (code,
  * instruction) pair while the code object lives; with the code object and
- * its linetable address (see the site key) it gives the site in one probe. */
+ * its linetable address (see the site key) it gives the site in one probe.
+ * Entries are only made for frames with code (never 3.13's None of an
+ * entry frame), so a cache probe never trusts what it read from one. */
 typedef struct at_site_cache {
     uintptr_t pi, code, lt;
     uint32_t site, pad;
@@ -108,19 +151,24 @@ typedef struct at_site_cache {
 #define AT_SITE_CACHE 2048u
 extern at_site_cache_t at_site_cache[AT_SITE_CACHE] AT_HIDDEN;
 
-/* Site of an OBJ/MEM allocation (GIL held). */
-static inline uint32_t at_alloc_site_gil(void)
+/* Site of an OBJ/MEM allocation (GIL held), F one of the tables above. */
+__attribute__((always_inline)) static inline uint32_t at_alloc_site_gil(const at_alloc_fast_t *F)
 {
-    uintptr_t ts = at_alloc_tstate_gil();
+    uintptr_t ts = at_alloc_tstate_gil(F);
     if (AT_LIKELY(ts && at_alloc.depth == 1)) {
-        uintptr_t cf = *(const uintptr_t *)(ts + AT_TSTATE_CFRAME);
-        uintptr_t f = cf ? *(const uintptr_t *)(cf + AT_CFRAME_CURRENT_FRAME) : 0;
+        uintptr_t f;
+        if (F->tstate_cframe == AT_PYLAYOUT_NONE) {
+            f = *(const uintptr_t *)(ts + F->frame);
+        } else {
+            uintptr_t cf = *(const uintptr_t *)(ts + F->tstate_cframe);
+            f = cf ? *(const uintptr_t *)(cf + F->frame) : 0;
+        }
         if (AT_LIKELY(f)) {
-            uintptr_t pi = *(const uintptr_t *)(f + AT_IFRAME_PREV_INSTR);
-            uintptr_t code = *(const uintptr_t *)(f + AT_IFRAME_CODE);
+            uintptr_t pi = *(const uintptr_t *)(f + F->instr);
+            uintptr_t code = *(const uintptr_t *)(f + F->code);
             const at_site_cache_t *e = &at_site_cache[(pi >> 1) & (AT_SITE_CACHE - 1)];
             if (AT_LIKELY(e->pi == pi && e->code == code &&
-                          e->lt == *(const uintptr_t *)(code + AT_CODE_LINETABLE)))
+                          e->lt == *(const uintptr_t *)(code + F->linetable)))
                 return e->site;
         }
     }

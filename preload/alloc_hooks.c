@@ -338,11 +338,11 @@ static inline void count(void *p, size_t n, unsigned kind)
  * the block, so the frame-chain loads overlap with pymalloc's work.
  * Inlined with count_py into every wrapper: an unsampled block then costs
  * the countdown and a branch, not two calls. */
-__attribute__((always_inline)) static inline uint32_t py_site(size_t n)
+__attribute__((always_inline)) static inline uint32_t py_site(size_t n, const at_alloc_fast_t *F)
 {
     if (at_alloc.sampling && AT_LIKELY(!sampled(&gil_countdown, n)))
         return NO_SITE;
-    return at_alloc_site_gil();
+    return at_alloc_site_gil(F);
 }
 
 __attribute__((always_inline)) static inline void count_py(void *p, size_t n, uint32_t site)
@@ -496,11 +496,16 @@ static inline void tm_check(void)
         at_alloc_tracemalloc_changed();
 }
 
-__attribute__((noinline)) static void *py_malloc_flagged(layer_t *L, size_t n)
+/* The OBJ/MEM wrappers that look up a site are compiled once per CPython
+ * version (PY_WRAPPERS below), each with its constant at_alloc_fast_t:
+ * the bodies are always inlined, so F folds into the loads. */
+#define BODY __attribute__((always_inline)) static inline
+
+BODY void *malloc_flagged(layer_t *L, size_t n, const at_alloc_fast_t *F)
 {
     if (py_skip())
         return L->prev.malloc(L->prev.ctx, n);
-    uint32_t site = py_site(n);
+    uint32_t site = py_site(n, F);
     at_alloc_tl = AT_TL_PYMEM;
     void *p = L->prev.malloc(L->prev.ctx, n);
     at_alloc_tl = 0;
@@ -513,12 +518,13 @@ __attribute__((noinline)) static void *py_malloc_flagged(layer_t *L, size_t n)
 /* Exact mode.  Over plain pymalloc (L->fast) a small block needs no flag
  * around the call (pymalloc calls nothing of ours for it), and the site
  * is looked up before the call so its loads overlap pymalloc's. */
-static void *py_malloc(void *ctx, size_t n)
+BODY void *malloc_exact(void *ctx, size_t n, const at_alloc_fast_t *F,
+                        void *(*flagged)(layer_t *, size_t))
 {
     layer_t *L = ctx;
     if (AT_UNLIKELY(!L->fast || n > PYMALLOC_SMALL_MAX || !at_alloc.on || (at_alloc_tl | (unsigned)at_in_shim)))
-        return py_malloc_flagged(L, n);
-    uint32_t site = at_alloc_site_gil();
+        return flagged(L, n);
+    uint32_t site = at_alloc_site_gil(F);
     void *p = L->prev.malloc(L->prev.ctx, n);
     if (AT_LIKELY(p))
         count_py(p, n, site);
@@ -526,13 +532,13 @@ static void *py_malloc(void *ctx, size_t n)
     return p;
 }
 
-static void *py_calloc(void *ctx, size_t nelem, size_t elsize)
+BODY void *calloc_counted(void *ctx, size_t nelem, size_t elsize, const at_alloc_fast_t *F)
 {
     layer_t *L = ctx;
     size_t n;
     if (py_skip() || __builtin_mul_overflow(nelem, elsize, &n))
         return L->prev.calloc(L->prev.ctx, nelem, elsize);
-    uint32_t site = py_site(n);
+    uint32_t site = py_site(n, F);
     at_alloc_tl = AT_TL_PYMEM;
     void *p = L->prev.calloc(L->prev.ctx, nelem, elsize);
     at_alloc_tl = 0;
@@ -553,14 +559,14 @@ static inline void *layer_realloc(layer_t *L, void *ptr, size_t n, int gil)
     return q;
 }
 
-static void *py_realloc(void *ctx, void *ptr, size_t n)
+BODY void *realloc_counted(void *ctx, void *ptr, size_t n, const at_alloc_fast_t *F)
 {
     layer_t *L = ctx;
     if (py_skip())
         return L->prev.realloc(L->prev.ctx, ptr, n);
     void *q = layer_realloc(L, ptr, n, 1);
     if (AT_LIKELY(q))
-        count_py(q, n, py_site(n));
+        count_py(q, n, py_site(n, F));
     return q;
 }
 
@@ -627,8 +633,8 @@ static void py_free(void *ctx, void *ptr)
  * Bytes of calls that are not counted (feature off, nested, shim code)
  * still run the countdown down: a sample point that falls in one of
  * them is lost with it, which leaves every counted block's chance of
- * being sampled, and so its weight, unchanged.  Realloc is py_realloc
- * (py_site samples). */
+ * being sampled, and so its weight, unchanged.  Realloc is the
+ * version's py_realloc (py_site samples). */
 /* A nested layer passes through, and looks whether it is the outermost
  * again (tracemalloc stopped).  The bytes were not this layer's to count
  * down. */
@@ -638,7 +644,7 @@ __attribute__((noinline)) static void nested_call(size_t n)
     tm_check();
 }
 
-__attribute__((noinline)) static void *py_malloc_s_slow(layer_t *L, size_t n)
+BODY void *malloc_sampled_slow(layer_t *L, size_t n, const at_alloc_fast_t *F)
 {
     if (L->nested) {
         nested_call(n);
@@ -653,7 +659,7 @@ __attribute__((noinline)) static void *py_malloc_s_slow(layer_t *L, size_t n)
     uint32_t site = NO_SITE;
     if (gil_countdown <= 0) {
         restart(&gil_countdown);
-        site = at_alloc_site_gil();
+        site = at_alloc_site_gil(F);
         void *p = pool_take(L, n, site);
         if (p) {
             tm_check();
@@ -670,16 +676,16 @@ __attribute__((noinline)) static void *py_malloc_s_slow(layer_t *L, size_t n)
     return p;
 }
 
-static void *py_malloc_s(void *ctx, size_t n)
+BODY void *malloc_sampled(void *ctx, size_t n, void *(*slow)(layer_t *, size_t))
 {
     layer_t *L = ctx;
     gil_countdown -= (int64_t)n;
     if (AT_LIKELY(gil_countdown > 0 && n <= PYMALLOC_SMALL_MAX && L->fast))
         return L->prev.malloc(L->prev.ctx, n);
-    return py_malloc_s_slow(L, n);
+    return slow(L, n);
 }
 
-__attribute__((noinline)) static void *py_calloc_s_slow(layer_t *L, size_t nelem, size_t elsize)
+BODY void *calloc_sampled_slow(layer_t *L, size_t nelem, size_t elsize, const at_alloc_fast_t *F)
 {
     size_t n;
     if (L->nested) {
@@ -695,7 +701,7 @@ __attribute__((noinline)) static void *py_calloc_s_slow(layer_t *L, size_t nelem
     uint32_t site = NO_SITE;
     if (gil_countdown <= 0) {
         restart(&gil_countdown);
-        site = at_alloc_site_gil();
+        site = at_alloc_site_gil(F);
         void *p = pool_take(L, n, site);
         if (p)
             return memset(p, 0, n);
@@ -709,7 +715,8 @@ __attribute__((noinline)) static void *py_calloc_s_slow(layer_t *L, size_t nelem
     return p;
 }
 
-static void *py_calloc_s(void *ctx, size_t nelem, size_t elsize)
+BODY void *calloc_sampled(void *ctx, size_t nelem, size_t elsize,
+                          void *(*slow)(layer_t *, size_t, size_t))
 {
     layer_t *L = ctx;
     size_t n = nelem * elsize;   /* wrapped on overflow: the slow path checks */
@@ -717,8 +724,51 @@ static void *py_calloc_s(void *ctx, size_t nelem, size_t elsize)
     if (AT_LIKELY(gil_countdown > 0 && n <= PYMALLOC_SMALL_MAX && L->fast &&
                   (nelem | elsize) < 0x100000000ull))
         return L->prev.calloc(L->prev.ctx, nelem, elsize);
-    return py_calloc_s_slow(L, nelem, elsize);
+    return slow(L, nelem, elsize);
 }
+
+/* One set of the wrappers that look up sites per CPython version, each
+ * compiled with its constant at_alloc_fast_t (the BODY functions above
+ * are always inlined, so F folds into the loads, as the 3.11 offsets did
+ * when they were macros): exact mode's malloc, calloc and realloc, and
+ * sampled mode's malloc and calloc (its realloc is the exact one). */
+#define PY_WRAPPERS(V)                                                                     \
+    __attribute__((noinline)) static void *py_malloc_flagged_##V(layer_t *L, size_t n)    \
+    {                                                                                      \
+        return malloc_flagged(L, n, &at_alloc_fast_##V);                                   \
+    }                                                                                      \
+    static void *py_malloc_##V(void *ctx, size_t n)                                        \
+    {                                                                                      \
+        return malloc_exact(ctx, n, &at_alloc_fast_##V, py_malloc_flagged_##V);            \
+    }                                                                                      \
+    static void *py_calloc_##V(void *ctx, size_t nelem, size_t elsize)                     \
+    {                                                                                      \
+        return calloc_counted(ctx, nelem, elsize, &at_alloc_fast_##V);                     \
+    }                                                                                      \
+    static void *py_realloc_##V(void *ctx, void *ptr, size_t n)                            \
+    {                                                                                      \
+        return realloc_counted(ctx, ptr, n, &at_alloc_fast_##V);                           \
+    }                                                                                      \
+    __attribute__((noinline)) static void *py_malloc_s_slow_##V(layer_t *L, size_t n)     \
+    {                                                                                      \
+        return malloc_sampled_slow(L, n, &at_alloc_fast_##V);                              \
+    }                                                                                      \
+    static void *py_malloc_s_##V(void *ctx, size_t n)                                      \
+    {                                                                                      \
+        return malloc_sampled(ctx, n, py_malloc_s_slow_##V);                               \
+    }                                                                                      \
+    __attribute__((noinline)) static void *py_calloc_s_slow_##V(layer_t *L, size_t nelem,  \
+                                                                size_t elsize)             \
+    {                                                                                      \
+        return calloc_sampled_slow(L, nelem, elsize, &at_alloc_fast_##V);                  \
+    }                                                                                      \
+    static void *py_calloc_s_##V(void *ctx, size_t nelem, size_t elsize)                   \
+    {                                                                                      \
+        return calloc_sampled(ctx, nelem, elsize, py_calloc_s_slow_##V);                   \
+    }
+PY_WRAPPERS(311)
+PY_WRAPPERS(312)
+PY_WRAPPERS(313)
 
 static void py_free_s(void *ctx, void *ptr)
 {
@@ -813,14 +863,36 @@ static int over_plain_pymalloc(void)
     return name && strcmp(name, "pymalloc") == 0;
 }
 
+/* The fast table of the running version (alloc.c checked it), set when
+ * the first layer is installed. */
+static const at_alloc_fast_t *fast_table;
+
+/* The OBJ/MEM functions of each version: exact mode, sampled mode. */
+typedef struct gil_fns {
+    pymem_alloc_t exact, sampled;
+} gil_fns_t;
+
+#define GIL_FNS(V)                                                                         \
+    {                                                                                      \
+        { NULL, py_malloc_##V, py_calloc_##V, py_realloc_##V, py_free },                   \
+        { NULL, py_malloc_s_##V, py_calloc_s_##V, py_realloc_##V, py_free_s },             \
+    }
+static const gil_fns_t gil_fns_311 = GIL_FNS(311), gil_fns_312 = GIL_FNS(312), gil_fns_313 = GIL_FNS(313);
+
+static const gil_fns_t *gil_fns_of(const at_alloc_fast_t *F)
+{
+    return F->minor == 13 ? &gil_fns_313 : F->minor == 12 ? &gil_fns_312 : &gil_fns_311;
+}
+
 int at_alloc_hooks_install(void)
 {
-    static const pymem_alloc_t gil_fns = { NULL, py_malloc, py_calloc, py_realloc, py_free };
-    static const pymem_alloc_t gil_sampled_fns = { NULL, py_malloc_s, py_calloc_s, py_realloc, py_free_s };
     static const pymem_alloc_t raw_fns = { NULL, raw_malloc, raw_calloc, raw_realloc, raw_free };
     static const int order[3] = { PYMEM_RAW, PYMEM_MEM, PYMEM_OBJ };
     if (nlayers >= MAX_LAYERS)
         return -ENOSPC;
+    if (!fast_table && !(fast_table = at_alloc_fast_for_version()))
+        return -ENOTSUP;
+    const gil_fns_t *gil = gil_fns_of(fast_table);
     for (int k = 0; k < nlayers; k++)
         for (int d = 0; d < 3; d++)
             layers[k][d].nested = 1, layers[k][d].fast = 0;
@@ -828,7 +900,7 @@ int at_alloc_hooks_install(void)
     int direct = over_plain_pymalloc();
     for (int i = 0; i < 3; i++) {
         int d = order[i];
-        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil_sampled_fns : gil_fns;
+        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil->sampled : gil->exact;
         at_py.PyMem_GetAllocator(d, &L[d].prev);
         L[d].sampled_from = &L[d].prev;
         L[d].use_pool = 0;
@@ -867,7 +939,8 @@ void at_alloc_tracemalloc_changed(void)
     at_alloc.tm_watch = 1;
     pymem_alloc_t cur;
     at_py.PyMem_GetAllocator(PYMEM_OBJ, &cur);
-    if (cur.malloc == py_malloc || cur.malloc == py_malloc_s) {
+    const gil_fns_t *ours = gil_fns_of(fast_table);
+    if (cur.malloc == ours->exact.malloc || cur.malloc == ours->sampled.malloc) {
         outermost_again(cur.ctx);
         return;
     }

@@ -2,8 +2,11 @@
 /* alloc_site.c - which Python line is allocating: frame -> site index.
  *
  * Design: the fast path reads the innermost complete _PyInterpreterFrame
- * of the thread (tstate->cframe->current_frame, skipping frames still in
- * their prologue, as tracemalloc does), keys the site by (code object,
+ * of the thread (tstate->cframe->current_frame, 3.13 tstate->current_frame,
+ * skipping frames still in their prologue and, from 3.12, the entry frames
+ * of the C stack, as tracemalloc does), the offsets those of the running
+ * version (at_pyl, read here on a new site only; the per-allocation cache
+ * probe is compiled per version, alloc.h), keys the site by (code object,
  * instruction index, co_linetable address[, outer frames], kind) and finds
  * it in an open-addressing index: a few loads, no Python API, no lock.
  * Line numbers are resolved late, once per new site and not per
@@ -19,7 +22,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "alloc.h"
-#include "py311.h"
 
 #define SITE_INDEX_CAP  (2u * AT_ALLOC_SITE_CAP)
 #define GROUP_INDEX_CAP (2u * AT_ALLOC_GROUP_CAP)
@@ -52,6 +54,9 @@ static uint32_t overflow_sites[AT_ALLOC_KINDS];
 static uint32_t overflow_groups[2];
 static uint32_t str_unknown, str_question, str_overflow, str_empty;
 
+_Static_assert(AT_SIZEOF_CODEUNIT == AT312_SIZEOF_CODEUNIT && AT_SIZEOF_CODEUNIT == AT313_SIZEOF_CODEUNIT,
+               "a code unit is two bytes in every version (a constant divisor)");
+
 #define RD(a)  (*(const uintptr_t *)(a))
 #define RDI(a) (*(const int *)(a))
 
@@ -73,27 +78,33 @@ static inline uint32_t site_hash(uintptr_t code, int32_t instr, uint64_t okey, u
 }
 
 /* The first frame at or above f that has started executing its code
- * (3.11's _PyFrame_IsIncomplete, which tracemalloc skips too). */
+ * (_PyFrame_IsIncomplete, which tracemalloc skips too; 3.13's also skips
+ * the C stack's entry frames, whose f_executable is None). */
 static inline uintptr_t complete_frame(uintptr_t f)
 {
-    for (int n = 0; f && n < AT_MAX_STACK_DEPTH; n++) {
-        if (*(const char *)(f + AT_IFRAME_OWNER) == AT_FRAME_OWNED_BY_GENERATOR)
+    for (int n = 0; f && n < AT_MAX_STACK_DEPTH; n++, f = RD(f + at_pyl.iframe_previous)) {
+        if (at_pyl_frame_is_cstack(f))
+            continue;
+        if (*(const char *)(f + at_pyl.iframe_owner) == (char)at_pyl.frame_owned_by_generator)
             return f;
-        uintptr_t code = RD(f + AT_IFRAME_CODE);
-        uintptr_t first = code + AT_CODE_CODE_ADAPTIVE +
-                          (uintptr_t)RDI(code + AT_CODE_FIRSTTRACEABLE) * AT_SIZEOF_CODEUNIT;
-        if (RD(f + AT_IFRAME_PREV_INSTR) >= first)
+        uintptr_t code = RD(f + at_pyl.iframe_code);
+        uintptr_t first = code + (uintptr_t)at_pyl.code_code_adaptive +
+                          (uintptr_t)RDI(code + at_pyl.code_firsttraceable) * AT_SIZEOF_CODEUNIT;
+        if (RD(f + at_pyl.iframe_instr) >= first)
             return f;
-        f = RD(f + AT_IFRAME_PREVIOUS);
     }
     return 0;
 }
 
+/* (code, instruction index, linetable) of a frame: the index is that of
+ * prev_instr (3.11, 3.12) or instr_ptr (3.13), the one CPython and
+ * tracemalloc take the line of. */
 static inline void frame_key(uintptr_t f, frame_key_t *k)
 {
-    k->code = RD(f + AT_IFRAME_CODE);
-    k->lt = RD(k->code + AT_CODE_LINETABLE);
-    intptr_t off = (intptr_t)RD(f + AT_IFRAME_PREV_INSTR) - (intptr_t)(k->code + AT_CODE_CODE_ADAPTIVE);
+    k->code = RD(f + at_pyl.iframe_code);
+    k->lt = RD(k->code + at_pyl.code_linetable);
+    uintptr_t first_unit = k->code + (uintptr_t)at_pyl.code_code_adaptive;
+    intptr_t off = (intptr_t)RD(f + at_pyl.iframe_instr) - (intptr_t)first_unit;
     k->instr = (int32_t)(off / AT_SIZEOF_CODEUNIT);
 }
 
@@ -177,13 +188,13 @@ static size_t unicode_utf8(uintptr_t o, char *out, size_t cap)
 {
     if (!o)
         return 0;
-    unsigned state = *(const unsigned *)(o + AT_UNICODE_STATE);
+    unsigned state = *(const unsigned *)(o + at_pyl.unicode_state);
     unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-    size_t len = (size_t)*(const intptr_t *)(o + AT_UNICODE_LENGTH);
+    size_t len = (size_t)*(const intptr_t *)(o + at_pyl.unicode_length);
     if (!compact || (kind != 1 && kind != 2 && kind != 4))
         return 0;
     const unsigned char *data = (const unsigned char *)o +
-        (ascii ? AT_SIZEOF_PYASCIIOBJECT : AT_SIZEOF_PYCOMPACTUNICODEOBJECT);
+        (ascii ? at_pyl.sizeof_pyasciiobject : at_pyl.sizeof_pycompactunicodeobject);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         uint32_t c = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i]
@@ -250,12 +261,12 @@ static uint32_t new_group(uint32_t file, uint32_t func, int32_t line, unsigned g
 static uint32_t group_of_code(const frame_key_t *k, unsigned gkind)
 {
     uintptr_t code = k->code;
-    uintptr_t fname = RD(code + AT_CODE_FILENAME);
+    uintptr_t fname = RD(code + at_pyl.code_filename);
     uint32_t file = intern_unicode(fname);
-    uint32_t func = intern_unicode(RD(code + AT_CODE_QUALNAME));
-    const uint8_t *tab = k->lt ? (const uint8_t *)k->lt + AT_BYTES_SVAL : NULL;
-    size_t len = k->lt ? (size_t)*(const intptr_t *)(k->lt + AT_VAR_SIZE) : 0;
-    int line = at_alloc_addr2line(tab, len, RDI(code + AT_CODE_FIRSTLINENO), k->instr);
+    uint32_t func = intern_unicode(RD(code + at_pyl.code_qualname));
+    const uint8_t *tab = k->lt ? (const uint8_t *)k->lt + at_pyl.bytes_sval : NULL;
+    size_t len = k->lt ? (size_t)*(const intptr_t *)(k->lt + at_pyl.var_size) : 0;
+    int line = at_alloc_addr2line(tab, len, RDI(code + at_pyl.code_firstlineno), k->instr);
     const char *rec = at_alloc.strs + file;
     uint16_t flen;
     memcpy(&flen, rec, sizeof(flen));
@@ -341,15 +352,14 @@ uint32_t at_alloc_site_here(uintptr_t tstate, unsigned kind)
 {
     frame_key_t keys[MAX_DEPTH];
     int n = 0;
-    uintptr_t cframe = tstate ? RD(tstate + AT_TSTATE_CFRAME) : 0;
-    uintptr_t first = cframe ? RD(cframe + AT_CFRAME_CURRENT_FRAME) : 0;
+    uintptr_t first = at_pyl_current_frame(tstate);
     uintptr_t f = complete_frame(first), inner = f;
     uint64_t okey = 0;
     if (AT_LIKELY(f)) {
         frame_key(f, &keys[0]);
         n = 1;
         for (int depth = at_alloc.depth; n < depth; n++) {
-            f = complete_frame(RD(f + AT_IFRAME_PREVIOUS));
+            f = complete_frame(RD(f + at_pyl.iframe_previous));
             if (!f)
                 break;
             frame_key(f, &keys[n]);
@@ -363,7 +373,7 @@ uint32_t at_alloc_site_here(uintptr_t tstate, unsigned kind)
     uint32_t site = v ? v - 1 : create_site(keys, n, okey, kind, hash);
     if (kind == AT_ALLOC_KIND_PY && n == 1 && at_alloc.depth == 1 && inner == first &&
         site != overflow_sites[kind]) {
-        uintptr_t pi = RD(inner + AT_IFRAME_PREV_INSTR);
+        uintptr_t pi = RD(inner + at_pyl.iframe_instr);
         at_site_cache[(pi >> 1) & (AT_SITE_CACHE - 1)] = (at_site_cache_t){ pi, code, keys[0].lt, site, 0 };
     }
     return site;

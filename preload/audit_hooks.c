@@ -3,7 +3,7 @@
  * (why: audit_hooks.h). */
 #include <string.h>
 #include "audit_hooks.h"
-#include "py311.h"
+#include "pyversion.h"
 
 #define MAX_OURS  4
 #define MAX_WALK  1024     /* entries looked at: the list is the program's */
@@ -29,18 +29,19 @@ int at_audit_hook_add(at_audit_hook_fn fn)
 static int is_ours(const void *entry)
 {
     at_audit_hook_fn fn;
-    memcpy(&fn, (const char *)entry + AT_AUDIT_ENTRY_HOOK, sizeof(fn));
+    memcpy(&fn, (const char *)entry + at_pyl.audit_entry_hook, sizeof(fn));
     for (int i = 0; i < nours; i++)
         if (fn == ours[i])
             return 1;
     return 0;
 }
 
-/* The entry layout is 3.11's: any other version keeps its list as is. */
-static char *runtime_311(void)
+/* The list is where the chosen table says (3.11 audit_hook_head, 3.12+
+ * audit_hooks.head); a version without a table keeps its list as is. */
+static char *runtime_with_layout(void)
 {
     const unsigned long *version = at_py_sym("Py_Version");
-    if (!version || (*version >> 16) != 0x030b)
+    if (!version || !at_pyl.major || (*version >> 16) != (unsigned long)(at_pyl.major << 8 | at_pyl.minor))
         return NULL;
     return at_py_sym("_PyRuntime");
 }
@@ -49,13 +50,13 @@ static char *runtime_311(void)
  * list through one of them right now. */
 static void unlink_ours(void)
 {
-    char *runtime = runtime_311();
+    char *runtime = runtime_with_layout();
     if (!runtime)
         return;
-    void **link = (void **)(runtime + AT_RT_AUDIT_HOOK_HEAD);
+    void **link = (void **)(runtime + at_pyl.rt_audit_hook_head);
     for (int i = 0; *link && i < MAX_WALK; i++) {
         char *entry = *link;
-        void **next = (void **)(entry + AT_AUDIT_ENTRY_NEXT);
+        void **next = (void **)(entry + at_pyl.audit_entry_next);
         if (is_ours(entry) && nkept < MAX_OURS) {
             kept[nkept++] = entry;
             *link = *next;

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* gil.c - GIL accounting: who waits for CPython 3.11's GIL, who holds it.
+/* gil.c - GIL accounting: who waits for CPython's GIL, who holds it.
  *
- * Design: CPython 3.11 builds its GIL from a mutex and two condition
- * variables inside _PyRuntime.ceval.gil, and calls pthread through the PLT
- * on both build shapes, so the preloaded shim sees every GIL operation.
- * We interpose four pthread functions and recognise the GIL's objects by
- * address (offsets from py311.h, checked on the live interpreter before
- * anything is watched).  For every other mutex and condition variable of
- * the process the cost is one compare and a tail call.
+ * Design: CPython builds its GIL from a mutex and two condition variables
+ * in a struct _gil_runtime_state (3.11: _PyRuntime.ceval.gil; 3.12 and
+ * 3.13: the one interp->ceval.gil points at, the main interpreter's own,
+ * embedded in _PyRuntime), the same struct in all three, and calls
+ * pthread through the PLT on every build shape, so the preloaded shim
+ * sees every GIL operation.  We interpose four pthread functions and
+ * recognise the GIL's objects by address (the version's table, checked on
+ * the live interpreter before anything is watched; a subinterpreter with
+ * a GIL of its own is not watched).  For every other mutex and condition
+ * variable of the process the cost is one compare and a tail call.
  *
  *   take_gil:  mutex_lock(mutex)           -> the thread starts waiting
  *              cond_timedwait(cond, mutex) -> timed out, GIL still locked,
@@ -33,13 +36,20 @@
 #include <time.h>
 #include <unistd.h>
 #include "gil.h"
+#include "py311.h"
+#include "py312.h"
+#include "py313.h"
 #include "shim.h"
 
 /* Watched addresses sit here while accounting is off: no user pointer is
  * this high, so the fast-path compares fail (also the range check of
  * pthread_cond_signal, since c - NOT_WATCHED wraps to c + 4096). */
 #define NOT_WATCHED ((uintptr_t)-4096)
-#define SIGNAL_SPAN ((uintptr_t)(AT_GIL_SWITCH_COND - AT_GIL_COND))
+#define SIGNAL_SPAN ((uintptr_t)(AT312_GIL_SWITCH_COND - AT312_GIL_COND))
+_Static_assert(AT_RT_GIL_SWITCH_COND - AT_RT_GIL_COND == AT312_GIL_SWITCH_COND - AT312_GIL_COND &&
+               AT313_GIL_SWITCH_COND - AT313_GIL_COND == AT312_GIL_SWITCH_COND - AT312_GIL_COND,
+               "cond and switch_cond are as far apart in every version (one constant on the fast path)");
+_Static_assert(AT312_GIL_INTERVAL == 0 && AT313_GIL_INTERVAL == 0, "interval is the GIL's first field");
 /* Takes at which an unnamed thread's frames are looked at (a thread of
  * threading has its frames from its second take on). */
 #define NAME_PROBES 16
@@ -58,7 +68,10 @@ typedef struct gil_state {
     at_gil_header_t *hdr;      /* the mapped <pid>.gil, NULL when none     */
     at_gil_thread_t *threads;  /* its thread table                         */
     at_gil_event_t *ring;      /* its interval ring                        */
-    uintptr_t gil;             /* &_PyRuntime.ceval.gil                    */
+    uintptr_t gil;             /* the struct _gil_runtime_state watched    */
+    const int *locked;         /* its fields (the version's offsets)       */
+    const unsigned long *switch_number;
+    const uintptr_t *last_holder;
     int on;                    /* accounting live (read under gil->mutex)  */
     uint32_t gen;              /* bumped at every (re)start                */
     int pending_request;       /* a drop request not yet honoured          */
@@ -137,20 +150,34 @@ static int first_cond_signal(pthread_cond_t *c)
 
 static int gil_locked(void)
 {
-    return __atomic_load_n((const int *)(g.gil + AT_GIL_LOCKED), __ATOMIC_RELAXED);
+    return __atomic_load_n(g.locked, __ATOMIC_RELAXED);
 }
 
 static unsigned long gil_switch_number(void)
 {
-    return __atomic_load_n((const unsigned long *)(g.gil + AT_GIL_SWITCH_NUMBER), __ATOMIC_RELAXED);
+    return __atomic_load_n(g.switch_number, __ATOMIC_RELAXED);
+}
+
+static uintptr_t gil_last_holder(void)
+{
+    return __atomic_load_n(g.last_holder, __ATOMIC_RELAXED);
+}
+
+/* The GIL's fields, where the version's table puts them (once, at start). */
+static void set_gil(uintptr_t gil)
+{
+    g.gil = gil;
+    g.locked = (const int *)(gil + at_pyl.gil_locked);
+    g.switch_number = (const unsigned long *)(gil + at_pyl.gil_switch_number);
+    g.last_holder = (const uintptr_t *)(gil + at_pyl.gil_last_holder);
 }
 
 static void watch(int on)
 {
     uintptr_t base = on ? g.gil : 0;
-    __atomic_store_n(&w_mutex, on ? base + AT_GIL_MUTEX : NOT_WATCHED, __ATOMIC_RELEASE);
-    __atomic_store_n(&w_cond, on ? base + AT_GIL_COND : NOT_WATCHED, __ATOMIC_RELEASE);
-    __atomic_store_n(&w_switch, on ? base + AT_GIL_SWITCH_COND : NOT_WATCHED, __ATOMIC_RELEASE);
+    __atomic_store_n(&w_mutex, on ? base + at_pyl.gil_mutex : NOT_WATCHED, __ATOMIC_RELEASE);
+    __atomic_store_n(&w_cond, on ? base + at_pyl.gil_cond : NOT_WATCHED, __ATOMIC_RELEASE);
+    __atomic_store_n(&w_switch, on ? base + at_pyl.gil_switch_cond : NOT_WATCHED, __ATOMIC_RELEASE);
 }
 
 static int is_on(void)
@@ -288,7 +315,7 @@ static void on_take(void)
         h->switch_last = sn;
     }
     set_state(s, AT_GIL_HELD, now);
-    tl.tstate = *(const uintptr_t *)(g.gil + AT_GIL_LAST_HOLDER);
+    tl.tstate = gil_last_holder();
     if (tl.probes < NAME_PROBES && !(s->flags & (AT_GIL_T_NAMED | AT_GIL_T_MAIN | AT_GIL_T_OVERFLOW)))
         tl.probes = at_gil_names_probe(tl.tstate) ? NAME_PROBES : tl.probes + 1;
 }
@@ -300,13 +327,13 @@ static void on_take(void)
 static int thread_finished(void)
 {
     uintptr_t ts = tl.tstate;
-    if (!ts || ts != *(const uintptr_t *)(g.gil + AT_GIL_LAST_HOLDER))
+    if (!ts || ts != gil_last_holder())
         return 0;
-    uintptr_t prev = *(const uintptr_t *)(ts + AT_TSTATE_PREV);
+    uintptr_t prev = *(const uintptr_t *)(ts + at_pyl.tstate_prev);
     if (prev)
-        return *(const uintptr_t *)(prev + AT_TSTATE_NEXT) != ts;
-    uintptr_t interp = *(const uintptr_t *)(ts + AT_TSTATE_INTERP);
-    return interp && *(const uintptr_t *)(interp + AT_INTERP_TSTATE_HEAD) != ts;
+        return *(const uintptr_t *)(prev + at_pyl.tstate_next) != ts;
+    uintptr_t interp = *(const uintptr_t *)(ts + at_pyl.tstate_interp);
+    return interp && *(const uintptr_t *)(interp + at_pyl.interp_tstate_head) != ts;
 }
 
 /* cond_signal(cond) in drop_gil: the thread released it. */
@@ -334,7 +361,7 @@ static void on_drop(void)
 /* ---- slow paths (the GIL's own objects) ---------------------------------- */
 
 /* A GIL condition variable waited on with a mutex that is not its pair:
- * the addresses are not what py311.h says.  Stop, and say why. */
+ * the addresses are not what the version's table says.  Stop, and say why. */
 __attribute__((noinline, cold)) static void disable(const char *why)
 {
     at_gil_header_t *h = g.hdr;
@@ -385,7 +412,7 @@ __attribute__((noinline, cold)) static int gil_cond_timedwait(pthread_cond_t *c,
 
 __attribute__((noinline, cold)) static int gil_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-    if (is_on() && (uintptr_t)m != g.gil + AT_GIL_SWITCH_MUTEX)
+    if (is_on() && (uintptr_t)m != g.gil + at_pyl.gil_switch_mutex)
         disable("the GIL switch_cond was waited on with another mutex: layout mismatch");
     if (!is_on())
         return real_cond_wait(c, m);
@@ -471,31 +498,50 @@ static void thread_end(void *unused)
 
 /* ---- start, verification --------------------------------------------------- */
 
+/* Where the GIL of this thread's interpreter is: 3.11 _PyRuntime.ceval.gil,
+ * 3.12+ interp->ceval.gil, which must be the main interpreter's (the
+ * features run in the main interpreter only). */
+static uintptr_t find_gil(uintptr_t interp)
+{
+    if (at_pyl.rt_gil != AT_PYLAYOUT_NONE)
+        return at_shim.runtime + (uintptr_t)at_pyl.rt_gil;
+    if (interp != *(const uintptr_t *)(at_shim.runtime + at_pyl.rt_interpreters_main))
+        return 0;
+    return *(const uintptr_t *)(interp + at_pyl.interp_ceval_gil);
+}
+
 /* Refuse rather than guess: the live interpreter must agree with the
  * offsets before a single address is watched.  Called with the GIL held
- * by this thread (on_run), so `locked` is 1 and `last_holder` is us. */
-static const char *verify_layout(uintptr_t gil)
+ * by this thread (on_run), so `locked` is 1 and `last_holder` is us.
+ * *gil is set to the GIL found. */
+static const char *verify_layout(uintptr_t *gil_out)
 {
     static void *(*thread_state_get)(void);
     if (!thread_state_get)
         thread_state_get = (void *(*)(void))at_py_sym("PyThreadState_Get");
-    if (!gil || !thread_state_get)
+    if (!at_shim.runtime || !thread_state_get)
         return "no _PyRuntime or PyThreadState_Get: GIL accounting off";
     uintptr_t ts = (uintptr_t)thread_state_get();
-    uintptr_t interp = ts ? *(const uintptr_t *)(ts + AT_TSTATE_INTERP) : 0;
-    if (!interp || *(const uintptr_t *)(interp + AT_INTERP_RUNTIME) != at_shim.runtime)
+    uintptr_t interp = ts ? *(const uintptr_t *)(ts + at_pyl.tstate_interp) : 0;
+    if (!interp || *(const uintptr_t *)(interp + at_pyl.interp_runtime) != at_shim.runtime)
         return "thread state does not point back at _PyRuntime: GIL accounting off";
-    if (*(const int *)(gil + AT_GIL_LOCKED) != 1)
-        return "_PyRuntime.ceval.gil.locked is not 1 with the GIL held: GIL accounting off";
-    if (*(const uintptr_t *)(gil + AT_GIL_LAST_HOLDER) != ts)
-        return "_PyRuntime.ceval.gil.last_holder is not the running thread: GIL accounting off";
-    unsigned long interval = *(const unsigned long *)(gil + AT_GIL_INTERVAL);
+    uintptr_t gil = find_gil(interp);
+    if (!gil)
+        return "no GIL found in the main interpreter: GIL accounting off";
+    if (at_pyl.gil_switch_cond - at_pyl.gil_cond != (int32_t)SIGNAL_SPAN)
+        return "the GIL's condition variables are not where the fast path expects: GIL accounting off";
+    if (*(const int *)(gil + at_pyl.gil_locked) != 1)
+        return "the GIL's locked is not 1 with the GIL held: GIL accounting off";
+    if (*(const uintptr_t *)(gil + at_pyl.gil_last_holder) != ts)
+        return "the GIL's last_holder is not the running thread: GIL accounting off";
+    unsigned long interval = *(const unsigned long *)gil;   /* interval, the first field */
     if (interval < 1 || interval > 100000000ul)
-        return "_PyRuntime.ceval.gil.interval out of range: GIL accounting off";
-    const uintptr_t mutexes[] = { gil + AT_GIL_MUTEX, gil + AT_GIL_SWITCH_MUTEX };
+        return "the GIL's interval is out of range: GIL accounting off";
+    const uintptr_t mutexes[] = { gil + at_pyl.gil_mutex, gil + at_pyl.gil_switch_mutex };
     for (int i = 0; i < 2; i++)
         if (*(const int *)(mutexes[i] + AT_GLIBC_MUTEX_KIND) & AT_GLIBC_MUTEX_KIND_TYPE_MASK)
             return "the GIL mutexes are not default pthread mutexes: GIL accounting off";
+    *gil_out = gil;
     return NULL;
 }
 
@@ -515,7 +561,7 @@ static int start(int held, int forked, const char *main_name)
         .ring_cap = AT_GIL_RING_CAP, .flags = AT_GIL_F_RUNNING | (forked ? AT_GIL_F_FORKED : 0),
         .pid = (int32_t)getpid(), .ppid = (int32_t)getppid(),
         .start_ns = now, .last_ns = now,
-        .interval_us = *(const unsigned long *)(g.gil + AT_GIL_INTERVAL),
+        .interval_us = *(const unsigned long *)g.gil,   /* interval, the first field */
         .switch_start = gil_switch_number(), .switch_last = gil_switch_number(),
     };
     g.hdr = h;
@@ -535,13 +581,13 @@ static int start(int held, int forked, const char *main_name)
 
 static void gil_on_run(void)
 {
-    uintptr_t gil = at_shim.runtime ? at_shim.runtime + AT_RT_GIL : 0;
-    const char *why = verify_layout(gil);
+    uintptr_t gil = 0;
+    const char *why = verify_layout(&gil);
     if (why) {
         at_shim_note("gil", why);
         return;
     }
-    g.gil = gil;
+    set_gil(gil);
     if (!g.key_ok)
         g.key_ok = pthread_key_create(&g.key, thread_end) == 0;
     start(1, 0, "MainThread");      /* a failed file is noted by the core */
@@ -619,7 +665,7 @@ static void gil_on_exit(int python_alive)
     if (python_alive)
         at_gil_names_exit();
     if (is_on()) {
-        pthread_mutex_t *m = (pthread_mutex_t *)(g.gil + AT_GIL_MUTEX);
+        pthread_mutex_t *m = (pthread_mutex_t *)(g.gil + at_pyl.gil_mutex);
         int locked = 0;
         if (python_alive)
             locked = real_mutex_lock(m) == 0;

@@ -5,32 +5,14 @@
 #define AT_GIL_H
 #include <stdint.h>
 #include "gil_format.h"
-#include "py311.h"
 #include "pyapi.h"
-
-/* struct _gil_runtime_state, relative to _PyRuntime.ceval.gil (py311.h has
- * the absolute offsets; `interval` is its first field: unsigned long,
- * microseconds). */
-#define AT_GIL_INTERVAL       0
-#define AT_GIL_LAST_HOLDER    (AT_RT_GIL_LAST_HOLDER - AT_RT_GIL)
-#define AT_GIL_LOCKED         (AT_RT_GIL_LOCKED - AT_RT_GIL)
-#define AT_GIL_SWITCH_NUMBER  (AT_RT_GIL_SWITCH_NUMBER - AT_RT_GIL)
-#define AT_GIL_COND           (AT_RT_GIL_COND - AT_RT_GIL)
-#define AT_GIL_MUTEX          (AT_RT_GIL_MUTEX - AT_RT_GIL)
-#define AT_GIL_SWITCH_COND    (AT_RT_GIL_SWITCH_COND - AT_RT_GIL)
-#define AT_GIL_SWITCH_MUTEX   (AT_RT_GIL_SWITCH_MUTEX - AT_RT_GIL)
+#include "pyversion.h"
 
 /* glibc x86_64 pthread_mutex_t: `int __kind` at +16.  CPython creates the
  * GIL mutexes with default attributes, so the type bits are 0: a cheap
  * sign that the offsets really point at mutexes. */
 #define AT_GLIBC_MUTEX_KIND   16
 #define AT_GLIBC_MUTEX_KIND_TYPE_MASK 0x3
-
-/* _PyInterpreterFrame.localsplus (offsetof with -DPy_BUILD_CORE, 72 on
- * 3.11.2 and 3.11.7): a frame's first local, `self` for a method. */
-#ifndef AT_IFRAME_LOCALSPLUS
-#define AT_IFRAME_LOCALSPLUS  72
-#endif
 
 /* Thread table of the running accounting (NULL when off). */
 at_gil_header_t *at_gil_header(void);

@@ -4,12 +4,13 @@
  *
  * Design: a thread's row is keyed by its OS tid, which the pthread hooks
  * know; its Python name is only known to its threading.Thread object, and
- * CPython 3.11 raises no audit event when a thread starts.  So the thread
- * is found from its own frames: when it takes the GIL (take_gil has set
+ * CPython raises no audit event when a thread starts.  So the thread is
+ * found from its own frames: when it takes the GIL (take_gil has set
  * `locked` and `last_holder`, so no other thread runs Python) its oldest
- * frame, if it is threading's Thread._bootstrap, has the Thread as local
- * 0; at its first take, before it has frames, the thread that started it
- * waits in Thread.start(), whose self is the same object.  Raw reads only
+ * frame with code (3.12+ put an entry frame of the C stack below it), if
+ * it is threading's Thread._bootstrap, has the Thread as local 0; at its
+ * first take, before it has frames, the thread that started it waits in
+ * Thread.start(), whose self is the same object.  Raw reads only
  * there (the thread state is not current yet, so no C-API), and one
  * reference taken, as Py_INCREF would, under the GIL.
  * The name itself is read with the C-API where that is safe: the next
@@ -67,18 +68,25 @@ static uintptr_t rd(uintptr_t addr, size_t off)
     return addr ? *(const uintptr_t *)(addr + off) : 0;
 }
 
+/* A frame's code object, or 0 for an entry frame of the C stack (3.13
+ * keeps None there, 3.12 a trampoline that is no function of ours). */
+static uintptr_t frame_code(uintptr_t f)
+{
+    return at_pyl_frame_is_cstack(f) ? 0 : rd(f, (size_t)at_pyl.iframe_code);
+}
+
 /* A compact ASCII str's bytes and length, else NULL (raw reads only). */
 static const char *ascii_str(uintptr_t u, size_t *len)
 {
-    uintptr_t type = rd(u, AT_OBJECT_TYPE);
-    const char *tp = type ? (const char *)rd(type, AT_TYPE_NAME) : NULL;
+    uintptr_t type = rd(u, (size_t)at_pyl.object_type);
+    const char *tp = type ? (const char *)rd(type, (size_t)at_pyl.type_name) : NULL;
     if (!tp || strcmp(tp, "str") != 0)
         return NULL;
-    uint32_t state = *(const uint32_t *)(u + AT_UNICODE_STATE);
-    if (!(state & (1u << 5)) || !(state & (1u << 6)))     /* compact, ascii */
+    uint32_t state = *(const uint32_t *)(u + at_pyl.unicode_state);
+    if ((state & (uint32_t)at_pyl.unicode_compact_ascii) != (uint32_t)at_pyl.unicode_compact_ascii)
         return NULL;
-    *len = (size_t)*(const at_py_ssize_t *)(u + AT_UNICODE_LENGTH);
-    return (const char *)(u + AT_SIZEOF_PYASCIIOBJECT);
+    *len = (size_t)*(const at_py_ssize_t *)(u + at_pyl.unicode_length);
+    return (const char *)(u + at_pyl.sizeof_pyasciiobject);
 }
 
 static int ascii_is(uintptr_t u, const char *want, int suffix)
@@ -108,11 +116,12 @@ static void pend(PyObject *t)
  * (it waits there, in _started.wait(), for the thread it started). */
 static PyObject *starting(uintptr_t tstate)
 {
-    uintptr_t f = rd(rd(tstate, AT_TSTATE_CFRAME), AT_CFRAME_CURRENT_FRAME);
-    for (int depth = 0; f && depth < START_DEPTH; depth++, f = rd(f, AT_IFRAME_PREVIOUS)) {
-        uintptr_t code = rd(f, AT_IFRAME_CODE);
-        if (ascii_is(rd(code, AT_CODE_NAME), "start", 0) && ascii_is(rd(code, AT_CODE_FILENAME), "threading.py", 1))
-            return (PyObject *)rd(f, AT_IFRAME_LOCALSPLUS);
+    uintptr_t f = at_pyl_current_frame(tstate);
+    for (int depth = 0; f && depth < START_DEPTH; depth++, f = rd(f, (size_t)at_pyl.iframe_previous)) {
+        uintptr_t code = frame_code(f);
+        if (code && ascii_is(rd(code, (size_t)at_pyl.code_name), "start", 0) &&
+            ascii_is(rd(code, (size_t)at_pyl.code_filename), "threading.py", 1))
+            return (PyObject *)rd(f, (size_t)at_pyl.iframe_localsplus);
     }
     return NULL;
 }
@@ -125,31 +134,41 @@ static PyObject *starting(uintptr_t tstate)
  * own _native_id.  Every thread state is stable while we hold the GIL. */
 static void from_starters(uintptr_t tstate)
 {
-    uintptr_t ts = rd(rd(tstate, AT_TSTATE_INTERP), AT_INTERP_TSTATE_HEAD);
-    for (int n = 0; ts && n < STARTERS_MAX; n++, ts = rd(ts, AT_TSTATE_NEXT)) {
+    uintptr_t ts = rd(rd(tstate, (size_t)at_pyl.tstate_interp), (size_t)at_pyl.interp_tstate_head);
+    for (int n = 0; ts && n < STARTERS_MAX; n++, ts = rd(ts, (size_t)at_pyl.tstate_next)) {
         PyObject *t = ts != tstate ? starting(ts) : NULL;
         if (t)
             pend(t);
     }
 }
 
+/* The oldest frame of a chain that has code (0 when none does, or the
+ * chain is too long to be trusted). */
+static uintptr_t oldest_with_code(uintptr_t f)
+{
+    uintptr_t oldest = 0;
+    for (int depth = 0; f; depth++, f = rd(f, (size_t)at_pyl.iframe_previous)) {
+        if (depth >= AT_MAX_STACK_DEPTH)
+            return 0;
+        if (frame_code(f))
+            oldest = f;
+    }
+    return oldest;
+}
+
 int at_gil_names_probe(uintptr_t tstate)
 {
-    uintptr_t f = rd(rd(tstate, AT_TSTATE_CFRAME), AT_CFRAME_CURRENT_FRAME);
-    if (!f) {
+    uintptr_t top = at_pyl_current_frame(tstate);
+    if (!top) {
         from_starters(tstate);
         return 0;                       /* no Python frame yet: later */
     }
-    for (int depth = 0; rd(f, AT_IFRAME_PREVIOUS); depth++) {
-        if (depth >= AT_MAX_STACK_DEPTH)
-            return 1;
-        f = rd(f, AT_IFRAME_PREVIOUS);
-    }
-    uintptr_t code = rd(f, AT_IFRAME_CODE);
-    if (!ascii_is(rd(code, AT_CODE_NAME), "_bootstrap", 0) ||
-        !ascii_is(rd(code, AT_CODE_FILENAME), "threading.py", 1))
+    uintptr_t f = oldest_with_code(top);
+    uintptr_t code = f ? frame_code(f) : 0;
+    if (!code || !ascii_is(rd(code, (size_t)at_pyl.code_name), "_bootstrap", 0) ||
+        !ascii_is(rd(code, (size_t)at_pyl.code_filename), "threading.py", 1))
         return 1;                       /* not a threading.Thread */
-    PyObject *self = (PyObject *)rd(f, AT_IFRAME_LOCALSPLUS);
+    PyObject *self = (PyObject *)rd(f, (size_t)at_pyl.iframe_localsplus);
     if (self)
         pend(self);
     return 1;
@@ -178,7 +197,7 @@ static PyObject *thread_class(PyObject *threading)
 
 static int is_thread(PyObject *o, PyObject *cls)
 {
-    PyObject *type = o ? *(PyObject **)((char *)o + AT_OBJECT_TYPE) : NULL;
+    PyObject *type = o ? *(PyObject **)((char *)o + at_pyl.object_type) : NULL;
     return cls && type && api.type_is_subtype(type, cls);
 }
 

@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include "audit_hooks.h"
 #include "imports.h"
-#include "py311.h"
 #include "shim.h"
 
 extern char **environ;
@@ -75,8 +74,8 @@ static at_imp_record_t *record_of(const imp_frame_t *fr)
 
 static int is_machinery(PyObject *code)
 {
-    PyObject *file_name = *(PyObject **)((char *)code + AT_CODE_FILENAME);
-    PyObject *name = *(PyObject **)((char *)code + AT_CODE_NAME);
+    PyObject *file_name = *(PyObject **)((char *)code + at_pyl.code_filename);
+    PyObject *name = *(PyObject **)((char *)code + at_pyl.code_name);
     at_py_ssize_t n = 0;
     const char *fn;
     if (at_imp_str_is(name, "import_module", 13)) {
@@ -98,16 +97,16 @@ static int is_machinery(PyObject *code)
  * Borrowed, or NULL (imports made from C, e.g. during start-up). */
 static PyObject *importer_name(void)
 {
-    char *ts = at_imp_api.ThreadState_UncheckedGet();
-    char *cframe = ts ? *(char **)(ts + AT_TSTATE_CFRAME) : NULL;
-    char *f = cframe ? *(char **)(cframe + AT_CFRAME_CURRENT_FRAME) : NULL;
-    for (int i = 0; f && i < AT_MAX_STACK_DEPTH; i++, f = *(char **)(f + AT_IFRAME_PREVIOUS)) {
-        PyObject *code = *(PyObject **)(f + AT_IFRAME_CODE);
+    char *f = (char *)at_pyl_current_frame((uintptr_t)at_imp_api.ThreadState_UncheckedGet());
+    for (int i = 0; f && i < AT_MAX_STACK_DEPTH; i++, f = *(char **)(f + at_pyl.iframe_previous)) {
+        if (at_pyl_frame_is_cstack((uintptr_t)f))
+            continue;                 /* 3.12+: an entry frame, no code */
+        PyObject *code = *(PyObject **)(f + at_pyl.iframe_code);
         if (!code || at_imp_type_of(code) != at_imp_api.code_type)
             return NULL;
         if (is_machinery(code))
             continue;
-        PyObject *globals = *(PyObject **)(f + AT_IFRAME_GLOBALS);
+        PyObject *globals = *(PyObject **)(f + at_pyl.iframe_globals);
         return globals ? at_imp_api.Dict_GetItem(globals, name_key) : NULL;
     }
     return NULL;
@@ -153,7 +152,7 @@ static imp_frame_t *frame_push(PyObject *name, int audited)
 /* The error's type name, read from the type object (no Python call). */
 static at_imp_str_t put_error(PyObject *type, uint16_t *flags)
 {
-    const char *name = type ? *(const char **)((char *)type + AT_TYPE_NAME) : NULL;
+    const char *name = type ? *(const char **)((char *)type + at_pyl.type_name) : NULL;
     return name ? at_imp_put_bytes(name, strlen(name), AT_IMP_ALWAYS, flags) : at_imp_no_str;
 }
 
@@ -396,7 +395,8 @@ static int resolve_api(void)
         SYM(Object_Free, "PyObject_Free"),
         SYM(Type_FromSpec, "PyType_FromSpec"),
         SYM(Type_GenericAlloc, "PyType_GenericAlloc"),
-        SYM(ThreadState_UncheckedGet, "_PyThreadState_UncheckedGet"),
+        SYM(ThreadState_UncheckedGet, at_pyl.minor >= 13 ? "PyThreadState_GetUnchecked"
+                                                          : "_PyThreadState_UncheckedGet"),
         SYM(Dict_GetItem, "PyDict_GetItem"),
         SYM(Dict_Next, "PyDict_Next"),
         SYM(Dict_GetItemString, "PyDict_GetItemString"),
@@ -412,6 +412,9 @@ static int resolve_api(void)
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
         if (!need[i])
             return -ENOENT;
+    /* 3.12+ (no use_tracing flag to set): the window goes through it */
+    if (at_pyl.cframe_use_tracing == AT_PYLAYOUT_NONE && !SYM(Eval_SetProfile, "_PyEval_SetProfile"))
+        return -ENOENT;
     return 0;
 }
 
@@ -421,11 +424,11 @@ static int layout_ok(void)
 {
     if (!at_shim.runtime)
         return 0;
-    uintptr_t main_interp = *(const uintptr_t *)(at_shim.runtime + AT_RT_INTERPRETERS_MAIN);
-    if (!main_interp || *(const uintptr_t *)(main_interp + AT_INTERP_RUNTIME) != at_shim.runtime)
+    uintptr_t main_interp = *(const uintptr_t *)(at_shim.runtime + at_pyl.rt_interpreters_main);
+    if (!main_interp || *(const uintptr_t *)(main_interp + at_pyl.interp_runtime) != at_shim.runtime)
         return 0;
     char *ts = at_imp_api.ThreadState_UncheckedGet();
-    return ts && *(uintptr_t *)(ts + AT_TSTATE_INTERP) == main_interp;
+    return ts && *(uintptr_t *)(ts + at_pyl.tstate_interp) == main_interp;
 }
 
 /* importlib's own module, _frozen_importlib (also importlib._bootstrap),
@@ -470,13 +473,13 @@ static void imports_start(uint32_t phase)
     if (resolve_api() < 0)
         why = "a C-API function it needs is missing";
     else if (!layout_ok())
-        why = "CPython runtime layout does not match 3.11";
+        why = "CPython runtime layout does not match the version's table";
     else if (!(name_key = at_imp_api.Unicode_InternFromString("__name__")))
         why = "cannot create a string";
     else if (at_imp_store_open(phase) < 0)
         why = "cannot create <pid>.imports in the session";
     else if (install_hooks() < 0)
-        why = "importlib's _find_and_load/_find_spec are not the 3.11 functions";
+        why = "importlib's _find_and_load/_find_spec are not Python functions";
     if (why) {
         at_py.PyErr_Clear();
         at_shim_note("imports", why);

@@ -22,26 +22,11 @@
 #define AT_IMPORTS_H
 #include <stdint.h>
 #include "imports_format.h"
-#include "py311.h"
 #include "pyapi.h"
+#include "pyversion.h"
 
-/* CPython 3.11 layout beyond common/py311.h, from the installed headers
- * (cpython/pystate.h, internal/pycore_frame.h, cpython/methodobject.h),
- * identical on 3.11.2 and 3.11.7; tests/test_imports.c re-derives them
- * with offsetof() against /usr/include/python3.11 -DPy_BUILD_CORE. */
-#define AT_TSTATE_TRACING        44   /* int: >0 inside a trace/profile call */
-#define AT_TSTATE_C_PROFILEFUNC  64   /* Py_tracefunc                   */
-#define AT_TSTATE_C_TRACEFUNC    72   /* Py_tracefunc                   */
-#define AT_TSTATE_C_PROFILEOBJ   80   /* PyObject *                     */
-#define AT_CFRAME_USE_TRACING    0    /* uint8_t: 0 or 255              */
-#define AT_FRAMEOBJ_F_FRAME      24   /* PyFrameObject -> _PyInterpreterFrame * */
-#define AT_IFRAME_GLOBALS        8    /* PyObject * (dict)              */
-#define AT_IFRAME_LOCALSPLUS     72   /* PyObject *localsplus[]         */
-#define AT_CFUNC_M_ML            16   /* PyCFunctionObject -> PyMethodDef * */
-#define AT_CFUNC_M_SELF          24   /* PyObject *                     */
-#define AT_TYPE_FLAGS            168  /* unsigned long tp_flags         */
-#define AT_TPFLAGS_TYPE_SUBCLASS (1UL << 31)
-#define AT_UNICODE_COMPACT_ASCII 0x60 /* state bits: compact | ascii    */
+/* The layout (thread state's profile fields, frames, code, str, builtin
+ * functions) is the running version's, at_pyl (pyversion.h). */
 
 /* profile events (Include/cpython/pystate.h) */
 #define AT_TRACE_CALL      0
@@ -61,6 +46,9 @@ typedef struct at_imp_api {
     PyObject *(*Type_FromSpec)(void *spec);                        /* new ref */
     PyObject *(*Type_GenericAlloc)(PyObject *type, at_py_ssize_t n);
     void *(*ThreadState_UncheckedGet)(void);
+    /* 3.12+: sets a thread's profile function and turns sys.monitoring's
+     * events for it on or off (the fields alone no longer do) */
+    int (*Eval_SetProfile)(void *tstate, at_tracefunc_t func, PyObject *obj);
     PyObject *(*Dict_GetItem)(PyObject *d, PyObject *k);          /* borrowed */
     int (*Dict_Next)(PyObject *d, at_py_ssize_t *pos, PyObject **k, PyObject **v);
     PyObject *(*Dict_GetItemString)(PyObject *d, const char *k);  /* borrowed */
@@ -133,7 +121,7 @@ extern __thread at_imp_window_t *at_imp_cur_window;
 /* The object's type (ob_type), read directly. */
 static inline PyObject *at_imp_type_of(PyObject *o)
 {
-    return *(PyObject **)((char *)o + AT_OBJECT_TYPE);
+    return *(PyObject **)((char *)o + at_pyl.object_type);
 }
 
 /* 1 when s is a compact ASCII str equal to lit (n bytes). */

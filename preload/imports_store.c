@@ -173,7 +173,7 @@ at_imp_str_t at_imp_put_pystr(PyObject *s, at_imp_keep_t keep, uint16_t *flags)
 static int is_type(PyObject *o)
 {
     PyObject *t = at_imp_type_of(o);
-    return (*(unsigned long *)((char *)t + AT_TYPE_FLAGS) & AT_TPFLAGS_TYPE_SUBCLASS) != 0;
+    return (*(unsigned long *)((char *)t + at_pyl.type_flags) & at_pyl.tpflags_type_subclass) != 0;
 }
 
 /* The class qualname of a finder or loader: its own for a class (the

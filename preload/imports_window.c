@@ -14,16 +14,22 @@
  *   deeper   find_spec calls inside that finder (PathFinder -> FileFinder,
  *            or a custom path hook's finder): the first to return a spec
  *            is the path entry finder.
- * The thread state is written directly (c_profilefunc and the cached
- * use_tracing flag, as _PyEval_SetProfile does), not through
+ * On 3.11 the thread state is written directly (c_profilefunc and the
+ * cached use_tracing flag, as _PyEval_SetProfile does), not through
  * PyEval_SetProfile: that would raise a `sys.setprofile` audit event the
  * program's own audit hooks could see, and even veto.  c_profileobj is
  * never touched, so sys.getprofile() keeps answering the program's object.
+ * From 3.12 the legacy profile function is driven by sys.monitoring
+ * (PEP 669), whose events _PyEval_SetProfile turns on and off; there is
+ * no other way in, so there the window goes through it, passing the
+ * program's own c_profileobj back (sys.getprofile() unchanged), with the
+ * audit hooks unhooked for the call so that no hook of the program hears
+ * the `sys.setprofile` event it raises (set_profile_unheard).
  */
 #include <errno.h>
 #include <string.h>
 #include "imports.h"
-#include "py311.h"
+#include "shim.h"
 
 __thread at_imp_window_t *at_imp_cur_window;
 
@@ -41,12 +47,12 @@ int at_imp_str_is(PyObject *s, const char *lit, size_t n)
     if (!s || at_imp_type_of(s) != at_imp_api.unicode_type)
         return 0;
     const char *p = (const char *)s;
-    uint32_t state = *(const uint32_t *)(p + AT_UNICODE_STATE);
-    if ((state & AT_UNICODE_COMPACT_ASCII) != AT_UNICODE_COMPACT_ASCII)
+    uint32_t state = *(const uint32_t *)(p + at_pyl.unicode_state);
+    if ((state & (uint32_t)at_pyl.unicode_compact_ascii) != (uint32_t)at_pyl.unicode_compact_ascii)
         return 0;
-    if (*(const at_py_ssize_t *)(p + AT_UNICODE_LENGTH) != (at_py_ssize_t)n)
+    if (*(const at_py_ssize_t *)(p + at_pyl.unicode_length) != (at_py_ssize_t)n)
         return 0;
-    return memcmp(p + AT_SIZEOF_PYASCIIOBJECT, lit, n) == 0;
+    return memcmp(p + at_pyl.sizeof_pyasciiobject, lit, n) == 0;
 }
 
 /* Same as at_imp_str_is but only compares the first n bytes. */
@@ -55,12 +61,12 @@ static int str_starts(PyObject *s, const char *lit, size_t n)
     if (!s || at_imp_type_of(s) != at_imp_api.unicode_type)
         return 0;
     const char *p = (const char *)s;
-    uint32_t state = *(const uint32_t *)(p + AT_UNICODE_STATE);
-    if ((state & AT_UNICODE_COMPACT_ASCII) != AT_UNICODE_COMPACT_ASCII)
+    uint32_t state = *(const uint32_t *)(p + at_pyl.unicode_state);
+    if ((state & (uint32_t)at_pyl.unicode_compact_ascii) != (uint32_t)at_pyl.unicode_compact_ascii)
         return 0;
-    if (*(const at_py_ssize_t *)(p + AT_UNICODE_LENGTH) < (at_py_ssize_t)n)
+    if (*(const at_py_ssize_t *)(p + at_pyl.unicode_length) < (at_py_ssize_t)n)
         return 0;
-    return memcmp(p + AT_SIZEOF_PYASCIIOBJECT, lit, n) == 0;
+    return memcmp(p + at_pyl.sizeof_pyasciiobject, lit, n) == 0;
 }
 
 static PyObject *code_field(PyObject *code, size_t off)
@@ -71,8 +77,8 @@ static PyObject *code_field(PyObject *code, size_t off)
 /* The _PyInterpreterFrame and code object behind a PyFrameObject. */
 static char *iframe_of(PyObject *frame, PyObject **code)
 {
-    char *f = frame ? *(char **)((char *)frame + AT_FRAMEOBJ_F_FRAME) : NULL;
-    *code = f ? *(PyObject **)(f + AT_IFRAME_CODE) : NULL;
+    char *f = frame ? *(char **)((char *)frame + at_pyl.frameobj_f_frame) : NULL;
+    *code = f ? *(PyObject **)(f + at_pyl.iframe_code) : NULL;
     if (!*code || at_imp_type_of(*code) != at_imp_api.code_type)
         return NULL;
     return f;
@@ -80,7 +86,7 @@ static char *iframe_of(PyObject *frame, PyObject **code)
 
 static PyObject *local_at(char *iframe, int index)
 {
-    return *(PyObject **)(iframe + AT_IFRAME_LOCALSPLUS + (size_t)index * sizeof(PyObject *));
+    return *(PyObject **)(iframe + at_pyl.iframe_localsplus + (size_t)index * sizeof(PyObject *));
 }
 
 /* importlib's own helpers called from _find_spec (_ImportLockContext's
@@ -88,10 +94,10 @@ static PyObject *local_at(char *iframe, int index)
  * may too (BuiltinImporter, FrozenImporter), so those go by name. */
 static int is_finder_call(PyObject *code)
 {
-    PyObject *name = code_field(code, AT_CODE_NAME);
+    PyObject *name = code_field(code, (size_t)at_pyl.code_name);
     if (at_imp_str_is(name, "find_spec", 9) || at_imp_str_is(name, "_find_spec_legacy", 17))
         return 1;
-    return !str_starts(code_field(code, AT_CODE_FILENAME), "<frozen importlib._bootstrap", 28);
+    return !str_starts(code_field(code, (size_t)at_pyl.code_filename), "<frozen importlib._bootstrap", 28);
 }
 
 static const char *cfunc_name(PyObject *f)
@@ -99,7 +105,7 @@ static const char *cfunc_name(PyObject *f)
     PyObject *t = at_imp_type_of(f);
     if (t != at_imp_api.cfunction_type && t != at_imp_api.cmethod_type)
         return NULL;
-    const char *const *ml = *(const char *const **)((char *)f + AT_CFUNC_M_ML);
+    const char *const *ml = *(const char *const **)((char *)f + at_pyl.cfunc_m_ml);
     return ml ? ml[0] : NULL;
 }
 
@@ -160,7 +166,7 @@ static void on_call(at_imp_window_t *w, PyObject *frame)
     }
     if (!w->meta_open || w->n_nested >= AT_IMP_NESTED_MAX)
         return;
-    if (!at_imp_str_is(code_field(code, AT_CODE_NAME), "find_spec", 9))
+    if (!at_imp_str_is(code_field(code, (size_t)at_pyl.code_name), "find_spec", 9))
         return;
     w->nested_level[w->n_nested] = w->level;
     w->nested_self[w->n_nested] = local_at(f, 0);
@@ -187,7 +193,7 @@ static void on_c_call(at_imp_window_t *w, PyObject *func)
         meta_call(w);
     } else if (w->level > 2 && w->meta_open && !w->path_finder && !w->c_path_finder) {
         /* its result is not reported for C functions: a candidate only */
-        keep(&w->c_path_finder, *(PyObject **)((char *)func + AT_CFUNC_M_SELF));
+        keep(&w->c_path_finder, *(PyObject **)((char *)func + at_pyl.cfunc_m_self));
     }
 }
 
@@ -233,25 +239,68 @@ static int window_profile(PyObject *obj, PyObject *frame, int what, PyObject *ar
 
 static at_tracefunc_t *profilefunc_slot(char *ts)
 {
-    return (at_tracefunc_t *)(ts + AT_TSTATE_C_PROFILEFUNC);
+    return (at_tracefunc_t *)(ts + at_pyl.tstate_c_profilefunc);
 }
 
-/* What _PyThreadState_UpdateTracingState does: the eval loop reads the
- * cached flag in the current _PyCFrame, not the function pointers. */
+/* What _PyThreadState_UpdateTracingState does (3.11): the eval loop reads
+ * the cached flag in the current _PyCFrame, not the function pointers. */
 static void update_tracing(char *ts)
 {
-    char *cframe = *(char **)(ts + AT_TSTATE_CFRAME);
+    char *cframe = *(char **)(ts + at_pyl.tstate_cframe);
     if (!cframe)
         return;
-    int tracing = *(int *)(ts + AT_TSTATE_TRACING);
-    int on = tracing == 0 && (*profilefunc_slot(ts) || *(void **)(ts + AT_TSTATE_C_TRACEFUNC));
-    *(uint8_t *)(cframe + AT_CFRAME_USE_TRACING) = on ? 255 : 0;
+    int tracing = *(int *)(ts + at_pyl.tstate_tracing);
+    int on = tracing == 0 && (*profilefunc_slot(ts) || *(void **)(ts + at_pyl.tstate_c_tracefunc));
+    *(uint8_t *)(cframe + at_pyl.cframe_use_tracing) = on ? 255 : 0;
+}
+
+/* _PyEval_SetProfile with no audit hook to hear its `sys.setprofile`
+ * event: the program's own hooks (sys.addaudithook's list in the
+ * interpreter, PySys_AddAuditHook's in _PyRuntime) are unhooked around
+ * the call and put back.  The GIL is ours throughout, and the call runs
+ * no Python code (3.12+ collect garbage at the eval breaker, not inside
+ * an allocation; the profile object we pass is the one already there),
+ * so no other event can be raised meanwhile. */
+static int set_profile_unheard(char *ts, at_tracefunc_t func, PyObject *obj)
+{
+    void **runtime_hooks = (void **)(at_shim.runtime + (uintptr_t)at_pyl.rt_audit_hook_head);
+    char *interp = *(char **)(ts + at_pyl.tstate_interp);
+    PyObject **interp_hooks = (PyObject **)(interp + at_pyl.interp_audit_hooks);
+    void *saved_runtime = *runtime_hooks;
+    PyObject *saved_interp = *interp_hooks;
+    *runtime_hooks = NULL;
+    *interp_hooks = NULL;
+    int rc = at_imp_api.Eval_SetProfile(ts, func, obj);
+    *runtime_hooks = saved_runtime;
+    *interp_hooks = saved_interp;
+    return rc;
+}
+
+/* Make func the thread's profile function: 3.11 in place, 3.12+ through
+ * _PyEval_SetProfile (sys.monitoring drives the profile function there:
+ * the fields alone do nothing) with the program's own profile object.  0,
+ * or -1 when CPython refused (the error is cleared). */
+static int set_profile(char *ts, at_tracefunc_t func)
+{
+    if (at_pyl.cframe_use_tracing != AT_PYLAYOUT_NONE) {
+        *profilefunc_slot(ts) = func;
+        update_tracing(ts);
+        return 0;
+    }
+    PyObject *obj = *(PyObject **)(ts + at_pyl.tstate_c_profileobj);
+    PyObject *t, *v, *tb;
+    at_py.PyErr_Fetch(&t, &v, &tb);
+    int rc = set_profile_unheard(ts, func, obj);
+    if (rc < 0)
+        at_py.PyErr_Clear();
+    at_py.PyErr_Restore(t, v, tb);
+    return rc < 0 ? -1 : 0;
 }
 
 static void install(at_imp_window_t *w)
 {
-    *profilefunc_slot(w->tstate) = window_profile;
-    update_tracing(w->tstate);
+    if (set_profile(w->tstate, window_profile) < 0)
+        w->lost = 1;
 }
 
 /* Put the previous function back if ours is still the one installed;
@@ -262,8 +311,7 @@ static void uninstall(at_imp_window_t *w)
         w->lost = 1;
         return;
     }
-    *profilefunc_slot(w->tstate) = w->prev_func;
-    update_tracing(w->tstate);
+    set_profile(w->tstate, w->prev_func);
 }
 
 int at_imp_window_setup(PyObject *orig_find_spec)
@@ -292,10 +340,10 @@ int at_imp_window_setup(PyObject *orig_find_spec)
 int at_imp_window_open(at_imp_window_t *w)
 {
     char *ts = at_imp_api.ThreadState_UncheckedGet();
-    if (!ts || !*(char **)(ts + AT_TSTATE_CFRAME))
+    if (!ts || !at_pyl_current_frame((uintptr_t)ts))
         return -EAGAIN;
     /* inside a trace or profile callback no event is delivered */
-    if (*(int *)(ts + AT_TSTATE_TRACING) > 0)
+    if (*(int *)(ts + at_pyl.tstate_tracing) > 0)
         return -EAGAIN;
     at_tracefunc_t cur = *profilefunc_slot(ts);
     if (cur == window_profile)

@@ -5,6 +5,14 @@
 #include <string.h>
 #include "pyapi.h"
 #include "py311.h"
+#include "py312.h"
+#include "py313.h"
+
+/* Used before a version is chosen (and in processes of any version):
+ * the object header and tp_name are where they are in every table. */
+_Static_assert(AT_OBJECT_TYPE == AT312_OBJECT_TYPE && AT_OBJECT_TYPE == AT313_OBJECT_TYPE &&
+               AT_TYPE_NAME == AT312_TYPE_NAME && AT_TYPE_NAME == AT313_TYPE_NAME,
+               "ob_type and tp_name have not moved");
 
 at_pyapi_t at_py;
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-typedef struct _object PyObject;       /* opaque: layout via py311.h only */
+typedef struct _object PyObject;       /* opaque: layout via pyversion.h only */
 typedef ssize_t at_py_ssize_t;
 typedef int (*at_audit_hook_fn)(const char *event, PyObject *args, void *data);
 

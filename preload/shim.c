@@ -3,8 +3,10 @@
  * the features, give forked children their own segment, mark the exit.
  *
  * Design: the constructor reads the environment (walking environ, no
- * getenv allocation surprises), resolves the C-API with dlsym and, only in
- * a CPython 3.11 with a session, creates <pid>.seg and adds an audit hook
+ * getenv allocation surprises), resolves the C-API with dlsym, chooses the
+ * layout of this CPython (pyversion.c: 3.11, 3.12 or 3.13, a
+ * free-threaded build refused) and, only in a supported CPython with a
+ * session, creates <pid>.seg and adds an audit hook
  * (allowed before Py_Initialize).  The first cpython.run_* event means the
  * interpreter is fully up and __main__ is about to run: features start
  * there, with the GIL held, and an atexit callback is registered so their
@@ -24,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "audit_hooks.h"
-#include "py311.h"
+#include "pyversion.h"
 #include "segment_format.h"
 #include "shim.h"
 
@@ -268,23 +270,25 @@ static void register_atexit(void)
 
 /* ---- start-up ----------------------------------------------------------- */
 
-/* The offsets in py311.h are only trusted once the live interpreter
- * agrees: the main interpreter must point back at _PyRuntime. */
+/* The chosen table is only trusted once the live interpreter agrees:
+ * the main interpreter must point back at _PyRuntime. */
 static int runtime_layout_ok(void)
 {
     if (!at_shim.runtime)
         return 0;
-    uintptr_t interp = *(const uintptr_t *)(at_shim.runtime + AT_RT_INTERPRETERS_MAIN);
+    uintptr_t interp = *(const uintptr_t *)(at_shim.runtime + at_pyl.rt_interpreters_main);
     if (!interp)
         return 0;
-    return *(const uintptr_t *)(interp + AT_INTERP_RUNTIME) == at_shim.runtime;
+    return *(const uintptr_t *)(interp + at_pyl.interp_runtime) == at_shim.runtime;
 }
 
 static void start_features(void)
 {
     at_shim.running = 1;
     if (!runtime_layout_ok()) {
-        at_shim_note("core", "CPython runtime layout does not match 3.11: features off");
+        char why[96];
+        snprintf(why, sizeof(why), "CPython runtime layout does not match %s: features off", at_pyl.name);
+        at_shim_note("core", why);
         return;
     }
     FOR_EACH_FEATURE(f) {
@@ -342,11 +346,6 @@ static void fork_child(void)
             f->on_fork_child();
 }
 
-static int python_is_311(uint32_t hex)
-{
-    return (hex >> 24) == 3 && ((hex >> 16) & 0xff) == 11;
-}
-
 __attribute__((constructor)) static void shim_init(void)
 {
     resolve_real_calls();
@@ -360,8 +359,9 @@ __attribute__((constructor)) static void shim_init(void)
     seg = create_segment();
     if (!seg)
         return;
-    if (!python_is_311(seg->python_hexversion)) {
-        at_shim_note("core", "unsupported Python version: archtrace supports 3.11 only");
+    const char *why = NULL;
+    if (at_pyversion_choose(seg->python_hexversion, at_py.runtime, &why) < 0) {
+        at_shim_note("core", why);
         return;
     }
     seg->supported = 1;

@@ -26,9 +26,9 @@
 #define AT_PATH_MAX 512
 
 typedef struct at_shim {
-    int active;              /* a session is set and this is CPython 3.11 */
+    int active;              /* a session is set and this CPython is supported */
     int python;              /* the process has the CPython API           */
-    int supported;           /* ... and it is 3.11                        */
+    int supported;           /* ... and it is 3.11, 3.12 or 3.13 (GIL build) */
     int running;             /* first cpython.run_* seen                  */
     unsigned features;       /* AT_FEAT_* enabled for this session        */
     pid_t pid;               /* getpid() of this process (after fork too) */

@@ -513,8 +513,7 @@ static void check_two_threads(const char *shape)
     run_free(&r);
 }
 
-Test(gil, two_threads_contend_static, .timeout = 90) { check_two_threads("static"); }
-Test(gil, two_threads_contend_shared, .timeout = 90) { check_two_threads("shared"); }
+AT_TEST_EACH_SHAPE(gil, two_threads_contend, .timeout = 90) { check_two_threads(shape); }
 
 static void check_one_thread(const char *shape)
 {
@@ -542,8 +541,7 @@ static void check_one_thread(const char *shape)
     run_free(&r);
 }
 
-Test(gil, one_thread_never_waits_static, .timeout = 60) { check_one_thread("static"); }
-Test(gil, one_thread_never_waits_shared, .timeout = 60) { check_one_thread("shared"); }
+AT_TEST_EACH_SHAPE(gil, one_thread_never_waits, .timeout = 60) { check_one_thread(shape); }
 
 static void check_fork(const char *shape)
 {
@@ -566,8 +564,7 @@ static void check_fork(const char *shape)
     run_free(&r);
 }
 
-Test(gil, fork_child_has_its_own_gil_static, .timeout = 60) { check_fork("static"); }
-Test(gil, fork_child_has_its_own_gil_shared, .timeout = 60) { check_fork("shared"); }
+AT_TEST_EACH_SHAPE(gil, fork_child_has_its_own_gil, .timeout = 60) { check_fork(shape); }
 
 /* Lab 08: its threaded phase contends; its Pool workers (fork) each run
  * alone on their own GIL. */
@@ -627,8 +624,7 @@ static void check_ring_overflow(const char *shape)
     run_free(&r);
 }
 
-Test(gil, ring_overflow_is_accounted_static, .timeout = 60) { check_ring_overflow("static"); }
-Test(gil, ring_overflow_is_accounted_shared, .timeout = 60) { check_ring_overflow("shared"); }
+AT_TEST_EACH_SHAPE(gil, ring_overflow_is_accounted, .timeout = 60) { check_ring_overflow(shape); }
 
 Test(gil, no_gil_option_leaves_no_data, .timeout = 60)
 {

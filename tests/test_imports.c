@@ -10,6 +10,7 @@
  * running `python -X importtime`), so a loaded machine changes both alike.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -72,10 +73,7 @@ static void need_python(const char *shape, char *py, size_t n)
 {
     if (access(archtrace_bin(), X_OK) != 0)
         cr_skip_test("%s is not built (run make first)", archtrace_bin());
-    const char *found = at_test_python(shape);
-    if (!found)
-        cr_skip_test("no %s-libpython python3.11 on this machine", shape);
-    snprintf(py, n, "%s", found);
+    snprintf(py, n, "%s", at_test_python_or_skip(shape));
 }
 
 static void make_tmpdir(char *dir, size_t n)
@@ -473,7 +471,7 @@ Test(imports_layout, offsets_match_the_installed_headers, .timeout = 60)
                               AT_IFRAME_GLOBALS, AT_IFRAME_LOCALSPLUS, AT_CFUNC_M_ML, AT_CFUNC_M_SELF,
                               AT_TYPE_FLAGS };
     for (int i = 0; i < 11; i++)
-        cr_expect_eq(got[i], want[i], "offset #%d: headers say %zu, preload/imports.h says %zu", i,
+        cr_expect_eq(got[i], want[i], "offset #%d: headers say %zu, common/py311.h says %zu", i,
                      got[i], want[i]);
 }
 
@@ -552,8 +550,7 @@ static void check_chain(const char *shape)
     remove_tmpdir(dir);
 }
 
-Test(imports_chain, static_finders_loaders_and_module_set, .timeout = 120) { check_chain("static"); }
-Test(imports_chain, shared_finders_loaders_and_module_set, .timeout = 120) { check_chain("shared"); }
+AT_TEST_EACH_SHAPE(imports_chain, finders_loaders_and_module_set, .timeout = 120) { check_chain(shape); }
 
 static int by_cum_desc(const void *a, const void *b)
 {
@@ -601,8 +598,7 @@ static void check_times(const char *shape)
     remove_tmpdir(dir);
 }
 
-Test(imports_times, static_ten_slowest_agree_with_importtime, .timeout = 120) { check_times("static"); }
-Test(imports_times, shared_ten_slowest_agree_with_importtime, .timeout = 120) { check_times("shared"); }
+AT_TEST_EACH_SHAPE(imports_times, ten_slowest_agree_with_importtime, .timeout = 120) { check_times(shape); }
 
 /* ---- lab 02 ----------------------------------------------------------- */
 
@@ -736,8 +732,7 @@ static void check_behaviour(const char *shape)
     remove_tmpdir(dir);
 }
 
-Test(imports_behaviour, static_program_sees_no_difference, .timeout = 120) { check_behaviour("static"); }
-Test(imports_behaviour, shared_program_sees_no_difference, .timeout = 120) { check_behaviour("shared"); }
+AT_TEST_EACH_SHAPE(imports_behaviour, program_sees_no_difference, .timeout = 120) { check_behaviour(shape); }
 
 /* ---- the text and chrome renderings --------------------------------------- */
 

@@ -26,6 +26,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT313_RT_INTERPRETERS_MAIN, "offsetof(_PyRuntimeState, interpreters.main)"),
     ROW(AT313_RT_AUDIT_HOOK_HEAD, "offsetof(_PyRuntimeState, audit_hooks.head)"),
     ROW(AT313_RT_MAIN_INTERPRETER, "offsetof(_PyRuntimeState, _main_interpreter)"),
+    ROW(AT313_RT_TRACEMALLOC_TRACING, "offsetof(_PyRuntimeState, tracemalloc.config.tracing)"),
     ROW(AT313_AUDIT_ENTRY_NEXT, "offsetof(_Py_AuditHookEntry, next)"),
     ROW(AT313_AUDIT_ENTRY_HOOK, "offsetof(_Py_AuditHookEntry, hookCFunction)"),
     /* PyInterpreterState (pycore_interp.h) */
@@ -38,6 +39,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT313_INTERP_CEVAL_OWN_GIL, "offsetof(PyInterpreterState, ceval.own_gil)"),
     ROW(AT313_INTERP_MODULES, "offsetof(PyInterpreterState, imports.modules)"),
     ROW(AT313_INTERP_GIL, "offsetof(PyInterpreterState, _gil)"),
+    ROW(AT313_INTERP_AUDIT_HOOKS, "offsetof(PyInterpreterState, audit_hooks)"),
     /* struct _gil_runtime_state (pycore_gil.h) */
     ROW(AT313_GIL_INTERVAL, "offsetof(struct _gil_runtime_state, interval)"),
     ROW(AT313_GIL_LAST_HOLDER, "offsetof(struct _gil_runtime_state, last_holder)"),

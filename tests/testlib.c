@@ -169,6 +169,12 @@ const char *at_test_python_or_skip(const char *shape)
     return py;
 }
 
+const char *at_test_shape_version(const char *shape)
+{
+    int i = shape_index(shape);
+    return i == 2 ? "3.12." : i == 3 ? "3.13." : "3.11.";
+}
+
 double at_test_json_num(const char *path, const char *expr)
 {
     char *s = at_test_json(path, expr);

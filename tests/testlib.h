@@ -16,9 +16,10 @@ const char *at_test_python(const char *shape);
 /* at_test_python, or skip the current test saying which shape is missing. */
 const char *at_test_python_or_skip(const char *shape);
 
-/* One interpreter an integration test runs on, as a Criterion parameter:
- * inline (parameters are copied into each test's own process), one test
- * per shape, each skipped where this machine has no such Python:
+/* Every interpreter the integration tests cover: 3.11's two build
+ * shapes, then 3.12 and 3.13, as a Criterion parameter (names inline, no
+ * pointers: Criterion copies a parameter into the test's own process);
+ * each test skips where this machine has no such Python:
  *
  *     ParameterizedTestParameters(dump, call_chain)
  *     {
@@ -32,7 +33,28 @@ typedef struct at_test_shape {
 } at_test_shape_t;
 
 #define AT_TEST_SHAPES { { "static" }, { "shared" }, { "3.12" }, { "3.13" } }
+#define AT_TEST_NSHAPES 4
 #define AT_TEST_SHAPES_SHARED { { "shared" }, { "3.12" }, { "3.13" } } /* one build per version */
+
+/* A test run once per interpreter of AT_TEST_SHAPES, its body seeing
+ * `shape` (const char *); needs <criterion/parameterized.h>:
+ *     AT_TEST_EACH_SHAPE(alloc, lab04_top5, .timeout = 90) { lab04(shape); } */
+#define AT_TEST_EACH_SHAPE(suite, test, ...)                                               \
+    ParameterizedTestParameters(suite, test)                                               \
+    {                                                                                      \
+        static at_test_shape_t shapes[] = AT_TEST_SHAPES;                                  \
+        return cr_make_param_array(at_test_shape_t, shapes, AT_TEST_NSHAPES);              \
+    }                                                                                      \
+    static void suite##_##test##_body(const char *shape);                                  \
+    ParameterizedTest(at_test_shape_t *param, suite, test, __VA_ARGS__)                    \
+    {                                                                                      \
+        suite##_##test##_body(param->name);                                                \
+    }                                                                                      \
+    static void suite##_##test##_body(const char *shape)
+
+/* "3.11." for 3.11's shapes, else "3.12." / "3.13.": what the report's
+ * version of a process run with that interpreter starts with. */
+const char *at_test_shape_version(const char *shape);
 
 /* at_test_json as a number (True/False as 1/0); fails the test when the
  * expression cannot be evaluated. */

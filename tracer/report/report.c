@@ -197,7 +197,7 @@ static void print_header(FILE *out, const render_ctx_t *c)
 static void print_unsupported(FILE *out, const at_proc_t *p)
 {
     if (!p->supported)
-        fprintf(out, "process %d runs Python %s: unsupported, archtrace supports 3.11 only\n",
+        fprintf(out, "process %d runs Python %s: unsupported, archtrace supports 3.11, 3.12 and 3.13\n",
                 (int)p->pid, p->version);
 }
 
