@@ -4,7 +4,7 @@
 #   make deps       install what the build, tests and labs need (Debian 12)
 #   make test       the rooms' include rule (tools/check_layers.py), unit tests,
 #                   labs on both build shapes, integration tests,
-#                   fuzzing (FUZZ_SECONDS=15 each), ASan reruns, valgrind
+#                   fuzzing (FUZZ_SECONDS=10 each), ASan reruns, valgrind
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS=60 each
 #   make demo       archtrace on a lab
 #   make bench      overhead table against the plain run and other tools
@@ -154,15 +154,17 @@ labs: venvs
 	$(Q)tools/run_labs.sh --shape all
 
 # `make test` = the test binaries, the labs on both shapes, every fuzz
-# target for FUZZ_SECONDS (15 here unless given), the end-to-end tests of
+# target for FUZZ_SECONDS (10 here unless given), the end-to-end tests of
 # run/record/report once more against the ASan+UBSan build (native malloc
-# interposition is ASan's own there, so those alloc tests are left out),
+# interposition is ASan's own there, so those alloc tests are left out;
+# test_bpf only where it runs the shim: its other cases are in-process),
 # and the CLI under valgrind (the option matrix once, on the static
 # shape, under ASan: races are the plain build's business).  Budget:
 # under 12 minutes on 2 cores.
-ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through_other_options_*) test_sampler test_imports test_py_names test_bpf \
+ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through_other_options_*) test_sampler test_imports test_py_names \
+             test_bpf:bpf/gil_agrees_with_shim_* \
              test_alloc:!(alloc/native_on_calling_line*|alloc/threads_without_gil*)
-test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),15)
+test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),10)
 test: deps venvs realworld-deps
 	$(Q)tools/check_layers.py
 	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(FUZZ_BINS)

@@ -49,7 +49,12 @@ static unsigned long long seen_adds, seen_subs;  /* loader's counters     */
  * GIL (the real one takes it itself). */
 static int track(unsigned int domain, uintptr_t ptr, size_t size)
 {
+    /* a running tracemalloc records the block with a raw malloc of its
+     * own (16 bytes): its bookkeeping, not the program's, as it is not
+     * tracemalloc's either */
+    at_in_shim++;
     int rc = real_track(domain, ptr, size);
+    at_in_shim--;
     if (ptr)
         at_alloc_track_block((void *)ptr, size);
     return rc;
