@@ -157,7 +157,8 @@ labs: venvs
 # target for FUZZ_SECONDS (10 here unless given), the end-to-end tests of
 # run/record/report once more against the ASan+UBSan build (native malloc
 # interposition is ASan's own there, so those alloc tests are left out;
-# test_bpf only where it runs the shim: its other cases are in-process),
+# test_bpf only where it runs the shim: its other cases are in-process;
+# on 3.11 static and 3.13 only, the oldest and newest layouts),
 # and the CLI under valgrind (the option matrix once, on the static
 # shape, under ASan: races are the plain build's business).  Budget:
 # under 12 minutes on 2 cores.

@@ -220,12 +220,23 @@ Test(top, no_color_on_screen, .timeout = 30)
 
 /* Lines after the first (which has no GIL interval yet) where both burners
  * show a share: how many, and how many of those are plausible. */
+/* Samples behind a log line ("... samples N ..."), 0 if it says none. */
+static long log_samples(const char *line)
+{
+    const char *s = strstr(line, " samples ");
+    return s ? strtol(s + 9, NULL, 10) : 0;
+}
+
+/* Lines judged: both burners shown, over at least MIN_JUDGED samples (a
+ * first line after 0.3 s holds ~30: too few to call a share unfair). */
+#define MIN_JUDGED 50
+
 static void count_log(char *out, const char *a, const char *b, int *with, int *plausible)
 {
     *with = *plausible = 0;
     for (char *save, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         double ha, hb;
-        if (!log_held(line, a, &ha) || !log_held(line, b, &hb))
+        if (!log_held(line, a, &ha) || !log_held(line, b, &hb) || log_samples(line) < MIN_JUDGED)
             continue;
         (*with)++;
         *plausible += ha >= HELD_MIN && ha <= HELD_MAX && hb >= HELD_MIN && hb <= HELD_MAX;

@@ -159,8 +159,24 @@ const char *at_test_archtrace(void)
     return path;
 }
 
+/* Whether $ARCHTRACE_TEST_SHAPES (a comma-separated list; unset: all)
+ * names shape. */
+static int shape_wanted(const char *shape)
+{
+    const char *only = getenv("ARCHTRACE_TEST_SHAPES");
+    if (!only || !*only)
+        return 1;
+    size_t n = strlen(shape);
+    for (const char *p = only; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+        if (strncmp(p, shape, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 const char *at_test_python_or_skip(const char *shape)
 {
+    if (!shape_wanted(shape))
+        cr_skip_test("%s: not in ARCHTRACE_TEST_SHAPES=%s", shape, getenv("ARCHTRACE_TEST_SHAPES"));
     const char *py = at_test_python(shape);
     if (!py && shape_index(shape) >= 2)
         cr_skip_test("no CPython %s on this machine", shape);

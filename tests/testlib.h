@@ -13,7 +13,9 @@
  * NULL when this machine has none (then skip with the reason). */
 const char *at_test_python(const char *shape);
 
-/* at_test_python, or skip the current test saying which shape is missing. */
+/* at_test_python, or skip the current test saying which shape is missing
+ * (or that $ARCHTRACE_TEST_SHAPES, a comma-separated list, leaves it out:
+ * the ASan reruns of `make test` take two of the four). */
 const char *at_test_python_or_skip(const char *shape);
 
 /* Every interpreter the integration tests cover: 3.11's two build

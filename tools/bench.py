@@ -23,15 +23,18 @@ Three ways a tool meets a workload:
 lab 15 is a server (python -m labs.lab15 --port P): the bench drives it
 with HTTP requests from a client thread, then stops it with SIGINT.
 
-    tools/bench.py [--runs N] [--shapes static,shared] [--workloads a,b]
+    tools/bench.py [--runs N] [--shapes static,shared,3.12,3.13] [--workloads a,b]
                    [--tools SUBSTR,...] [--md FILE]
 Environment (quick mode for development): BENCH_RUNS, BENCH_ONLY
 (workloads; the name "extras" stands for the start-up and sampler figures of
 tools/bench_startup.sh and tools/bench_sampler.sh), BENCH_TOOLS (tool name substrings), BENCH_SHAPES,
-BENCH_REQUESTS (lab 15 requests per run, default 200).  A partial run
+BENCH_REQUESTS (lab 15 requests per run, default 200).  Shapes 3.12 and
+3.13 (pyenv's interpreters, no venv) run only the alloc loop, threads-2
+and known-split, with archtrace's own tools.  A partial run
 (fewer than 5 runs, or a subset) never overwrites the --md file.
 """
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -60,11 +63,29 @@ def log(msg):
 # ---- interpreters and tools on disk -------------------------------------------
 
 def venv_python(shape):
+    if shape in VERSION_SHAPES:
+        return version_python(shape)
     for name in (f"bench-{shape}", shape):
         p = os.path.join(ROOT, ".venv", name, "bin", "python")
         if os.path.exists(p):
             return p
     return None
+
+
+# CPython 3.12 and 3.13 (issue 19): the interpreter itself (the rows below
+# need no package), the newest of pyenv's that is not free-threaded.
+VERSION_SHAPES = ("3.12", "3.13")
+VERSION_WORKLOADS = ("alloc-loop", "threads-2", "known-split")
+DEFAULT_SHAPES = ["static", "shared", *VERSION_SHAPES]
+
+
+def version_python(ver):
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("pyenv") else os.path.expanduser("~/.pyenv")
+    found = sorted(glob.glob(os.path.join(root or os.path.expanduser("~/.pyenv"), "versions", ver + "*",
+                                          "bin", "python" + ver)))
+    found = [f for f in found if "t/bin/" not in f]
+    return found[-1] if found else None
 
 
 def venv_bin(shape, tool):
@@ -764,7 +785,11 @@ def measure(shapes, workloads, tool_filter, runs, requests):
             log(f"no {shape} python3.11 venv (.venv/bench-{shape}: tools/bench_env.sh), skipped")
             continue
         for wl in workloads:
+            if shape in VERSION_SHAPES and wl.name not in VERSION_WORKLOADS:
+                continue
             tools = tools_for(wl)
+            if shape in VERSION_SHAPES:                # archtrace's own rows only
+                tools = [t for t in tools if t.name.startswith(("plain", "archtrace")) and "--bpf" not in t.name]
             if tool_filter:
                 tools = [t for t in tools if t.name.startswith("plain") or
                          any(f in t.name for f in tool_filter)]
@@ -1169,6 +1194,8 @@ def check_targets(rows, shapes):
     for issue, what, wl, _, check in TARGETS:
         for shape in shapes:
             v = check(rows, shape)
+            if v is None and shape in VERSION_SHAPES:
+                continue        # 3.12/3.13 run a few rows: the rest is not missing
             if v is None:
                 out.append((issue, what, wl, shape, "-", "not measured", ""))
             else:
@@ -1344,7 +1371,7 @@ def main():
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", "5")))
-    ap.add_argument("--shapes", default=env("BENCH_SHAPES", "static,shared"))
+    ap.add_argument("--shapes", default=env("BENCH_SHAPES", ",".join(DEFAULT_SHAPES)))
     ap.add_argument("--workloads", default=env("BENCH_ONLY", ""))
     ap.add_argument("--tools", default=env("BENCH_TOOLS", ""), help="tool name substrings, comma-separated")
     ap.add_argument("--requests", type=int, default=int(env("BENCH_REQUESTS", "200")))
@@ -1364,12 +1391,13 @@ def main():
     runs = max(a.runs, 1)
     rows = measure(shapes, workloads, tool_filter, runs, a.requests)
     extras = not given or "extras" in given
+    shapes_311 = [s for s in shapes if s not in VERSION_SHAPES]
     if any(w.name == "alloc-loop" for w in workloads):
-        for shape in shapes:
+        for shape in shapes_311:
             measure_report_time(shape, runs)
             measure_instructions(shape)
     if extras and not tool_filter:
-        for shape in shapes:
+        for shape in shapes_311:
             measure_startup(shape, 6 * runs)
             measure_sampler(shape)
     SHAPES_SEEN[:] = shapes
@@ -1378,7 +1406,7 @@ def main():
     print(targets_table(targets))
     print()
     print(results_table(rows))
-    full = runs >= 5 and not given and not tool_filter and shapes == ["static", "shared"]
+    full = runs >= 5 and not given and not tool_filter and shapes == DEFAULT_SHAPES
     if a.md and full:
         write_md(a.md, rows, targets, shapes, runs, a.requests, started)
         log(f"wrote {a.md}")
