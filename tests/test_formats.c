@@ -201,10 +201,12 @@ Test(formats, chrome_matches_report_shared, .timeout = 60) { chrome("shared"); }
 
 /* ---- collapsed stacks ---------------------------------------------------------------- */
 
+/* The folded counts summed (awk's "%.0f": Debian's mawk clamps "%d" at
+ * 2^31 - 1, and a run's bytes pass 2 GiB). */
 static double collapsed_sum(const char *path, const char *filter)
 {
     char *out = NULL;
-    int rc = at_test_shf(&out, NULL, "%s '%s' | awk '{n += $NF} END {printf \"%%d\", n}'",
+    int rc = at_test_shf(&out, NULL, "%s '%s' | awk '{n += $NF} END {printf \"%%.0f\", n}'",
                          filter, path);
     cr_assert_eq(rc, 0, "summing %s", path);
     double v = strtod(out, NULL);
