@@ -4,6 +4,7 @@
  * table (built here from py313.h, and read from a live 3.13).
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,68 +374,31 @@ static void check_names(const char *py, const char *what, int minor)
     check_fixture(py, what, minor, "layout_names.py");
 }
 
-Test(pylayout, walks_frames_311_static, .timeout = 30)
+static void check_runtime(const char *py, const char *what, int minor)
 {
-    check_walk(at_test_python("static"), "static-libpython 3.11", 11);
+    check_fixture(py, what, minor, "layout_runtime.py");
 }
 
-Test(pylayout, walks_frames_311_shared, .timeout = 30)
+/* check(py, what, minor) on the interpreter of one AT_TEST_SHAPES shape. */
+static void on_shape(const char *shape, void (*check)(const char *, const char *, int))
 {
-    check_walk(at_test_python("shared"), "shared-libpython 3.11", 11);
+    int minor = !strcmp(shape, "3.12") ? 12 : !strcmp(shape, "3.13") ? 13 : 11;
+    char what[40];
+    if (minor == 11)
+        snprintf(what, sizeof what, "%s-libpython 3.11", shape);
+    else
+        snprintf(what, sizeof what, "CPython %s", shape);
+    check(at_test_python(shape), what, minor);
 }
 
-Test(pylayout, walks_frames_312, .timeout = 30)
-{
-    check_walk(at_layout_find_python("3.12"), "CPython 3.12", 12);
-}
-
-Test(pylayout, walks_frames_313, .timeout = 30)
-{
-    check_walk(at_layout_find_python("3.13"), "CPython 3.13", 13);
-}
+AT_TEST_EACH_SHAPE(pylayout, walks_frames, .timeout = 30) { on_shape(shape, check_walk); }
 
 /* Thread names the way tracer/remote/py_names.c finds them: sys.modules,
  * threading._active, int keys, managed dicts and values. */
-Test(pylayout, reads_thread_names_311_static, .timeout = 30)
-{
-    check_names(at_test_python("static"), "static-libpython 3.11", 11);
-}
-
-Test(pylayout, reads_thread_names_311_shared, .timeout = 30)
-{
-    check_names(at_test_python("shared"), "shared-libpython 3.11", 11);
-}
-
-Test(pylayout, reads_thread_names_312, .timeout = 30)
-{
-    check_names(at_layout_find_python("3.12"), "CPython 3.12", 12);
-}
-
-Test(pylayout, reads_thread_names_313, .timeout = 30)
-{
-    check_names(at_layout_find_python("3.13"), "CPython 3.13", 13);
-}
+AT_TEST_EACH_SHAPE(pylayout, reads_thread_names, .timeout = 30) { on_shape(shape, check_names); }
 
 /* _PyRuntime, the interpreter, its threads and the audit hook list. */
-Test(pylayout, finds_runtime_threads_and_hooks_311_static, .timeout = 30)
-{
-    check_fixture(at_test_python("static"), "static-libpython 3.11", 11, "layout_runtime.py");
-}
-
-Test(pylayout, finds_runtime_threads_and_hooks_311_shared, .timeout = 30)
-{
-    check_fixture(at_test_python("shared"), "shared-libpython 3.11", 11, "layout_runtime.py");
-}
-
-Test(pylayout, finds_runtime_threads_and_hooks_312, .timeout = 30)
-{
-    check_fixture(at_layout_find_python("3.12"), "CPython 3.12", 12, "layout_runtime.py");
-}
-
-Test(pylayout, finds_runtime_threads_and_hooks_313, .timeout = 30)
-{
-    check_fixture(at_layout_find_python("3.13"), "CPython 3.13", 13, "layout_runtime.py");
-}
+AT_TEST_EACH_SHAPE(pylayout, finds_runtime_threads_and_hooks, .timeout = 30) { on_shape(shape, check_runtime); }
 
 /* The GIL: fixtures/cond_spy.c (preloaded) counts the condition variables
  * two CPU-bound threads wait on; the one they wait on most must be the
@@ -479,25 +443,7 @@ static void check_gil(const char *py, const char *what, int minor)
                  expect, minor, expect_n);
 }
 
-Test(pylayout, gil_is_where_the_table_says_311_static, .timeout = 60)
-{
-    check_gil(at_test_python("static"), "static-libpython 3.11", 11);
-}
-
-Test(pylayout, gil_is_where_the_table_says_311_shared, .timeout = 60)
-{
-    check_gil(at_test_python("shared"), "shared-libpython 3.11", 11);
-}
-
-Test(pylayout, gil_is_where_the_table_says_312, .timeout = 60)
-{
-    check_gil(at_layout_find_python("3.12"), "CPython 3.12", 12);
-}
-
-Test(pylayout, gil_is_where_the_table_says_313, .timeout = 60)
-{
-    check_gil(at_layout_find_python("3.13"), "CPython 3.13", 13);
-}
+AT_TEST_EACH_SHAPE(pylayout, gil_is_where_the_table_says, .timeout = 60) { on_shape(shape, check_gil); }
 
 /* The walk tells tables apart: 3.12's table on a 3.13 does not pass. */
 Test(pylayout, another_versions_table_does_not_walk, .timeout = 30)
