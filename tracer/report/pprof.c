@@ -30,7 +30,6 @@
 #include "session/session.h"
 #include "session/stacks.h"
 
-#define MAX_PROCS 4096
 
 /* ---- the profile under construction ------------------------------------------ */
 
@@ -351,59 +350,38 @@ static int encode(const builder_t *b, FILE *out)
 
 /* ---- the renderer ------------------------------------------------------------- */
 
-static int add_all(builder_t *b, const char *dir, const pid_t *pids, int n, const at_options_t *o, int *found)
-{
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        at_stacks_t *s;
-        char err[512];
-        int r = at_stacks_load(dir, pids[i], &s, err, sizeof err);
-        if (r == -ENOENT)
-            continue;
-        if (r < 0) {
-            fprintf(stderr, "archtrace: %s\n", err);
-            continue;                   /* a damaged file: the rest is written */
-        }
-        rc = add_process(b, s, o);
-        at_stacks_free(s);
-        ++*found;
-    }
-    return rc;
-}
+typedef struct cpu_ctx {
+    builder_t b;
+    int started;                /* the profile's header is written         */
+    const at_options_t *o;
+} cpu_ctx_t;
 
-/* Whether the session's stacks come from the on-CPU (eBPF) sampler. */
-static int sampled_on_cpu(const char *dir, const pid_t *pids, int n)
+/* One process's stacks; the first one's sampler gives the profile its
+ * clock: wall for the ptrace sampler, cpu for the on-CPU eBPF one. */
+static int add_stacks(const at_stacks_t *s, void *arg)
 {
-    for (int i = 0; i < n; i++) {
-        at_stacks_t *s;
-        if (at_stacks_load(dir, pids[i], &s, NULL, 0) < 0)
-            continue;
-        int on_cpu = at_stacks_info(s)->on_cpu;
-        at_stacks_free(s);
-        return on_cpu;
+    cpu_ctx_t *c = arg;
+    if (!c->started) {
+        const char *clock = at_stacks_info(s)->on_cpu ? "cpu" : "wall";
+        sample_types_t st = { { { "samples", "count" }, { clock, "nanoseconds" } }, 2, { clock, "nanoseconds" }, clock };
+        c->started = 1;
+        int rc = start_profile(&c->b, &st);
+        if (rc < 0)
+            return rc;
     }
-    return 0;
+    return add_process(&c->b, s, c->o);
 }
 
 static int write_cpu(const char *dir, FILE *out, const at_options_t *o)
 {
-    static pid_t pids[MAX_PROCS];
-    int n = at_stacks_list(dir, pids, MAX_PROCS), found = 0;
-    if (n < 0) {
-        fprintf(stderr, "archtrace: cannot read %s: %s\n", dir, at_errstr(-n));
-        return n;
-    }
-    const char *clock = sampled_on_cpu(dir, pids, n) ? "cpu" : "wall";
-    sample_types_t st = { { { "samples", "count" }, { clock, "nanoseconds" } }, 2, { clock, "nanoseconds" }, clock };
-    builder_t b;
-    int rc = start_profile(&b, &st);
+    cpu_ctx_t c = { .o = o };
+    int rc = at_stacks_each(dir, add_stacks, &c);
+    if (rc < 0 && rc != -ENOENT && !c.started)     /* the listing failed */
+        fprintf(stderr, "archtrace: cannot read %s: %s\n", dir, at_errstr(-rc));
     if (rc == 0)
-        rc = add_all(&b, dir, pids, n, o, &found);
-    if (rc == 0 && !found)
-        rc = -ENOENT;
-    if (rc == 0)
-        rc = encode(&b, out);
-    free_profile(&b);
+        rc = encode(&c.b, out);
+    if (c.started)
+        free_profile(&c.b);
     return rc;
 }
 

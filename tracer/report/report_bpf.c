@@ -20,15 +20,6 @@ static double attached_s(const at_bpf_data_t *d)
     return d->end_ns > d->attach_ns ? (double)(d->end_ns - d->attach_ns) / 1e9 : 0;
 }
 
-static int load(const char *dir, pid_t pid, at_bpf_data_t *d)
-{
-    char err[256], stem[32];
-    int rc = at_bpf_data_load(dir, pid, d, err, sizeof err);
-    if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "archtrace: %s/%s.bpf: %s\n", dir, at_key_name(pid, stem, sizeof stem), err);
-    return rc;
-}
-
 /* ---- derived numbers --------------------------------------------------------- */
 
 typedef struct gc_totals {
@@ -103,7 +94,7 @@ static void text_dropped(FILE *out, const at_bpf_data_t *d)
 int at_bpf_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o)
 {
     at_bpf_data_t d;
-    int rc = load(dir, pid, &d);
+    int rc = at_bpf_data_read(dir, pid, &d);
     if (rc < 0)
         return rc;
     (void)o;
@@ -168,7 +159,7 @@ static void json_gc(at_json_t *j, const at_bpf_data_t *d)
 int at_bpf_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     at_bpf_data_t d;
-    int rc = load(dir, pid, &d);
+    int rc = at_bpf_data_read(dir, pid, &d);
     if (rc < 0)
         return rc;
     (void)o;
@@ -220,7 +211,7 @@ int at_bpf_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *
     at_bpf_data_t d;
     char name[48];
     (void)o;
-    int rc = load(dir, pid, &d);
+    int rc = at_bpf_data_read(dir, pid, &d);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < d.ngc; i++) {

@@ -19,7 +19,6 @@
 #include "session/session.h"
 #include "session/stacks.h"
 
-#define MAX_PROCS   4096
 #define MAX_THREADS 1024     /* threads of one process given a profile    */
 #define MAX_DEPTH   1024     /* frames of one stack                        */
 
@@ -139,27 +138,30 @@ static size_t threads_of(const at_stacks_t *s, const at_options_t *o, uint32_t *
     return n;
 }
 
+typedef struct cpu_ctx {
+    ss_frames_t *t;
+    at_json_t *j;
+    const at_options_t *o;
+    size_t shown;               /* threads given a profile                 */
+} cpu_ctx_t;
+
+static int process_profiles(const at_stacks_t *s, void *arg)
+{
+    static uint32_t tids[MAX_THREADS];
+    cpu_ctx_t *c = arg;
+    size_t nt = threads_of(s, c->o, tids, MAX_THREADS);
+    int rc = 0;
+    c->shown += nt;
+    for (size_t k = 0; k < nt && rc == 0; k++)
+        rc = thread_profile(c->t, c->j, s, tids[k], c->o);
+    return rc;
+}
+
 static int cpu_profiles(ss_frames_t *t, at_json_t *j, const char *dir, const at_options_t *o)
 {
-    static pid_t pids[MAX_PROCS];
-    static uint32_t tids[MAX_THREADS];
-    int n = at_stacks_list(dir, pids, MAX_PROCS), found = 0, rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        at_stacks_t *s;
-        char err[512];
-        int r = at_stacks_load(dir, pids[i], &s, err, sizeof err);
-        if (r < 0) {
-            if (r != -ENOENT)
-                fprintf(stderr, "archtrace: %s\n", err);
-            continue;
-        }
-        size_t nt = threads_of(s, o, tids, MAX_THREADS);
-        for (size_t k = 0; k < nt && rc == 0; k++)
-            rc = thread_profile(t, j, s, tids[k], o);
-        found += nt > 0;
-        at_stacks_free(s);
-    }
-    return n < 0 ? n : rc ? rc : found ? 0 : -ENOENT;
+    cpu_ctx_t c = { t, j, o, 0 };
+    int rc = at_stacks_each(dir, process_profiles, &c);
+    return rc == 0 && !c.shown ? -ENOENT : rc;     /* only idle stacks: nothing shown */
 }
 
 /* ---- memory: one profile per process, weighted by bytes ------------------------ */

@@ -524,3 +524,12 @@ int at_bpf_data_load(const char *dir, pid_t pid, at_bpf_data_t *d, char *err, si
     at_bpf_data_finish(d);
     return 0;
 }
+
+int at_bpf_data_read(const char *dir, pid_t pid, at_bpf_data_t *d)
+{
+    char err[256], stem[32];
+    int rc = at_bpf_data_load(dir, pid, d, err, sizeof err);
+    if (rc < 0 && rc != -ENOENT)
+        fprintf(stderr, "archtrace: %s/%s.bpf: %s\n", dir, at_key_name(pid, stem, sizeof stem), err);
+    return rc;
+}

@@ -103,5 +103,8 @@ void at_bpf_data_finish(at_bpf_data_t *d);
 int at_bpf_data_save(const at_bpf_data_t *d, const char *dir);
 /* Read <dir>/<pid>.bpf.  0, -ENOENT, or -EBADMSG with the reason in err. */
 int at_bpf_data_load(const char *dir, pid_t pid, at_bpf_data_t *d, char *err, size_t errlen);
+/* The same for a reader of the session: a damaged file is named in one
+ * line on stderr ("archtrace: DIR/KEY.bpf: why"); -ENOENT stays silent. */
+int at_bpf_data_read(const char *dir, pid_t pid, at_bpf_data_t *d);
 
 #endif

@@ -267,10 +267,7 @@ static void bpf_thread(at_gil_model_t *v, uint32_t i, const at_bpf_gil_row_t *r,
 static int load_ebpf(const char *dir, pid_t pid, at_gil_model_t *v)
 {
     at_bpf_data_t d;
-    char err[256], stem[32];
-    int rc = at_bpf_data_load(dir, pid, &d, err, sizeof err);
-    if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "archtrace: %s/%s.bpf: %s\n", dir, at_key_name(pid, stem, sizeof stem), err);
+    int rc = at_bpf_data_read(dir, pid, &d);
     if (rc < 0)
         return rc;
     if (!d.avail[AT_BPF_VIEW_GIL]) {

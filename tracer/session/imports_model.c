@@ -229,10 +229,8 @@ static int ebpf_image(const at_bpf_data_t *d, void **buf, size_t *size)
 static int load_ebpf(const char *dir, pid_t pid, at_imports_model_t *m)
 {
     at_bpf_data_t d;
-    char err[256], stem[32], why[160];
-    int rc = at_bpf_data_load(dir, pid, &d, err, sizeof err);
-    if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "archtrace: %s/%s.bpf: %s\n", dir, at_key_name(pid, stem, sizeof stem), err);
+    char stem[32], why[160];
+    int rc = at_bpf_data_read(dir, pid, &d);
     if (rc < 0)
         return rc;
     size_t size = 0;

@@ -667,3 +667,25 @@ int at_stacks_list(const char *dir, pid_t *pids, int cap)
     qsort(pids, (size_t)n, sizeof *pids, cmp_pid);
     return n;
 }
+
+int at_stacks_each(const char *dir, int (*fn)(const at_stacks_t *s, void *ctx), void *ctx)
+{
+    static pid_t pids[4096];
+    int n = at_stacks_list(dir, pids, 4096), found = 0, rc = 0;
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n && rc == 0; i++) {
+        at_stacks_t *s;
+        char err[512];
+        int r = at_stacks_load(dir, pids[i], &s, err, sizeof err);
+        if (r < 0) {
+            if (r != -ENOENT)
+                fprintf(stderr, "archtrace: %s\n", err);
+            continue;
+        }
+        rc = fn(s, ctx);
+        at_stacks_free(s);
+        found++;
+    }
+    return rc ? rc : found ? 0 : -ENOENT;
+}

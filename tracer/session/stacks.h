@@ -128,4 +128,11 @@ const char *at_stacks_frame_label(const at_stacks_t *s, const at_frame_t *f, cha
  * or -errno. */
 int at_stacks_list(const char *dir, pid_t *pids, int cap);
 
+/* fn(s, ctx) on the stacks of each process of dir in pid order, loaded
+ * one at a time (a damaged file is named in one line on stderr and left
+ * out; an absent one is skipped).  Stops at fn's first non-zero return,
+ * which it returns; else 0, or -ENOENT when no process had stacks, or
+ * -errno when dir cannot be read. */
+int at_stacks_each(const char *dir, int (*fn)(const at_stacks_t *s, void *ctx), void *ctx);
+
 #endif
