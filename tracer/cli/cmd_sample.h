@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_sample.h - `archtrace -p PID dump` and `archtrace -p PID record`. */
+/* cmd_sample.h - `archtrace -p PID dump`. */
 #ifndef AT_CMD_SAMPLE_H
 #define AT_CMD_SAMPLE_H
 #include "cli/options.h"
@@ -7,15 +7,5 @@
 /* Print every thread's stack of o->pid once, most recent call last, to
  * stdout.  0, or an AT_EXIT_* status after one line on stderr. */
 int at_cmd_dump(const at_options_t *o);
-
-/* Sample o->pid at o->rate_hz until o->duration_s elapses (0: no limit),
- * the process exits, or SIGINT/SIGTERM; write the session (o->output_dir
- * or a temporary one, removed afterwards) and render the report.  With
- * o->bpf the eBPF probes (bpf.h) record instead of the ptrace sampler:
- * GIL waits, imports, GC and on-CPU stacks, into <pid>.bpf and
- * <pid>.stacks.  A progress line is drawn on stderr when it is a TTY.
- * 0, or an AT_EXIT_* status after one line on stderr (7: the kernel
- * refused eBPF). */
-int at_cmd_record(const at_options_t *o);
 
 #endif
