@@ -25,16 +25,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int wait_file(const char *path, long timeout_ms)
-{
-    for (long t = 0; t < timeout_ms; t += 100) {
-        if (access(path, F_OK) == 0)
-            return 1;
-        sleep_ms(100);
-    }
-    return access(path, F_OK) == 0;
-}
-
 static char *slurp(const char *path)
 {
     char *out = NULL;
@@ -151,7 +141,7 @@ static void screen_two_threads(const char *shape)
     snprintf(ready, sizeof ready, "%s/ready", dir);
     snprintf(cmd, sizeof cmd, "%s top -- %s %s 30 %s", at_test_archtrace(), py, FIXTURE, ready);
     tmux_start(&t, cmd);
-    cr_assert(wait_file(ready, 15000), "%s: the workload never started under top", shape);
+    cr_assert(at_test_wait_file(ready, 15000), "%s: the workload never started under top", shape);
     double a = -1, b = -1;
     char *screen = capture_both(&t, &a, &b);
     cr_assert(strstr(screen, "GIL HELD% WAIT% IDLE%"), "%s: no GIL columns on screen:\n%s", shape, screen);
@@ -173,7 +163,7 @@ static void screen_two_threads(const char *shape)
     char status_path[300];
     snprintf(status_path, sizeof status_path, "%s/status", t.dir);
     at_test_shf(NULL, NULL, "tmux -L %s send-keys -t top q", t.sock);
-    cr_assert(wait_file(status_path, 6000), "%s: q did not end top within 6 s", shape);
+    cr_assert(at_test_wait_file(status_path, 6000), "%s: q did not end top within 6 s", shape);
     sleep_ms(200);
     char *status = slurp(status_path);
     int st = atoi(status);
@@ -333,7 +323,7 @@ static void screen_workers(const char *shape)
     snprintf(ready, sizeof ready, "%s/ready", dir);
     snprintf(cmd, sizeof cmd, "%s top -- %s %s 30 %s", at_test_archtrace(), py, WORKERS_FIXTURE, ready);
     tmux_start(&t, cmd);
-    cr_assert(wait_file(ready, 15000), "%s: the workers never started under top", shape);
+    cr_assert(at_test_wait_file(ready, 15000), "%s: the workers never started under top", shape);
     at_test_shf(&pids, NULL, "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
                              "print(d[\"parent\"], *d[\"workers\"])' %s", ready);
     int tree[3];
@@ -396,7 +386,7 @@ static void attach_two_threads(const char *shape)
     at_test_shf(&pidtxt, NULL, "%s %s 20 %s >/dev/null 2>&1 & echo $!", py, FIXTURE, ready);
     int pid = atoi(pidtxt);
     cr_assert_gt(pid, 0, "cannot start the workload");
-    cr_assert(wait_file(ready, 10000), "%s: the workload did not start", shape);
+    cr_assert(at_test_wait_file(ready, 10000), "%s: the workload did not start", shape);
     char *tids = NULL;
     at_test_shf(&tids, NULL, "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
                              "print(*d[\"tids\"])' %s", ready);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "fixtures/testutil.h"
 #include "testlib.h"
@@ -73,6 +74,15 @@ char *at_test_tmpdir(void)
     char tmpl[] = "/tmp/archtrace-test.XXXXXX";
     char *d = mkdtemp(tmpl);
     return d ? strdup(d) : NULL;
+}
+
+int at_test_wait_file(const char *path, long timeout_ms)
+{
+    for (long t = 0; t < timeout_ms && access(path, F_OK) != 0; t += 50) {
+        struct timespec ts = { 0, 50000000 };
+        nanosleep(&ts, NULL);
+    }
+    return access(path, F_OK) == 0;
 }
 
 static char *trim(char *s)

@@ -82,6 +82,10 @@ char *at_test_json(const char *path, const char *expr);
 /* A fresh private temp directory (malloc'd path). */
 char *at_test_tmpdir(void);
 
+/* Wait up to timeout_ms for path to exist (a fixture's "ready" file):
+ * 1 when it does, 0 when it never came. */
+int at_test_wait_file(const char *path, long timeout_ms);
+
 /* `sh -c cmd` in the background, leading a process group of its own,
  * stdin from /dev/null, stdout into `out` and stderr into `err` (the same
  * file, one offset, when err is NULL or names out).  The group is

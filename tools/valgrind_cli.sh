@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # valgrind_cli.sh [ARCHTRACE] - the archtrace CLI under valgrind memcheck:
 # record a running Python (-p PID record, with and without --native),
-# dump it, then `report` the session in every format, then `run` a short
+# dump it, both again with --subprocesses from a shell above it, then `report` the session in every format, then `run` a short
 # program.  Each step must exit 0 with no memory error and no leak
 # (definite, indirect or possible; "still reachable" is not a leak).
 # Only archtrace itself is checked, not the Python it traces.  Prints
@@ -50,6 +50,14 @@ step record -p "$target" record -d 1 -o "$work/s"
 step record-native -p "$target" record --native -d 1 -o "$work/n"
 step dump -p "$target" dump
 kill "$target"; wait "$target" 2>/dev/null; target=""
+
+# the same under a shell: --subprocesses finds it ("; :" keeps sh from exec'ing)
+sh -c "\"$py\" \"$root/tests/fixtures/hard_spin.py\" \"$work/started2\" 60; :" >/dev/null &
+target=$!
+for _ in $(seq 100); do [ -f "$work/started2" ] && break; sleep 0.05; done
+step dump-subprocesses -p "$target" dump --subprocesses
+step record-subprocesses -p "$target" record --subprocesses -d 1 -o "$work/t"
+pkill -P "$target"; kill "$target"; wait "$target" 2>/dev/null; target=""
 
 step report report "$work/s"
 step report-json report --json "$work/r.json" "$work/s"

@@ -38,6 +38,8 @@ static const char usage[] =
     "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
     "  --top N              rows per table (default 5)\n"
     "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
+    "  --subprocesses       dump/record every Python process under -p PID,\n"
+    "                       also when PID is not Python (a shell, a master)\n"
     "  -q, --quiet          no text report\n"
     "  -h, --help           this help;  --version  the version\n"
     "\n"
@@ -175,6 +177,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--alloc-exact", offsetof(at_options_t, alloc_exact) },
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
+        { "--subprocesses", offsetof(at_options_t, subprocesses) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(a, flags[i].name)) {
@@ -239,6 +242,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "-p PID needs a command: dump or record");
     switch (o->command) {
     case AT_CMD_RUN:
+        if (o->subprocesses)
+            return fail(err, n, "--subprocesses is for -p PID dump and record (run follows its children already)");
         if (!o->argc)
             return fail(err, n, "no command given (see archtrace --help)");
         return 0;
@@ -254,6 +259,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return 0;
     case AT_CMD_DUMP:
     case AT_CMD_RECORD:
+        if (o->subprocesses && o->bpf)
+            return fail(err, n, "--subprocesses follows the tree with the sampler; --bpf records one process");
         if (!o->pid)
             return fail(err, n, "%s needs -p PID", o->command == AT_CMD_DUMP ? "dump" : "record");
         return 0;

@@ -172,6 +172,8 @@ int at_cmd_record(const at_options_t *o)
     at_target_t *t;
     if (o->bpf)
         return record_bpf(o);
+    if (o->subprocesses)
+        return at_record_tree(o);
     int rc = at_rec_open_target(o, &t);
     if (rc)
         return rc;

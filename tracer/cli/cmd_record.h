@@ -15,4 +15,8 @@
  * tree under o->pid instead (record_tree.c). */
 int at_cmd_record(const at_options_t *o);
 
+/* --subprocesses: every Python process of the tree under o->pid, those
+ * that start later included (subprocesses.c). */
+int at_record_tree(const at_options_t *o);
+
 #endif

@@ -124,12 +124,17 @@ static int cmp_dumped(const void *a, const void *b)
     return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-static void print_dump(const at_target_t *t, dump_ctx_t *d)
+static void print_dump(const at_target_t *t, dump_ctx_t *d, const at_proc_row_t *parent)
 {
-    char comm[128];
+    char comm[128], pcomm[128];
     at_text_escape(comm, sizeof comm, t->proc.comm);
-    printf("Process %d (%s): Python %s, %s build\n", (int)t->proc.pid, comm, t->proc.version,
+    printf("Process %d (%s): Python %s, %s build", (int)t->proc.pid, comm, t->proc.version,
            at_py_proc_build(&t->proc));
+    if (parent) {
+        at_text_escape(pcomm, sizeof pcomm, parent->comm);
+        printf(", parent %d (%s)", (int)parent->pid, pcomm);
+    }
+    printf("\n");
     main_pid_for_sort = t->proc.pid;
     qsort(d->threads, (size_t)d->n, sizeof *d->threads, cmp_dumped);
     for (int i = 0; i < d->n; i++)
@@ -140,10 +145,17 @@ static void print_dump(const at_target_t *t, dump_ctx_t *d)
 int at_cmd_dump(const at_options_t *o)
 {
     at_target_t *t;
-    dump_ctx_t d = { .pid = o->pid };
+    if (o->subprocesses)
+        return at_dump_tree(o);
     int rc = at_rec_open_target(o, &t);
-    if (rc)
-        return rc;
+    return rc ? rc : at_dump_target(t, NULL);
+}
+
+int at_dump_target(at_target_t *t, const at_proc_row_t *parent)
+{
+    pid_t pid = t->proc.pid;
+    dump_ctx_t d = { .pid = pid };
+    int rc;
     t->stop_running = 1;
     if (!(d.threads = calloc(AT_MAX_THREADS, sizeof *d.threads))) {
         at_target_free(t);
@@ -167,11 +179,11 @@ int at_cmd_dump(const at_options_t *o)
             failed++;
     }
     if (rc == 0)
-        print_dump(t, &d);
+        print_dump(t, &d, parent);
     else if (rc == -ESRCH)
-        fprintf(stderr, "archtrace: process %d exited while being read\n", (int)o->pid);
+        fprintf(stderr, "archtrace: process %d exited while being read\n", (int)pid);
     else
-        fprintf(stderr, "archtrace: cannot read the stacks of process %d: %s\n", (int)o->pid, at_errstr(-rc));
+        fprintf(stderr, "archtrace: cannot read the stacks of process %d: %s\n", (int)pid, at_errstr(-rc));
     for (int i = 0; i < d.n; i++)
         free(d.threads[i].text);
     free(d.threads);

@@ -10,7 +10,7 @@
 
 #define AT_VERSION "0.1.0"
 
-/* Provided by the sampler (tracer/cmd_sample.c); weak so that a build
+/* Provided by cli/cmd_sample.c, cmd_record.c and top/; weak so that a build
  * without it still runs `run` and `report`. */
 extern int at_cmd_dump(const at_options_t *o) __attribute__((weak));
 extern int at_cmd_record(const at_options_t *o) __attribute__((weak));
@@ -39,7 +39,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rc == 2) {
-        printf("archtrace %s (CPython 3.11)\n", AT_VERSION);
+        printf("archtrace %s (CPython 3.11 to 3.13)\n", AT_VERSION);
         return 0;
     }
     if (rc < 0) {

@@ -39,6 +39,7 @@
 #include "alloc_format.h"
 #include "gil_format.h"
 #include "imports_format.h"
+#include "remote/proc_tree.h"
 #include "remote/remote.h"
 #include "remote/sampler.h"
 #include "segment_format.h"
@@ -87,6 +88,11 @@ struct at_top_model {
     atomic_int stop;
     pid_t pid;                /* the process asked for                     */
     pid_t sampled;            /* the process sampled (a .seg child maybe)  */
+    pid_t home;               /* sampled unless the user picks another: the
+                                 root, or (-p of a process that is not
+                                 Python) its first Python descendant     */
+    int root_not_python;      /* -p PID runs no Python itself             */
+    int found_python;         /* ... and a descendant was sampled          */
     char dir[PATH_MAX];       /* session directory, "" for -p              */
     int started;              /* we launched it                            */
     double rate_hz;
@@ -208,8 +214,10 @@ static void sample_once(at_top_model_t *m)
     if (m->target->gone || (rc < 0 && m->target->failures > AT_TARGET_MAX_FAILURES)) {
         if (m->sampled == m->pid)
             m->gone = 1;
+        else if (m->sampled == m->home && m->root_not_python)
+            m->target = NULL, m->home = m->pid; /* look for the next Python under the root */
         else if (!m->want)
-            m->want = m->pid;   /* a picked worker ended: back to the root */
+            m->want = m->home;  /* a picked worker ended: back to the root */
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -278,6 +286,8 @@ static int final_error(const at_top_model_t *m, int rc, uint64_t now)
 {
     if (rc == -ESRCH || rc == -EPROTONOSUPPORT)
         return 1;
+    if (!m->started && m->root_not_python) /* a Python descendant may start later */
+        return !m->found_python && now - m->start_ns > PID_ATTACH_NS;
     if (!m->started) /* like dump: only an initialising interpreter is waited for */
         return rc != -EAGAIN || now - m->start_ns > PID_ATTACH_NS;
     if (rc == -EPERM || rc == -EACCES || rc == -EPROTO)
@@ -303,6 +313,25 @@ static pid_t session_python(const at_top_model_t *m)
     return found;
 }
 
+/* -p PID of a process that is not Python (a shell, a master process):
+ * the first Python process under it, breadth first (its target from
+ * before when it was shown already).  0 and *t, or -ENOEXEC. */
+static int open_descendant(at_top_model_t *m, const at_options_t *o, at_target_t **t, pid_t *pid)
+{
+    at_proc_row_t tree[AT_TOP_MAX_PROCS];
+    int n = at_proc_tree(m->pid, tree, AT_TOP_MAX_PROCS);
+    char err[256];
+    for (int i = 1; i < n; i++) {
+        at_target_t *before = shown_target(m, tree[i].pid);
+        if ((before && !before->gone) || at_target_open(t, tree[i].pid, o, err, sizeof err) == 0) {
+            *t = before && !before->gone ? before : *t;
+            *pid = tree[i].pid;
+            return 0;
+        }
+    }
+    return -ENOEXEC;
+}
+
 static void try_attach(at_top_model_t *m, uint64_t now)
 {
     char err[256] = "";
@@ -315,14 +344,22 @@ static void try_attach(at_top_model_t *m, uint64_t now)
     at_target_t *t = NULL;
     ino_t ino = m->dir[0] ? at_session_seg_inode(m->dir, pid) : 0;
     int rc = m->nshown < MAX_SHOWN ? at_target_open(&t, pid, &o, err, sizeof err) : -ENOSPC;
+    if (rc == -ENOEXEC && !m->started && pid == m->pid) {
+        m->root_not_python = 1;
+        if (open_descendant(m, &o, &t, &pid) == 0)
+            rc = 0, m->found_python = 1;
+        else if (strlen(err) + 32 < sizeof err)
+            strcat(err, ", nor is any process under it");
+    }
     pthread_mutex_lock(&m->lock);
     m->seg_ino = ino;
     m->attach_rc = rc;
     snprintf(m->attach_err, sizeof m->attach_err, "%s", err[0] ? err : rc ? at_errstr(-rc) : "");
     if (rc == 0) {
         m->target = t;
-        m->sampled = pid;
-        m->shown[m->nshown++] = t;
+        m->sampled = m->home = pid;
+        if (!shown_target(m, pid))
+            m->shown[m->nshown++] = t;
     } else if (pid == m->pid && final_error(m, rc, now)) {
         m->attach_final = 1;
     }
@@ -390,7 +427,7 @@ at_top_model_t *at_top_model_start(pid_t pid, const char *session_dir, int start
     at_top_model_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->pid = m->sampled = pid;
+    m->pid = m->sampled = m->home = pid;
     m->started = started;
     m->rate_hz = o->rate_hz > 0 ? o->rate_hz : 100.0;
     m->no_poll = o->no_poll;

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/* subprocesses.c - `-p PID dump --subprocesses` and `-p PID record
+ * --subprocesses`: every Python process of the tree under PID, whatever
+ * PID itself runs (a shell, a gunicorn or Celery master, make).
+ *
+ * The tree is read from /proc (remote/proc_tree.c).  `dump` takes one
+ * picture and dumps each Python process in it once, breadth first, each
+ * headed with its parent.  `record` looks again every SCAN_NS while it
+ * samples, so workers that start after the attach are recorded from the
+ * moment they are seen, and each process that exits keeps what was
+ * sampled of it.  A process that is not Python when seen is looked at
+ * again when its name changes: a forked shell becomes Python by exec.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd_record.h"
+#include "cli/cmd_sample.h"
+#include "cli/recording.h"
+#include "out/progress.h"
+#include "out/textout.h"
+#include "remote/pace.h"
+#include "remote/proc_tree.h"
+#include "remote/py_proc.h"
+#include "remote/sampler.h"
+#include "session/session.h"
+
+#define TREE_MAX   256                 /* processes of a tree followed      */
+#define SCAN_NS    200000000ull        /* record: look for new ones this often */
+
+/* The parent of row in the full picture of /proc (NULL: not there). */
+static const at_proc_row_t *parent_of(const at_proc_row_t *all, size_t count, const at_proc_row_t *row)
+{
+    for (size_t i = 0; i < count; i++)
+        if (all[i].pid == row->ppid)
+            return &all[i];
+    return NULL;
+}
+
+/* "no such process" or "no Python in its tree": the status, said. */
+static int nothing_to_follow(pid_t root, int found_root)
+{
+    if (!found_root) {
+        fprintf(stderr, "archtrace: no process %d\n", (int)root);
+        return AT_EXIT_NO_SUCH_PROCESS;
+    }
+    fprintf(stderr, "archtrace: no Python process in the tree of process %d\n", (int)root);
+    return AT_EXIT_NOT_PYTHON;
+}
+
+/* ---- dump ------------------------------------------------------------------ */
+
+int at_dump_tree(const at_options_t *o)
+{
+    size_t count = 0;
+    at_proc_row_t *all = at_proc_scan(&count), tree[TREE_MAX];
+    int n = all ? at_proc_descendants(all, count, o->pid, tree, TREE_MAX) : 0;
+    int dumped = 0, status = 0;
+    for (int i = 0; i < n; i++) {
+        at_target_t *t;
+        char err[512];
+        int rc = at_rec_try_open(tree[i].pid, o, &t, err, sizeof err);
+        if (rc == -ENOEXEC || rc == -ESRCH)      /* not Python, or gone since */
+            continue;
+        if (rc < 0) {
+            fprintf(stderr, "archtrace: %s\n", err[0] ? err : at_errstr(-rc));
+            status = status ? status : at_py_proc_exit_status(rc);
+            continue;
+        }
+        if (dumped++)
+            printf("\n");
+        int st = at_dump_target(t, parent_of(all, count, &tree[i]));
+        status = status ? status : st;
+    }
+    free(all);
+    if (!dumped && !status)
+        return nothing_to_follow(o->pid, n > 0);
+    return status;
+}
+
+/* ---- record ---------------------------------------------------------------- */
+
+typedef enum follow_state {
+    F_WAITING,        /* Python, interpreter still starting                */
+    F_NOT_PYTHON,     /* looked at again when its name changes             */
+    F_SAMPLING,
+    F_DONE,           /* exited, exec'd, or refused: sampled no more       */
+} follow_state_t;
+
+typedef struct followed {
+    pid_t pid;
+    char comm[32];            /* when last looked at                       */
+    follow_state_t state;
+    uint64_t seen_ns;         /* first seen                                */
+    at_target_t *t;           /* NULL until opened                         */
+} followed_t;
+
+typedef struct tree_rec {
+    const at_options_t *o;
+    const char *dir;
+    followed_t procs[TREE_MAX];
+    int n;
+    int root_alive;
+    int pythons;              /* processes ever sampled                    */
+} tree_rec_t;
+
+static followed_t *find_followed(tree_rec_t *r, pid_t pid)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->procs[i].pid == pid)
+            return &r->procs[i];
+    return NULL;
+}
+
+/* Try to open f now (never waits: the next scan tries again). */
+static void try_follow(tree_rec_t *r, followed_t *f, uint64_t now)
+{
+    char err[512] = "";
+    int rc = at_target_open(&f->t, f->pid, r->o, err, sizeof err);
+    if (rc == 0) {
+        f->state = F_SAMPLING;
+        r->pythons++;
+        at_rec_seg_open(r->dir, &f->t->proc, now);
+    } else if (rc == -ENOEXEC) {
+        f->state = F_NOT_PYTHON;
+    } else if (rc == -EAGAIN && now - f->seen_ns < AT_ATTACH_WAIT_NS) {
+        f->state = F_WAITING;
+    } else {
+        f->state = F_DONE;
+        if (rc != -ESRCH)
+            fprintf(stderr, "archtrace: process %d: %s\n", (int)f->pid, err[0] ? err : at_errstr(-rc));
+    }
+}
+
+/* The tree now: new processes followed, changed ones looked at again. */
+static void scan_tree(tree_rec_t *r, uint64_t now)
+{
+    at_proc_row_t tree[TREE_MAX];
+    int n = at_proc_tree(r->o->pid, tree, TREE_MAX);
+    r->root_alive = n > 0;
+    for (int i = 0; i < n; i++) {
+        followed_t *f = find_followed(r, tree[i].pid);
+        if (!f && r->n < TREE_MAX) {
+            f = &r->procs[r->n++];
+            *f = (followed_t){ .pid = tree[i].pid, .seen_ns = now };
+            snprintf(f->comm, sizeof f->comm, "%s", tree[i].comm);
+            try_follow(r, f, now);
+        } else if (f && (f->state == F_WAITING ||
+                         (f->state == F_NOT_PYTHON && strcmp(f->comm, tree[i].comm) != 0))) {
+            snprintf(f->comm, sizeof f->comm, "%s", tree[i].comm);
+            if (f->state == F_NOT_PYTHON)
+                f->seen_ns = now;       /* exec'd: a fresh interpreter's wait */
+            try_follow(r, f, now);
+        }
+    }
+}
+
+/* One pass over every sampled process; the number still sampled. */
+static int sample_all(tree_rec_t *r, uint64_t now)
+{
+    int live = 0;
+    for (int i = 0; i < r->n; i++) {
+        followed_t *f = &r->procs[i];
+        if (f->state != F_SAMPLING)
+            continue;
+        int rc = at_target_sample(f->t, NULL, NULL);
+        if (rc == -ESRCH || f->t->failures > AT_TARGET_MAX_FAILURES) {
+            if (rc != -ESRCH)
+                fprintf(stderr, "archtrace: process %d no longer reads as Python %s (did it exec?); "
+                        "no longer sampled\n", (int)f->pid, f->t->proc.version);
+            at_rec_seg_close(r->dir, f->pid, now, rc == -ESRCH);
+            f->state = F_DONE;
+            continue;
+        }
+        live++;
+    }
+    return live;
+}
+
+static uint64_t samples_taken(tree_rec_t *r)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->procs[i].t)
+            sum += at_stacks_meta(r->procs[i].t->stacks)->samples;
+    return sum;
+}
+
+static int pending(const tree_rec_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->procs[i].state == F_WAITING)
+            return 1;
+    return 0;
+}
+
+static void count_missed(tree_rec_t *r, uint64_t missed)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->procs[i].state == F_SAMPLING)
+            at_stacks_meta(r->procs[i].t->stacks)->missed += missed;
+}
+
+/* Sample the tree until -d, a stop signal, or the root and every process
+ * sampled are gone. */
+static void follow_until_done(tree_rec_t *r, at_pace_t *pace)
+{
+    at_progress_t progress;
+    uint64_t end = at_rec_deadline_ns(r->o), next_scan = 0;
+    at_progress_init(&progress);
+    while (!at_rec_stop && (!end || at_now_ns() < end)) {
+        uint64_t now = at_now_ns();
+        if (now >= next_scan) {
+            scan_tree(r, now);
+            next_scan = now + SCAN_NS;
+        }
+        int live = sample_all(r, now);
+        if (!r->root_alive && !live && !pending(r))
+            break;
+        at_progress_update(&progress, samples_taken(r), "samples", 1);
+        count_missed(r, at_pace_wait(pace, &at_rec_stop));
+    }
+    at_progress_end(&progress);
+}
+
+/* Close and save every process sampled; 0 or -errno of the first failure. */
+static int save_all(tree_rec_t *r, const at_pace_t *pace)
+{
+    int rc = 0;
+    uint64_t now = at_now_ns();
+    for (int i = 0; i < r->n; i++) {
+        followed_t *f = &r->procs[i];
+        if (!f->t)
+            continue;
+        if (f->state == F_SAMPLING)
+            at_rec_seg_close(r->dir, f->pid, now, f->t->gone);
+        at_target_note_waits(f->t, pace);
+        int st = at_rec_save_stacks(f->t, r->o, r->dir);
+        rc = rc ? rc : st;
+        at_target_free(f->t);
+        f->t = NULL;
+    }
+    return rc;
+}
+
+int at_record_tree(const at_options_t *o)
+{
+    struct sigaction old_int, old_term;
+    char dir[PATH_MAX] = "";
+    tree_rec_t *r = calloc(1, sizeof *r);
+    if (!r || at_rec_create_session(o, dir, sizeof dir) < 0) {
+        free(r);
+        return AT_EXIT_FAILED;
+    }
+    *r = (tree_rec_t){ .o = o, .dir = dir };
+    at_meta_t meta;
+    at_pace_t pace;
+    uint64_t t0 = at_now_ns();
+    at_rec_meta_start(dir, o->pid, &meta);
+    at_rec_catch_stop(&old_int, &old_term);
+    at_pace_init(&pace, o->rate_hz, !o->no_poll);
+    follow_until_done(r, &pace);
+    at_pace_end(&pace);
+    at_rec_restore_stop(&old_int, &old_term);
+    at_rec_meta_end(dir, &meta, (double)(at_now_ns() - t0) / 1e9);
+    int rc = save_all(r, &pace), pythons = r->pythons, root_seen = r->n > 0;
+    free(r);
+    if (rc < 0 || !pythons) {
+        if (!o->output_dir)
+            at_session_remove(dir);
+        return rc < 0 ? AT_EXIT_FAILED : nothing_to_follow(o->pid, root_seen);
+    }
+    return at_rec_report_and_clean(dir, o);
+}
