@@ -10,8 +10,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config clang llvm libbpf-dev bpftool \
       libelf-dev libdw-dev libunwind-dev zlib1g-dev \
-      protobuf-c-compiler libprotobuf-c-dev \
+      protobuf-c-compiler libprotobuf-c-dev libcurl4-openssl-dev \
       libcriterion-dev libclang-rt-14-dev tmux valgrind procps \
+      prometheus \
       python3.11 python3.11-dev python3.11-venv \
       redis-server \
  && rm -rf /var/lib/apt/lists/*

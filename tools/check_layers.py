@@ -24,7 +24,8 @@ MAY_INCLUDE = {
     "bpf": {"remote", "session", "out"},
     "report": {"session", "out"},
     "top": {"remote", "session", "out"},
-    "cli": {"out", "session", "remote", "bpf", "report", "top"},
+    "agent": {"bpf", "remote", "session", "report", "out"},
+    "cli": {"out", "session", "remote", "bpf", "report", "top", "agent"},
 }
 EVERYONE_MAY = {"cli/options.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([A-Za-z0-9_]+\.h)"')

@@ -66,6 +66,8 @@ struct at_bpf {
     at_bpf_data_t data;           /* everything else recorded             */
     plan_t plan;
     char dir[PATH_MAX];           /* the session                          */
+    uint64_t cut_ns;              /* at_bpf_cut_stacks: the last cut      */
+    uint64_t cut_samples;         /* ... and data.samples then            */
 };
 
 /* ---- messages --------------------------------------------------------------- */
@@ -749,15 +751,9 @@ static int stacks_to_rows(at_bpf_t *b)
     return 0;
 }
 
-/* <pid>.stacks for the stack formats (collapsed, svg), unless a sampler
- * already wrote one for this process. */
-static int save_stacks(at_bpf_t *b)
+/* The stacks' header: who, at what rate, over which CPU time. */
+static void fill_stacks_meta(at_bpf_t *b)
 {
-    FILE *f = at_session_open_file(b->dir, b->proc.pid, "stacks");
-    if (f) {
-        fclose(f);
-        return 0;
-    }
     at_stacks_meta_t *m = at_stacks_meta(b->stacks);
     m->pid = b->proc.pid;
     snprintf(m->comm, sizeof m->comm, "%s", b->data.comm);
@@ -771,6 +767,18 @@ static int save_stacks(at_bpf_t *b)
     m->on_cpu = 1;
     m->cpu_s = (double)b->data.oncpu_ns / 1e9;
     m->cpu_intervals = b->data.oncpu_intervals;
+}
+
+/* <pid>.stacks for the stack formats (collapsed, svg), unless a sampler
+ * already wrote one for this process. */
+static int save_stacks(at_bpf_t *b)
+{
+    FILE *f = at_session_open_file(b->dir, b->proc.pid, "stacks");
+    if (f) {
+        fclose(f);
+        return 0;
+    }
+    fill_stacks_meta(b);
     return at_stacks_save(b->stacks, b->dir);
 }
 
@@ -794,4 +802,73 @@ int at_bpf_stop(at_bpf_t *b)
         rc = rc2;
     free_all(b);
     return rc;
+}
+
+/* ---- live readings (archtrace agent) ------------------------------------------------ */
+
+/* The GIL waits per thread so far, a wait in progress counted to now. */
+static void live_gil(at_bpf_t *b, at_bpf_live_t *l, uint64_t now)
+{
+    int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
+    struct at_bpf_gil_thread t;
+    uint32_t tid;
+    for (int started = 0; l->ngil < AT_BPF_LIVE_THREADS && next_thread_entry(fd, &tid, &started, &t);) {
+        struct at_bpf_gil_wait w;
+        at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
+        if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < now) {
+            uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
+            r.wait_ns += now - from;
+            r.open = 1;
+        }
+        l->gil[l->ngil++] = r;
+    }
+}
+
+void at_bpf_live(at_bpf_t *b, at_bpf_live_t *l)
+{
+    memset(l, 0, sizeof *l);
+    l->data = &b->data;
+    int fd = bpf_map__fd(b->skel->maps.gc_stats);
+    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
+        bpf_map_lookup_elem(fd, &g, &l->gc[g]);
+    fd = bpf_map__fd(b->skel->maps.stats);
+    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
+        bpf_map_lookup_elem(fd, &s, &l->stats[s]);
+    if (b->data.avail[AT_BPF_VIEW_GIL] && b->nlinks)
+        live_gil(b, l, now_ns());
+    l->names = b->stacks ? at_stacks_names(b->stacks) : NULL;
+}
+
+int at_bpf_cut_stacks(at_bpf_t *b, const char *dir)
+{
+    if (!b->stacks)
+        return -ENODATA;
+    uint64_t now = now_ns(), since = b->cut_ns ? b->cut_ns : b->data.attach_ns;
+    fill_stacks_meta(b);
+    at_stacks_meta_t *m = at_stacks_meta(b->stacks);
+    m->samples = b->data.samples - b->cut_samples;
+    m->duration_s = (double)(now - since) / 1e9;
+    m->cpu_s = 0, m->cpu_intervals = 0;     /* the CPU clock is read at the end only */
+    uint64_t taken = m->samples;
+    int rc = taken ? at_stacks_save(b->stacks, dir) : 0;
+    /* afresh: the frames' names are re-read from the code objects, and
+     * the threads' names at once (a profile's labels need them) */
+    at_stacks_t *fresh = at_stacks_new(b->proc.pid);
+    at_bpf_sym_t *sym = fresh ? at_bpf_sym_new(&b->proc, fresh) : NULL;
+    if (!sym) {
+        at_stacks_free(fresh);
+        return rc < 0 ? rc : -ENOMEM;
+    }
+    at_bpf_sym_free(b->sym);
+    at_stacks_free(b->stacks);
+    b->stacks = fresh, b->sym = sym;
+    b->cut_samples = b->data.samples;
+    b->cut_ns = now;
+    at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
+    return rc < 0 ? rc : (int)(taken < INT32_MAX ? taken : INT32_MAX);
+}
+
+const at_bpf_data_t *at_bpf_data(const at_bpf_t *b)
+{
+    return &b->data;
 }

@@ -50,6 +50,32 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms);
  * 0 or -errno (the files could not be written).  NULL is accepted. */
 int at_bpf_stop(at_bpf_t *b);
 
+/* ---- live readings, for a recording that never ends (archtrace agent) -- */
+
+#define AT_BPF_LIVE_THREADS 256        /* threads read per process         */
+
+typedef struct at_bpf_live {
+    const at_bpf_data_t *data;         /* identity, views, imports, samples */
+    uint64_t stats[AT_BPF_ST_COUNT];   /* probe-side counters now          */
+    struct at_bpf_gc_stat gc[AT_BPF_GC_SLOTS]; /* collections by generation */
+    at_bpf_gil_row_t gil[AT_BPF_LIVE_THREADS]; /* waits so far, per thread  */
+    size_t ngil;
+    const struct at_thread_names *names; /* threading names (NULL: none)    */
+} at_bpf_live_t;
+
+/* What the probes have counted so far, the process still attached: the
+ * GIL waits per thread (a wait in progress counted up to now), GC totals
+ * and the probes' own counters.  Valid until the next call on b. */
+void at_bpf_live(at_bpf_t *b, at_bpf_live_t *out);
+
+/* Write the samples taken since the last cut as <dir>/<pid>.stacks (no
+ * file when there were none) and start afresh: one profile per interval.
+ * The number of samples, or -errno. */
+int at_bpf_cut_stacks(at_bpf_t *b, const char *dir);
+
+/* Who b watches and what it recorded so far (imports, samples). */
+const at_bpf_data_t *at_bpf_data(const at_bpf_t *b);
+
 /* ======================================================================
  * Internal to tracer/bpf/.
  * ====================================================================== */

@@ -15,6 +15,7 @@ static const char usage[] =
     "       archtrace -p PID dump\n"
     "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
+    "       archtrace agent [--metrics HOST:PORT] [--profiles DIR] [--push URL]\n"
     "\n"
     "options:\n"
     "  -o, --output DIR     keep the session in DIR (for `archtrace report`)\n"
@@ -38,6 +39,13 @@ static const char usage[] =
     "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
     "  --top N              rows per table (default 5)\n"
     "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
+    "agent (every CPython on the host, eBPF, until SIGINT/SIGTERM or -d):\n"
+    "  --metrics HOST:PORT  Prometheus text exposition at /metrics\n"
+    "                       (default 127.0.0.1:9464; HOST defaults to 127.0.0.1)\n"
+    "  --profiles DIR       a pprof profile per process every --interval\n"
+    "  --interval SECS      profile length (default 10)\n"
+    "  --profiles-max MB    oldest profiles removed past this (default 256)\n"
+    "  --push URL           POST each profile to a Pyroscope /ingest endpoint\n"
     "  --subprocesses       dump/record every Python process under -p PID,\n"
     "                       also when PID is not Python (a shell, a master)\n"
     "  -q, --quiet          no text report\n"
@@ -60,6 +68,8 @@ void at_options_defaults(at_options_t *o)
     o->command = AT_CMD_RUN;
     o->rate_hz = 100.0;
     o->top_n = 5;
+    o->interval_s = 10.0;
+    o->profiles_max_mb = 256;
     o->alloc_depth = 1;
     o->alloc_sample = AT_ALLOC_SAMPLE_DEFAULT;
 }
@@ -113,6 +123,8 @@ static const char *valued_option(const char *name)
         { "--top", "--top" }, { "-d", "--duration" }, { "--duration", "--duration" },
         { "--alloc-depth", "--alloc-depth" }, { "--alloc-sample", "--alloc-sample" },
         { "-p", "--pid" }, { "--pid", "--pid" },
+        { "--metrics", "--metrics" }, { "--profiles", "--profiles" }, { "--push", "--push" },
+        { "--interval", "--interval" }, { "--profiles-max", "--profiles-max" },
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (strcmp(name, table[i][0]) == 0)
@@ -153,6 +165,21 @@ static int set_valued(at_options_t *o, const char *name, const char *v, char *er
             return fail(err, n, "invalid --alloc-sample '%s': expected bytes >= 1", v);
         o->alloc_sample = l;
         o->alloc_sample_given = 1;
+    } else if (!strcmp(name, "--metrics")) {
+        o->metrics_addr = v;
+    } else if (!strcmp(name, "--profiles")) {
+        o->profiles_dir = v;
+    } else if (!strcmp(name, "--push")) {
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            return fail(err, n, "invalid --push '%s': expected an http:// or https:// URL", v);
+        o->push_url = v;
+    } else if (!strcmp(name, "--interval")) {
+        if (parse_double(v, 0.1, 86400.0, &o->interval_s) < 0)
+            return fail(err, n, "invalid --interval '%s': expected seconds in [0.1, 86400]", v);
+    } else if (!strcmp(name, "--profiles-max")) {
+        if (parse_long(v, 1, 1L << 20, &l) < 0)
+            return fail(err, n, "invalid --profiles-max '%s': expected MB >= 1", v);
+        o->profiles_max_mb = l;
     } else if (!strcmp(name, "--pid")) {
         if (parse_long(v, 1, 0x7fffffff, &l) < 0)
             return fail(err, n, "invalid pid '%s'", v);
@@ -191,7 +218,7 @@ static int command_word(const char *w, at_command_t *cmd)
 {
     static const struct { const char *name; at_command_t cmd; } words[] = {
         { "run", AT_CMD_RUN }, { "report", AT_CMD_REPORT }, { "dump", AT_CMD_DUMP },
-        { "record", AT_CMD_RECORD }, { "top", AT_CMD_TOP },
+        { "record", AT_CMD_RECORD }, { "top", AT_CMD_TOP }, { "agent", AT_CMD_AGENT },
     };
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (!strcmp(w, words[i].name)) {
@@ -252,6 +279,10 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
             return fail(err, n, "top needs -p PID or -- COMMAND");
         if (o->argc && o->pid)
             return fail(err, n, "top takes -p PID or -- COMMAND, not both");
+        return 0;
+    case AT_CMD_AGENT:
+        if (o->pid || o->argc)
+            return fail(err, n, "agent watches every Python process of the host: no -p PID or COMMAND");
         return 0;
     case AT_CMD_REPORT:
         if (!o->report_dir)

@@ -15,6 +15,7 @@
 extern int at_cmd_dump(const at_options_t *o) __attribute__((weak));
 extern int at_cmd_record(const at_options_t *o) __attribute__((weak));
 extern int at_cmd_top(const at_options_t *o) __attribute__((weak));
+extern int at_cmd_agent(const at_options_t *o) __attribute__((weak));
 
 static int unavailable(const char *what)
 {
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         return at_cmd_record ? at_cmd_record(&o) : unavailable("record");
     case AT_CMD_TOP:
         return at_cmd_top ? at_cmd_top(&o) : unavailable("top");
+    case AT_CMD_AGENT:
+        return at_cmd_agent ? at_cmd_agent(&o) : unavailable("agent");
     }
     return AT_EXIT_FAILED;
 }

@@ -10,6 +10,7 @@ typedef enum at_command {
     AT_CMD_DUMP,      /* archtrace -p PID dump                             */
     AT_CMD_RECORD,    /* archtrace -p PID record [-d SECS] [-o DIR]        */
     AT_CMD_TOP,       /* archtrace top [-p PID | -- COMMAND]               */
+    AT_CMD_AGENT,     /* archtrace agent [--metrics ADDR] [--profiles DIR] */
 } at_command_t;
 
 typedef enum at_format {
@@ -50,6 +51,11 @@ typedef struct at_options {
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
                                * Python processes, whatever PID runs       */
     const char *report_dir;   /* DIR for `archtrace report`                */
+    const char *metrics_addr; /* agent --metrics HOST:PORT                 */
+    const char *profiles_dir; /* agent --profiles DIR                      */
+    const char *push_url;     /* agent --push URL (Pyroscope ingest)       */
+    double interval_s;        /* agent --interval SECS between profiles    */
+    long profiles_max_mb;     /* agent --profiles-max MB kept in DIR       */
     char **argv;              /* COMMAND [ARGS...] for run/top, NULL-ended */
     int argc;                 /* number of entries in argv                 */
 } at_options_t;

@@ -31,14 +31,16 @@ static int read_stat(pid_t pid, at_proc_row_t *r)
     r->comm[clen] = '\0';
     char state;
     int ppid;
-    unsigned long long utime, stime;
-    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-    if (sscanf(close + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &state, &ppid, &utime,
-               &stime) != 4 || state == 'Z' || state == 'X')
+    unsigned long long utime, stime, start;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime priority nice num_threads itrealvalue starttime */
+    if (sscanf(close + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu",
+               &state, &ppid, &utime, &stime, &start) != 5 || state == 'Z' || state == 'X')
         return -1;
     r->pid = pid;
     r->ppid = ppid;
     r->ticks = utime + stime;
+    r->starttime = start;
     return 0;
 }
 

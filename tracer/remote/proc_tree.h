@@ -19,6 +19,7 @@ typedef struct at_proc_row {
     pid_t pid, ppid;
     char comm[32];            /* /proc comm, as the process set it         */
     uint64_t ticks;           /* utime + stime, in clock ticks             */
+    uint64_t starttime;       /* since boot, in ticks: with pid, one process */
 } at_proc_row_t;
 
 /* Every live process: a malloc'd array of *count rows, NULL on failure. */

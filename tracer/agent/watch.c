@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* watch.c - the CPython processes of the host, found and attached (see watch.h). */
+#include "agent/watch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "out/textout.h"
+#include "remote/proc_tree.h"
+#include "remote/sampler.h"
+#include "session/session.h"
+
+#define STARTING_RETRY_SCANS 20   /* interpreter still starting: tries    */
+
+const char *const at_watch_refusal_names[AT_REFUSALS] = { "unsupported", "permission", "ebpf", "other" };
+
+int at_watch_init(at_watch_t *w, const at_options_t *o)
+{
+    memset(w, 0, sizeof *w);
+    w->o = o;
+    w->quiet = o->quiet;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(w->workdir, sizeof w->workdir, "%s/archtrace-agent.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    return mkdtemp(w->workdir) ? 0 : -errno;
+}
+
+static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t more = *cap ? *cap * 2 : 16;
+    void *p = realloc(arr, more * elem);
+    if (p)
+        *cap = more;
+    return p;
+}
+
+static at_skipped_t *find_skipped(at_watch_t *w, const at_proc_row_t *r)
+{
+    for (size_t i = 0; i < w->nskipped; i++)
+        if (w->skipped[i].pid == r->pid && w->skipped[i].starttime == r->starttime)
+            return &w->skipped[i];
+    return NULL;
+}
+
+static int is_watched(const at_watch_t *w, const at_proc_row_t *r)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->procs[i].pid == r->pid && w->procs[i].starttime == r->starttime)
+            return 1;
+    return 0;
+}
+
+static void skip(at_watch_t *w, const at_proc_row_t *r, int retry)
+{
+    at_skipped_t *s = find_skipped(w, r);
+    if (!s) {
+        at_skipped_t *arr = grow(w->skipped, &w->skipcap, w->nskipped, sizeof *arr);
+        if (!arr)
+            return;
+        w->skipped = arr;
+        s = &w->skipped[w->nskipped++];
+    }
+    *s = (at_skipped_t){ .pid = r->pid, .starttime = r->starttime };
+    snprintf(s->comm, sizeof s->comm, "%s", r->comm);
+    s->retry = retry;
+}
+
+static enum at_watch_refusal refusal_of(const char *why, int err)
+{
+    if (!strncmp(why, "eBPF unavailable", 16))
+        return AT_REFUSED_EBPF;
+    if (err == EPROTONOSUPPORT)
+        return AT_REFUSED_UNSUPPORTED;
+    if (err == EPERM || err == EACCES)
+        return AT_REFUSED_PERMISSION;
+    return AT_REFUSED_OTHER;
+}
+
+/* Offer one process to the probes. */
+static void try_attach(at_watch_t *w, const at_proc_row_t *r, int tries)
+{
+    at_watched_t *arr = grow(w->procs, &w->cap, w->n, sizeof *arr);
+    if (!arr)
+        return;
+    w->procs = arr;
+    at_watched_t *p = &w->procs[w->n];
+    *p = (at_watched_t){ .pid = r->pid, .starttime = r->starttime };
+    snprintf(p->dir, sizeof p->dir, "%s/%d", w->workdir, (int)r->pid);
+    if (mkdir(p->dir, 0700) < 0 && errno != EEXIST)
+        return;
+    char why[512] = "";
+    p->bpf = at_bpf_start(r->pid, p->dir, w->o, why, sizeof why);
+    int err = p->bpf ? 0 : errno;
+    if (!p->bpf) {
+        rmdir(p->dir);
+        /* a process we may not read may not be Python at all (init of
+         * a container, another user's daemon): refused only if its name
+         * says Python */
+        int unreadable = (err == EPERM || err == EACCES) && !strstr(r->comm, "python");
+        if (err == ENOEXEC || err == ESRCH || unreadable) {
+            skip(w, r, 0);
+        } else if (err == EAGAIN && tries < STARTING_RETRY_SCANS) {
+            skip(w, r, tries + 1);
+        } else {
+            skip(w, r, 0);
+            w->refused[refusal_of(why, err)]++;
+            if (!w->quiet)
+                fprintf(stderr, "archtrace agent: process %d not watched: %s\n", (int)r->pid, why);
+        }
+        return;
+    }
+    p->interval_ns = at_now_ns();
+    p->interval_real_s = (uint64_t)time(NULL);
+    w->n++;
+    w->attached_total++;
+    if (!w->quiet) {
+        const at_bpf_data_t *d = at_bpf_data(p->bpf);
+        fprintf(stderr, "archtrace agent: + process %d (%s, Python %s %s)\n", (int)p->pid, d->comm, d->version,
+                d->build);
+    }
+}
+
+void at_watch_scan(at_watch_t *w)
+{
+    size_t count = 0;
+    at_proc_row_t *rows = at_proc_scan(&count);
+    pid_t self = getpid();
+    for (size_t i = 0; rows && i < count; i++) {
+        const at_proc_row_t *r = &rows[i];
+        if (r->pid == self || is_watched(w, r))
+            continue;
+        at_skipped_t *s = find_skipped(w, r);
+        if (!s)
+            try_attach(w, r, 0);
+        else if (s->retry || strcmp(s->comm, r->comm) != 0)   /* starting, or exec'd */
+            try_attach(w, r, s->retry);
+    }
+    /* forget what is gone: the lists stay as long as the host's processes */
+    size_t keep = 0;
+    for (size_t i = 0; i < w->nskipped; i++) {
+        int alive = 0;
+        for (size_t k = 0; rows && k < count && !alive; k++)
+            alive = rows[k].pid == w->skipped[i].pid && rows[k].starttime == w->skipped[i].starttime;
+        if (alive)
+            w->skipped[keep++] = w->skipped[i];
+    }
+    w->nskipped = keep;
+    free(rows);
+}
+
+static void remove_tree(const char *dir)
+{
+    at_session_remove(dir);
+}
+
+static void detach(at_watch_t *w, size_t i, at_watch_gone_fn gone, void *ctx, int exited)
+{
+    at_watched_t *p = &w->procs[i];
+    if (gone)
+        gone(ctx, p);
+    at_bpf_stop(p->bpf);
+    remove_tree(p->dir);
+    if (exited) {
+        w->exited_total++;
+        if (!w->quiet)
+            fprintf(stderr, "archtrace agent: - process %d exited\n", (int)p->pid);
+    }
+    w->procs[i] = w->procs[--w->n];
+}
+
+void at_watch_poll(at_watch_t *w, at_watch_gone_fn gone, void *ctx)
+{
+    for (size_t i = 0; i < w->n;) {
+        if (at_bpf_poll(w->procs[i].bpf, 0) == -ESRCH)
+            detach(w, i, gone, ctx, 1);
+        else
+            i++;
+    }
+}
+
+void at_watch_end(at_watch_t *w, at_watch_gone_fn gone, void *ctx)
+{
+    while (w->n)
+        detach(w, w->n - 1, gone, ctx, 0);
+    free(w->procs);
+    free(w->skipped);
+    w->procs = NULL, w->skipped = NULL;
+    remove_tree(w->workdir);
+}
