@@ -26,7 +26,12 @@ int at_watch_init(at_watch_t *w, const at_options_t *o)
     w->quiet = o->quiet;
     const char *tmp = getenv("TMPDIR");
     snprintf(w->workdir, sizeof w->workdir, "%s/archtrace-agent.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(w->workdir) ? 0 : -errno;
+    if (!mkdtemp(w->workdir))
+        return -errno;
+    int rc = at_attacher_start(&w->attacher, o);
+    if (rc < 0)
+        at_session_remove(w->workdir);
+    return rc;
 }
 
 static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
@@ -82,52 +87,95 @@ static enum at_watch_refusal refusal_of(const char *why, int err)
     return AT_REFUSED_OTHER;
 }
 
-/* Offer one process to the probes. */
+/* Offer one process to the probes, on the attacher. */
 static void try_attach(at_watch_t *w, const at_proc_row_t *r, int tries)
 {
-    at_watched_t *arr = grow(w->procs, &w->cap, w->n, sizeof *arr);
-    if (!arr)
+    at_job_t *j = calloc(1, sizeof *j);
+    if (!j)
         return;
-    w->procs = arr;
-    at_watched_t *p = &w->procs[w->n];
-    *p = (at_watched_t){ .pid = r->pid, .starttime = r->starttime };
-    snprintf(p->dir, sizeof p->dir, "%s/%d", w->workdir, (int)r->pid);
-    if (mkdir(p->dir, 0700) < 0 && errno != EEXIST)
-        return;
-    char why[512] = "";
-    p->bpf = at_bpf_start(r->pid, p->dir, w->o, why, sizeof why);
-    int err = p->bpf ? 0 : errno;
-    if (!p->bpf) {
-        rmdir(p->dir);
-        /* a process we may not read may not be Python at all (init of
-         * a container, another user's daemon): refused only if its name
-         * says Python */
-        int unreadable = (err == EPERM || err == EACCES) && !strstr(r->comm, "python");
-        if (err == ENOEXEC || err == ESRCH || unreadable) {
-            skip(w, r, 0);
-        } else if (err == EAGAIN && tries < STARTING_RETRY_SCANS) {
-            skip(w, r, tries + 1);
-        } else {
-            skip(w, r, 0);
-            w->refused[refusal_of(why, err)]++;
-            if (!w->quiet)
-                fprintf(stderr, "archtrace agent: process %d not watched: %s\n", (int)r->pid, why);
-        }
+    *j = (at_job_t){ .kind = AT_JOB_ATTACH, .pid = r->pid, .starttime = r->starttime, .tries = tries };
+    snprintf(j->comm, sizeof j->comm, "%s", r->comm);
+    snprintf(j->dir, sizeof j->dir, "%s/%d", w->workdir, (int)r->pid);
+    if (mkdir(j->dir, 0700) < 0 && errno != EEXIST) {
+        free(j);
         return;
     }
+    skip(w, r, tries);
+    find_skipped(w, r)->in_flight = 1;
+    w->pending++;
+    at_attacher_submit(&w->attacher, j);
+}
+
+/* An attach that did not take: why, remembered so it is not tried again
+ * (but a starting interpreter, a few times). */
+static void refused(at_watch_t *w, at_job_t *j, at_skipped_t *s)
+{
+    /* a process we may not read may not be Python at all (init of a
+     * container, another user's daemon): refused only if its name says
+     * Python */
+    int unreadable = (j->err == EPERM || j->err == EACCES) && !strstr(j->comm, "python");
+    at_session_remove(j->dir);
+    if (s)
+        s->retry = 0;
+    if (j->err == ENOEXEC || j->err == ESRCH || unreadable)
+        return;
+    if (j->err == EAGAIN && j->tries < STARTING_RETRY_SCANS) {
+        if (s)
+            s->retry = j->tries + 1;
+        return;
+    }
+    w->refused[refusal_of(j->why, j->err)]++;
+    if (!w->quiet)
+        fprintf(stderr, "archtrace agent: process %d not watched: %s\n", (int)j->pid, j->why);
+}
+
+static void watched(at_watch_t *w, at_job_t *j)
+{
+    at_watched_t *arr = grow(w->procs, &w->cap, w->n, sizeof *arr);
+    if (!arr) {
+        j->kind = AT_JOB_DETACH;
+        at_attacher_submit(&w->attacher, j);
+        return;
+    }
+    w->procs = arr;
+    at_watched_t *p = &w->procs[w->n++];
+    *p = (at_watched_t){ .pid = j->pid, .starttime = j->starttime, .bpf = j->bpf };
+    snprintf(p->dir, sizeof p->dir, "%s", j->dir);
     p->interval_ns = at_now_ns();
     p->interval_real_s = (uint64_t)time(NULL);
-    w->n++;
     w->attached_total++;
     if (!w->quiet) {
         const at_bpf_data_t *d = at_bpf_data(p->bpf);
         fprintf(stderr, "archtrace agent: + process %d (%s, Python %s %s)\n", (int)p->pid, d->comm, d->version,
                 d->build);
     }
+    free(j);
+}
+
+/* The attacher's results: watched, or remembered as refused. */
+static void take_attached(at_watch_t *w)
+{
+    for (at_job_t *j = at_attacher_take(&w->attacher), *next; j; j = next) {
+        next = j->next;
+        w->pending--;
+        at_proc_row_t row = { .pid = j->pid, .starttime = j->starttime };
+        at_skipped_t *s = find_skipped(w, &row);
+        if (s)
+            s->in_flight = 0;
+        if (j->bpf) {
+            if (s)
+                *s = w->skipped[--w->nskipped];
+            watched(w, j);
+        } else {
+            refused(w, j, s);
+            free(j);
+        }
+    }
 }
 
 void at_watch_scan(at_watch_t *w)
 {
+    take_attached(w);
     size_t count = 0;
     at_proc_row_t *rows = at_proc_scan(&count);
     pid_t self = getpid();
@@ -138,7 +186,7 @@ void at_watch_scan(at_watch_t *w)
         at_skipped_t *s = find_skipped(w, r);
         if (!s)
             try_attach(w, r, 0);
-        else if (s->retry || strcmp(s->comm, r->comm) != 0)   /* starting, or exec'd */
+        else if (!s->in_flight && (s->retry || strcmp(s->comm, r->comm) != 0)) /* starting, or exec'd */
             try_attach(w, r, s->retry);
     }
     /* forget what is gone: the lists stay as long as the host's processes */
@@ -147,16 +195,11 @@ void at_watch_scan(at_watch_t *w)
         int alive = 0;
         for (size_t k = 0; rows && k < count && !alive; k++)
             alive = rows[k].pid == w->skipped[i].pid && rows[k].starttime == w->skipped[i].starttime;
-        if (alive)
+        if (alive || w->skipped[i].in_flight)
             w->skipped[keep++] = w->skipped[i];
     }
     w->nskipped = keep;
     free(rows);
-}
-
-static void remove_tree(const char *dir)
-{
-    at_session_remove(dir);
 }
 
 static void detach(at_watch_t *w, size_t i, at_watch_gone_fn gone, void *ctx, int exited)
@@ -164,8 +207,15 @@ static void detach(at_watch_t *w, size_t i, at_watch_gone_fn gone, void *ctx, in
     at_watched_t *p = &w->procs[i];
     if (gone)
         gone(ctx, p);
-    at_bpf_stop(p->bpf);
-    remove_tree(p->dir);
+    at_job_t *j = calloc(1, sizeof *j);
+    if (j) {
+        *j = (at_job_t){ .kind = AT_JOB_DETACH, .pid = p->pid, .bpf = p->bpf };
+        snprintf(j->dir, sizeof j->dir, "%s", p->dir);
+        at_attacher_submit(&w->attacher, j);
+    } else {
+        at_bpf_stop(p->bpf);            /* here, then: nothing may leak */
+        at_session_remove(p->dir);
+    }
     if (exited) {
         w->exited_total++;
         if (!w->quiet)
@@ -188,8 +238,9 @@ void at_watch_end(at_watch_t *w, at_watch_gone_fn gone, void *ctx)
 {
     while (w->n)
         detach(w, w->n - 1, gone, ctx, 0);
+    at_attacher_stop(&w->attacher);
     free(w->procs);
     free(w->skipped);
     w->procs = NULL, w->skipped = NULL;
-    remove_tree(w->workdir);
+    at_session_remove(w->workdir);
 }

@@ -4,11 +4,13 @@
  * Every scan reads /proc once (remote/proc_tree.c).  A process not seen
  * before is offered to the eBPF backend (bpf/ebpf.h), which checks that
  * it is CPython (either build shape) and attaches its probes without
- * stopping it; one that is not Python is remembered by (pid, start time)
- * and looked at again only if its name changes (a fork that exec's
- * Python), and one whose interpreter is still starting is tried again at
- * the next scan.  A watched process that exits is handed to the caller
- * one last time (its final profile), then detached and forgotten.
+ * stopping it, on the attacher's threads (attacher.h); the results are
+ * taken in at the next scan.  One that is not Python is remembered by
+ * (pid, start time) and looked at again only if its name changes (a fork
+ * that exec's Python), and one whose interpreter is still starting is
+ * tried again at the next scan.  A watched process that exits is handed
+ * to the caller one last time (its final profile), then detached (on the
+ * attacher too) and forgotten.
  */
 #ifndef AT_AGENT_WATCH_H
 #define AT_AGENT_WATCH_H
@@ -17,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent/attacher.h"
 #include "bpf/ebpf.h"
 #include "cli/options.h"
 
@@ -44,6 +47,7 @@ typedef struct at_skipped {
     uint64_t starttime;
     char comm[32];                /* looked at again when this changes     */
     int retry;                    /* interpreter still starting            */
+    int in_flight;                /* an attach is on the attacher          */
 } at_skipped_t;
 
 typedef struct at_watch {
@@ -57,9 +61,12 @@ typedef struct at_watch {
     uint64_t exited_total;        /* ... that exited                       */
     uint64_t refused[AT_REFUSALS];
     int quiet;                    /* no line per process on stderr         */
+    at_attacher_t attacher;
+    int pending;                  /* attaches on the attacher              */
 } at_watch_t;
 
-/* A private work directory under $TMPDIR.  0 or -errno. */
+/* A private work directory under $TMPDIR, the attacher's threads.  0 or
+ * -errno. */
 int at_watch_init(at_watch_t *w, const at_options_t *o);
 
 /* Find new CPython processes and attach to them. */
@@ -71,8 +78,8 @@ typedef void (*at_watch_gone_fn)(void *ctx, at_watched_t *p);
 /* Consume every process's events; exited ones go to gone, then away. */
 void at_watch_poll(at_watch_t *w, at_watch_gone_fn gone, void *ctx);
 
-/* Detach everything (gone is called for each first) and remove the work
- * directory. */
+/* Detach everything (gone is called for each first), wait for the
+ * detaches, and remove the work directory. */
 void at_watch_end(at_watch_t *w, at_watch_gone_fn gone, void *ctx);
 
 #endif
