@@ -1033,6 +1033,8 @@ def bpf_rate(rows, shape):
 
 STARTUP = {}       # shape -> bench_startup.sh's JSON line
 SAMPLER = {}       # (shape, metric, workload, rate) -> bench_sampler.sh's JSON line
+AGENT = {}         # metric -> bench_agent.py's JSON line (host-wide: one run)
+AGENT_PROCESSES = 50
 
 
 def startup_target(rows, shape):
@@ -1055,6 +1057,21 @@ def sampler_target(metric, workload, rate, limit, unit, higher=False):
         ok = None if limit is None else (v >= limit if higher else v <= limit)
         extra = f" ({j['us_per_tick']:.1f} us per tick)" if metric == "us_per_thread_sample" else ""
         return (ok, f"{v:,.1f} {unit}{extra}", "" if limit is not None else "reported, no limit")
+    return check
+
+
+def agent_target(metric, limit, unit, higher=False):
+    """Issue 20: the agent on AGENT_PROCESSES services; host-wide, so
+    stated once (on the static row)."""
+    def check(rows, shape):
+        j = AGENT.get(metric)
+        if shape != "static" or not j:
+            return None
+        v = j.get("value")
+        if v is None:
+            return (None, "-", "no figure")
+        ok = None if limit is None else (v >= limit if higher else v <= limit)
+        return (ok, f"{v:,.2f} {unit}", "" if limit is not None else "reported, no limit")
     return check
 
 
@@ -1098,6 +1115,16 @@ TARGETS = ISSUE24_DEFAULT + [
     ("24", "--bpf sampler achieves >= 95% of the rate asked", "known-split",
      "archtrace -p record --bpf sample 99 Hz", bpf_rate),
     ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
+    ("20", f"agent, {AGENT_PROCESSES} services: every one watched within 30 s", "agent-50", None,
+     agent_target("agent_attach_all_s", 30.0, "s")),
+    ("20", f"agent, {AGENT_PROCESSES} services: CPU <= 5% of one core (100 Hz, scraped every 1 s)", "agent-50",
+     None, agent_target("agent_cpu_pct", 5.0, "%")),
+    ("20", f"agent, {AGENT_PROCESSES} services: resident memory <= 256 MB", "agent-50", None,
+     agent_target("agent_peak_rss_mb", 256.0, "MB")),
+    ("20", f"agent, {AGENT_PROCESSES} services: their own CPU with it <= 1.10x", "agent-50", None,
+     agent_target("agent_services_cpu_ratio", 1.10, "x")),
+    ("20", f"agent, {AGENT_PROCESSES} services: scrape latency (median)", "agent-50", None,
+     agent_target("agent_scrape_ms", None, "ms")),
     ("5", "--alloc-depth 25 <= 3x [instructions]", "alloc-loop", "callgrind", instr_target("--alloc-depth 25", 3.0)),
     ratio_target("5", "--alloc-depth 25 <= 3x", "alloc-loop", "archtrace alloc --alloc-depth 25", 3.0),
     ("5", "top-5 report from recorded data < 0.1 s", "alloc-loop", None, report_time),
@@ -1187,6 +1214,16 @@ def measure_sampler(shape):
                             {"ROUNDS": "3", "SECONDS_PER_RUN": "3"}):
             SAMPLER[(shape, j["metric"], j["workload"], j["rate_hz"])] = j
             log(f"{shape} sampler {j['metric']} {j['workload']} {j['rate_hz']} Hz: {j.get('value')}")
+
+
+def measure_agent(shapes):
+    """Issue 20: archtrace agent's budget on a host of many services."""
+    pys = [p for p in (venv_python(s) for s in shapes if s not in VERSION_SHAPES) if p]
+    if pys:
+        for j in json_lines([os.path.join(ROOT, "tools", "bench_agent.py"), ARCHTRACE, ",".join(pys),
+                             str(AGENT_PROCESSES), "20"]):
+            AGENT[j["metric"]] = j
+            log(f"agent {j['metric']}: {j.get('value')}")
 
 
 def check_targets(rows, shapes):
@@ -1400,6 +1437,7 @@ def main():
         for shape in shapes_311:
             measure_startup(shape, 6 * runs)
             measure_sampler(shape)
+        measure_agent(shapes)
     SHAPES_SEEN[:] = shapes
     targets = check_targets(rows, shapes)
     verdicts(rows, targets)

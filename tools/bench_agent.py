@@ -12,8 +12,9 @@ a scrape of /metrics every second as Prometheus would.  Measured: the
 time until every service is watched, then over SECONDS (default 20) the
 agent's CPU (utime + stime from /proc, as % of one core), its resident
 memory at the end and its peak (VmHWM), the scrape latency (median),
-and the services' own CPU with and without the agent (the same services,
-the SECONDS before the agent started), as the ratio of the two.
+the services' own CPU with and without the agent (the same services,
+the SECONDS before the agent started) as the ratio of the two, and how
+long the agent takes to detach from all of them and exit on SIGINT.
 """
 import json
 import os
@@ -116,8 +117,14 @@ def main():
             emit("agent_scrape_ms", round(1000 * lat[len(lat) // 2], 1), processes=n)
             watched_cpu = services_cpu(procs) - s0
             emit("agent_services_cpu_ratio", round(watched_cpu / alone, 3) if alone > 0 else None, processes=n)
+            t0 = time.monotonic()
             agent.send_signal(2)
-            agent.wait(timeout=60)
+            try:
+                agent.wait(timeout=600)
+                emit("agent_exit_s", round(time.monotonic() - t0, 1), processes=n)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                emit("agent_exit_s", None, processes=n, error="still detaching after 600 s")
         finally:
             for p in procs:
                 p.kill()
