@@ -23,7 +23,8 @@
  * takes the offsets they give over the table's.  tracer/remote/ reads
  * every target through it (py_proc.c chooses the table; the frame walk,
  * thread names, strings and `top` take its fields), and so does the
- * preload shim (preload/pyversion.h); the BPF probes still use py311.h.
+ * preload shim (preload/pyversion.h), and the BPF probes get theirs
+ * from it before load (tracer/bpf/bpf_layout.c).
  */
 #ifndef AT_PYLAYOUT_H
 #define AT_PYLAYOUT_H
