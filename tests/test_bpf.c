@@ -459,6 +459,10 @@ static void gil_two_threads(const char *shape)
     double samples = at_test_json_num(json, "d['samples']['count']");
     cr_assert_gt(samples, 0, "the perf_event sampler took samples");
     cr_assert_geq(spin / samples, 0.5, "most on-CPU samples are in spin(): %.0f of %.0f", spin, samples);
+    /* a thread on a CPU running bytecode holds the GIL: the probe tells
+     * (3.11: gilstate.tstate_current; 3.12+: the GIL's last_holder) */
+    double held = at_test_json_num(json, "sum(s['count'] for s in d['samples']['stacks'] if s['gil'])");
+    cr_assert_geq(held / samples, 0.8, "%s: on-CPU samples hold the GIL: %.0f of %.0f", shape, held, samples);
     char *frame = jstr(json, "[f for s in d['samples']['stacks'] for f in s['frames'] "
                              "if f.startswith('spin (')][0]");
     cr_assert(strstr(frame, "bpf_threads.py:"), "a frame names its file and line: %s", frame);
