@@ -759,6 +759,73 @@ AT_TEST_EACH_SHAPE(bpf, gc_runs_counted, .timeout = 40)
     gc_counted(shape);
 }
 
+/* The rest of the child's stdout up to its line starting with prefix
+ * (malloc'd, without the newline), or NULL; the child has exited. */
+static char *rest_line(child_t *c, const char *prefix)
+{
+    char buf[1024];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(c->out, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    for (char *line = buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+            return strndup(line, strcspn(line, "\n"));
+    return NULL;
+}
+
+/* Collections the allocation thresholds start (3.13 enters
+ * gc_collect_main with generation -1 for them) are counted per
+ * generation as the interpreter itself counts them (gc.get_stats()),
+ * generations 0 and 1 exactly; generation 2 also runs at exit, after
+ * the fixture's count. */
+static void gc_allocation_driven(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_sample = o.no_imports = o.no_gil = 1;
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_gc.py", go, "auto", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    cr_assert_eq(record(b, 30.0), 1, "the gc script ends by itself");
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    char *line = rest_line(&c, "stats ");
+    cr_assert_eq(reap(&c, 0), 0, "the script exits 0 with probes attached");
+    long want[3];
+    cr_assert(line && sscanf(line, "stats %ld %ld %ld", &want[0], &want[1], &want[2]) == 3,
+              "the fixture says what gc.get_stats() counted: %s", line ? line : "(nothing)");
+    char *json = report(dir, c.target, &o);
+    double got[3];
+    for (int g = 0; g < 3; g++) {
+        char expr[160];
+        snprintf(expr, sizeof expr, "([x['runs'] for x in d['bpf']['gc']['by_generation'] "
+                 "if x['generation'] == %d] or [0])[0]", g);
+        got[g] = at_test_json_num(json, expr);
+    }
+    cr_log_info("%s: gc.get_stats() %ld/%ld/%ld, eBPF %.0f/%.0f/%.0f (generations 0/1/2)", shape, want[0],
+                want[1], want[2], got[0], got[1], got[2]);
+    cr_assert_geq(want[0], 50, "%s: the thresholds started collections (%ld)", shape, want[0]);
+    cr_assert(got[0] == want[0] && got[1] == want[1], "%s: generations 0 and 1 as the interpreter counts: "
+              "%.0f/%.0f, it says %ld/%ld", shape, got[0], got[1], want[0], want[1]);
+    cr_assert(got[2] >= want[2] && got[2] <= want[2] + 8, "%s: generation 2: %.0f, it says %ld (+ exit's)",
+              shape, got[2], want[2]);
+    free(line);
+    free(json);
+    cleanup_dir(dir);
+}
+
+AT_TEST_EACH_SHAPE(bpf, gc_allocation_driven_per_generation, .timeout = 60)
+{
+    gc_allocation_driven(shape);
+}
+
 /* ---- integration: refusals and exit ----------------------------------------------------- */
 
 Test(bpf, refuses_a_process_that_is_not_python)
