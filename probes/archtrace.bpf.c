@@ -36,6 +36,13 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 const volatile __u32 target_tgid = 0;   /* the process we watch            */
 const volatile struct at_bpf_py py = {}; /* its CPython (archtrace_bpf.h)  */
 
+/* Set by the loader once every probe is in, cleared before the first
+ * comes out (.bss, written through the skeleton's mapping): attaching
+ * and detaching a dozen uprobes and a timer per thread takes a few
+ * hundred ms, seconds on a loaded machine, and nothing counted outside
+ * the window the report states (attach_ns to end_ns) may show in it. */
+volatile __u32 recording = 0;
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, AT_BPF_RINGBUF_BYTES);
@@ -141,12 +148,12 @@ static __always_inline __u32 read_u32(__u64 addr)
 
 /* Only threads of the target: uprobes are already filtered by mm, this
  * also keeps a forked child (which shares the breakpoints until the
- * kernel removes them) out of the numbers. */
+ * kernel removes them) out of the numbers; and only while recording. */
 static __always_inline int ours(__u32 *tid)
 {
     __u64 id = bpf_get_current_pid_tgid();
     *tid = (__u32)id;
-    return (__u32)(id >> 32) == target_tgid;
+    return recording && (__u32)(id >> 32) == target_tgid;
 }
 
 /* ---- USDT arguments -------------------------------------------------------

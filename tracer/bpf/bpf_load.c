@@ -671,7 +671,8 @@ at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o
     }
     if ((rc = start_consumer(b, why, why_size)) < 0)
         goto fail;
-    b->data.attach_ns = now_ns();
+    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
+    __atomic_store_n(&b->skel->bss->recording, 1, __ATOMIC_RELEASE);
     return b;
 fail:
     free_all(b);
@@ -804,6 +805,7 @@ int at_bpf_stop(at_bpf_t *b)
 {
     if (!b)
         return 0;
+    __atomic_store_n(&b->skel->bss->recording, 0, __ATOMIC_RELEASE);   /* the window closes */
     uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
     b->data.end_ns = end;
     for (int i = b->nlinks - 1; i >= 0; i--)   /* detach first: final counts */
