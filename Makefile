@@ -163,7 +163,7 @@ labs: venvs
 # shape, under ASan: races are the plain build's business).  Budget:
 # under 12 minutes on 2 cores.
 ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through_other_options_*) test_sampler test_imports test_py_names \
-             test_bpf:bpf/gil_agrees_with_shim_* \
+             test_bpf:bpf/gil_agrees_with_shim* \
              test_alloc:!(alloc/native_on_calling_line*|alloc/threads_without_gil*)
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
 # its set-up steps (apt, pip) stay one at a time

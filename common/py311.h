@@ -44,6 +44,7 @@
 #define AT_INTERP_GC_GENERATION_STATS  776 /* gc.generation_stats[3]: Py_ssize_t
                                             * collections, collected,
                                             * uncollectable each (top)   */
+#define AT_SIZEOF_GC_GENERATION_STATS  24  /* one of them                */
 #define AT_INTERP_MODULES              888 /* sys.modules (dict)        */
 
 /* PyThreadState */
@@ -87,6 +88,7 @@
 #define AT_UNICODE_STATE               32  /* bit field word            */
 #define AT_SIZEOF_PYASCIIOBJECT        48  /* compact ASCII data follows */
 #define AT_SIZEOF_PYCOMPACTUNICODEOBJECT 72 /* compact non-ASCII data follows */
+#define AT_UNICODE_UTF8                56  /* char *: a compact non-ASCII str's UTF-8 copy, or NULL */
 #define AT_TYPE_FLAGS                  168 /* unsigned long tp_flags    */
 #define AT_TPFLAGS_MANAGED_DICT        16  /* instance dict before the object */
 #define AT_HEAPTYPE_CACHED_KEYS        872 /* keys shared by instances  */

@@ -59,6 +59,7 @@
 #define AT312_INTERP_TSTATE_HEAD         72    /* threads.head              */
 #define AT312_INTERP_RUNTIME             96    /* back pointer: runtime check */
 #define AT312_INTERP_GC_GENERATION_STATS 240   /* gc.generation_stats[3], as 3.11 */
+#define AT312_SIZEOF_GC_GENERATION_STATS 24    /* one of them               */
 #define AT312_INTERP_CEVAL_GIL           384   /* struct _gil_runtime_state * in use */
 #define AT312_INTERP_CEVAL_OWN_GIL       392   /* int: 1 when CEVAL_GIL is INTERP_GIL */
 #define AT312_INTERP_MODULES             944   /* imports.modules (sys.modules) */
@@ -132,6 +133,7 @@
 #define AT312_UNICODE_COMPACT_ASCII      0x60  /* state bits: compact | ascii */
 #define AT312_SIZEOF_PYASCIIOBJECT       40    /* compact ASCII data follows (3.11: 48) */
 #define AT312_SIZEOF_PYCOMPACTUNICODEOBJECT 56 /* compact non-ASCII data follows (3.11: 72) */
+#define AT312_UNICODE_UTF8               48    /* char *, UTF-8 copy or NULL (3.11: 56) */
 #define AT312_TYPE_FLAGS                 168   /* unsigned long tp_flags    */
 #define AT312_TPFLAGS_MANAGED_DICT       16    /* instance dict before the object */
 #define AT312_TPFLAGS_TYPE_SUBCLASS      (1UL << 31)

@@ -57,6 +57,7 @@
 #define AT313_INTERP_TSTATE_HEAD         7344  /* threads.head              */
 #define AT313_INTERP_RUNTIME             7376  /* back pointer: runtime check */
 #define AT313_INTERP_GC_GENERATION_STATS 7528  /* gc.generation_stats[3], as 3.11 */
+#define AT313_SIZEOF_GC_GENERATION_STATS 24    /* one of them               */
 #define AT313_INTERP_MODULES             7656  /* imports.modules (sys.modules) */
 #define AT313_INTERP_GIL                 7752  /* _gil: the interpreter's own GIL */
 #define AT313_INTERP_AUDIT_HOOKS         10808 /* PyObject *: sys.addaudithook's list */
@@ -128,6 +129,7 @@
 #define AT313_UNICODE_COMPACT_ASCII      0x60  /* state bits: compact | ascii */
 #define AT313_SIZEOF_PYASCIIOBJECT       40    /* compact ASCII data follows */
 #define AT313_SIZEOF_PYCOMPACTUNICODEOBJECT 56 /* compact non-ASCII data follows */
+#define AT313_UNICODE_UTF8               48    /* char *, UTF-8 copy or NULL */
 #define AT313_TYPE_FLAGS                 168   /* unsigned long tp_flags    */
 #define AT313_TPFLAGS_INLINE_VALUES      4     /* attributes after the header */
 #define AT313_TPFLAGS_MANAGED_DICT       16    /* instance dict before the object */

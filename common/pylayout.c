@@ -26,6 +26,7 @@
     .interp_tstate_head = P##INTERP_TSTATE_HEAD,                                           \
     .interp_runtime = P##INTERP_RUNTIME,                                                   \
     .interp_gc_generation_stats = P##INTERP_GC_GENERATION_STATS,                           \
+    .sizeof_gc_generation_stats = P##SIZEOF_GC_GENERATION_STATS,                           \
     .interp_modules = P##INTERP_MODULES,                                                   \
     .tstate_prev = P##TSTATE_PREV,                                                         \
     .tstate_next = P##TSTATE_NEXT,                                                         \
@@ -65,6 +66,7 @@
     .unicode_compact_ascii = P##UNICODE_COMPACT_ASCII,                                     \
     .sizeof_pyasciiobject = P##SIZEOF_PYASCIIOBJECT,                                       \
     .sizeof_pycompactunicodeobject = P##SIZEOF_PYCOMPACTUNICODEOBJECT,                     \
+    .unicode_utf8 = P##UNICODE_UTF8,                                                       \
     .heaptype_cached_keys = P##HEAPTYPE_CACHED_KEYS,                                       \
     .module_dict = P##MODULE_DICT,                                                         \
     .long_digits = P##LONG_DIGITS,                                                         \

@@ -23,7 +23,8 @@
  * takes the offsets they give over the table's.  tracer/remote/ reads
  * every target through it (py_proc.c chooses the table; the frame walk,
  * thread names, strings and `top` take its fields), and so does the
- * preload shim (preload/pyversion.h); the BPF probes still use py311.h.
+ * preload shim (preload/pyversion.h), and the BPF probes get theirs
+ * from it before load (tracer/bpf/bpf_layout.c).
  */
 #ifndef AT_PYLAYOUT_H
 #define AT_PYLAYOUT_H
@@ -72,6 +73,8 @@ typedef struct at_pylayout {
     /* PyInterpreterState */
     int32_t interp_next, interp_id, interp_tstate_head, interp_runtime;
     int32_t interp_gc_generation_stats;
+    int32_t sizeof_gc_generation_stats; /* one generation's {collections,
+                                  * collected, uncollectable}            */
     int32_t interp_modules;      /* sys.modules                         */
 
     /* PyThreadState and how to get to its frame */
@@ -104,6 +107,7 @@ typedef struct at_pylayout {
     int32_t object_type, var_size, type_name, type_flags, bytes_sval;
     int32_t unicode_length, unicode_state, unicode_compact_ascii;
     int32_t sizeof_pyasciiobject, sizeof_pycompactunicodeobject;
+    int32_t unicode_utf8;        /* char *: a compact non-ASCII str's UTF-8 */
     int32_t heaptype_cached_keys, module_dict;
     int32_t long_digits, long_shift;
     int32_t long_lv_tag;         /* 3.12+; 3.11 keeps size and sign in var_size */

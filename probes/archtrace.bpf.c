@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* archtrace.bpf.c - eBPF probes on a running CPython 3.11: GIL waits, imports, GC, stack samples.
+/* archtrace.bpf.c - eBPF probes on a running CPython 3.11 to 3.13: GIL waits, imports, GC, stack samples.
  *
  * How the work is split.  Everything here is attached by tracer/bpf/bpf_load.c
  * to ONE process (uprobes are filtered by the kernel on its mm; the
  * per-CPU perf_event program checks the tgid), and user space sets the
- * read-only globals before load: the target's tgid and the addresses it
- * resolved in the target (&_PyRuntime and the GIL fields inside it).
+ * read-only globals before load: the target's tgid, and in `py` the
+ * addresses it resolved in the target (&_PyRuntime, the GIL in use) and
+ * the offsets of its CPython version (archtrace_bpf.h, struct at_bpf_py):
+ * nothing here knows a version's layout.
  *   - GIL: pthread_cond_timedwait in libc, entry and return, filtered on
- *     &_PyRuntime.ceval.gil.cond; totals per thread live in a hash map
+ *     the GIL's cond (3.11: _PyRuntime.ceval.gil; 3.12+: the main
+ *     interpreter's, PEP 684); totals per thread live in a hash map
  *     (no events: a full ring buffer never loses GIL time).
  *   - imports, GC: Debian's USDT probes when the interpreter has them;
  *     otherwise uprobes on PyImport_ImportModuleLevelObject + _PySys_Audit
  *     ("import" is raised exactly where the USDT probe would fire) and on
  *     gc_collect_main.  One event per finished import / collection.
  *   - samples: a perf_event program that records the user stack and walks
- *     the 3.11 _PyInterpreterFrame chain of the running thread, so Python
+ *     the _PyInterpreterFrame chain of the running thread, so Python
  *     stacks need no ptrace round trip; names are resolved in user space.
  * Every pointer read from the target is untrusted: reads go through
  * bpf_probe_read_user (which fails instead of faulting) and every loop has
@@ -31,9 +34,14 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set by the loader before load (rodata). */
 const volatile __u32 target_tgid = 0;   /* the process we watch            */
-const volatile __u64 py_runtime = 0;    /* &_PyRuntime in the target        */
+const volatile struct at_bpf_py py = {}; /* its CPython (archtrace_bpf.h)  */
 
-#define PY_UNICODE_UTF8 56              /* PyCompactUnicodeObject.utf8      */
+/* Set by the loader once every probe is in, cleared before the first
+ * comes out (.bss, written through the skeleton's mapping): attaching
+ * and detaching a dozen uprobes and a timer per thread takes a few
+ * hundred ms, seconds on a loaded machine, and nothing counted outside
+ * the window the report states (attach_ns to end_ns) may show in it. */
+volatile __u32 recording = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -130,14 +138,22 @@ static __always_inline __u64 read_u64(__u64 addr)
     return v;
 }
 
+static __always_inline __u32 read_u32(__u64 addr)
+{
+    __u32 v = 0;
+    if (bpf_probe_read_user(&v, sizeof v, (const void *)addr))
+        return 0;
+    return v;
+}
+
 /* Only threads of the target: uprobes are already filtered by mm, this
  * also keeps a forked child (which shares the breakpoints until the
- * kernel removes them) out of the numbers. */
+ * kernel removes them) out of the numbers; and only while recording. */
 static __always_inline int ours(__u32 *tid)
 {
     __u64 id = bpf_get_current_pid_tgid();
     *tid = (__u32)id;
-    return (__u32)(id >> 32) == target_tgid;
+    return recording && (__u32)(id >> 32) == target_tgid;
 }
 
 /* ---- USDT arguments -------------------------------------------------------
@@ -179,7 +195,7 @@ SEC("uprobe")
 int BPF_KPROBE(gil_wait_enter, void *cond)
 {
     __u32 tid;
-    if (!ours(&tid) || (__u64)cond != py_runtime + AT_RT_GIL_COND)
+    if (!ours(&tid) || (__u64)cond != py.gil + py.gil_cond)
         return 0;
     __u64 now = bpf_ktime_get_ns();
     struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &tid);
@@ -243,7 +259,7 @@ int BPF_KRETPROBE(gil_wait_exit, int ret)
     if (!w)
         return 0;
     __u64 now = bpf_ktime_get_ns();
-    bpf_probe_read_user(&locked, sizeof locked, (const void *)(py_runtime + AT_RT_GIL_LOCKED));
+    bpf_probe_read_user(&locked, sizeof locked, (const void *)(py.gil + py.gil_locked));
     if (locked != 0) {
         gil_close(tid, 0, now, ret == AT_BPF_ETIMEDOUT);
         return 0;
@@ -273,11 +289,10 @@ static __always_inline struct at_bpf_import_stack *import_stack(__u32 tid)
 /* A str object's text: compact ASCII data inline, else its UTF-8 cache. */
 static __always_inline void read_pystr(char *dst, __u64 obj)
 {
-    __u32 state = 0;
+    __u32 state = read_u32(obj + py.unicode_state);
     __u64 data = 0;
-    bpf_probe_read_user(&state, sizeof state, (const void *)(obj + AT_UNICODE_STATE));
-    if ((state >> 5) & 1)                  /* compact */
-        data = (state >> 6) & 1 ? obj + AT_SIZEOF_PYASCIIOBJECT : read_u64(obj + PY_UNICODE_UTF8);
+    if (state & py.unicode_compact)
+        data = state & py.unicode_ascii ? obj + py.sizeof_pyasciiobject : read_u64(obj + py.unicode_utf8);
     if (!data || bpf_probe_read_user_str(dst, AT_BPF_NAME_MAX, (const void *)data) <= 0) {
         dst[0] = '?';
         dst[1] = 0;
@@ -423,17 +438,10 @@ static __always_inline void gc_begin(int generation)
         count(AT_BPF_ST_MAP_FULL);
 }
 
-static __always_inline void gc_end(long collected)
+/* A finished collection: into the totals, then one event. */
+static __always_inline void gc_record(__u32 tid, __u64 start, __s32 gen, long collected)
 {
-    __u32 tid;
-    if (!ours(&tid))
-        return;
-    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
-    if (!o)
-        return;
-    __u64 now = bpf_ktime_get_ns(), start = o->start_ns;
-    __s32 gen = o->generation;
-    bpf_map_delete_elem(&gc_open, &tid);
+    __u64 now = bpf_ktime_get_ns();
     __u32 slot = gen >= 0 && gen < AT_BPF_GC_SLOTS - 1 ? (__u32)gen : AT_BPF_GC_SLOTS - 1;
     struct at_bpf_gc_stat *s = bpf_map_lookup_elem(&gc_stats, &slot);
     if (s) {
@@ -456,6 +464,20 @@ static __always_inline void gc_end(long collected)
     submit(e);
 }
 
+static __always_inline void gc_end(long collected)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return;
+    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
+    if (!o)
+        return;
+    __u64 start = o->start_ns;
+    __s32 gen = o->generation;
+    bpf_map_delete_elem(&gc_open, &tid);
+    gc_record(tid, start, gen, collected);
+}
+
 SEC("uprobe")
 int usdt_gc_start(struct pt_regs *ctx)
 {
@@ -470,53 +492,155 @@ int usdt_gc_done(struct pt_regs *ctx)
     return 0;
 }
 
+/* interp->gc.generation_stats[g].collections for every generation. */
+static __always_inline void gc_counters(__u64 interp, __u64 *runs)
+{
+    for (__u32 g = 0; g < AT_BPF_GC_GENERATIONS; g++)
+        runs[g] = interp ? read_u64(interp + py.interp_gc_stats + g * py.gc_stats_size) : 0;
+}
+
+/* 3.13: gc_collect_main(tstate, -1, ...) chooses the generation itself,
+ * and any call returns 0 at once while a collection runs (a finalizer's
+ * gc.collect(), say): count the calls inside an open one, and take the
+ * generation from the counters at the return. */
+static __always_inline void gc_counted_begin(__u64 tstate)
+{
+    __u32 tid;
+    if (!ours(&tid))
+        return;
+    struct at_bpf_gc_open *open = bpf_map_lookup_elem(&gc_open, &tid);
+    if (open) {
+        open->nested++;
+        return;
+    }
+    struct at_bpf_gc_open o = { .start_ns = bpf_ktime_get_ns(), .generation = -1 };
+    o.interp = read_u64(tstate + py.tstate_interp);
+    gc_counters(o.interp, o.runs);
+    if (bpf_map_update_elem(&gc_open, &tid, &o, BPF_NOEXIST))
+        count(AT_BPF_ST_MAP_FULL);
+}
+
+static __always_inline void gc_counted_end(long collected)
+{
+    __u32 tid;
+    __u64 runs[AT_BPF_GC_GENERATIONS];
+    if (!ours(&tid))
+        return;
+    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
+    if (!o)
+        return;
+    if (o->nested) {
+        o->nested--;
+        return;
+    }
+    struct at_bpf_gc_open done = *o;
+    bpf_map_delete_elem(&gc_open, &tid);
+    gc_counters(done.interp, runs);
+    __s32 gen = -1;
+    for (__u32 g = 0; g < AT_BPF_GC_GENERATIONS; g++)
+        if (runs[g] != done.runs[g])
+            gen = (__s32)g;   /* the oldest that moved: it took the younger */
+    if (gen >= 0)             /* else it returned without collecting */
+        gc_record(tid, done.start_ns, gen, collected);
+}
+
 /* Fallback: static Py_ssize_t gc_collect_main(tstate, int generation, ...). */
 SEC("uprobe")
 int BPF_KPROBE(gc_main_enter, void *tstate, int generation)
 {
-    gc_begin(generation);
+    if (py.interp_gc_stats != AT_BPF_OFF_NONE)
+        gc_counted_begin((__u64)tstate);
+    else
+        gc_begin(generation);
     return 0;
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(gc_main_exit, long collected)
 {
-    gc_end(collected);
+    if (py.interp_gc_stats != AT_BPF_OFF_NONE)
+        gc_counted_end(collected);
+    else
+        gc_end(collected);
     return 0;
 }
 
 /* ---- samples ------------------------------------------------------------- */
+
+static __always_inline int runs_on(__u64 ts, __u32 tid)
+{
+    return ts && read_u64(ts + py.tstate_native_thread_id) == tid;
+}
+
+/* Whether the GIL's holder is the thread tid runs: 3.11 names the
+ * current thread state in _PyRuntime, 3.12+ only in the GIL (its
+ * last_holder while locked; the thread-local current one is out of
+ * reach here). */
+static __always_inline __u64 gil_holder(__u32 tid)
+{
+    __u64 ts;
+    if (py.tstate_current) {
+        ts = read_u64(py.tstate_current);
+    } else {
+        if (read_u32(py.gil + py.gil_locked) != 1)
+            return 0;
+        ts = read_u64(py.gil + py.gil_last_holder);
+    }
+    return runs_on(ts, tid) ? ts : 0;
+}
 
 /* The running thread's PyThreadState: the GIL holder when that is us
  * (the common case for a thread running Python), else a cached or
  * scanned entry of the main interpreter's thread list. */
 static __always_inline __u64 find_tstate(__u32 tid, __u32 *flags)
 {
-    __u64 ts = read_u64(py_runtime + AT_RT_GILSTATE_TSTATE_CURRENT);
-    if (ts && read_u64(ts + AT_TSTATE_NATIVE_THREAD_ID) == tid) {
+    __u64 ts = gil_holder(tid);
+    if (ts) {
         *flags |= AT_BPF_S_GIL;
         return ts;
     }
     __u64 *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
-    if (cached && *cached && read_u64(*cached + AT_TSTATE_NATIVE_THREAD_ID) == tid)
+    if (cached && runs_on(*cached, tid))
         return *cached;
-    __u64 interp = read_u64(py_runtime + AT_RT_INTERPRETERS_HEAD);
-    ts = interp ? read_u64(interp + AT_INTERP_TSTATE_HEAD) : 0;
+    __u64 interp = read_u64(py.runtime + py.rt_interpreters_head);
+    ts = interp ? read_u64(interp + py.interp_tstate_head) : 0;
     for (int i = 0; i < AT_BPF_TSTATE_SCAN && ts; i++) {
-        if (read_u64(ts + AT_TSTATE_NATIVE_THREAD_ID) == tid) {
+        if (runs_on(ts, tid)) {
             bpf_map_update_elem(&tstate_cache, &tid, &ts, BPF_ANY);
             return ts;
         }
-        ts = read_u64(ts + AT_TSTATE_NEXT);
+        ts = read_u64(ts + py.tstate_next);
     }
     return 0;
+}
+
+/* The thread's current _PyInterpreterFrame: through its _PyCFrame
+ * (3.11, 3.12) or straight from the thread state (3.13). */
+static __always_inline __u64 current_frame(__u64 ts)
+{
+    if (py.tstate_cframe == AT_BPF_OFF_NONE)
+        return read_u64(ts + py.frame_ptr);
+    __u64 cframe = read_u64(ts + py.tstate_cframe);
+    return cframe ? read_u64(cframe + py.frame_ptr) : 0;
+}
+
+/* Fields of a frame copied into fr.  The offsets are constants to the
+ * verifier and bpf_layout.c keeps them inside the copy; the bounds here
+ * only make that visible. */
+static __always_inline __u64 frame_word(const __u64 *fr, __u32 off)
+{
+    return off <= AT_BPF_FRAME_READ - 8 ? fr[off / 8] : 0;
+}
+
+static __always_inline __u8 frame_byte(const __u64 *fr, __u32 off)
+{
+    return off < AT_BPF_FRAME_READ ? ((const __u8 *)fr)[off] : 0;
 }
 
 static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
 {
     __u64 fr[AT_BPF_FRAME_READ / 8];
-    __u64 cframe = read_u64(ts + AT_TSTATE_CFRAME);
-    __u64 frame = cframe ? read_u64(cframe + AT_CFRAME_CURRENT_FRAME) : 0;
+    __u64 frame = current_frame(ts);
     __u32 n = 0;
 
     for (__u32 i = 0; i < AT_BPF_PY_MAX; i++) {
@@ -526,17 +650,15 @@ static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
             e->flags |= AT_BPF_S_TRUNCATED;
             break;
         }
-        __u64 code = fr[AT_IFRAME_CODE / 8];
-        __u64 instr = fr[AT_IFRAME_PREV_INSTR / 8];
+        __u64 code = frame_word(fr, py.iframe_code);
+        __u64 instr = frame_word(fr, py.iframe_instr);
         __u64 off = instr - code;
-        __u8 tail[8];
-        __builtin_memcpy(tail, &fr[AT_IFRAME_STACKTOP / 8], sizeof tail);
         e->py[i].code = code;
         e->py[i].instr_off = instr >= code && off < 0x40000000ull ? (__u32)off : AT_BPF_INSTR_NONE;
-        e->py[i].is_entry = tail[AT_IFRAME_IS_ENTRY - AT_IFRAME_STACKTOP];
-        e->py[i].owner = tail[AT_IFRAME_OWNER - AT_IFRAME_STACKTOP];
+        e->py[i].is_entry = frame_byte(fr, py.iframe_is_entry);
+        e->py[i].owner = frame_byte(fr, py.iframe_owner);
         e->py[i].pad = 0;
-        frame = fr[AT_IFRAME_PREVIOUS / 8];
+        frame = frame_word(fr, py.iframe_previous);
         n = i + 1;
     }
     if (frame && !(e->flags & AT_BPF_S_TRUNCATED))

@@ -4,8 +4,10 @@
  * Types only.  The BPF side includes vmlinux.h first (which defines the
  * __u64 family); user space gets them from <linux/types.h>.  Every struct
  * has a fixed layout (explicit padding, _Static_assert in user space) so
- * the two compilers agree on it.  CPython offsets and the stack depth the
- * ptrace walker also uses come from common/py311.h.
+ * the two compilers agree on it.  The probes compile in no CPython
+ * offset: user space gives them the target's (struct at_bpf_py, from
+ * its at_pylayout_t); py311.h is here for the stack depth the ptrace
+ * walker also uses (AT_MAX_STACK_DEPTH), nothing else.
  */
 #ifndef AT_ARCHTRACE_BPF_H
 #define AT_ARCHTRACE_BPF_H
@@ -28,6 +30,44 @@
 #define AT_BPF_FRAME_READ     72         /* _PyInterpreterFrame through owner */
 #define AT_BPF_INSTR_NONE     0xffffffffu /* pyframe.instr_off: not usable    */
 #define AT_BPF_ETIMEDOUT      110        /* pthread_cond_timedwait's timeout  */
+#define AT_BPF_GC_GENERATIONS 3          /* generation_stats[] entries       */
+#define AT_BPF_OFF_NONE       0xffffffffu /* at_bpf_py: the version has none  */
+
+/* ---- the target's CPython ------------------------------------------------
+ * What the probes read in the target, set in .rodata before load by
+ * tracer/bpf/bpf_layout.c from the target's at_pylayout_t (3.11, 3.12 or
+ * 3.13, the debug offsets of a 3.13 applied).  .rodata is frozen at load,
+ * so the verifier sees every field as a constant: the branches of other
+ * versions are dead code to it and each offset is checked as a constant
+ * (bpf_layout.c refuses those the reads below could not take).
+ * Addresses are in the target; offsets from the start of the struct named. */
+struct at_bpf_py {
+    __u64 runtime;                       /* &_PyRuntime                      */
+    __u64 gil;                           /* struct _gil_runtime_state of the
+                                          * main interpreter (3.11: in
+                                          * _PyRuntime; 3.12+: its ceval.gil) */
+    __u64 tstate_current;                /* 3.11: &gilstate.tstate_current;
+                                          * 0: the GIL's holder tells (3.12+) */
+    __u32 gil_locked, gil_last_holder, gil_cond;
+    __u32 rt_interpreters_head;          /* _PyRuntime                       */
+    __u32 interp_tstate_head;            /* PyInterpreterState               */
+    __u32 interp_gc_stats;               /* gc.generation_stats[3], or NONE:
+                                          * gc_collect_main's argument is the
+                                          * generation (3.11, 3.12)          */
+    __u32 gc_stats_size;                 /* one entry; collections first     */
+    __u32 tstate_next, tstate_interp, tstate_native_thread_id;
+    __u32 tstate_cframe;                 /* _PyCFrame *, NONE from 3.13      */
+    __u32 frame_ptr;                     /* current frame in the cframe, or in
+                                          * the thread state (3.13)          */
+    __u32 iframe_code, iframe_previous, iframe_instr; /* 8-aligned, < FRAME_READ */
+    __u32 iframe_owner;                  /* char                             */
+    __u32 iframe_is_entry;               /* bool, 3.11; NONE after           */
+    __u32 unicode_state;                 /* str: state bit field word        */
+    __u32 unicode_compact, unicode_ascii;/* its compact and ascii bits       */
+    __u32 sizeof_pyasciiobject;          /* compact ASCII text follows       */
+    __u32 unicode_utf8;                  /* char *, compact non-ASCII        */
+    __u32 pad;
+};
 
 /* ---- USDT argument words -------------------------------------------------
  * tracer/bpf/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
@@ -154,11 +194,16 @@ struct at_bpf_import_stack {
     struct at_bpf_import_frame f[AT_BPF_IMPORT_DEPTH];
 };
 
-/* gc_open[tid]: a collection in progress. */
+/* gc_open[tid]: a collection in progress.  With generation_stats
+ * (3.13: gc_collect_main may be entered with generation -1, "choose",
+ * and return without collecting), the generation is the one whose
+ * collections counter moved between entry and return. */
 struct at_bpf_gc_open {
     __u64 start_ns;
     __s32 generation;
-    __u32 pad;
+    __u32 nested;                        /* calls inside it (3.13: return 0) */
+    __u64 interp;                        /* PyInterpreterState *, 0: no stats */
+    __u64 runs[AT_BPF_GC_GENERATIONS];   /* its collections counters at entry */
 };
 
 /* stats[i]: counters of what the probes could not do. */

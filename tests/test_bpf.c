@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* test_bpf.c - the eBPF backend: USDT argument decoding, ELF lookups and
- * the <pid>.bpf format (units), then probes attached to Python processes
- * started WITHOUT archtrace, on both python3.11 build shapes: GIL waits
- * of two CPU-bound threads, an import-heavy burst, counted collections,
- * Python stacks walked in BPF, the target exiting while attached, and the
- * GIL totals against the shim's on the same run.  Integration tests skip
- * (with the reason) only where the kernel refuses BPF. */
+ * the <pid>.bpf format and what the probes are told of each CPython
+ * layout (units), then probes attached to Python processes started
+ * WITHOUT archtrace, on both python3.11 build shapes and 3.12 and 3.13:
+ * GIL waits of two CPU-bound threads, an import-heavy burst, counted
+ * collections, Python stacks walked in BPF, the target exiting while
+ * attached, and the GIL totals against the shim's on the same run.
+ * Integration tests skip (with the reason) only where the kernel refuses
+ * BPF. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include "bpf/ebpf.h"
+#include "py312.h"
+#include "py313.h"
 #include "report/report_features.h"
 #include "testlib.h"
 
@@ -104,6 +108,79 @@ Test(bpf_unit, reads_debian_python_usdt_notes)
     }
     cr_assert_eq(at_bpf_elf_usdt("/usr/bin/python3.11", "python", "no__such__probe", &u), -ENOENT,
                  "an absent probe is -ENOENT");
+}
+
+/* ---- unit: what the probes are told of each CPython ---------------------------- */
+
+/* 3.11's table gives the probes exactly the addresses and offsets they
+ * had compiled in before they served 3.12 and 3.13 (py311.h). */
+Test(bpf_unit, layout_311_is_what_the_probes_read_before)
+{
+    struct at_bpf_py py;
+    const uint64_t rt = 0x7f0000100000ull;
+    const at_pylayout_t *L = at_pylayout_find(3, 11);
+    cr_assert_eq(at_bpf_layout_fill(L, rt, rt + AT_RT_GIL, &py), 0, "3.11 fits the probes");
+    cr_assert_eq(py.gil + py.gil_cond, rt + AT_RT_GIL_COND, "the cond the GIL waiters use");
+    cr_assert_eq(py.gil + py.gil_locked, rt + AT_RT_GIL_LOCKED, "gil.locked");
+    cr_assert_eq(py.tstate_current, rt + AT_RT_GILSTATE_TSTATE_CURRENT, "gilstate.tstate_current");
+    cr_assert_eq(py.rt_interpreters_head, AT_RT_INTERPRETERS_HEAD, "interpreters.head");
+    cr_assert_eq(py.interp_tstate_head, AT_INTERP_TSTATE_HEAD, "threads.head");
+    cr_assert(py.tstate_next == AT_TSTATE_NEXT && py.tstate_native_thread_id == AT_TSTATE_NATIVE_THREAD_ID,
+              "the thread list");
+    cr_assert(py.tstate_cframe == AT_TSTATE_CFRAME && py.frame_ptr == AT_CFRAME_CURRENT_FRAME,
+              "the frame through the cframe");
+    cr_assert(py.iframe_code == AT_IFRAME_CODE && py.iframe_previous == AT_IFRAME_PREVIOUS &&
+              py.iframe_instr == AT_IFRAME_PREV_INSTR && py.iframe_owner == AT_IFRAME_OWNER &&
+              py.iframe_is_entry == AT_IFRAME_IS_ENTRY, "the frame's fields");
+    cr_assert(py.unicode_state == AT_UNICODE_STATE && py.unicode_compact == 0x20 && py.unicode_ascii == 0x40 &&
+              py.sizeof_pyasciiobject == AT_SIZEOF_PYASCIIOBJECT && py.unicode_utf8 == 56,
+              "str: state bits 5 (compact) and 6 (ascii), inline text, utf8 at 56");
+    cr_assert_eq(py.interp_gc_stats, AT_BPF_OFF_NONE, "gc_collect_main's argument is the generation");
+}
+
+/* 3.12 and 3.13: the GIL through the interpreter (the caller gives it),
+ * no current thread state in _PyRuntime, 3.13's frame in the thread
+ * state and its collections counted. */
+Test(bpf_unit, layout_312_313_take_their_tables)
+{
+    struct at_bpf_py py;
+    const uint64_t rt = 0x7f0000100000ull, gil = rt + AT312_RT_MAIN_INTERPRETER + AT312_INTERP_GIL;
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 12), rt, gil, &py), 0, "3.12 fits the probes");
+    cr_assert(py.gil == gil && py.gil_cond == AT312_GIL_COND && py.tstate_current == 0, "3.12's GIL");
+    cr_assert(py.tstate_cframe == AT312_TSTATE_CFRAME && py.frame_ptr == AT312_CFRAME_CURRENT_FRAME &&
+              py.iframe_code == AT312_IFRAME_CODE && py.iframe_is_entry == AT_BPF_OFF_NONE, "3.12's frames");
+    cr_assert(py.sizeof_pyasciiobject == AT312_SIZEOF_PYASCIIOBJECT && py.unicode_utf8 == AT312_UNICODE_UTF8,
+              "3.12's str");
+    cr_assert_eq(py.interp_gc_stats, AT_BPF_OFF_NONE, "3.12: the argument is the generation");
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 13), rt, gil, &py), 0, "3.13 fits the probes");
+    cr_assert(py.tstate_cframe == AT_BPF_OFF_NONE && py.frame_ptr == AT313_TSTATE_CURRENT_FRAME &&
+              py.iframe_code == AT313_IFRAME_EXECUTABLE && py.iframe_instr == AT313_IFRAME_INSTR_PTR,
+              "3.13's frames");
+    cr_assert(py.interp_gc_stats == AT313_INTERP_GC_GENERATION_STATS &&
+              py.gc_stats_size == AT313_SIZEOF_GC_GENERATION_STATS, "3.13: the collections counters");
+}
+
+/* A layout the probes cannot read (a 3.13's offsets come from its own
+ * memory) is refused before load, not left to the verifier. */
+Test(bpf_unit, layout_the_probes_cannot_read_is_refused)
+{
+    struct at_bpf_py py;
+    const uint64_t rt = 0x7f0000100000ull;
+    at_pylayout_t L = *at_pylayout_find(3, 13);
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, 0, &py), -EPROTO, "no GIL address");
+    L.iframe_instr = 60;
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame pointer not 8-aligned");
+    L.iframe_instr = AT_BPF_FRAME_READ;
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame field past the copy");
+    L = *at_pylayout_find(3, 13);
+    L.iframe_owner = AT_PYLAYOUT_NONE;
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no frame owner");
+    L = *at_pylayout_find(3, 13);
+    L.unicode_compact_ascii = 0x20;
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "str state without its ascii bit");
+    L = *at_pylayout_find(3, 13);
+    L.tstate_current_frame = AT_PYLAYOUT_NONE;
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no way to a thread's frame");
 }
 
 /* ---- unit: <pid>.bpf round trip ------------------------------------------------ */
@@ -382,6 +459,10 @@ static void gil_two_threads(const char *shape)
     double samples = at_test_json_num(json, "d['samples']['count']");
     cr_assert_gt(samples, 0, "the perf_event sampler took samples");
     cr_assert_geq(spin / samples, 0.5, "most on-CPU samples are in spin(): %.0f of %.0f", spin, samples);
+    /* a thread on a CPU running bytecode holds the GIL: the probe tells
+     * (3.11: gilstate.tstate_current; 3.12+: the GIL's last_holder) */
+    double held = at_test_json_num(json, "sum(s['count'] for s in d['samples']['stacks'] if s['gil'])");
+    cr_assert_geq(held / samples, 0.8, "%s: on-CPU samples hold the GIL: %.0f of %.0f", shape, held, samples);
     char *frame = jstr(json, "[f for s in d['samples']['stacks'] for f in s['frames'] "
                              "if f.startswith('spin (')][0]");
     cr_assert(strstr(frame, "bpf_threads.py:"), "a frame names its file and line: %s", frame);
@@ -390,14 +471,9 @@ static void gil_two_threads(const char *shape)
     cleanup_dir(dir);
 }
 
-Test(bpf, gil_waits_two_threads_static, .timeout = 40)
+AT_TEST_EACH_SHAPE(bpf, gil_waits_two_threads, .timeout = 40)
 {
-    gil_two_threads("static");
-}
-
-Test(bpf, gil_waits_two_threads_shared, .timeout = 40)
-{
-    gil_two_threads("shared");
+    gil_two_threads(shape);
 }
 
 /* ---- integration: the perf_event sampler's rate ----------------------------------- */
@@ -633,14 +709,9 @@ static void imports_burst(const char *shape)
     cleanup_dir(dir);
 }
 
-Test(bpf, imports_with_times_static, .timeout = 40)
+AT_TEST_EACH_SHAPE(bpf, imports_with_times, .timeout = 40)
 {
-    imports_burst("static");
-}
-
-Test(bpf, imports_with_times_shared, .timeout = 40)
-{
-    imports_burst("shared");
+    imports_burst(shape);
 }
 
 /* ---- integration: GC ------------------------------------------------------------------ */
@@ -683,14 +754,76 @@ static void gc_counted(const char *shape)
     cleanup_dir(dir);
 }
 
-Test(bpf, gc_runs_counted_static, .timeout = 40)
+AT_TEST_EACH_SHAPE(bpf, gc_runs_counted, .timeout = 40)
 {
-    gc_counted("static");
+    gc_counted(shape);
 }
 
-Test(bpf, gc_runs_counted_shared, .timeout = 40)
+/* The rest of the child's stdout up to its line starting with prefix
+ * (malloc'd, without the newline), or NULL; the child has exited. */
+static char *rest_line(child_t *c, const char *prefix)
 {
-    gc_counted("shared");
+    char buf[1024];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(c->out, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    for (char *line = buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, prefix, strlen(prefix)) == 0)
+            return strndup(line, strcspn(line, "\n"));
+    return NULL;
+}
+
+/* Collections the allocation thresholds start (3.13 enters
+ * gc_collect_main with generation -1 for them) are counted per
+ * generation as the interpreter itself counts them (gc.get_stats()),
+ * generations 0 and 1 exactly; generation 2 also runs at exit, after
+ * the fixture's count. */
+static void gc_allocation_driven(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *dir = at_test_tmpdir(), go[PATH_MAX];
+    at_options_t o;
+    child_t c;
+    options(&o);
+    o.no_sample = o.no_imports = o.no_gil = 1;
+    snprintf(go, sizeof go, "%s/go", dir);
+    char *argv[] = { (char *)py, "tests/fixtures/bpf_gc.py", go, "auto", NULL };
+    spawn(&c, argv);
+    wait_ready(&c);
+    at_bpf_t *b = attach(&c, dir, &o);
+    touch(go);
+    cr_assert_eq(record(b, 30.0), 1, "the gc script ends by itself");
+    cr_assert_eq(at_bpf_stop(b), 0, "at_bpf_stop writes the session");
+    char *line = rest_line(&c, "stats ");
+    cr_assert_eq(reap(&c, 0), 0, "the script exits 0 with probes attached");
+    long want[3];
+    cr_assert(line && sscanf(line, "stats %ld %ld %ld", &want[0], &want[1], &want[2]) == 3,
+              "the fixture says what gc.get_stats() counted: %s", line ? line : "(nothing)");
+    char *json = report(dir, c.target, &o);
+    double got[3];
+    for (int g = 0; g < 3; g++) {
+        char expr[160];
+        snprintf(expr, sizeof expr, "([x['runs'] for x in d['bpf']['gc']['by_generation'] "
+                 "if x['generation'] == %d] or [0])[0]", g);
+        got[g] = at_test_json_num(json, expr);
+    }
+    cr_log_info("%s: gc.get_stats() %ld/%ld/%ld, eBPF %.0f/%.0f/%.0f (generations 0/1/2)", shape, want[0],
+                want[1], want[2], got[0], got[1], got[2]);
+    cr_assert_geq(want[0], 50, "%s: the thresholds started collections (%ld)", shape, want[0]);
+    cr_assert(got[0] == want[0] && got[1] == want[1], "%s: generations 0 and 1 as the interpreter counts: "
+              "%.0f/%.0f, it says %ld/%ld", shape, got[0], got[1], want[0], want[1]);
+    cr_assert(got[2] >= want[2] && got[2] <= want[2] + 8, "%s: generation 2: %.0f, it says %ld (+ exit's)",
+              shape, got[2], want[2]);
+    free(line);
+    free(json);
+    cleanup_dir(dir);
+}
+
+AT_TEST_EACH_SHAPE(bpf, gc_allocation_driven_per_generation, .timeout = 60)
+{
+    gc_allocation_driven(shape);
 }
 
 /* ---- integration: refusals and exit ----------------------------------------------------- */
@@ -831,12 +964,7 @@ static void agree_with_shim(const char *shape)
     cleanup_dir(dir);
 }
 
-Test(bpf, gil_agrees_with_shim_static, .timeout = 60)
+AT_TEST_EACH_SHAPE(bpf, gil_agrees_with_shim, .timeout = 60)
 {
-    agree_with_shim("static");
-}
-
-Test(bpf, gil_agrees_with_shim_shared, .timeout = 60)
-{
-    agree_with_shim("shared");
+    agree_with_shim(shape);
 }

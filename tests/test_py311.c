@@ -41,6 +41,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT_INTERP_RUNTIME, "offsetof(PyInterpreterState, runtime)"),
     ROW(AT_INTERP_ID, "offsetof(PyInterpreterState, id)"),
     ROW(AT_INTERP_GC_GENERATION_STATS, "offsetof(PyInterpreterState, gc.generation_stats)"),
+    ROW(AT_SIZEOF_GC_GENERATION_STATS, "sizeof(struct gc_generation_stats)"),
     ROW(AT_INTERP_MODULES, "offsetof(PyInterpreterState, modules)"),
     /* PyThreadState (cpython/pystate.h) */
     ROW(AT_TSTATE_PREV, "offsetof(PyThreadState, prev)"),
@@ -78,6 +79,7 @@ static const at_layout_row_t layout[] = {
     ROW(AT_UNICODE_STATE, "offsetof(PyASCIIObject, state)"),
     ROW(AT_SIZEOF_PYASCIIOBJECT, "sizeof(PyASCIIObject)"),
     ROW(AT_SIZEOF_PYCOMPACTUNICODEOBJECT, "sizeof(PyCompactUnicodeObject)"),
+    ROW(AT_UNICODE_UTF8, "offsetof(PyCompactUnicodeObject, utf8)"),
     /* what the thread-name reader walks: modules, dicts, instances, ints */
     ROW(AT_TYPE_FLAGS, "offsetof(PyTypeObject, tp_flags)"),
     ROW(AT_TPFLAGS_MANAGED_DICT, "Py_TPFLAGS_MANAGED_DICT"),

@@ -4,7 +4,8 @@
  * One order, one cleanup path (libbpf-tools style): plan what each view
  * attaches to by reading the target's files (no BPF yet, so a plain
  * "unavailable" needs no privilege), open the skeleton, set its rodata
- * (pid, &_PyRuntime), switch off the programs the plan does not use,
+ * (pid, and the target's CPython: addresses and its version's offsets,
+ * bpf_layout.c), switch off the programs the plan does not use,
  * load, attach each program to the target only, then consume the ring
  * buffer until the caller stops or the target exits (a pidfd tells).
  * A view that cannot attach is recorded as unavailable with the reason;
@@ -55,6 +56,7 @@ typedef struct plan {
 
 struct at_bpf {
     at_py_proc_t proc;            /* the target's interpreter             */
+    struct at_bpf_py py;          /* what the probes read in it (rodata)  */
     struct archtrace_bpf *skel;
     struct ring_buffer *rb;
     struct bpf_link *links[MAX_LINKS];
@@ -165,8 +167,9 @@ static void plan_gil(at_bpf_t *b, plan_t *p)
         p->libc[0] = '\0';
         return;
     }
-    view(b, AT_BPF_VIEW_GIL, 1, "uprobes on pthread_cond_timedwait in %s, filtered on "
-         "_PyRuntime.ceval.gil.cond", base_name(p->libc));
+    view(b, AT_BPF_VIEW_GIL, 1, "uprobes on pthread_cond_timedwait in %s, filtered on %s",
+         base_name(p->libc), b->proc.layout.rt_gil != AT_PYLAYOUT_NONE ? "_PyRuntime.ceval.gil.cond"
+         : "the main interpreter's GIL cond (interp->ceval.gil)");
 }
 
 static void plan_imports(at_bpf_t *b, plan_t *p)
@@ -550,6 +553,32 @@ static void free_all(at_bpf_t *b)
     free(b);
 }
 
+/* What the probes will read, from the layout py_proc chose: a layout
+ * they cannot read is refused as unsupported (status 5), before any BPF. */
+static int probe_layout(at_bpf_t *b, char *why, size_t n)
+{
+    uint64_t gil = 0;
+    int pid = (int)b->proc.pid, rc = at_bpf_layout_gil(&b->proc, &gil);
+    const char *what = "its main interpreter's GIL is not where its layout says";
+    if (rc == -EAGAIN || rc == -ESRCH) {
+        set_why(why, n, rc == -ESRCH ? "process %d has exited"
+                : "process %d: the interpreter has no GIL yet (still starting)", pid);
+        return rc;
+    }
+    if (rc < 0 && rc != -EPROTO) {
+        set_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
+        return rc;
+    }
+    if (rc == 0 && (rc = at_bpf_layout_fill(&b->proc.layout, b->proc.runtime, gil, &b->py)) < 0)
+        what = "its layout puts a field where the eBPF probes cannot read it";
+    if (rc < 0) {
+        set_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
+                what);
+        return -EPROTONOSUPPORT;
+    }
+    return 0;
+}
+
 static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
 {
     char err[256];
@@ -561,11 +590,8 @@ static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
         set_why(why, n, "%s", err);
         return rc;
     }
-    if (b->proc.layout.minor != 11) { /* the probes read 3.11's layout (py311.h) */
-        set_why(why, n, "process %d runs Python %s: record --bpf supports CPython 3.11 only for now; "
-                "record without --bpf works", (int)pid, b->proc.version);
-        return -EPROTONOSUPPORT;
-    }
+    if ((rc = probe_layout(b, why, n)) < 0)
+        return rc;
     at_bpf_data_t *d = &b->data;
     d->pid = pid;
     snprintf(d->comm, sizeof d->comm, "%s", b->proc.comm);
@@ -583,7 +609,7 @@ static int load(at_bpf_t *b, char *why, size_t n)
         return -e;
     }
     b->skel->rodata->target_tgid = (uint32_t)b->proc.pid;
-    b->skel->rodata->py_runtime = b->proc.runtime;
+    b->skel->rodata->py = b->py;
     set_autoload(b);
     int rc = archtrace_bpf__load(b->skel);
     if (rc < 0) {
@@ -647,7 +673,8 @@ at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o
     }
     if ((rc = start_consumer(b, why, why_size)) < 0)
         goto fail;
-    b->data.attach_ns = now_ns();
+    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
+    __atomic_store_n(&b->skel->bss->recording, 1, __ATOMIC_RELEASE);
     return b;
 fail:
     free_all(b);
@@ -786,6 +813,7 @@ int at_bpf_stop(at_bpf_t *b)
 {
     if (!b)
         return 0;
+    __atomic_store_n(&b->skel->bss->recording, 0, __ATOMIC_RELEASE);   /* the window closes */
     uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
     b->data.end_ns = end;
     for (int i = b->nlinks - 1; i >= 0; i--)   /* detach first: final counts */

@@ -7,7 +7,8 @@
  * because an address can be reused by a new code object, a cached entry
  * is trusted for one poll batch (epoch) and re-validated on first use in
  * the next by re-reading its header and comparing the fields it was built
- * from (the same rule as the ptrace walker's cache).
+ * from (the same rule as the ptrace walker's cache).  Offsets are the
+ * target's layout (proc->layout), as the probes' were.
  */
 #include "bpf/ebpf.h"
 
@@ -21,9 +22,9 @@
 #include "session/stacks.h"
 
 #define CODE_SLOTS      4096                 /* power of two               */
-#define HDR_READ        AT_CODE_CODE_ADAPTIVE /* header through co_firsttraceable */
+#define HDR_READ        AT_READ_CODE_MAX     /* header through co_code_adaptive at most */
 #define MAX_CHARS       512                  /* longer names are cut       */
-#define STR_READ        (AT_SIZEOF_PYCOMPACTUNICODEOBJECT + MAX_CHARS * 4)
+#define STR_READ        (AT_READ_STR_HEAD_MAX + MAX_CHARS * 4)
 #define MAX_LINETABLE   (512 * 1024)
 #define MAX_CODE_UNITS  (1 << 24)
 
@@ -41,6 +42,7 @@ typedef struct code_ent {
 
 struct at_bpf_sym {
     at_py_proc_t *proc;       /* the target (not owned)                   */
+    const at_pylayout_t *L;   /* its layout (proc->layout)                */
     at_stacks_t *stacks;      /* where samples go (not owned)             */
     at_symtab_t *syms;
     code_ent_t *codes;        /* CODE_SLOTS                               */
@@ -56,18 +58,19 @@ struct at_bpf_sym {
 /* A compact str object as UTF-8 in s->str; NULL when it is not one. */
 static const char *read_str(at_bpf_sym_t *s, uint64_t addr)
 {
+    const at_pylayout_t *L = s->L;
     uint8_t *buf = s->raw;
     long got = at_remote_read_some(&s->proc->mem, addr, buf, sizeof s->raw);
-    if (got < AT_SIZEOF_PYASCIIOBJECT)
+    if (got < L->sizeof_pyasciiobject)
         return NULL;
-    if (s->proc->unicode_type && at_get_u64(buf, AT_OBJECT_TYPE) != s->proc->unicode_type)
+    if (s->proc->unicode_type && at_get_u64(buf, L->object_type) != s->proc->unicode_type)
         return NULL;
-    int64_t len = (int64_t)at_get_u64(buf, AT_UNICODE_LENGTH);
-    uint32_t st = at_get_u32(buf, AT_UNICODE_STATE);
+    int64_t len = (int64_t)at_get_u64(buf, L->unicode_length);
+    uint32_t st = at_get_u32(buf, L->unicode_state);
     int kind = st >> 2 & 7, compact = st >> 5 & 1, ascii = st >> 6 & 1;
     if (!compact || len < 0 || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
         return NULL;
-    size_t off = ascii ? AT_SIZEOF_PYASCIIOBJECT : AT_SIZEOF_PYCOMPACTUNICODEOBJECT;
+    size_t off = (size_t)(ascii ? L->sizeof_pyasciiobject : L->sizeof_pycompactunicodeobject);
     size_t n = len > MAX_CHARS ? MAX_CHARS : (size_t)len, o = 0;
     if (off + n * (size_t)kind > (size_t)got)
         return NULL;
@@ -88,17 +91,18 @@ static const char *read_str(at_bpf_sym_t *s, uint64_t addr)
 
 static void decode_lines(at_bpf_sym_t *s, code_ent_t *e)
 {
-    uint8_t head[AT_BYTES_SVAL];
+    const at_pylayout_t *L = s->L;
+    uint8_t head[AT_READ_STR_HEAD_MAX];
     e->nranges = -1;
-    if (at_remote_read(&s->proc->mem, e->linetable, head, sizeof head) < 0)
+    if (at_remote_read(&s->proc->mem, e->linetable, head, (size_t)L->bytes_sval) < 0)
         return;
-    if (s->proc->bytes_type && at_get_u64(head, AT_OBJECT_TYPE) != s->proc->bytes_type)
+    if (s->proc->bytes_type && at_get_u64(head, L->object_type) != s->proc->bytes_type)
         return;
-    int64_t size = (int64_t)at_get_u64(head, AT_VAR_SIZE);
+    int64_t size = (int64_t)at_get_u64(head, L->var_size);
     if (size < 0 || size > MAX_LINETABLE)
         return;
     uint8_t *tab = malloc((size_t)size + 1);
-    if (!tab || at_remote_read(&s->proc->mem, e->linetable + AT_BYTES_SVAL, tab, (size_t)size) < 0) {
+    if (!tab || at_remote_read(&s->proc->mem, e->linetable + (uint64_t)L->bytes_sval, tab, (size_t)size) < 0) {
         free(tab);
         return;
     }
@@ -110,21 +114,22 @@ static void decode_lines(at_bpf_sym_t *s, code_ent_t *e)
 
 static int header_sane(const at_bpf_sym_t *s, const uint8_t *h)
 {
-    int64_t size = (int64_t)at_get_u64(h, AT_VAR_SIZE);
-    int32_t ft = at_get_i32(h, AT_CODE_FIRSTTRACEABLE);
-    if (s->proc->code_type && at_get_u64(h, AT_OBJECT_TYPE) != s->proc->code_type)
+    const at_pylayout_t *L = s->L;
+    int64_t size = (int64_t)at_get_u64(h, L->var_size);
+    int32_t ft = at_get_i32(h, L->code_firsttraceable);
+    if (s->proc->code_type && at_get_u64(h, L->object_type) != s->proc->code_type)
         return 0;
     return size > 0 && size <= MAX_CODE_UNITS && ft >= 0 && ft <= size;
 }
 
-static int header_matches(const code_ent_t *e, const uint8_t *h)
+static int header_matches(const at_pylayout_t *L, const code_ent_t *e, const uint8_t *h)
 {
-    return e->filename == at_get_u64(h, AT_CODE_FILENAME) &&
-           e->qualname == at_get_u64(h, AT_CODE_QUALNAME) &&
-           e->linetable == at_get_u64(h, AT_CODE_LINETABLE) &&
-           e->size == (int64_t)at_get_u64(h, AT_VAR_SIZE) &&
-           e->firstlineno == at_get_i32(h, AT_CODE_FIRSTLINENO) &&
-           e->firsttraceable == at_get_i32(h, AT_CODE_FIRSTTRACEABLE);
+    return e->filename == at_get_u64(h, L->code_filename) &&
+           e->qualname == at_get_u64(h, L->code_qualname) &&
+           e->linetable == at_get_u64(h, L->code_linetable) &&
+           e->size == (int64_t)at_get_u64(h, L->var_size) &&
+           e->firstlineno == at_get_i32(h, L->code_firstlineno) &&
+           e->firsttraceable == at_get_i32(h, L->code_firsttraceable);
 }
 
 static void code_clear(code_ent_t *e)
@@ -135,14 +140,15 @@ static void code_clear(code_ent_t *e)
 
 static int code_fill(at_bpf_sym_t *s, code_ent_t *e, uint64_t addr, const uint8_t *h)
 {
+    const at_pylayout_t *L = s->L;
     char func[sizeof s->str];
     code_clear(e);
-    e->filename = at_get_u64(h, AT_CODE_FILENAME);
-    e->qualname = at_get_u64(h, AT_CODE_QUALNAME);
-    e->linetable = at_get_u64(h, AT_CODE_LINETABLE);
-    e->size = (int64_t)at_get_u64(h, AT_VAR_SIZE);
-    e->firstlineno = at_get_i32(h, AT_CODE_FIRSTLINENO);
-    e->firsttraceable = at_get_i32(h, AT_CODE_FIRSTTRACEABLE);
+    e->filename = at_get_u64(h, L->code_filename);
+    e->qualname = at_get_u64(h, L->code_qualname);
+    e->linetable = at_get_u64(h, L->code_linetable);
+    e->size = (int64_t)at_get_u64(h, L->var_size);
+    e->firstlineno = at_get_i32(h, L->code_firstlineno);
+    e->firsttraceable = at_get_i32(h, L->code_firsttraceable);
     const char *str = read_str(s, e->qualname);
     if (!str)
         return -EFAULT;
@@ -164,9 +170,10 @@ static const code_ent_t *code_lookup(at_bpf_sym_t *s, uint64_t addr)
     code_ent_t *e = &s->codes[(addr >> 4) * 0x9e3779b97f4a7c15ull >> 52 & (CODE_SLOTS - 1)];
     if (e->addr == addr && e->epoch == s->epoch)
         return e;
-    if (at_remote_read(&s->proc->mem, addr, h, sizeof h) < 0 || !header_sane(s, h))
+    /* the header through co_code_adaptive (py_proc keeps it in HDR_READ) */
+    if (at_remote_read(&s->proc->mem, addr, h, (size_t)s->L->code_code_adaptive) < 0 || !header_sane(s, h))
         return NULL;
-    if (e->addr == addr && header_matches(e, h)) {
+    if (e->addr == addr && header_matches(s->L, e, h)) {
         e->epoch = s->epoch;
         return e;
     }
@@ -179,9 +186,14 @@ static const code_ent_t *code_lookup(at_bpf_sym_t *s, uint64_t addr)
 
 /* ---- samples ------------------------------------------------------------------ */
 
-/* One BPF frame into f; 0 when it is an incomplete frame CPython hides. */
+/* One BPF frame into f; 0 when it is a frame CPython hides: incomplete,
+ * or (3.12+) the entry frame an eval-loop call pushes on the C stack,
+ * which runs no code of its own (3.12: the trampoline, 3.13: None). */
 static int name_frame(at_bpf_sym_t *s, const struct at_bpf_pyframe *pf, at_frame_t *f)
 {
+    const at_pylayout_t *L = s->L;
+    if (L->frame_owned_by_cstack != AT_PYLAYOUT_NONE && pf->owner == L->frame_owned_by_cstack)
+        return 0;
     const code_ent_t *e = code_lookup(s, pf->code);
     f->sym = s->sym_unknown;
     f->line = -1;
@@ -190,11 +202,12 @@ static int name_frame(at_bpf_sym_t *s, const struct at_bpf_pyframe *pf, at_frame
     f->sym = e->sym;
     if (pf->instr_off == AT_BPF_INSTR_NONE)
         return 1;
-    int64_t rel = (int64_t)pf->instr_off - AT_CODE_CODE_ADAPTIVE;  /* bytes from first */
-    if (pf->owner != AT_FRAME_OWNED_BY_GENERATOR &&
-        rel < (int64_t)e->firsttraceable * AT_SIZEOF_CODEUNIT)
+    /* bytes from the first instruction: 3.11/3.12's prev_instr and
+     * 3.13's instr_ptr give the line the same way (frame_walk.c) */
+    int64_t rel = (int64_t)pf->instr_off - L->code_code_adaptive;
+    if (pf->owner != L->frame_owned_by_generator && rel < (int64_t)e->firsttraceable * L->sizeof_codeunit)
         return 0;                       /* _PyFrame_IsIncomplete */
-    int64_t lasti = rel / AT_SIZEOF_CODEUNIT;
+    int64_t lasti = rel / L->sizeof_codeunit;
     if (lasti >= -1 && lasti < e->size && e->nranges >= 0)
         f->line = at_linetable_lookup(e->ranges, (size_t)e->nranges, e->firstlineno, (int)lasti);
     return 1;
@@ -227,6 +240,7 @@ at_bpf_sym_t *at_bpf_sym_new(struct at_py_proc *proc, struct at_stacks *stacks)
     if (!s)
         return NULL;
     s->proc = proc;
+    s->L = &proc->layout;
     s->stacks = stacks;
     s->syms = at_stacks_symtab(stacks);
     s->epoch = 1;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* ebpf.h - the eBPF backend: attach probes to a running CPython 3.11, record, report.
+/* ebpf.h - the eBPF backend: attach probes to a running CPython 3.11 to 3.13, record, report.
  *
  * `archtrace -p PID record --bpf` measures a process that was not started
  * under archtrace.  at_bpf_start finds the interpreter (py_proc), opens
  * the skeleton of probes/archtrace.bpf.c, sets its read-only data (the
- * pid, &_PyRuntime), loads it and attaches, each probe to that process
+ * pid, and what to read in the target: the addresses of _PyRuntime and
+ * the GIL, the offsets of its CPython version), loads it and attaches,
+ * each probe to that process
  * only: the GIL on libc's pthread_cond_timedwait, imports and GC on the
  * interpreter's USDT notes or, without them, on uprobes of functions the
  * interpreter has, and a per-CPU perf_event sampler.  at_bpf_poll
@@ -28,6 +30,7 @@
 
 #include "../../probes/archtrace_bpf.h" /* probes/ is not on the include path */
 #include "cli/options.h"
+#include "pylayout.h"
 #include "session/bpf_data.h"
 
 typedef struct at_bpf at_bpf_t;
@@ -107,6 +110,21 @@ int at_bpf_usdt_arg(const char *spec, uint32_t *word);
 /* "/proc/PID/root<path>" of the first file mapped by pid whose base name
  * starts with `prefix` (e.g. "libc.so"); 0 or -ENOENT / -ESRCH. */
 int at_bpf_mapped_lib(pid_t pid, const char *prefix, char *out, size_t n);
+
+/* ---- bpf_layout.c: the target's CPython for the probes ------------------ */
+
+struct at_py_proc;
+
+/* struct at_bpf_py (the probes' .rodata) from layout L, &_PyRuntime and
+ * the GIL in use.  0, or -EPROTO when a field is missing or an offset
+ * lies where the probes cannot read it (no BPF is loaded then). */
+int at_bpf_layout_fill(const at_pylayout_t *L, uint64_t runtime, uint64_t gil, struct at_bpf_py *py);
+
+/* The struct _gil_runtime_state the main interpreter uses: in _PyRuntime
+ * (3.11), else its interp->ceval.gil, read from the target and checked
+ * to be its own.  0, -EAGAIN (no interpreter or GIL yet), -EPROTO, or a
+ * read's -errno. */
+int at_bpf_layout_gil(struct at_py_proc *p, uint64_t *gil);
 
 /* ---- bpf_tracefs.c ----------------------------------------------------- */
 

@@ -54,8 +54,7 @@ static const char usage[] =
     "exit status: the command's own; 125 archtrace failed or bad usage;\n"
     "126 the command could not run; 127 it was not found; for -p PID:\n"
     "3 no such process, 4 not Python, 5 a Python other than 3.11 to 3.13\n"
-    "(or free-threaded; record --bpf: other than 3.11), 6 no permission,\n"
-    "7 eBPF refused.\n";
+    "(or free-threaded), 6 no permission, 7 eBPF refused.\n";
 
 const char *at_cli_usage(void)
 {
