@@ -44,8 +44,14 @@ static void catch_stop(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Each process's ring buffer: 8 MiB suits one recording at any rate; a
+ * host of fifty would map 800 MiB.  Read every TICK_MS, 512 KiB holds
+ * hundreds of stacks (a 100 Hz sampler fills it with 50 busy threads). */
+#define AGENT_RING_BYTES (512u << 10)
+
 typedef struct agent {
-    const at_options_t *o;
+    const at_options_t *o;    /* the command line, ring size set            */
+    at_options_t opts;
     at_watch_t watch;
     at_profiles_t profiles;
     at_http_t http;
@@ -113,9 +119,12 @@ static int set_up(agent_t *a)
     return 0;
 }
 
-int at_cmd_agent(const at_options_t *o)
+int at_cmd_agent(const at_options_t *cli)
 {
-    agent_t a = { .o = o };
+    agent_t a = { .opts = *cli };
+    a.opts.bpf_ring_bytes = AGENT_RING_BYTES;
+    a.o = &a.opts;
+    const at_options_t *o = a.o;
     int rc = set_up(&a);
     if (rc)
         return rc;

@@ -52,6 +52,7 @@ typedef struct plan {
     at_bpf_usdt_t imp_start, imp_done, gc_start, gc_done;
     uint64_t imp_level, imp_audit, gc_main; /* fallback uprobe offsets    */
     double hz;                    /* sampling rate, 0 = no sampler        */
+    uint32_t ring_bytes;          /* the events' ring buffer              */
 } plan_t;
 
 struct at_bpf {
@@ -211,6 +212,7 @@ static void plan_all(at_bpf_t *b, const at_options_t *o)
     plan_t *p = &b->plan;
     char why[160];
     snprintf(p->py, sizeof p->py, "/proc/%d/root%s", (int)b->proc.pid, b->proc.path);
+    p->ring_bytes = o->bpf_ring_bytes ? o->bpf_ring_bytes : AT_BPF_RINGBUF_BYTES;
     if (at_bpf_tracefs_ensure(why, sizeof why) < 0) {
         for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++)
             view(b, v, 0, "%s", why);
@@ -610,6 +612,7 @@ static int load(at_bpf_t *b, char *why, size_t n)
     }
     b->skel->rodata->target_tgid = (uint32_t)b->proc.pid;
     b->skel->rodata->py = b->py;
+    bpf_map__set_max_entries(b->skel->maps.events, b->plan.ring_bytes);
     set_autoload(b);
     int rc = archtrace_bpf__load(b->skel);
     if (rc < 0) {

@@ -2,6 +2,7 @@
 /* options.h - the parsed command line, shared by every archtrace command. */
 #ifndef AT_OPTIONS_H
 #define AT_OPTIONS_H
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef enum at_command {
@@ -56,6 +57,9 @@ typedef struct at_options {
     const char *push_url;     /* agent --push URL (Pyroscope ingest)       */
     double interval_s;        /* agent --interval SECS between profiles    */
     long profiles_max_mb;     /* agent --profiles-max MB kept in DIR       */
+    uint32_t bpf_ring_bytes;  /* eBPF events' ring buffer (0: the default,
+                                 8 MiB); the agent's are smaller, one per
+                                 process                                   */
     char **argv;              /* COMMAND [ARGS...] for run/top, NULL-ended */
     int argc;                 /* number of entries in argv                 */
 } at_options_t;
