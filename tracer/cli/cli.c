@@ -175,6 +175,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--alloc-exact", offsetof(at_options_t, alloc_exact) },
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
+        { "--locals", offsetof(at_options_t, locals) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(a, flags[i].name)) {

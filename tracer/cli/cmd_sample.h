@@ -3,9 +3,17 @@
 #ifndef AT_CMD_SAMPLE_H
 #define AT_CMD_SAMPLE_H
 #include "cli/options.h"
+#include "remote/sampler.h"
+
+/* Open o->pid for sampling, waiting a little (2 s) for an interpreter
+ * still starting.  0, or an AT_EXIT_* status after one line on stderr. */
+int at_cmd_open_target(const at_options_t *o, at_target_t **t);
 
 /* Print every thread's stack of o->pid once, most recent call last, to
- * stdout.  0, or an AT_EXIT_* status after one line on stderr. */
+ * stdout; with o->locals each Python frame's variables under it; with
+ * o->json_file the same as a JSON document there ("-": stdout, instead
+ * of the text).  0, or an AT_EXIT_* status after one line on stderr.
+ * (cmd_dump.c) */
 int at_cmd_dump(const at_options_t *o);
 
 /* Sample o->pid at o->rate_hz until o->duration_s elapses (0: no limit),

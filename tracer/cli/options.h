@@ -47,6 +47,7 @@ typedef struct at_options {
     int alloc_exact;          /* --alloc-exact: every block (tracemalloc's
                                * own numbers), not the sampled default     */
     int quiet;                /* -q: no text report                        */
+    int locals;               /* --locals: dump shows each frame's variables */
     const char *report_dir;   /* DIR for `archtrace report`                */
     char **argv;              /* COMMAND [ARGS...] for run/top, NULL-ended */
     int argc;                 /* number of entries in argv                 */

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_dump.c - `archtrace -p PID dump [--locals] [--json FILE]` (see cmd_sample.h).
+ *
+ * One sample of every thread, kept rather than counted: each thread's
+ * frames, and with --locals each Python frame's variables, read while a
+ * running thread is stopped for its walk (the sampler's on_pystack hook
+ * runs before it resumes), so the values belong to the frames shown.
+ * The hook sees the walk's frames most recent first; the sampler's
+ * callback then sees them root first as printed, and each variables
+ * list goes to the printed frame of the same function, in order.
+ */
+#include "cli/cmd_sample.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/dump_out.h"
+#include "out/textout.h"
+
+/* A dump reads threads that run on.  One caught entering or leaving the
+ * eval loop (3.11/3.12 set tstate->cframe before the new cframe's
+ * current_frame) or switching coroutines reads, for a few instructions,
+ * as no frames, "[unknown]" ones, or a chain cut short ("[truncated]"
+ * short of the depth limit).  A dump is one moment a person reads, so it
+ * reads again (a sampler just counts the odd sample). */
+#define DUMP_TORN_RETRIES 20
+
+typedef struct dump_ctx {
+    at_dump_t dump;
+    int torn;                 /* a running thread read mid-change          */
+    int json;                 /* variables' JSON values are wanted         */
+    int oom;                  /* memory ran out while keeping a thread     */
+    /* the current thread's variables, root first, from the hook */
+    int pend_n;
+    uint32_t pend_sym[AT_MAX_STACK_DEPTH];
+    at_frame_locals_t pend[AT_MAX_STACK_DEPTH];
+} dump_ctx_t;
+
+static int looks_torn(const at_target_t *t, const at_thread_t *th, const at_frame_t *frames, int n)
+{
+    at_symtab_t *syms = at_stacks_symtab(t->stacks);
+    int py = 0, cut = 0;
+    for (int i = 0; i < n; i++) {
+        int kind = at_symtab_kind(syms, frames[i].sym);
+        const char *name = at_symtab_func(syms, frames[i].sym);
+        py += kind == AT_SYM_PY;
+        if (kind == AT_SYM_MARK && !strcmp(name, "[unknown]"))
+            return 1;
+        cut |= kind == AT_SYM_MARK && !strcmp(name, "[truncated]");
+    }
+    return (n == 0 && !th->idle) || (cut && py < AT_MAX_STACK_DEPTH);
+}
+
+static void pend_clear(dump_ctx_t *d)
+{
+    for (int i = 0; i < d->pend_n; i++)
+        at_locals_free(&d->pend[i]);
+    d->pend_n = 0;
+}
+
+/* The hook: every shown frame's variables, root first. */
+static int read_locals(void *ctx, at_target_t *t, const at_thread_t *th, const at_pystack_t *st)
+{
+    dump_ctx_t *d = ctx;
+    (void)th;
+    pend_clear(d);
+    for (int i = st->n - 1; i >= 0; i--) {
+        if (st->frames[i].skip)
+            continue;   /* not shown (incomplete, or a C-stack entry frame) */
+        at_frame_locals_t *fl = &d->pend[d->pend_n];
+        int rc = at_locals_read(&t->proc, st->frame_addr[i], st->code_addr[i], d->json, fl);
+        d->pend_sym[d->pend_n++] = st->frames[i].sym;
+        if (rc < 0)
+            return rc;  /* -ESRCH, -ENOMEM: this sample fails */
+    }
+    return 0;
+}
+
+/* Give printed frame fr the next pending variables when they are its
+ * function's (frames the walk did not show, such as markers, get none). */
+static void attach_locals(dump_ctx_t *d, int *next, at_dump_frame_t *fr)
+{
+    if (*next >= d->pend_n || d->pend_sym[*next] != fr->f.sym)
+        return;
+    fr->locals = malloc(sizeof *fr->locals);
+    if (!fr->locals) {
+        d->oom = 1;
+        return;
+    }
+    *fr->locals = d->pend[*next];
+    memset(&d->pend[*next], 0, sizeof d->pend[*next]);
+    ++*next;
+}
+
+static void keep_thread(void *ctx, const at_target_t *t, const at_thread_t *th, const at_frame_t *frames, int n)
+{
+    dump_ctx_t *d = ctx;
+    d->torn |= looks_torn(t, th, frames, n);
+    if (d->dump.n >= AT_MAX_THREADS)
+        return;
+    at_dump_thread_t *kept = &d->dump.threads[d->dump.n];
+    *kept = (at_dump_thread_t){ .tid = th->tid, .gil = th->gil, .idle = th->idle, .n = n };
+    if (n && !(kept->frames = calloc((size_t)n, sizeof *kept->frames))) {
+        d->oom = 1;
+        return;
+    }
+    int next = 0;
+    for (int i = 0; i < n; i++) {
+        kept->frames[i].f = frames[i];
+        if (d->dump.locals)
+            attach_locals(d, &next, &kept->frames[i]);
+    }
+    d->dump.n++;
+    pend_clear(d);
+}
+
+/* Sample until a clean read (a chain changing under us can fail one
+ * read, or read torn: the last torn read is shown if no clean one comes). */
+static int sample_once(at_target_t *t, dump_ctx_t *d)
+{
+    int rc, torn_left = DUMP_TORN_RETRIES;
+    for (int failed = 0; failed < 5;) {
+        d->torn = d->oom = 0;
+        rc = at_target_sample(t, keep_thread, d);
+        pend_clear(d);
+        if (rc == -ESRCH || (rc == 0 && (!d->torn || torn_left-- == 0)))
+            break;
+        at_dump_clear(&d->dump);
+        if (rc == 0)
+            usleep(1000);       /* torn: the thread is past it in a moment */
+        else
+            failed++;
+    }
+    return rc == 0 && d->oom ? -ENOMEM : rc;
+}
+
+static int write_json(const at_target_t *t, const at_dump_t *dump, const char *path)
+{
+    int to_stdout = !strcmp(path, "-");
+    FILE *f = to_stdout ? stdout : fopen(path, "w");
+    int rc = f ? at_dump_write_json(f, t, dump) : -errno;
+    if (f && !to_stdout && fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0)
+        fprintf(stderr, "archtrace: cannot write %s: %s\n", path, at_errstr(-rc));
+    return rc;
+}
+
+static int report(const at_options_t *o, const at_target_t *t, dump_ctx_t *d, int rc)
+{
+    if (rc == -ESRCH) {
+        fprintf(stderr, "archtrace: process %d exited while being read\n", (int)o->pid);
+        return AT_EXIT_NO_SUCH_PROCESS;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "archtrace: cannot read the stacks of process %d: %s\n", (int)o->pid, at_errstr(-rc));
+        return AT_EXIT_FAILED;
+    }
+    at_dump_sort(&d->dump, t->proc.pid);
+    if (!o->json_file || strcmp(o->json_file, "-") != 0)
+        at_dump_print_text(stdout, t, &d->dump);
+    if (o->json_file && write_json(t, &d->dump, o->json_file) < 0)
+        return AT_EXIT_FAILED;
+    return 0;
+}
+
+int at_cmd_dump(const at_options_t *o)
+{
+    at_target_t *t;
+    dump_ctx_t *d = calloc(1, sizeof *d);
+    int rc = d ? at_cmd_open_target(o, &t) : AT_EXIT_FAILED;
+    if (!d || rc) {
+        if (!d)
+            fprintf(stderr, "archtrace: out of memory\n");
+        free(d);
+        return rc;
+    }
+    t->stop_running = 1;
+    d->dump.locals = o->locals;
+    d->json = o->locals && o->json_file;
+    if (o->locals) {
+        t->on_pystack = read_locals;
+        t->on_pystack_ctx = d;
+    }
+    if (!(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads))) {
+        fprintf(stderr, "archtrace: out of memory\n");
+        rc = AT_EXIT_FAILED;
+    } else {
+        rc = report(o, t, d, sample_once(t, d));
+    }
+    at_dump_clear(&d->dump);
+    free(d->dump.threads);
+    free(d);
+    at_target_free(t);
+    return rc;
+}
