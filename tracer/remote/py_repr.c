@@ -126,18 +126,40 @@ static void unreadable(walk_t *w, uint64_t addr, int err)
 
 /* ---- type names ----------------------------------------------------------- */
 
-/* tp_name of the type at `type`, read bounded into name: printable
- * ASCII and UTF-8 bytes kept, anything else '?'; "?" when unreadable. */
+/* Bytes of the valid UTF-8 sequence at s (n bytes left) that is not a
+ * control or space character, 0 when it is none. */
+static size_t name_char(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > n || (len == 1 && (s[0] <= 0x20 || s[0] == 0x7f)))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* tp_name of the type at `type`, read bounded into name: what is not a
+ * visible UTF-8 character becomes '?' (a name is shown, never trusted);
+ * "?" when unreadable. */
 static void type_name(walk_t *w, uint64_t type, char *name, size_t size)
 {
     uint64_t ptr = 0;
-    char raw[AT_REPR_TYPE_MAX];
+    unsigned char raw[AT_REPR_TYPE_MAX];
     long got = read_all(w, type + (uint64_t)w->L->type_name, &ptr, sizeof ptr) == 0
                    ? read_some(w, ptr, raw, sizeof raw - 1) : -1;
-    size_t n = 0;
-    for (; got > 0 && n < (size_t)got && n < size - 1 && raw[n]; n++) {
-        unsigned char c = (unsigned char)raw[n];
-        name[n] = c > 0x20 && c != 0x7f ? (char)c : '?';
+    size_t n = 0, end = got > 0 ? (size_t)got : 0;
+    for (size_t i = 0; i < end && raw[i] && n + 4 < size;) {
+        size_t len = name_char(raw + i, end - i);
+        if (len == 0) {
+            name[n++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(name + n, raw + i, len);
+        n += len;
+        i += len;
     }
     if (n == 0)
         name[n++] = '?';
@@ -223,6 +245,7 @@ static void float_value(walk_t *w, const uint8_t *head, long got, uint64_t addr)
         return;
     }
     double d;
+    size_t mark = w->len;
     memcpy(&d, head + w->L->float_fval, sizeof d);
     at_py_repr_float(d, buf, sizeof buf);
     put(w, buf);
@@ -230,8 +253,8 @@ static void float_value(walk_t *w, const uint8_t *head, long got, uint64_t addr)
         return;
     if (isfinite(d))
         at_json_raw(w->j, buf);
-    else
-        json_described(w, "float", w->len - strlen(buf), 0);
+    else   /* JSON has no inf or nan */
+        json_described(w, "float", mark, 0);
 }
 
 /* ---- int ------------------------------------------------------------------ */
