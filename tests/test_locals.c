@@ -21,16 +21,21 @@ typedef struct fixture {
     char point[32];           /* "0x7f..." of the Point instance */
 } fixture_t;
 
-static void start(fixture_t *f, const char *shape)
+static void start_script(fixture_t *f, const char *shape, const char *script)
 {
     char path[1024], py[512];
     snprintf(py, sizeof py, "%s", at_test_python_or_skip(shape));
     cr_assert(tu_tmpdir(f->dir, sizeof f->dir), "mkdtemp failed: %s", strerror(errno));
     snprintf(f->ready, sizeof f->ready, "%s/ready", f->dir);
-    char *argv[] = { py, (char *)tu_fixture("locals.py", path, sizeof path), f->ready, NULL };
+    char *argv[] = { py, (char *)tu_fixture(script, path, sizeof path), f->ready, NULL };
     f->pid = tu_spawn(argv);
     cr_assert(f->pid > 0, "%s: cannot start %s", shape, py);
-    cr_assert(tu_wait_file(f->ready, 15) == 0, "%s: locals.py did not get ready", shape);
+    cr_assert(tu_wait_file(f->ready, 15) == 0, "%s: %s did not get ready", shape, script);
+}
+
+static void start(fixture_t *f, const char *shape)
+{
+    start_script(f, shape, "locals.py");
     char *truth = tu_slurp(f->ready);
     cr_assert(truth && sscanf(truth, "point=%31s", f->point) == 1, "%s: no point= in %s", shape, truth);
     free(truth);
@@ -233,5 +238,45 @@ AT_TEST_EACH_SHAPE(locals, json_to_stdout_without_text, .timeout = 60)
     cr_assert(!strstr(out, "Process "), "%s: --json - also wrote the text:\n%s", shape, out);
     cr_assert(strstr(out, "\"function\": \"target\""), "%s: no target frame in:\n%s", shape, out);
     cr_assert(!strstr(out, "\"locals\": ["), "%s: variables without --locals:\n%s", shape, out);
+    free(out);
+}
+
+/* A running generator's frame lives in the generator object; a
+ * comprehension is a frame of its own in 3.11 and inlined from 3.12,
+ * its variable shown in the enclosing frame while it runs. */
+static const char *const walk_vars[] = {
+    "    arg    path = '%s'\n",
+    "    local  state = 'in generator'\n",
+};
+
+static const char *const comprehension_vars_311[] = {
+    "    arg    path = '%s'\n",    /* an argument that is also a cell: its value */
+    "    local  outer = 1\n",
+};
+
+static const char *const listcomp_vars_311[] = {
+    "    arg    .0 = <tuple_iterator at 0x",
+};
+
+static const char *const comprehension_vars_inlined[] = {
+    "    arg    path = '%s'\n",
+    "    local  outer = 1\n",
+    "    local  item = 'only'\n",
+};
+
+AT_TEST_EACH_SHAPE(locals, generator_and_comprehension, .timeout = 60)
+{
+    fixture_t f;
+    start_script(&f, shape, "locals_gen.py");
+    char *out = dump(&f, shape, "--locals");
+    stop(&f);
+    expect_block(shape, out, "walk", walk_vars, 2, f.ready, 1);
+    if (!strcmp(at_test_shape_version(shape), "3.11.")) {
+        expect_block(shape, out, "in_comprehension", comprehension_vars_311, 2, f.ready, 1);
+        expect_block(shape, out, "in_comprehension.<locals>.<listcomp>", listcomp_vars_311, 1, f.ready, 0);
+        cr_expect(strstr(out, ">\n    local  item = 'only'\n    free   path = '"), "%s: listcomp:\n%s", shape, out);
+    } else {
+        expect_block(shape, out, "in_comprehension", comprehension_vars_inlined, 3, f.ready, 1);
+    }
     free(out);
 }

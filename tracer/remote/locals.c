@@ -164,8 +164,10 @@ static int read_vars(at_py_proc_t *p, const code_vars_t *cv, const uint64_t *nam
     if (!(out->vars = calloc((size_t)(cv->n ? cv->n : 1), sizeof *out->vars)))
         return -ENOMEM;
     for (int i = 0; i < cv->n; i++) {
-        if (L->co_fast_hidden && (kinds[i] & L->co_fast_hidden))
-            continue;   /* an inlined comprehension's: not in locals() either */
+        /* an inlined comprehension's variable (3.12+) is bound only
+         * while the comprehension runs, and locals() shows it just then */
+        if (L->co_fast_hidden && (kinds[i] & L->co_fast_hidden) && !slots[i])
+            continue;
         if (out->n == AT_LOCALS_MAX) {
             out->more++;
             continue;

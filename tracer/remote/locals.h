@@ -5,8 +5,8 @@
  * variables in one array, _PyInterpreterFrame.localsplus, named by the
  * code object's co_localsplusnames and typed by co_localspluskinds
  * (CO_FAST_LOCAL / CELL / FREE, and 3.12's HIDDEN for an inlined
- * comprehension's own variables, left out here as locals() leaves them
- * out).  The first co_argcount + co_kwonlyargcount (+1 for *args, +1 for
+ * comprehension's own variables, shown only while bound, as locals()
+ * shows them only while the comprehension runs).  The first co_argcount + co_kwonlyargcount (+1 for *args, +1 for
  * **kwargs) names are the arguments, in order.  A cell or free slot holds
  * a cell (once the frame has started: MAKE_CELL, COPY_FREE_VARS), whose
  * ob_ref is the value.  A NULL slot, or an empty cell, is unbound.
