@@ -241,6 +241,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         o->alloc_sample = 0;
     if (o->pid && !saw_word)
         return fail(err, n, "-p PID needs a command: dump or record");
+    if (o->locals && o->command != AT_CMD_DUMP)
+        return fail(err, n, "--locals only goes with dump (archtrace -p PID dump --locals)");
     switch (o->command) {
     case AT_CMD_RUN:
         if (!o->argc)
