@@ -212,6 +212,56 @@ LAYOUTS_TEST(a_type_name_of_control_bytes_is_shown_masked)
     cr_expect_str_eq(r.type, "Evil??[2J?");
 }
 
+LAYOUTS_TEST(a_list_whose_items_cannot_be_shown_says_dots)
+{
+    setup(*minor);
+    at_repr_t r;
+    uint64_t none = 0;
+    cr_assert_eq(repr(make_list(0x300, 0x380, &none, 0), &r), 0);
+    cr_expect_str_eq(r.text, "[]");
+    put64(0x300 + (size_t)L->var_size, 1ull << 39);   /* 2^39 items, none readable */
+    put64(0x300 + (size_t)L->list_items, NOWHERE);
+    cr_assert_eq(repr(at(0x300), &r), 0);
+    cr_expect_str_eq(r.text, "<unreadable 0x100000000300>");
+}
+
+/* A dict at off over keys at keys_off: n general entries (hash, key,
+ * value) after 8 one-byte indices, used live ones. */
+static uint64_t make_dict(size_t off, size_t keys_off, const uint64_t (*kv)[2], int n, int used)
+{
+    put64(off + (size_t)L->object_type, proc.known[AT_PYSYM_DICT_TYPE]);
+    put64(off + (size_t)L->dict_used, (uint64_t)used);
+    put64(off + (size_t)L->dict_keys, at(keys_off));
+    img[keys_off + (size_t)L->dictkeys_log2_index_bytes] = 3;
+    img[keys_off + (size_t)L->dictkeys_kind] = (uint8_t)L->dict_keys_general;
+    put64(keys_off + (size_t)L->dictkeys_nentries, (uint64_t)n);
+    size_t e = keys_off + (size_t)L->dictkeys_indices + 8;
+    for (int i = 0; i < n; i++) {
+        put64(e + (size_t)i * (size_t)L->sizeof_dict_key_entry + 8, kv[i][0]);
+        put64(e + (size_t)i * (size_t)L->sizeof_dict_key_entry + 16, kv[i][1]);
+    }
+    return at(off);
+}
+
+LAYOUTS_TEST(dicts_show_live_entries_in_order)
+{
+    setup(*minor);
+    proc.known[AT_PYSYM_DICT_TYPE] = 0x0fffff000c00ull;
+    uint64_t one = make_int(0x100, 1), two = make_int(0x140, 2), s = make_str(0x200, "k");
+    const uint64_t kv[3][2] = { { one, s }, { 0, 0 }, { two, O_NONE } };   /* the middle one deleted */
+    at_repr_t r;
+    cr_assert_eq(repr(make_dict(0x400, 0x500, kv, 3, 2), &r), 0);
+    cr_expect_str_eq(r.text, "{1: 'k', 2: None}");
+    cr_expect_str_eq(json_of(at(0x400)),
+                     "{\"type\":\"dict\",\"len\":2,\"items\":[[1,\"k\"],[2,null]],\"truncated\":false}");
+    static uint64_t deleted[70][2];   /* 70 entries, the live one past what is scanned */
+    deleted[69][0] = one;
+    deleted[69][1] = two;
+    cr_assert_eq(repr(make_dict(0x800, 0xa00, deleted, 70, 1), &r), 0);
+    cr_expect_str_eq(r.text, "{...}");
+    cr_expect(r.truncated);
+}
+
 LAYOUTS_TEST(a_long_repr_is_cut_within_its_buffer)
 {
     setup(*minor);

@@ -673,7 +673,8 @@ static void container(walk_t *w, kind_t k, const uint8_t *head, long got, uint64
         json_container_begin(w, k, it.len);
         put(w, s->open);
         put_items(w, s, &it, depth);
-        put(w, cut ? ", ..." : it.len == 1 && s->one_comma ? "," : "");
+        /* "..." alone when the items looked at were all deleted ones */
+        put(w, cut ? (it.n ? ", ..." : "...") : it.len == 1 && s->one_comma ? "," : "");
         put(w, s->close);
         json_container_end(w, cut);
         w->out->truncated |= cut;
