@@ -212,7 +212,9 @@ int at_dump_write_json(FILE *out, const at_target_t *t, const at_dump_t *d)
     at_json_obj_end(&j);
     at_json_arr_end(&j);
     at_json_obj_end(&j);
-    return fflush(out) == 0 && !ferror(out) ? 0 : -errno;
+    if (fflush(out) == 0 && !ferror(out))
+        return 0;
+    return errno ? -errno : -EIO;
 }
 
 /* ---- lifetime ------------------------------------------------------------------ */
