@@ -280,3 +280,52 @@ AT_TEST_EACH_SHAPE(locals, generator_and_comprehension, .timeout = 60)
     }
     free(out);
 }
+
+/* Past AT_LOCALS_MAX variables a line says how many more; a name in
+ * Cyrillic reads as written; an int subclass is shown by its type's
+ * name (no __repr__ runs in the target). */
+AT_TEST_EACH_SHAPE(locals, a_wide_frame_is_cut_and_says_so, .timeout = 60)
+{
+    static const char *const head[] = {
+        "    arg    path = '%s'\n",
+        "    local  имя = 'значение'\n",
+        "    local  mi = <MyInt at 0x",
+    };
+    fixture_t f;
+    start_script(&f, shape, "locals_wide.py");
+    char *out = dump(&f, shape, "--locals");
+    stop(&f);
+    expect_block(shape, out, "wide", head, 3, f.ready, 0);
+    cr_expect(strstr(out, "    local  v0 = 0\n    local  v1 = 1\n"), "%s: v0, v1:\n%s", shape, out);
+    cr_expect(strstr(out, "    local  v252 = 252\n    (47 more variables not shown)\n"),
+              "%s: 256 variables, then the count of the rest:\n%s", shape, out);
+    free(out);
+}
+
+/* Threads spinning with the GIL: each is stopped while its frames and
+ * variables are read, so every one reads (no torn or unreadable value). */
+AT_TEST_EACH_SHAPE(locals, running_threads_read_whole, .timeout = 60)
+{
+    fixture_t f;
+    char path[1024], py[512];
+    snprintf(py, sizeof py, "%s", at_test_python_or_skip(shape));
+    cr_assert(tu_tmpdir(f.dir, sizeof f.dir), "mkdtemp failed: %s", strerror(errno));
+    snprintf(f.ready, sizeof f.ready, "%s/ready", f.dir);
+    char *argv[] = { py, (char *)tu_fixture("threads4.py", path, sizeof path), f.ready, "busy", NULL };
+    f.pid = tu_spawn(argv);
+    cr_assert(f.pid > 0 && tu_wait_file(f.ready, 15) == 0, "%s: threads4.py did not get ready", shape);
+    for (int round = 0; round < 5; round++) {
+        char *out = dump(&f, shape, "--locals");
+        int spinning = 0;
+        for (const char *p = out; (p = strstr(p, ", in spin_or_sleep\n    local  x = ")); p++) {
+            p += strlen(", in spin_or_sleep\n    local  x = ");
+            spinning += *p >= '0' && *p <= '9';
+        }
+        cr_expect_eq(spinning, 3, "%s: round %d: %d of 3 spinning threads show their counter:\n%s", shape, round,
+                     spinning, out);
+        cr_expect(!strstr(out, "unreadable"), "%s: round %d: something unreadable:\n%s", shape, round, out);
+        cr_expect(strstr(out, "    arg    started = <Semaphore at 0x"), "%s: worker argument:\n%s", shape, out);
+        free(out);
+    }
+    stop(&f);
+}
