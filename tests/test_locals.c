@@ -329,3 +329,30 @@ AT_TEST_EACH_SHAPE(locals, running_threads_read_whole, .timeout = 60)
     }
     stop(&f);
 }
+
+/* More variables than a dump reads (150 frames of 40 nested lists): the
+ * innermost frames show theirs, the outermost say the budget is spent. */
+AT_TEST_EACH_SHAPE(locals, a_dump_reads_a_bounded_number_of_values, .timeout = 60)
+{
+    static const char spent[] = "    (variables unreadable: not read: this dump spent its 200000 reads of variables)\n";
+    fixture_t f;
+    start_script(&f, shape, "locals_deep.py");
+    char *out = dump(&f, shape, "--locals");
+    stop(&f);
+    int frames = 0, unread = 0;
+    for (const char *p = out; (p = strstr(p, ", in deep\n")); p++)
+        frames++;
+    for (const char *p = out; (p = strstr(p, spent)); p++)
+        unread++;
+    cr_expect_eq(frames, 150, "%s: %d frames of deep()", shape, frames);
+    cr_expect(unread > 0 && unread < 150, "%s: %d of 150 frames not read", shape, unread);
+    const char *first = strstr(out, ", in deep\n"), *last = first;
+    for (const char *p = first; p && (p = strstr(p + 1, ", in deep\n"));)
+        last = p;
+    cr_assert(first && last, "%s: no deep() frame", shape);
+    cr_expect(!strncmp(first + strlen(", in deep\n"), spent, strlen(spent)), "%s: the outermost frame is read",
+              shape);
+    cr_expect(!strncmp(last + strlen(", in deep\n"), "    arg    n = 0\n    arg    path = '", 35),
+              "%s: the innermost frame is not read first:\n%.300s", shape, last);
+    free(out);
+}

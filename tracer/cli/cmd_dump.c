@@ -27,12 +27,19 @@
  * short of the depth limit).  A dump is one moment a person reads, so it
  * reads again (a sampler just counts the odd sample). */
 #define DUMP_TORN_RETRIES 20
+/* Remote reads the variables of one dump may take (~0.5 s of them).
+ * Each value is bounded (py_repr.c), each frame and each stack too, but
+ * their product is not: 512 threads of 256 frames of 256 variables.
+ * Past this, frames say their variables were not read; checked per
+ * frame, so one frame may go past it by its own bound. */
+#define LOCALS_MAX_READS 200000ul
 
 typedef struct dump_ctx {
     at_dump_t dump;
     int torn;                 /* a running thread read mid-change          */
     int json;                 /* variables' JSON values are wanted         */
     int oom;                  /* memory ran out while keeping a thread     */
+    unsigned long calls0;     /* t->proc.mem.calls when this sample began  */
     /* the current thread's variables, root first, from the hook */
     int pend_n;
     uint32_t pend_sym[AT_MAX_STACK_DEPTH];
@@ -61,18 +68,29 @@ static void pend_clear(dump_ctx_t *d)
     d->pend_n = 0;
 }
 
-/* The hook: every shown frame's variables, root first. */
+/* The hook: every shown frame's variables, kept root first, read
+ * innermost first (the read budget goes to the frames most looked at). */
 static int read_locals(void *ctx, at_target_t *t, const at_thread_t *th, const at_pystack_t *st)
 {
     dump_ctx_t *d = ctx;
+    int k = 0;
     (void)th;
     pend_clear(d);
-    for (int i = st->n - 1; i >= 0; i--) {
+    for (int i = 0; i < st->n; i++)
+        k += !st->frames[i].skip;   /* not shown: incomplete, or a C-stack entry frame */
+    d->pend_n = k;
+    memset(d->pend, 0, sizeof *d->pend * (size_t)k);
+    for (int i = 0; i < st->n; i++) {
         if (st->frames[i].skip)
-            continue;   /* not shown (incomplete, or a C-stack entry frame) */
-        at_frame_locals_t *fl = &d->pend[d->pend_n];
+            continue;
+        at_frame_locals_t *fl = &d->pend[--k];
+        d->pend_sym[k] = st->frames[i].sym;
+        if (t->proc.mem.calls - d->calls0 > LOCALS_MAX_READS) {
+            snprintf(fl->error, sizeof fl->error, "not read: this dump spent its %lu reads of variables",
+                     LOCALS_MAX_READS);
+            continue;
+        }
         int rc = at_locals_read(&t->proc, st->frame_addr[i], st->code_addr[i], d->json, fl);
-        d->pend_sym[d->pend_n++] = st->frames[i].sym;
         if (rc < 0)
             return rc;  /* -ESRCH, -ENOMEM: this sample fails */
     }
@@ -124,6 +142,7 @@ static int sample_once(at_target_t *t, dump_ctx_t *d)
     int rc, torn_left = DUMP_TORN_RETRIES;
     for (int failed = 0; failed < 5;) {
         d->torn = d->oom = 0;
+        d->calls0 = t->proc.mem.calls;
         rc = at_target_sample(t, keep_thread, d);
         pend_clear(d);
         if (rc == -ESRCH || (rc == 0 && (!d->torn || torn_left-- == 0)))

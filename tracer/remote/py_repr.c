@@ -36,6 +36,7 @@ typedef struct walk {
     at_json_t *j;            /* NULL: text only                           */
     int reads_left;          /* of READ_BUDGET                            */
     int gone;                /* a read said the process exited            */
+    int top_err;             /* -errno: the object asked for was unreadable */
 } walk_t;
 
 static void value(walk_t *w, uint64_t addr, int depth);
@@ -444,16 +445,31 @@ static void text_out(walk_t *w, const text_view_t *v, int is_bytes)
     at_json_obj_end(w->j);
 }
 
-static void str_value(walk_t *w, uint64_t addr)
+/* A str from the header value() read (head, got bytes), read again
+ * whole only when its shown characters go past that. */
+static void str_value(walk_t *w, uint64_t addr, const uint8_t *head, long got)
 {
     const at_pylayout_t *L = w->L;
-    uint8_t buf[STR_READ];
+    uint8_t again[STR_READ];
+    const uint8_t *buf = head;
     text_view_t v;
     int ascii;
-    long got = read_some(w, addr, buf, (size_t)L->sizeof_pycompactunicodeobject + (AT_REPR_STR_CHARS + 1) * 4);
     if (got < L->sizeof_pyasciiobject) {
-        unreadable(w, addr, got < 0 ? (int)got : -EFAULT);
+        unreadable(w, addr, -EFAULT);
         return;
+    }
+    v.kind = at_py_str_compact_kind(L, at_get_u32(buf, L->unicode_state), &ascii);
+    v.length = (int64_t)at_get_u64(buf, L->unicode_length);
+    size_t shown = (size_t)(v.length < AT_REPR_STR_CHARS ? v.length : AT_REPR_STR_CHARS);
+    size_t need = (size_t)(ascii ? L->sizeof_pyasciiobject : L->sizeof_pycompactunicodeobject) +
+                  (size_t)(v.kind > 0 ? v.kind : 1) * shown;
+    if (v.kind > 0 && v.length >= 0 && need > (size_t)got) {
+        got = read_some(w, addr, again, (size_t)L->sizeof_pycompactunicodeobject + (AT_REPR_STR_CHARS + 1) * 4);
+        buf = again;
+        if (got < L->sizeof_pyasciiobject) {
+            unreadable(w, addr, got < 0 ? (int)got : -EFAULT);
+            return;
+        }
     }
     v.kind = at_py_str_compact_kind(L, at_get_u32(buf, L->unicode_state), &ascii);
     v.length = (int64_t)at_get_u64(buf, L->unicode_length);
@@ -472,11 +488,18 @@ static void str_value(walk_t *w, uint64_t addr)
     text_out(w, &v, 0);
 }
 
-static void bytes_value(walk_t *w, uint64_t addr)
+/* bytes, from value()'s header when its shown bytes are in it. */
+static void bytes_value(walk_t *w, uint64_t addr, const uint8_t *head, long got)
 {
     const at_pylayout_t *L = w->L;
-    uint8_t buf[AT_READ_STR_HEAD_MAX + AT_REPR_STR_CHARS + 1];
-    long got = read_some(w, addr, buf, (size_t)L->bytes_sval + AT_REPR_STR_CHARS);
+    uint8_t again[AT_READ_STR_HEAD_MAX + AT_REPR_STR_CHARS + 1];
+    const uint8_t *buf = head;
+    int64_t len = got >= L->var_size + 8 ? (int64_t)at_get_u64(head, L->var_size) : 0;
+    int64_t shown = len < AT_REPR_STR_CHARS ? len : AT_REPR_STR_CHARS;
+    if (got < L->bytes_sval || (len >= 0 && L->bytes_sval + shown > got)) {
+        got = read_some(w, addr, again, (size_t)L->bytes_sval + AT_REPR_STR_CHARS);
+        buf = again;
+    }
     text_view_t v = { .data = buf + L->bytes_sval, .kind = 1 };
     if (got < L->bytes_sval) {
         unreadable(w, addr, got < 0 ? (int)got : -EFAULT);
@@ -720,7 +743,10 @@ static void value(walk_t *w, uint64_t addr, int depth)
     }
     long got = read_some(w, addr, head, sizeof head);
     if (got < w->L->object_type + 8) {
-        unreadable(w, addr, got < 0 ? (int)got : -EFAULT);
+        int err = got < 0 ? (int)got : -EFAULT;
+        if (depth == 0)
+            w->top_err = err;   /* the value itself is unreadable: an error */
+        unreadable(w, addr, err);
         return;
     }
     uint64_t type = at_get_u64(head, w->L->object_type);
@@ -730,8 +756,8 @@ static void value(walk_t *w, uint64_t addr, int depth)
     switch (k) {
     case K_INT:   int_value(w, head, got, addr); break;
     case K_FLOAT: float_value(w, head, got, addr); break;
-    case K_STR:   str_value(w, addr); break;
-    case K_BYTES: bytes_value(w, addr); break;
+    case K_STR:   str_value(w, addr, head, got); break;
+    case K_BYTES: bytes_value(w, addr, head, got); break;
     case K_OTHER: other(w, addr, type, depth); break;
     default:      container(w, k, head, got, addr, depth); break;
     }
@@ -740,17 +766,8 @@ static void value(walk_t *w, uint64_t addr, int depth)
 int at_py_repr(at_py_proc_t *p, uint64_t addr, at_repr_t *out, at_json_t *j)
 {
     walk_t w = { .p = p, .L = &p->layout, .out = out, .j = j, .reads_left = READ_BUDGET };
-    uint64_t probe;
     out->text[0] = out->type[0] = '\0';
     out->truncated = 0;
-    /* the object itself must be readable: else the value is an error */
-    int rc = addr && (addr == p->known[AT_PYSYM_NONE] || addr == p->known[AT_PYSYM_TRUE] ||
-                      addr == p->known[AT_PYSYM_FALSE])
-                 ? 0 : at_remote_read(&p->mem, addr, &probe, sizeof probe);
-    if (rc < 0) {
-        unreadable(&w, addr, rc);
-        return rc;
-    }
     value(&w, addr, 0);
-    return w.gone ? -ESRCH : 0;
+    return w.gone ? -ESRCH : w.top_err;
 }
