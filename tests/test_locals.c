@@ -356,3 +356,37 @@ AT_TEST_EACH_SHAPE(locals, a_dump_reads_a_bounded_number_of_values, .timeout = 6
               "%s: the innermost frame is not read first:\n%.300s", shape, last);
     free(out);
 }
+
+/* Objects damaged in place (locals_hostile.py, with ctypes): each reads
+ * as unreadable or nameless in its place, the variables around them as
+ * they are, and the JSON says why. */
+AT_TEST_EACH_SHAPE(locals, damaged_objects_degrade_in_place, .timeout = 60)
+{
+    static const char *const want[] = {
+        "    arg    path = '%s'\n",
+        "    local  before = 'fine before'\n",
+        "    local  bad_str = <unreadable 0x",
+    };
+    fixture_t f;
+    char json[600], args[700];
+    start_script(&f, shape, "locals_hostile.py");
+    snprintf(json, sizeof json, "%s/dump.json", f.dir);
+    snprintf(args, sizeof args, "--locals --json '%s'", json);
+    char *out = dump(&f, shape, args);
+    char *errors = at_test_json(json, "[(v['name'], v.get('error')) for v in "
+                                      "d['processes'][0]['threads'][0]['frames'][-1]['locals']]");
+    stop(&f);
+    expect_block(shape, out, "hostile", want, 3, f.ready, 0);
+    const char *rest = strstr(out, "    local  bad_list = <unreadable 0x");
+    cr_assert(rest, "%s: bad_list:\n%s", shape, out);
+    cr_expect(strstr(rest, ">\n    local  huge_list = <unreadable 0x"), "%s: huge_list:\n%s", shape, out);
+    cr_expect(strstr(rest, ">\n    local  odd = <? at 0x"), "%s: odd:\n%s", shape, out);
+    cr_expect(strstr(rest, ">\n    local  after = 'fine after'\n"), "%s: after:\n%s", shape, out);
+    cr_expect_str_eq(errors,
+                     "[('path', None), ('before', None), ('bad_str', 'not what CPython would write there'), "
+                     "('bad_list', 'bad address'), ('huge_list', 'not what CPython would write there'), "
+                     "('odd', None), ('after', None)]",
+                     "%s: errors in the JSON: %s", shape, errors);
+    free(out);
+    free(errors);
+}

@@ -197,6 +197,11 @@ LAYOUTS_TEST(corrupt_headers_read_as_unreadable_not_as_values)
     snprintf(want, sizeof want, "[<unreadable 0x%llx>, <unreadable 0x%llx>, <unreadable 0x%llx>, 'fine']",
              (unsigned long long)items[0], (unsigned long long)items[1], (unsigned long long)items[2]);
     cr_expect_str_eq(r.text, want);
+    /* asked for on their own, each is an error, and says which */
+    cr_expect_eq(repr(items[0], &r), -EPROTO, "a str whose state is no str's");
+    cr_expect_eq(repr(items[2], &r), -EPROTO, "a tuple of 2^50 items");
+    cr_expect_eq(repr(items[3], &r), 0, "a sound str");
+    cr_expect_str_eq(at_py_repr_why(-EPROTO), "not what CPython would write there");
 }
 
 LAYOUTS_TEST(a_type_name_of_control_bytes_is_shown_masked)
@@ -212,7 +217,7 @@ LAYOUTS_TEST(a_type_name_of_control_bytes_is_shown_masked)
     cr_expect_str_eq(r.type, "Evil??[2J?");
 }
 
-LAYOUTS_TEST(a_list_whose_items_cannot_be_shown_says_dots)
+LAYOUTS_TEST(a_list_whose_item_array_is_unreadable_is_an_error)
 {
     setup(*minor);
     at_repr_t r;
@@ -221,7 +226,7 @@ LAYOUTS_TEST(a_list_whose_items_cannot_be_shown_says_dots)
     cr_expect_str_eq(r.text, "[]");
     put64(0x300 + (size_t)L->var_size, 1ull << 39);   /* 2^39 items, none readable */
     put64(0x300 + (size_t)L->list_items, NOWHERE);
-    cr_assert_eq(repr(at(0x300), &r), 0);
+    cr_expect_eq(repr(at(0x300), &r), -EFAULT, "its header reads, its repr cannot be made");
     cr_expect_str_eq(r.text, "<unreadable 0x100000000300>");
 }
 

@@ -132,7 +132,7 @@ static void json_var(at_json_t *j, const at_local_t *v)
     if (v->truncated)
         at_json_kv_bool(j, "truncated", 1);
     if (v->error)
-        at_json_kv_str(j, "error", at_errstr(-v->error));
+        at_json_kv_str(j, "error", at_py_repr_why(v->error));
     at_json_obj_end(j);
 }
 

@@ -38,12 +38,6 @@ static int say(at_frame_locals_t *out, const char *fmt, ...)
     return 0;
 }
 
-static const char *read_error(int rc)
-{
-    return rc == -EPROTO ? "not what CPython would write there" : rc == -ESRCH ? "the process exited"
-                                                                               : "bad address";
-}
-
 /* The code object's counts and the addresses of its names and kinds. */
 static int read_code(at_py_proc_t *p, uint64_t code, code_vars_t *cv)
 {
@@ -187,19 +181,19 @@ int at_locals_read(at_py_proc_t *p, uint64_t frame, uint64_t code, int json, at_
     memset(out, 0, sizeof *out);
     int rc = read_code(p, code, &cv);
     if (rc < 0)
-        return rc == -ESRCH ? rc : say(out, "code object unreadable: %s", read_error(rc));
+        return rc == -ESRCH ? rc : say(out, "code object unreadable: %s", at_py_repr_why(rc));
     uint64_t *names = malloc(sizeof *names * (size_t)(cv.n + 1)), *slots = malloc(sizeof *slots * (size_t)(cv.n + 1));
     uint8_t *kinds = malloc((size_t)cv.n + 1);
     if (!names || !slots || !kinds)
         rc = -ENOMEM;
     else if ((rc = read_sized(p, cv.names, p->known[AT_PYSYM_TUPLE_TYPE], cv.n, L->tuple_items, names,
                               sizeof *names * (size_t)cv.n)) < 0)
-        say(out, "variable names unreadable: %s", read_error(rc));
+        say(out, "variable names unreadable: %s", at_py_repr_why(rc));
     else if ((rc = read_sized(p, cv.kinds, p->bytes_type, cv.n, L->bytes_sval, kinds, (size_t)cv.n)) < 0)
-        say(out, "variable kinds unreadable: %s", read_error(rc));
+        say(out, "variable kinds unreadable: %s", at_py_repr_why(rc));
     else if (cv.n && (rc = at_remote_read(&p->mem, frame + (uint64_t)L->iframe_localsplus, slots,
                                           sizeof *slots * (size_t)cv.n)) < 0)
-        say(out, "the frame's variables are unreadable: %s", read_error(rc));
+        say(out, "the frame's variables are unreadable: %s", at_py_repr_why(rc));
     else
         rc = read_vars(p, &cv, names, kinds, slots, json, out);
     free(names);

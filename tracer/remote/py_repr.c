@@ -37,6 +37,7 @@ typedef struct walk {
     int reads_left;          /* of READ_BUDGET                            */
     int gone;                /* a read said the process exited            */
     int top_err;             /* -errno: the object asked for was unreadable */
+    int depth;               /* of the value being read (0: the one asked for) */
 } walk_t;
 
 static void value(walk_t *w, uint64_t addr, int depth);
@@ -104,15 +105,22 @@ static int read_all(walk_t *w, uint64_t addr, void *buf, size_t len)
     return got < 0 ? (int)got : (size_t)got < len ? -EFAULT : 0;
 }
 
-static const char *why(int err)
+const char *at_py_repr_why(int err)
 {
-    return err == -E2BIG ? "too many reads" : err == -ESRCH ? "process exited" : "bad address";
+    switch (err) {
+    case -E2BIG:  return "too many reads";
+    case -ESRCH:  return "the process exited";
+    case -EPROTO: return "not what CPython would write there";
+    default:      return "bad address";
+    }
 }
 
 static void unreadable(walk_t *w, uint64_t addr, int err)
 {
     char buf[64];
     size_t mark = w->len;
+    if (w->depth == 0)
+        w->top_err = err;   /* the value asked for, not one of its items */
     snprintf(buf, sizeof buf, "<unreadable 0x%" PRIx64 ">", addr);
     put(w, buf);
     if (!w->j)
@@ -121,7 +129,7 @@ static void unreadable(walk_t *w, uint64_t addr, int err)
     at_json_key(w->j, "type");
     at_json_null(w->j);
     at_json_kv_str(w->j, "repr", since(w, mark));
-    at_json_kv_str(w->j, "error", why(err));
+    at_json_kv_str(w->j, "error", at_py_repr_why(err));
     at_json_obj_end(w->j);
 }
 
@@ -733,7 +741,19 @@ static const char *singleton_type(const walk_t *w, uint64_t addr)
     return addr == known[AT_PYSYM_NONE] ? "NoneType" : "bool";
 }
 
+static void value_at(walk_t *w, uint64_t addr, int depth);
+
+/* Read one value at depth (0: the one asked for), noting the depth for
+ * unreadable() while it is read. */
 static void value(walk_t *w, uint64_t addr, int depth)
+{
+    int outer = w->depth;
+    w->depth = depth;
+    value_at(w, addr, depth);
+    w->depth = outer;
+}
+
+static void value_at(walk_t *w, uint64_t addr, int depth)
 {
     uint8_t head[AT_READ_VALUE_HEAD_MAX + AT_REPR_INT_DIGITS * 4];
     if (singleton(w, addr)) {
@@ -743,10 +763,7 @@ static void value(walk_t *w, uint64_t addr, int depth)
     }
     long got = read_some(w, addr, head, sizeof head);
     if (got < w->L->object_type + 8) {
-        int err = got < 0 ? (int)got : -EFAULT;
-        if (depth == 0)
-            w->top_err = err;   /* the value itself is unreadable: an error */
-        unreadable(w, addr, err);
+        unreadable(w, addr, got < 0 ? (int)got : -EFAULT);
         return;
     }
     uint64_t type = at_get_u64(head, w->L->object_type);

@@ -45,10 +45,16 @@ typedef struct at_repr {
 /* Read the object at addr into out (text and type) and, when j is not
  * NULL, write its JSON value to j.  Returns 0, -ESRCH when the process
  * is gone, or another -errno when the object itself could not be read
- * (out->text then says so, "<unreadable 0x...>", and j got
- * {"repr": ..., "error": ...}); an item of a container that cannot be
- * read is shown as unreadable in its place, not an error. */
+ * or is not what its type says (out->text then says so, "<unreadable
+ * 0x...>", and j got {"type": null, "repr": ..., "error": ...}); an item
+ * of a container that cannot be read is shown as unreadable in its
+ * place, not an error. */
 int at_py_repr(at_py_proc_t *p, uint64_t addr, at_repr_t *out, at_json_t *j);
+
+/* Why a value could not be read, for an -errno at_py_repr returned:
+ * "bad address", "not what CPython would write there" (-EPROTO),
+ * "the process exited", "too many reads". */
+const char *at_py_repr_why(int err);
 
 /* Format d as Python's repr(float) does (shortest round-trip digits,
  * "1.0", "1e+16", "inf", "nan") into buf (size >= 32). */
