@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* py_repr.c - bounded reprs of a target's objects, as text and JSON (see py_repr.h).
  *
- * One walk per value: each object's header is read once (at most
- * AT_READ_VALUE_HEAD_MAX bytes, or its characters/digits/items in the
- * same read where they follow the header), its type compared with the
- * builtin types' addresses, and text and JSON written side by side.
+ * One walk per value: each object's header is read once, with the
+ * bytes after it (a short str's characters, an int's digits come along),
+ * its type compared with the builtin types' addresses, and text and
+ * JSON written side by side; a container's item pointers take one more
+ * read.
  * Depth and item limits bound the walk; a read budget bounds it again,
  * should a layout ever let a container lead somewhere unexpected.
  */
