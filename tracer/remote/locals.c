@@ -12,12 +12,15 @@
 #include "remote/py_repr.h"
 #include "remote/py_str.h"
 
-#define MAX_SLOTS 4096   /* co_nlocalsplus believed (CPython caps far lower in practice) */
+#define MAX_SLOTS  (1 << 20) /* co_nlocalsplus believed: a sanity bound, not a limit of CPython's */
+#define SCAN_SLOTS 1024      /* slots read of a frame: AT_LOCALS_MAX shown, with room for
+                              * hidden ones; the rest are counted, not read */
 
 /* What the code object says about its variables. */
 typedef struct code_vars {
     int n;                   /* co_nlocalsplus                            */
     int nargs;               /* how many of them are arguments            */
+    int scan;                /* how many are read: n, at most SCAN_SLOTS  */
     uint64_t names;          /* co_localsplusnames (tuple of str)         */
     uint64_t kinds;          /* co_localspluskinds (bytes)                */
 } code_vars_t;
@@ -57,11 +60,12 @@ static int read_code(at_py_proc_t *p, uint64_t code, code_vars_t *cv)
         return -EPROTO;
     int64_t nargs = (int64_t)argc + kwonly + !!(flags & L->co_varargs) + !!(flags & L->co_varkeywords);
     cv->nargs = nargs < cv->n ? (int)nargs : cv->n;
+    cv->scan = cv->n < SCAN_SLOTS ? cv->n : SCAN_SLOTS;
     return 0;
 }
 
-/* A sized object's items, checked: its type (when known) and its length
- * equal to n; `len` bytes read from items_off on into buf. */
+/* A sized object's first items, checked: its type (when known) and its
+ * length equal to n; `len` bytes read from items_off on into buf. */
 static int read_sized(at_py_proc_t *p, uint64_t obj, uint64_t type, int64_t n, int32_t items_off, void *buf,
                       size_t len)
 {
@@ -155,9 +159,10 @@ static int read_vars(at_py_proc_t *p, const code_vars_t *cv, const uint64_t *nam
                      const uint64_t *slots, int json, at_frame_locals_t *out)
 {
     const at_pylayout_t *L = &p->layout;
-    if (!(out->vars = calloc((size_t)(cv->n ? cv->n : 1), sizeof *out->vars)))
+    if (!(out->vars = calloc((size_t)(cv->scan ? cv->scan : 1), sizeof *out->vars)))
         return -ENOMEM;
-    for (int i = 0; i < cv->n; i++) {
+    out->more = cv->n - cv->scan;
+    for (int i = 0; i < cv->scan; i++) {
         /* an inlined comprehension's variable (3.12+) is bound only
          * while the comprehension runs, and locals() shows it just then */
         if (L->co_fast_hidden && (kinds[i] & L->co_fast_hidden) && !slots[i])
@@ -182,17 +187,18 @@ int at_locals_read(at_py_proc_t *p, uint64_t frame, uint64_t code, int json, at_
     int rc = read_code(p, code, &cv);
     if (rc < 0)
         return rc == -ESRCH ? rc : say(out, "code object unreadable: %s", at_py_repr_why(rc));
-    uint64_t *names = malloc(sizeof *names * (size_t)(cv.n + 1)), *slots = malloc(sizeof *slots * (size_t)(cv.n + 1));
-    uint8_t *kinds = malloc((size_t)cv.n + 1);
+    size_t scan = (size_t)cv.scan;
+    uint64_t *names = malloc(sizeof *names * (scan + 1)), *slots = malloc(sizeof *slots * (scan + 1));
+    uint8_t *kinds = malloc(scan + 1);
     if (!names || !slots || !kinds)
         rc = -ENOMEM;
     else if ((rc = read_sized(p, cv.names, p->known[AT_PYSYM_TUPLE_TYPE], cv.n, L->tuple_items, names,
-                              sizeof *names * (size_t)cv.n)) < 0)
+                              sizeof *names * scan)) < 0)
         say(out, "variable names unreadable: %s", at_py_repr_why(rc));
-    else if ((rc = read_sized(p, cv.kinds, p->bytes_type, cv.n, L->bytes_sval, kinds, (size_t)cv.n)) < 0)
+    else if ((rc = read_sized(p, cv.kinds, p->bytes_type, cv.n, L->bytes_sval, kinds, scan)) < 0)
         say(out, "variable kinds unreadable: %s", at_py_repr_why(rc));
-    else if (cv.n && (rc = at_remote_read(&p->mem, frame + (uint64_t)L->iframe_localsplus, slots,
-                                          sizeof *slots * (size_t)cv.n)) < 0)
+    else if (scan && (rc = at_remote_read(&p->mem, frame + (uint64_t)L->iframe_localsplus, slots,
+                                          sizeof *slots * scan)) < 0)
         say(out, "the frame's variables are unreadable: %s", at_py_repr_why(rc));
     else
         rc = read_vars(p, &cv, names, kinds, slots, json, out);

@@ -47,7 +47,8 @@ typedef struct at_local {
 typedef struct at_frame_locals {
     int n;                   /* vars[0..n)                               */
     at_local_t *vars;        /* arguments first, in localsplus order     */
-    int more;                /* variables past AT_LOCALS_MAX not shown   */
+    int more;                /* variables past AT_LOCALS_MAX not shown (and
+                              * slots past the first 1024 not read)      */
     char error[160];         /* "" or why none could be read (one line)  */
 } at_frame_locals_t;
 
