@@ -91,6 +91,16 @@ static uint64_t make_str(size_t off, const char *s)
     return at(off);
 }
 
+/* A compact non-ASCII str of 4 bytes a character (UCS-4). */
+static uint64_t make_str4(size_t off, const uint32_t *chars, size_t n)
+{
+    put64(off + (size_t)L->object_type, T_STR);
+    put64(off + (size_t)L->unicode_length, n);
+    put32(off + (size_t)L->unicode_state, 4u << 2 | 1u << 5 | 1u << 7); /* kind 4, compact, ready (3.11) */
+    memcpy(img + off + L->sizeof_pycompactunicodeobject, chars, n * 4);
+    return at(off);
+}
+
 /* A list whose item pointers are at items_off. */
 static uint64_t make_list(size_t off, size_t items_off, const uint64_t *items, int n)
 {
@@ -149,6 +159,19 @@ LAYOUTS_TEST(well_formed_objects_read_as_python_shows_them)
     cr_expect_str_eq(r.type, "list");
     cr_expect_str_eq(json_of(at(0x300)),
                      "{\"type\":\"list\",\"len\":3,\"items\":[5,\"a'b\",null],\"truncated\":false}");
+}
+
+/* What Python's own repr() gives for these characters: what a terminal
+ * would act on or hide is escaped, the rest printed as it is. */
+LAYOUTS_TEST(unprintable_characters_are_escaped_as_python_does)
+{
+    setup(*minor);
+    static const uint32_t s[] = { 'a', 0x202e, 'b', 0x2028, 'c', 0xa0, 'd', 0x200b, 'e',
+                                  0xfeff, 0xe0041, 0x1f40d, 0xe9, 0x3000, 0x2065 };
+    at_repr_t r;
+    cr_assert_eq(repr(make_str4(0x100, s, sizeof s / sizeof *s), &r), 0);
+    cr_expect_str_eq(r.text, "'a\\u202eb\\u2028c\\xa0d\\u200be\\ufeff\\U000e0041"
+                             "\xf0\x9f\x90\x8d\xc3\xa9\\u3000\\u2065'");
 }
 
 LAYOUTS_TEST(an_unreadable_object_is_an_error_in_one_line)

@@ -354,7 +354,29 @@ static void int_value(walk_t *w, const uint8_t *head, long got, uint64_t addr)
 
 /* ---- str and bytes --------------------------------------------------------- */
 
-/* Python's escape for code point c inside quotes q, or NULL to copy it. */
+/* Code points Python's repr escapes besides C0/C1 controls: those that
+ * are not printable (str.isprintable) and that a terminal would act on
+ * or hide, from the categories Zs (but space), Zl, Zp, Cf, Cs and Co.
+ * Unassigned code points (Cn) would need Unicode's tables: copied. */
+static int hidden_char(uint32_t c)
+{
+    static const struct { uint32_t lo, hi; } ranges[] = {
+        { 0xa0, 0xa0 },       { 0xad, 0xad },       { 0x600, 0x605 },     { 0x61c, 0x61c },
+        { 0x6dd, 0x6dd },     { 0x70f, 0x70f },     { 0x1680, 0x1680 },   { 0x180e, 0x180e },
+        { 0x2000, 0x200f },   { 0x2028, 0x202f },   { 0x205f, 0x206f },
+        { 0x3000, 0x3000 },   { 0xd800, 0xf8ff },   { 0xfeff, 0xfeff },   { 0xfff9, 0xfffb },
+        { 0x110bd, 0x110bd }, { 0x1d173, 0x1d17a }, { 0xe0001, 0xe007f }, { 0xf0000, 0x10ffff },
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (c >= ranges[i].lo && c <= ranges[i].hi)
+            return 1;
+    return 0;
+}
+
+/* Python's escape for code point c inside quotes q, or NULL to copy it:
+ * \\, \q, \n \r \t, then \xNN, \uNNNN or \UNNNNNNNN for what is not
+ * printable (a bidi override or a line separator in a variable cannot
+ * rearrange the dump's lines). */
 static const char *escape_char(uint32_t c, char q, char *buf, size_t size)
 {
     if (c == '\\' || c == (uint32_t)q) {
@@ -365,12 +387,8 @@ static const char *escape_char(uint32_t c, char q, char *buf, size_t size)
         snprintf(buf, size, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
         return buf;
     }
-    if (c < 0x20 || (c >= 0x7f && c < 0xa0)) {
-        snprintf(buf, size, "\\x%02x", c);
-        return buf;
-    }
-    if (c >= 0xd800 && c <= 0xdfff) {
-        snprintf(buf, size, "\\u%04x", c);
+    if (c < 0x20 || (c >= 0x7f && c < 0xa0) || hidden_char(c)) {
+        snprintf(buf, size, c < 0x100 ? "\\x%02x" : c < 0x10000 ? "\\u%04x" : "\\U%08x", c);
         return buf;
     }
     return NULL;
