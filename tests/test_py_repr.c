@@ -233,11 +233,11 @@ LAYOUTS_TEST(a_type_name_of_control_bytes_is_shown_masked)
     size_t type = 0x600, name = 0x700;
     put64(0x100 + (size_t)L->object_type, at(type));
     put64(type + (size_t)L->type_name, at(name));
-    memcpy(img + name, "Evil\n\x1b[2J\xff", 10);
+    memcpy(img + name, "Evil\n\x1b[2J\xff\xe2\x80\xae\xc3\xa9", 15);   /* ..., U+202E, U+00E9 */
     at_repr_t r;
     cr_assert_eq(repr(at(0x100), &r), 0);
-    cr_expect_str_eq(r.text, "<Evil??[2J? at 0x100000000100>");
-    cr_expect_str_eq(r.type, "Evil??[2J?");
+    cr_expect_str_eq(r.text, "<Evil??[2J????\xc3\xa9 at 0x100000000100>");
+    cr_expect_str_eq(r.type, "Evil??[2J????\xc3\xa9");
 }
 
 LAYOUTS_TEST(a_list_whose_item_array_is_unreadable_is_an_error)

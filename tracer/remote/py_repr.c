@@ -136,18 +136,25 @@ static void unreadable(walk_t *w, uint64_t addr, int err)
 
 /* ---- type names ----------------------------------------------------------- */
 
-/* Bytes of the valid UTF-8 sequence at s (n bytes left) that is not a
- * control or space character, 0 when it is none. */
+static int hidden_char(uint32_t c);
+
+/* Bytes of the valid UTF-8 sequence at s (n bytes left) that is a
+ * visible character (not a control, a space or one hidden_char names),
+ * 0 when it is none. */
 static size_t name_char(const unsigned char *s, size_t n)
 {
+    static const uint8_t lead_mask[5] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
     size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
                : (s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > n || (len == 1 && (s[0] <= 0x20 || s[0] == 0x7f)))
+    if (len == 0 || len > n)
         return 0;
-    for (size_t i = 1; i < len; i++)
+    uint32_t c = s[0] & lead_mask[len];
+    for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80)
             return 0;
-    return len;
+        c = c << 6 | (s[i] & 0x3F);
+    }
+    return c <= 0x20 || (c >= 0x7f && c < 0xa0) || hidden_char(c) ? 0 : len;
 }
 
 /* tp_name of the type at `type`, read bounded into name: what is not a
