@@ -177,6 +177,12 @@ void at_json_null(at_json_t *j)
     fputs("null", j->out);
 }
 
+void at_json_raw(at_json_t *j, const char *text)
+{
+    before_value(j);
+    fputs(text, j->out);
+}
+
 void at_json_kv_str(at_json_t *j, const char *k, const char *s) { at_json_key(j, k); at_json_str(j, s); }
 void at_json_kv_int(at_json_t *j, const char *k, int64_t v) { at_json_key(j, k); at_json_int(j, v); }
 void at_json_kv_uint(at_json_t *j, const char *k, uint64_t v) { at_json_key(j, k); at_json_uint(j, v); }

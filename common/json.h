@@ -36,6 +36,10 @@ void at_json_uint(at_json_t *j, uint64_t v);
 void at_json_double(at_json_t *j, double v);            /* NaN/inf -> null */
 void at_json_bool(at_json_t *j, int v);
 void at_json_null(at_json_t *j);
+/* A value already written out: a number's digits ("-12", "1.5e-05",
+ * past int64) or JSON another writer made; copied verbatim, so the
+ * caller makes sure it is one JSON value. */
+void at_json_raw(at_json_t *j, const char *text);
 
 /* key + value shorthands */
 void at_json_kv_str(at_json_t *j, const char *key, const char *s);

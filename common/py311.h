@@ -130,6 +130,29 @@
 #define AT_TPFLAGS_TYPE_SUBCLASS (1UL << 31)
 #define AT_UNICODE_COMPACT_ASCII 0x60
 
+/* What `dump --locals` reads: a code object's variables, and the values
+ * of the builtin types it shows (tuple/list items, float, cell, set, dict
+ * size).  The CO_* numbers are code flags and localsplus kinds. */
+#define AT_CODE_ARGCOUNT               56    /* int: positional args, posonly included */
+#define AT_CODE_KWONLYARGCOUNT         64    /* int                       */
+#define AT_CODE_FLAGS                  48    /* int: CO_VARARGS, ...      */
+#define AT_CODE_LOCALSPLUSNAMES        96    /* tuple of str              */
+#define AT_CODE_LOCALSPLUSKINDS        104   /* bytes: a CO_FAST_* each   */
+#define AT_CO_VARARGS                  4     /* *args after the kw-only args */
+#define AT_CO_VARKEYWORDS              8     /* **kwargs after *args      */
+#define AT_CO_FAST_LOCAL               0x20
+#define AT_CO_FAST_CELL                0x40  /* slot holds a cell (after MAKE_CELL) */
+#define AT_CO_FAST_FREE                0x80  /* a cell copied from the closure */
+#define AT_TUPLE_ITEMS                 24    /* PyObject *ob_item[]       */
+#define AT_LIST_ITEMS                  24    /* PyObject **ob_item        */
+#define AT_FLOAT_FVAL                  16    /* double                    */
+#define AT_CELL_REF                    16    /* PyObject *, NULL = empty  */
+#define AT_SET_USED                    24    /* Py_ssize_t: active keys   */
+#define AT_SET_MASK                    32    /* Py_ssize_t: table size - 1 */
+#define AT_SET_TABLE                   40    /* setentry *                */
+#define AT_SIZEOF_SETENTRY             16    /* (key, hash)               */
+#define AT_DICT_USED                   16    /* Py_ssize_t ma_used        */
+
 /* Walkers share one limit so a corrupt or cyclic chain always ends. */
 #define AT_MAX_STACK_DEPTH             256
 #define AT_MAX_THREADS                 512

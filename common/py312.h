@@ -145,6 +145,30 @@
 #define AT312_LONG_NON_SIZE_BITS         3     /* lv_tag >> 3 = ndigits     */
 #define AT312_LONG_SIGN_MASK             3     /* 0 positive, 1 zero, 2 negative */
 
+/* What `dump --locals` reads: a code object's variables, and the values
+ * of the builtin types it shows (tuple/list items, float, cell, set, dict
+ * size).  The CO_* numbers are code flags and localsplus kinds. */
+#define AT312_CODE_ARGCOUNT              52    /* int: positional args, posonly included */
+#define AT312_CODE_KWONLYARGCOUNT        60    /* int                       */
+#define AT312_CODE_FLAGS                 48    /* int: CO_VARARGS, ...      */
+#define AT312_CODE_LOCALSPLUSNAMES       96    /* tuple of str              */
+#define AT312_CODE_LOCALSPLUSKINDS       104   /* bytes: a CO_FAST_* each   */
+#define AT312_CO_VARARGS                 4     /* *args after the kw-only args */
+#define AT312_CO_VARKEYWORDS             8     /* **kwargs after *args      */
+#define AT312_CO_FAST_LOCAL              0x20
+#define AT312_CO_FAST_CELL               0x40  /* slot holds a cell (after MAKE_CELL) */
+#define AT312_CO_FAST_FREE               0x80  /* a cell copied from the closure */
+#define AT312_CO_FAST_HIDDEN             0x10  /* an inlined comprehension's own */
+#define AT312_TUPLE_ITEMS                24    /* PyObject *ob_item[]       */
+#define AT312_LIST_ITEMS                 24    /* PyObject **ob_item        */
+#define AT312_FLOAT_FVAL                 16    /* double                    */
+#define AT312_CELL_REF                   16    /* PyObject *, NULL = empty  */
+#define AT312_SET_USED                   24    /* Py_ssize_t: active keys   */
+#define AT312_SET_MASK                   32    /* Py_ssize_t: table size - 1 */
+#define AT312_SET_TABLE                  40    /* setentry *                */
+#define AT312_SIZEOF_SETENTRY            16    /* (key, hash)               */
+#define AT312_DICT_USED                  16    /* Py_ssize_t ma_used        */
+
 /* dict (pycore_dict.h): the same layout as 3.11 */
 #define AT312_DICT_KEYS                  32    /* PyDictKeysObject *        */
 #define AT312_DICT_VALUES                40    /* PyDictValues *, split dicts */

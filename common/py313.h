@@ -142,6 +142,30 @@
 #define AT313_LONG_NON_SIZE_BITS         3     /* lv_tag >> 3 = ndigits     */
 #define AT313_LONG_SIGN_MASK             3     /* 0 positive, 1 zero, 2 negative */
 
+/* What `dump --locals` reads: a code object's variables, and the values
+ * of the builtin types it shows (tuple/list items, float, cell, set, dict
+ * size).  The CO_* numbers are code flags and localsplus kinds. */
+#define AT313_CODE_ARGCOUNT              52    /* int: positional args, posonly included */
+#define AT313_CODE_KWONLYARGCOUNT        60    /* int                       */
+#define AT313_CODE_FLAGS                 48    /* int: CO_VARARGS, ...      */
+#define AT313_CODE_LOCALSPLUSNAMES       96    /* tuple of str              */
+#define AT313_CODE_LOCALSPLUSKINDS       104   /* bytes: a CO_FAST_* each   */
+#define AT313_CO_VARARGS                 4     /* *args after the kw-only args */
+#define AT313_CO_VARKEYWORDS             8     /* **kwargs after *args      */
+#define AT313_CO_FAST_LOCAL              0x20
+#define AT313_CO_FAST_CELL               0x40  /* slot holds a cell (after MAKE_CELL) */
+#define AT313_CO_FAST_FREE               0x80  /* a cell copied from the closure */
+#define AT313_CO_FAST_HIDDEN             0x10  /* an inlined comprehension's own */
+#define AT313_TUPLE_ITEMS                24    /* PyObject *ob_item[]       */
+#define AT313_LIST_ITEMS                 24    /* PyObject **ob_item        */
+#define AT313_FLOAT_FVAL                 16    /* double                    */
+#define AT313_CELL_REF                   16    /* PyObject *, NULL = empty  */
+#define AT313_SET_USED                   24    /* Py_ssize_t: active keys   */
+#define AT313_SET_MASK                   32    /* Py_ssize_t: table size - 1 */
+#define AT313_SET_TABLE                  40    /* setentry *                */
+#define AT313_SIZEOF_SETENTRY            16    /* (key, hash)               */
+#define AT313_DICT_USED                  16    /* Py_ssize_t ma_used        */
+
 /* dict (pycore_dict.h) */
 #define AT313_DICT_KEYS                  32    /* PyDictKeysObject *        */
 #define AT313_DICT_VALUES                40    /* PyDictValues *, split dicts */
@@ -181,8 +205,12 @@
  *                                        -> IFRAME_PREVIOUS / EXECUTABLE / INSTR_PTR
  *                                           / LOCALSPLUS / OWNER
  *   code_object.filename / name / qualname / linetable / firstlineno /
- *   co_code_adaptive                     -> CODE_FILENAME / NAME / QUALNAME / LINETABLE
- *                                           / FIRSTLINENO / CODE_ADAPTIVE
+ *   argcount / localsplusnames / localspluskinds / co_code_adaptive
+ *                                        -> CODE_FILENAME / NAME / QUALNAME / LINETABLE
+ *                                           / FIRSTLINENO / ARGCOUNT / LOCALSPLUSNAMES
+ *                                           / LOCALSPLUSKINDS / CODE_ADAPTIVE
+ *   tuple_object.ob_item / list_object.ob_item / float_object.ob_fval
+ *                                        -> TUPLE_ITEMS / LIST_ITEMS / FLOAT_FVAL
  *   pyobject.ob_type                     -> OBJECT_TYPE
  *   type_object.tp_name / tp_flags       -> TYPE_NAME / TYPE_FLAGS
  *   dict_object.ma_keys / ma_values      -> DICT_KEYS / DICT_VALUES
@@ -195,7 +223,8 @@
  * RT_AUDIT_HOOK_HEAD, INTERP_RUNTIME, INTERP_GC_GENERATION_STATS (it
  * gives gc, and gc.collecting only), the GIL's switch_number, cond and
  * mutexes, TSTATE_ID / TRACING / C_*, IFRAME_STACKTOP / GLOBALS, the
- * frame owner values, CODE_FIRSTTRACEABLE / NLOCALSPLUS, every dict-keys,
+ * frame owner values, CODE_FIRSTTRACEABLE / NLOCALSPLUS / KWONLYARGCOUNT /
+ * FLAGS, the CO_* flags and kinds, cells, sets, DICT_USED, every dict-keys,
  * managed-dict and inline-values fact, SIZEOF_PYCOMPACTUNICODEOBJECT, the
  * tp_flags bits and the int constants. */
 #define AT313_DBG_COOKIE                 0     /* char[8], "xdebugpy"       */
@@ -234,15 +263,24 @@
 #define AT313_DBG_CODE_QUALNAME          296
 #define AT313_DBG_CODE_LINETABLE         304
 #define AT313_DBG_CODE_FIRSTLINENO       312
+#define AT313_DBG_CODE_ARGCOUNT          320
+#define AT313_DBG_CODE_LOCALSPLUSNAMES   328
+#define AT313_DBG_CODE_LOCALSPLUSKINDS   336
 #define AT313_DBG_CODE_CODE_ADAPTIVE     344
 #define AT313_DBG_OBJECT_SIZE            352   /* sizeof(PyObject)          */
 #define AT313_DBG_OBJECT_TYPE            360
 #define AT313_DBG_TYPE_SIZE              368   /* sizeof(PyTypeObject)      */
 #define AT313_DBG_TYPE_NAME              376
 #define AT313_DBG_TYPE_FLAGS             392
+#define AT313_DBG_TUPLE_SIZE             400   /* sizeof(PyTupleObject)     */
+#define AT313_DBG_TUPLE_ITEMS            408
+#define AT313_DBG_LIST_SIZE              424   /* sizeof(PyListObject)      */
+#define AT313_DBG_LIST_ITEMS             432
 #define AT313_DBG_DICT_SIZE              448   /* sizeof(PyDictObject)      */
 #define AT313_DBG_DICT_KEYS              456
 #define AT313_DBG_DICT_VALUES            464
+#define AT313_DBG_FLOAT_SIZE             472   /* sizeof(PyFloatObject)     */
+#define AT313_DBG_FLOAT_FVAL             480
 #define AT313_DBG_LONG_SIZE              488   /* sizeof(PyLongObject)      */
 #define AT313_DBG_LONG_LV_TAG            496
 #define AT313_DBG_LONG_DIGITS            504

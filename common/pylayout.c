@@ -12,6 +12,18 @@
 
 #define NONE AT_PYLAYOUT_NONE
 
+/* What `dump --locals` reads, the same names in every version. */
+#define LOCALS_FIELDS(P)                                                                   \
+    .code_argcount = P##CODE_ARGCOUNT, .code_kwonlyargcount = P##CODE_KWONLYARGCOUNT,      \
+    .code_flags = P##CODE_FLAGS, .code_localsplusnames = P##CODE_LOCALSPLUSNAMES,          \
+    .code_localspluskinds = P##CODE_LOCALSPLUSKINDS, .co_varargs = P##CO_VARARGS,          \
+    .co_varkeywords = P##CO_VARKEYWORDS, .co_fast_local = P##CO_FAST_LOCAL,                \
+    .co_fast_cell = P##CO_FAST_CELL, .co_fast_free = P##CO_FAST_FREE,                      \
+    .tuple_items = P##TUPLE_ITEMS, .list_items = P##LIST_ITEMS,                            \
+    .float_fval = P##FLOAT_FVAL, .cell_ref = P##CELL_REF, .dict_used = P##DICT_USED,       \
+    .set_used = P##SET_USED, .set_mask = P##SET_MASK, .set_table = P##SET_TABLE,           \
+    .sizeof_setentry = P##SIZEOF_SETENTRY
+
 /* The facts every version has under the same suffix: P is the prefix,
  * AT_ (py311.h), AT312_ or AT313_. */
 #define COMMON_FIELDS(P)                                                                   \
@@ -83,7 +95,8 @@
     .sizeof_dict_key_entry = P##SIZEOF_DICT_KEY_ENTRY,                                     \
     .sizeof_dict_unicode_entry = P##SIZEOF_DICT_UNICODE_ENTRY,                             \
     .dictvalues_values = P##DICTVALUES_VALUES,                                             \
-    .object_managed_dict = P##OBJECT_MANAGED_DICT
+    .object_managed_dict = P##OBJECT_MANAGED_DICT,                                         \
+    LOCALS_FIELDS(P)
 
 /* The GIL's fields inside struct _gil_runtime_state (3.12+; py311.h
  * gives them inside _PyRuntime, so 3.11 subtracts AT_RT_GIL). */
@@ -130,6 +143,7 @@ static const at_pylayout_t layouts[] = {
         .object_managed_values = AT_OBJECT_MANAGED_VALUES,
         .object_inline_values = NONE,
         .dorv_values_bit = NONE,
+        .co_fast_hidden = 0,
     },
     {
         .major = 3, .minor = 12, .name = "3.12", .dict_mode = AT_PYDICT_TAGGED,
@@ -158,6 +172,7 @@ static const at_pylayout_t layouts[] = {
         .object_managed_values = NONE,
         .object_inline_values = NONE,
         .dorv_values_bit = AT312_DORV_VALUES_BIT,
+        .co_fast_hidden = AT312_CO_FAST_HIDDEN,
     },
     {
         .major = 3, .minor = 13, .name = "3.13", .dict_mode = AT_PYDICT_INLINE,
@@ -187,6 +202,7 @@ static const at_pylayout_t layouts[] = {
         .object_managed_values = NONE,
         .object_inline_values = AT313_OBJECT_INLINE_VALUES,
         .dorv_values_bit = NONE,
+        .co_fast_hidden = AT313_CO_FAST_HIDDEN,
     },
 };
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
@@ -258,10 +274,16 @@ static const dbg_map_t dbg_map[] = {
     { AT313_DBG_CODE_QUALNAME, AT313_DBG_CODE_SIZE, 8, 0, F(code_qualname) },
     { AT313_DBG_CODE_LINETABLE, AT313_DBG_CODE_SIZE, 8, 0, F(code_linetable) },
     { AT313_DBG_CODE_FIRSTLINENO, AT313_DBG_CODE_SIZE, 4, 0, F(code_firstlineno) },
+    { AT313_DBG_CODE_ARGCOUNT, AT313_DBG_CODE_SIZE, 4, 0, F(code_argcount) },
+    { AT313_DBG_CODE_LOCALSPLUSNAMES, AT313_DBG_CODE_SIZE, 8, 0, F(code_localsplusnames) },
+    { AT313_DBG_CODE_LOCALSPLUSKINDS, AT313_DBG_CODE_SIZE, 8, 0, F(code_localspluskinds) },
     { AT313_DBG_CODE_CODE_ADAPTIVE, AT313_DBG_CODE_SIZE, 1, 0, F(code_code_adaptive) },
     { AT313_DBG_OBJECT_TYPE, AT313_DBG_OBJECT_SIZE, 8, 0, F(object_type) },
     { AT313_DBG_TYPE_NAME, AT313_DBG_TYPE_SIZE, 8, 0, F(type_name) },
     { AT313_DBG_TYPE_FLAGS, AT313_DBG_TYPE_SIZE, 8, 0, F(type_flags) },
+    { AT313_DBG_TUPLE_ITEMS, AT313_DBG_TUPLE_SIZE, 8, 0, F(tuple_items) },
+    { AT313_DBG_LIST_ITEMS, AT313_DBG_LIST_SIZE, 8, 0, F(list_items) },
+    { AT313_DBG_FLOAT_FVAL, AT313_DBG_FLOAT_SIZE, 8, 0, F(float_fval) },
     { AT313_DBG_DICT_KEYS, AT313_DBG_DICT_SIZE, 8, 0, F(dict_keys) },
     { AT313_DBG_DICT_VALUES, AT313_DBG_DICT_SIZE, 8, 0, F(dict_values) },
     { AT313_DBG_LONG_LV_TAG, AT313_DBG_LONG_SIZE, 8, 0, F(long_lv_tag) },

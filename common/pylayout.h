@@ -125,6 +125,16 @@ typedef struct at_pylayout {
     int32_t object_managed_values; /* 3.11 only                          */
     int32_t object_inline_values;  /* 3.13+                              */
     int32_t dorv_values_bit;       /* 3.12 only                          */
+
+    /* a frame's variables and the values `dump --locals` shows */
+    int32_t code_argcount, code_kwonlyargcount, code_flags;
+    int32_t code_localsplusnames;  /* tuple of str, co_nlocalsplus long   */
+    int32_t code_localspluskinds;  /* bytes: one CO_FAST_* kind per name  */
+    int32_t co_varargs, co_varkeywords; /* co_flags bits                 */
+    int32_t co_fast_local, co_fast_cell, co_fast_free;
+    int32_t co_fast_hidden;        /* 3.12+, else 0 (no such kind)       */
+    int32_t tuple_items, list_items, float_fval, cell_ref, dict_used;
+    int32_t set_used, set_mask, set_table, sizeof_setentry;
 } at_pylayout_t;
 
 /* The table of CPython major.minor, or NULL (errno ENOENT) for a version

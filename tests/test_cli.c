@@ -52,6 +52,11 @@ Test(cli, pid_commands)
     cr_assert_eq(parse(&o, err, dump), 0, "parse failed: %s", err);
     cr_assert_eq(o.command, AT_CMD_DUMP, "dump");
     cr_assert_eq(o.pid, 4242, "-p PID");
+    cr_assert(!o.locals && !o.json_file, "no --locals, no --json");
+    const char *locals[] = { "-p", "4242", "dump", "--locals", "--json", "-", NULL };
+    cr_assert_eq(parse(&o, err, locals), 0, "parse failed: %s", err);
+    cr_assert(o.locals, "dump --locals");
+    cr_assert_str_eq(o.json_file, "-", "dump --json - (stdout)");
     const char *rec[] = { "-p", "7", "record", "-d", "2.5", "-o", "x", NULL };
     cr_assert_eq(parse(&o, err, rec), 0, "parse failed: %s", err);
     cr_assert_eq(o.command, AT_CMD_RECORD, "record");
@@ -84,6 +89,8 @@ ParameterizedTestParameters(cli, rejects_bad_input)
         { { "report" }, "session directory" },
         { { "--top", "0", "python3" }, "invalid --top" },
         { { "--json" }, "needs a value" },
+        { { "--locals", "python3" }, "only goes with dump" },
+        { { "-p", "7", "record", "--locals" }, "only goes with dump" },
     };
     return cr_make_param_array(bad_case_t, cases, sizeof(cases) / sizeof(cases[0]));
 }

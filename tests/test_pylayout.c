@@ -114,7 +114,12 @@ Test(pylayout, essentials_are_set_everywhere)
                            l->tstate_native_thread_id, l->iframe_previous, l->iframe_instr,
                            l->iframe_owner, l->code_filename, l->code_linetable,
                            l->code_code_adaptive, l->object_type, l->sizeof_pyasciiobject,
-                           l->gil_cond, l->gil_mutex, l->gil_locked, l->gil_last_holder };
+                           l->gil_cond, l->gil_mutex, l->gil_locked, l->gil_last_holder,
+                           l->code_argcount, l->code_kwonlyargcount, l->code_flags,
+                           l->code_localsplusnames, l->code_localspluskinds, l->co_varargs,
+                           l->co_varkeywords, l->co_fast_local, l->co_fast_cell, l->co_fast_free,
+                           l->tuple_items, l->list_items, l->float_fval, l->cell_ref, l->dict_used,
+                           l->set_used, l->set_mask, l->set_table, l->sizeof_setentry };
         for (size_t j = 0; j < sizeof must / sizeof must[0]; j++)
             cr_expect_gt(must[j], 0, "%s: essential field %zu is %d", l->name, j, must[j]);
         cr_expect(l->rt_gil > 0 || l->interp_ceval_gil > 0, "%s: no way to the GIL", l->name);
@@ -171,12 +176,21 @@ static void synth_debug(unsigned char d[AT313_SIZEOF_DEBUG_OFFSETS])
         { AT313_DBG_CODE_QUALNAME, AT313_CODE_QUALNAME },
         { AT313_DBG_CODE_LINETABLE, AT313_CODE_LINETABLE },
         { AT313_DBG_CODE_FIRSTLINENO, AT313_CODE_FIRSTLINENO },
+        { AT313_DBG_CODE_ARGCOUNT, AT313_CODE_ARGCOUNT },
+        { AT313_DBG_CODE_LOCALSPLUSNAMES, AT313_CODE_LOCALSPLUSNAMES },
+        { AT313_DBG_CODE_LOCALSPLUSKINDS, AT313_CODE_LOCALSPLUSKINDS },
         { AT313_DBG_CODE_CODE_ADAPTIVE, AT313_CODE_CODE_ADAPTIVE },
         { AT313_DBG_OBJECT_SIZE, 16 },
         { AT313_DBG_OBJECT_TYPE, AT313_OBJECT_TYPE },
         { AT313_DBG_TYPE_SIZE, 920 },
         { AT313_DBG_TYPE_NAME, AT313_TYPE_NAME },
         { AT313_DBG_TYPE_FLAGS, AT313_TYPE_FLAGS },
+        { AT313_DBG_TUPLE_SIZE, 32 },
+        { AT313_DBG_TUPLE_ITEMS, AT313_TUPLE_ITEMS },
+        { AT313_DBG_LIST_SIZE, 40 },
+        { AT313_DBG_LIST_ITEMS, AT313_LIST_ITEMS },
+        { AT313_DBG_FLOAT_SIZE, 24 },
+        { AT313_DBG_FLOAT_FVAL, AT313_FLOAT_FVAL },
         { AT313_DBG_DICT_SIZE, 48 },
         { AT313_DBG_DICT_KEYS, AT313_DICT_KEYS },
         { AT313_DBG_DICT_VALUES, AT313_DICT_VALUES },

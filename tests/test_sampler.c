@@ -17,7 +17,8 @@
 #include <sys/file.h>
 
 #include "fixtures/testutil.h"
-#include "cli/cmd_sample.h"
+#include "cli/cmd_dump.h"
+#include "cli/cmd_record.h"
 #include "remote/sampler.h"
 #include "report/report_features.h"
 #include "session/stacks.h"

@@ -89,6 +89,17 @@ Test(subprocesses, dump_every_python_under_a_shell, .timeout = 60)
     cr_assert_lt(strstr(out, "Process ") - out, a - out, "stacks under their process:\n%s", out);
     free(out), free(err);
 
+    /* the same as one JSON document: both processes, the shell their ppid */
+    char json[PATH_MAX], expr[256];
+    snprintf(json, sizeof json, "%s/dump.json", t.dir);
+    rc = at_test_shf(NULL, &err, "%s -p %d dump --subprocesses --json %s >/dev/null", at_test_archtrace(),
+                     (int)t.shell, json);
+    cr_assert_eq(rc, 0, "dump --subprocesses --json: exit %d: %s", rc, err);
+    free(err);
+    snprintf(expr, sizeof expr, "sorted((p['pid'], p['ppid']) for p in d['processes']) == sorted([(%d, %d), (%d, %d)])",
+             t.a, (int)t.shell, t.b, (int)t.shell);
+    cr_assert(at_test_json_num(json, expr), "both processes in the JSON, each with its ppid");
+
     /* without --subprocesses the shell is what it is: not Python */
     rc = at_test_shf(NULL, &err, "%s -p %d dump", at_test_archtrace(), (int)t.shell);
     cr_assert_eq(rc, 4, "dump of a shell without --subprocesses: want 4, got %d (%s)", rc, err);

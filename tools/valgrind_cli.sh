@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # valgrind_cli.sh [ARCHTRACE] - the archtrace CLI under valgrind memcheck:
 # record a running Python (-p PID record, with and without --native),
-# dump it, both again with --subprocesses from a shell above it, then `report` the session in every format, then `run` a short
-# program.  Each step must exit 0 with no memory error and no leak
+# dump it (also with --locals and --json, and locals.py's variables of
+# every kind), both again with --subprocesses from a shell above it, then
+# `report` the session in every format, then `run` a short program.  Each
+# step must exit 0 with no memory error and no leak
 # (definite, indirect or possible; "still reachable" is not a leak).
 # Only archtrace itself is checked, not the Python it traces.  Prints
 # "valgrind <step> ok|FAIL" per step and "valgrind: N passed, M failed".
@@ -49,6 +51,14 @@ for _ in $(seq 100); do [ -f "$work/started" ] && break; sleep 0.05; done
 step record -p "$target" record -d 1 -o "$work/s"
 step record-native -p "$target" record --native -d 1 -o "$work/n"
 step dump -p "$target" dump
+step dump-locals -p "$target" dump --locals --json "$work/d.json"
+kill "$target"; wait "$target" 2>/dev/null; target=""
+
+# a program whose frames hold every kind of variable, stopped in them
+"$py" "$root/tests/fixtures/locals.py" "$work/locals-ready" >/dev/null &
+target=$!
+for _ in $(seq 100); do [ -f "$work/locals-ready" ] && break; sleep 0.05; done
+step dump-locals-kinds -p "$target" dump --locals --json "$work/l.json"
 kill "$target"; wait "$target" 2>/dev/null; target=""
 
 # the same under a shell: --subprocesses finds it ("; :" keeps sh from exec'ing)

@@ -96,6 +96,15 @@ static inline void fake_target_proc(const fake_input_t *in, at_py_proc_t *proc)
         proc->code_type = WALK_CODE_TYPE;
         proc->unicode_type = WALK_UNICODE_TYPE;
         proc->bytes_type = WALK_BYTES_TYPE;
+        static const uint64_t known[AT_PYSYM_COUNT] = {
+            [AT_PYSYM_LONG_TYPE] = WALK_LONG_TYPE,   [AT_PYSYM_BOOL_TYPE] = WALK_BOOL_TYPE,
+            [AT_PYSYM_FLOAT_TYPE] = WALK_FLOAT_TYPE, [AT_PYSYM_TUPLE_TYPE] = WALK_TUPLE_TYPE,
+            [AT_PYSYM_LIST_TYPE] = WALK_LIST_TYPE,   [AT_PYSYM_DICT_TYPE] = WALK_DICT_TYPE,
+            [AT_PYSYM_SET_TYPE] = WALK_SET_TYPE,     [AT_PYSYM_FROZENSET_TYPE] = WALK_FROZENSET_TYPE,
+            [AT_PYSYM_CELL_TYPE] = WALK_CELL_TYPE,   [AT_PYSYM_NONE] = WALK_NONE,
+            [AT_PYSYM_TRUE] = WALK_TRUE,             [AT_PYSYM_FALSE] = WALK_FALSE,
+        };
+        memcpy(proc->known, known, sizeof known);
     }
 }
 

@@ -24,6 +24,19 @@
 #define WALK_CODE_TYPE       0x0fffff000100ull
 #define WALK_UNICODE_TYPE    0x0fffff000200ull
 #define WALK_BYTES_TYPE      0x0fffff000300ull
+/* the types and singletons py_repr.c knows by address (fuzz_locals) */
+#define WALK_LONG_TYPE       0x0fffff000400ull
+#define WALK_FLOAT_TYPE      0x0fffff000500ull
+#define WALK_TUPLE_TYPE      0x0fffff000600ull
+#define WALK_LIST_TYPE       0x0fffff000700ull
+#define WALK_DICT_TYPE       0x0fffff000800ull
+#define WALK_SET_TYPE        0x0fffff000900ull
+#define WALK_FROZENSET_TYPE  0x0fffff000a00ull
+#define WALK_CELL_TYPE       0x0fffff000b00ull
+#define WALK_BOOL_TYPE       0x0fffff000c00ull
+#define WALK_NONE            0x0fffff000d00ull
+#define WALK_TRUE            0x0fffff000e00ull
+#define WALK_FALSE           0x0fffff000f00ull
 
 #define WALK_HDR_SIZE        5
 #define WALK_PATCH_MAX       32

@@ -12,14 +12,17 @@
 static const char usage[] =
     "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       archtrace report [--format FMT] [--json FILE] DIR\n"
-    "       archtrace -p PID dump\n"
+    "       archtrace -p PID dump [--locals] [--json FILE]\n"
     "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
     "       archtrace agent [--metrics HOST:PORT] [--profiles DIR] [--push URL]\n"
     "\n"
     "options:\n"
     "  -o, --output DIR     keep the session in DIR (for `archtrace report`)\n"
-    "  --json FILE          write the JSON report to FILE\n"
+    "  --json FILE          write the JSON report to FILE (dump: its JSON,\n"
+    "                       '-' for stdout instead of the text)\n"
+    "  --locals             (dump) each Python frame's arguments and\n"
+    "                       variables, short reprs read from its memory\n"
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
     "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
     "                       | speedscope (speedscope.app, a profile per thread)\n"
@@ -204,6 +207,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
         { "--subprocesses", offsetof(at_options_t, subprocesses) },
+        { "--locals", offsetof(at_options_t, locals) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(a, flags[i].name)) {
@@ -266,6 +270,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         o->alloc_sample = 0;
     if (o->pid && !saw_word)
         return fail(err, n, "-p PID needs a command: dump or record");
+    if (o->locals && o->command != AT_CMD_DUMP)
+        return fail(err, n, "--locals only goes with dump (archtrace -p PID dump --locals)");
     switch (o->command) {
     case AT_CMD_RUN:
         if (o->subprocesses)

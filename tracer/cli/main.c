@@ -10,7 +10,7 @@
 
 #define AT_VERSION "0.1.0"
 
-/* Provided by cli/cmd_sample.c, cmd_record.c and top/; weak so that a build
+/* Provided by cli/cmd_dump.c, cmd_record.c, top/ and agent/; weak so that a build
  * without it still runs `run` and `report`. */
 extern int at_cmd_dump(const at_options_t *o) __attribute__((weak));
 extern int at_cmd_record(const at_options_t *o) __attribute__((weak));

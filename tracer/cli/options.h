@@ -51,6 +51,7 @@ typedef struct at_options {
     int quiet;                /* -q: no text report                        */
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
                                * Python processes, whatever PID runs       */
+    int locals;               /* --locals: dump shows each frame's variables */
     const char *report_dir;   /* DIR for `archtrace report`                */
     const char *metrics_addr; /* agent --metrics HOST:PORT                 */
     const char *profiles_dir; /* agent --profiles DIR                      */

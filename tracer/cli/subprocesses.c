@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "cli/cmd_record.h"
-#include "cli/cmd_sample.h"
+#include "cli/cmd_dump.h"
 #include "cli/recording.h"
 #include "out/progress.h"
 #include "out/textout.h"
@@ -54,16 +54,19 @@ static int nothing_to_follow(pid_t root, int found_root)
 
 /* ---- dump ------------------------------------------------------------------ */
 
+/* Each Python process of the picture, read and printed in turn; the JSON
+ * (--json) of all of them at the end. */
 int at_dump_tree(const at_options_t *o)
 {
     size_t count = 0;
     at_proc_row_t *all = at_proc_scan(&count), tree[TREE_MAX];
+    at_dumped_t *dumped[TREE_MAX];
     int n = all ? at_proc_descendants(all, count, o->pid, tree, TREE_MAX) : 0;
-    int dumped = 0, status = 0;
+    int ndumped = 0, status = 0;
     for (int i = 0; i < n; i++) {
         at_target_t *t;
         char err[512];
-        int rc = at_rec_try_open(tree[i].pid, o, &t, err, sizeof err);
+        int rc = at_rec_try_open(tree[i].pid, o, &t, err, sizeof err), st;
         if (rc == -ENOEXEC || rc == -ESRCH)      /* not Python, or gone since */
             continue;
         if (rc < 0) {
@@ -71,13 +74,24 @@ int at_dump_tree(const at_options_t *o)
             status = status ? status : at_py_proc_exit_status(rc);
             continue;
         }
-        if (dumped++)
+        at_dumped_t *one = at_dump_read(o, t, parent_of(all, count, &tree[i]), &st);
+        if (!one) {
+            status = status ? status : st;
+            continue;
+        }
+        if (ndumped && (!o->json_file || strcmp(o->json_file, "-") != 0))
             printf("\n");
-        int st = at_dump_target(t, parent_of(all, count, &tree[i]));
-        status = status ? status : st;
+        at_dump_print(o, one);
+        dumped[ndumped++] = one;
     }
     free(all);
-    if (!dumped && !status)
+    if (ndumped) {
+        int st = at_dump_write_all(o, dumped, ndumped);
+        status = status ? status : st;
+    }
+    for (int i = 0; i < ndumped; i++)
+        at_dumped_free(dumped[i]);
+    if (!ndumped && !status)
         return nothing_to_follow(o->pid, n > 0);
     return status;
 }

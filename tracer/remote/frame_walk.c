@@ -676,15 +676,23 @@ static const chain_t *reusable(const at_walker_t *w, uint64_t tstate, uint64_t c
     return c && c->tag_ok && c->tag_sw == sw && tstate != holder && c->cframe == cframe ? c : NULL;
 }
 
+/* Where the frames taken were read (two small copies a thread). */
+static void note_addresses(at_pystack_t *st, const uint64_t *frames, const uint64_t *codes)
+{
+    memcpy(st->frame_addr, frames, sizeof *frames * (size_t)st->n);
+    memcpy(st->code_addr, codes, sizeof *codes * (size_t)st->n);
+}
+
 int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
 {
     walk_t *k = w->walk;
     int rc = 0;
     const chain_t *kept = t->reuse ? chain_find(w, t->tstate) : NULL;
-    if (kept && kept->tag_ok && kept->out_n > 0) {
+    if (kept && kept->tag_ok && kept->out_n > 0 && kept->out_n == kept->n) {
         st->n = kept->out_n;
         st->truncated = kept->out_truncated;
         memcpy(st->frames, kept->out, sizeof *st->frames * (size_t)st->n);
+        note_addresses(st, kept->frames, kept->codes);
         return 0;
     }
     memset(k, 0, offsetof(walk_t, fr));
@@ -709,6 +717,7 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     index_chain(w, k->old);
     if ((rc = walk_chain(k)) < 0)
         return rc;
+    note_addresses(st, k->frames, k->codes);
     if (st->n)
         keep_for_reuse(w, t, chain_store(w, t->tstate, k->frames, k->codes, st->n), st);
     return 0;

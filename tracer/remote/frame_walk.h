@@ -68,6 +68,11 @@ typedef struct at_pystack {
     int n;               /* frames[0..n), most recent first               */
     int truncated;       /* chain ended early: corrupt, changing or deep  */
     at_pyframe_t frames[AT_MAX_STACK_DEPTH];
+    /* where frames[i] was read: its _PyInterpreterFrame and the code
+     * object it ran (1 for a C-stack frame), for readers that look
+     * further into a frame (dump --locals) */
+    uint64_t frame_addr[AT_MAX_STACK_DEPTH];
+    uint64_t code_addr[AT_MAX_STACK_DEPTH];
 } at_pystack_t;
 
 typedef struct at_walker at_walker_t;

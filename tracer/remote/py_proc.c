@@ -34,8 +34,18 @@ typedef struct elf_syms {
     uint64_t first_load;     /* p_vaddr of the first PT_LOAD, page-aligned */
     uint64_t runtime, version, code_type, unicode_type, bytes_type;
     uint64_t eval, eval_size;
+    uint64_t known[AT_PYSYM_COUNT];
     int have_runtime, have_version;
 } elf_syms_t;
+
+const char *const at_pysym_names[AT_PYSYM_COUNT] = {
+    [AT_PYSYM_LONG_TYPE] = "PyLong_Type",         [AT_PYSYM_BOOL_TYPE] = "PyBool_Type",
+    [AT_PYSYM_FLOAT_TYPE] = "PyFloat_Type",       [AT_PYSYM_TUPLE_TYPE] = "PyTuple_Type",
+    [AT_PYSYM_LIST_TYPE] = "PyList_Type",         [AT_PYSYM_DICT_TYPE] = "PyDict_Type",
+    [AT_PYSYM_SET_TYPE] = "PySet_Type",           [AT_PYSYM_FROZENSET_TYPE] = "PyFrozenSet_Type",
+    [AT_PYSYM_CELL_TYPE] = "PyCell_Type",         [AT_PYSYM_NONE] = "_Py_NoneStruct",
+    [AT_PYSYM_TRUE] = "_Py_TrueStruct",           [AT_PYSYM_FALSE] = "_Py_FalseStruct",
+};
 
 static void set_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t n, const char *fmt, ...)
@@ -177,6 +187,10 @@ static void note_symbol(elf_syms_t *s, const char *name, const GElf_Sym *sym)
     } else if (strcmp(name, "_PyEval_EvalFrameDefault") == 0) {
         s->eval = sym->st_value;
         s->eval_size = sym->st_size;
+    } else {
+        for (int i = 0; i < AT_PYSYM_COUNT; i++)
+            if (strcmp(name, at_pysym_names[i]) == 0)
+                s->known[i] = sym->st_value;
     }
 }
 
@@ -304,6 +318,8 @@ static int try_candidate(at_py_proc_t *p, const mapped_file_t *m, elf_syms_t *s)
     p->code_type = s->code_type ? p->bias + s->code_type : 0;
     p->unicode_type = s->unicode_type ? p->bias + s->unicode_type : 0;
     p->bytes_type = s->bytes_type ? p->bias + s->bytes_type : 0;
+    for (int i = 0; i < AT_PYSYM_COUNT; i++)
+        p->known[i] = s->known[i] ? p->bias + s->known[i] : 0;
     p->eval_start = s->eval ? p->bias + s->eval : 0;
     p->eval_end = s->eval ? p->eval_start + s->eval_size : 0;
     p->shared = m->is_lib;
@@ -363,7 +379,22 @@ static int code_fits(const at_pylayout_t *L)
     int32_t end = L->code_code_adaptive;
     return end > 0 && end <= AT_READ_CODE_MAX && fits(L->object_type, 8, end) && fits(L->var_size, 8, end) &&
            fits(L->code_filename, 8, end) && fits(L->code_qualname, 8, end) && fits(L->code_linetable, 8, end) &&
-           fits(L->code_firstlineno, 4, end) && fits(L->code_firsttraceable, 4, end) && L->sizeof_codeunit == 2;
+           fits(L->code_firstlineno, 4, end) && fits(L->code_firsttraceable, 4, end) && L->sizeof_codeunit == 2 &&
+           fits(L->code_nlocalsplus, 4, end) && fits(L->code_argcount, 4, end) &&
+           fits(L->code_kwonlyargcount, 4, end) && fits(L->code_flags, 4, end) &&
+           fits(L->code_localsplusnames, 8, end) && fits(L->code_localspluskinds, 8, end);
+}
+
+/* The fields `dump --locals` takes from a value's header, within one
+ * read of AT_READ_VALUE_HEAD_MAX bytes. */
+static int values_fit(const at_pylayout_t *L)
+{
+    const int32_t words[] = { L->tuple_items, L->list_items, L->float_fval, L->cell_ref, L->dict_used,
+                              L->set_used, L->set_mask, L->set_table, L->var_size, L->object_type };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (!fits(words[i], 8, AT_READ_VALUE_HEAD_MAX))
+            return 0;
+    return L->sizeof_setentry >= 16 && L->sizeof_setentry <= 64 && L->iframe_localsplus >= 0;
 }
 
 static int tstate_fits(const at_pylayout_t *L)
@@ -409,7 +440,7 @@ static int objects_fit(const at_pylayout_t *L)
 int at_py_proc_layout_fits(const at_pylayout_t *L)
 {
     return L->major == 3 && frame_fits(L) && code_fits(L) && tstate_fits(L) && interp_and_runtime_fit(L) &&
-           objects_fit(L);
+           objects_fit(L) && values_fit(L);
 }
 
 int at_py_proc_pick_layout(at_py_proc_t *p, const void *dbg, size_t dbg_len, char *err, size_t errlen)

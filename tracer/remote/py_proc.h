@@ -32,6 +32,7 @@
 #define AT_READ_GIL_MAX      64   /* struct _gil_runtime_state's counters  */
 #define AT_READ_STR_HEAD_MAX 72   /* PyCompactUnicodeObject                */
 #define AT_READ_LONG_HEAD_MAX 32  /* PyLongObject up to its digits         */
+#define AT_READ_VALUE_HEAD_MAX 64 /* tuple, list, float, cell, set, dict    */
 
 /* Why at_py_proc_open failed, beyond plain -errno values:
  *   -ESRCH            no such process
@@ -41,6 +42,28 @@
  *                     or a free-threaded build (3.13t)
  *   -EAGAIN           supported, but the interpreter is not initialised yet
  *   -EPROTO           supported, but the layout does not check out: refused */
+
+/* Builtin types and singletons whose addresses `dump --locals` compares
+ * an object's type (or the object) with; the symbols are exported by
+ * every supported build, static or shared (PyAPI_DATA). */
+typedef enum at_pysym {
+    AT_PYSYM_LONG_TYPE,      /* PyLong_Type                               */
+    AT_PYSYM_BOOL_TYPE,      /* PyBool_Type                               */
+    AT_PYSYM_FLOAT_TYPE,     /* PyFloat_Type                              */
+    AT_PYSYM_TUPLE_TYPE,     /* PyTuple_Type                              */
+    AT_PYSYM_LIST_TYPE,      /* PyList_Type                               */
+    AT_PYSYM_DICT_TYPE,      /* PyDict_Type                               */
+    AT_PYSYM_SET_TYPE,       /* PySet_Type                                */
+    AT_PYSYM_FROZENSET_TYPE, /* PyFrozenSet_Type                          */
+    AT_PYSYM_CELL_TYPE,      /* PyCell_Type                               */
+    AT_PYSYM_NONE,           /* _Py_NoneStruct: None itself               */
+    AT_PYSYM_TRUE,           /* _Py_TrueStruct                            */
+    AT_PYSYM_FALSE,          /* _Py_FalseStruct                           */
+    AT_PYSYM_COUNT
+} at_pysym_t;
+
+/* The symbol name of each at_pysym_t ("PyLong_Type", ...). */
+extern const char *const at_pysym_names[AT_PYSYM_COUNT];
 
 typedef struct at_py_proc {
     pid_t pid;                 /* the target                                */
@@ -53,6 +76,7 @@ typedef struct at_py_proc {
     uint64_t code_type;        /* &PyCode_Type, 0 when not exported         */
     uint64_t unicode_type;     /* &PyUnicode_Type                           */
     uint64_t bytes_type;       /* &PyBytes_Type                             */
+    uint64_t known[AT_PYSYM_COUNT]; /* addresses of at_pysym_t, 0 = not found */
     uint64_t eval_start;       /* _PyEval_EvalFrameDefault [start, end)     */
     uint64_t eval_end;
     unsigned long version_hex; /* Py_Version, e.g. 0x030b07f0               */

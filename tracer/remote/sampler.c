@@ -110,6 +110,8 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
         t->pystack.truncated = 1;
         rc = 0;
     }
+    if (rc == 0 && t->on_pystack)   /* while the thread still stands still */
+        rc = t->on_pystack(t->on_pystack_ctx, t, th, &t->pystack);
     if (stopped && t->native) {
         nn = at_native_unwind(t->native, th->tid, t->natframes, t->is_eval, AT_NATIVE_MAX_DEPTH);
         at_native_resume(t->native, th->tid);

@@ -22,6 +22,14 @@
  * another program, or its interpreter is gone for good). */
 #define AT_TARGET_MAX_FAILURES 1000
 
+struct at_target;
+
+/* Called for each thread with its Python frames as walked (most recent
+ * first, with where each was read), while a thread stopped for the walk
+ * still stands still: for readers that look further into the frames.
+ * Returns 0, or -ESRCH when the process is gone. */
+typedef int (*at_pystack_fn)(void *ctx, struct at_target *t, const at_thread_t *th, const at_pystack_t *st);
+
 typedef struct at_target {
     at_py_proc_t proc;        /* the interpreter found in the process     */
     at_walker_t *walker;      /* its Python stacks                        */
@@ -40,6 +48,8 @@ typedef struct at_target {
                                  frames are read (one moment, not a chain
                                  changing under the reads)             */
     int failures;             /* failed samples in a row                  */
+    at_pystack_fn on_pystack; /* NULL, or see at_pystack_fn (dump --locals) */
+    void *on_pystack_ctx;
 } at_target_t;
 
 /* One thread's sample, root first, as dump prints it. */
