@@ -154,7 +154,7 @@ labs: venvs
 	$(Q)tools/run_labs.sh --shape all
 
 # `make test` = the test binaries, the labs on both shapes, every fuzz
-# target for FUZZ_SECONDS (10 here unless given), the end-to-end tests of
+# target for FUZZ_SECONDS (5 here unless given; `make fuzz`: 60), the end-to-end tests of
 # run/record/report/dump --locals once more against the ASan+UBSan build (native malloc
 # interposition is ASan's own there, so those alloc tests are left out;
 # test_bpf only where it runs the shim: its other cases are in-process;
@@ -170,7 +170,7 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
 # its set-up steps (apt, pip) stay one at a time
 NPROC := $(shell nproc 2>/dev/null || echo 2)
-test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),10)
+test: TEST_FUZZ_SECONDS = $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),5)
 test: deps venvs realworld-deps
 	$(Q)tools/check_layers.py
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BINS) $(FUZZ_BINS)

@@ -13,33 +13,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testlib.h"
 
 typedef struct session {
-    char *tmp;                 /* private temp dir holding everything       */
-    char dir[PATH_MAX];        /* the saved session (-o)                    */
-    char json[PATH_MAX];       /* the run's --json report                   */
-    char chrome[PATH_MAX];     /* the run's --format chrome --out           */
+    char *tmp;                 /* this test's own temp dir (its outputs)    */
+    char dir[PATH_MAX];        /* the saved session (-o), shared            */
+    char json[PATH_MAX];       /* the run's --json report, shared           */
+    char chrome[PATH_MAX];     /* the run's --format chrome --out, shared   */
     const char *shape;
 } session_t;
 
-/* Run the format workload under archtrace, keeping the session. */
+/* The recording every test of a shape reads, made once per run of this
+ * binary: in /tmp/archtrace-fmt-<runner pid>-<shape> (Criterion runs each
+ * test in a child of one runner), by the first test that needs it (a
+ * lock directory), the others waiting for its "done" mark.  The tests
+ * only read it; what is left of runners gone is removed. */
+static void shared_recording(const char *shape, const char *py, char *cache, size_t n)
+{
+    char lock[PATH_MAX + 8], done_mark[PATH_MAX + 8];
+    snprintf(cache, n, "/tmp/archtrace-fmt-%d-%s", (int)getppid(), shape);
+    snprintf(lock, sizeof lock, "%s.lock", cache);
+    snprintf(done_mark, sizeof done_mark, "%s/done", cache);
+    if (mkdir(lock, 0700) == 0) {
+        at_test_shf(NULL, NULL, "for d in /tmp/archtrace-fmt-*; do p=${d#/tmp/archtrace-fmt-}; p=${p%%%%-*}; "
+                                "kill -0 \"$p\" 2>/dev/null || rm -rf \"$d\"; done");
+        mkdir(cache, 0700);
+        char *err = NULL;
+        int rc = at_test_shf(NULL, &err, "%s -q -o %s/session --json %s/report.json --format chrome --out "
+                             "%s/run.trace.json %s tests/fixtures/fmt_workload.py 1 && touch %s",
+                             at_test_archtrace(), cache, cache, cache, py, done_mark);
+        cr_assert_eq(rc, 0, "%s: the traced workload exits 0: %s", shape, err);
+        free(err);
+    }
+    cr_assert(at_test_wait_file(done_mark, 60000), "%s: the shared recording never finished", shape);
+}
+
+/* Run the format workload under archtrace (once per shape), keeping the session. */
 static void record(session_t *s, const char *shape)
 {
     const char *py = at_test_python_or_skip(shape);
-    char *err = NULL;
+    char cache[PATH_MAX - 64];
     s->shape = shape;
     s->tmp = at_test_tmpdir();
-    snprintf(s->dir, sizeof s->dir, "%s/session", s->tmp);
-    snprintf(s->json, sizeof s->json, "%s/report.json", s->tmp);
-    snprintf(s->chrome, sizeof s->chrome, "%s/run.trace.json", s->tmp);
-    int rc = at_test_shf(NULL, &err, "%s -q -o %s --json %s --format chrome --out %s %s "
-                         "tests/fixtures/fmt_workload.py 1", at_test_archtrace(), s->dir, s->json,
-                         s->chrome, py);
-    cr_assert_eq(rc, 0, "%s: the traced workload exits 0: %s", shape, err);
-    free(err);
+    shared_recording(shape, py, cache, sizeof cache);
+    snprintf(s->dir, sizeof s->dir, "%s/session", cache);
+    snprintf(s->json, sizeof s->json, "%s/report.json", cache);
+    snprintf(s->chrome, sizeof s->chrome, "%s/run.trace.json", cache);
 }
 
 static void done(session_t *s)

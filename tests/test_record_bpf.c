@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_record_bpf.c - `archtrace -p PID record --bpf` through the command
- * line, on Python processes started WITHOUT archtrace, on both python3.11
- * build shapes (issue 9's "done when") and on 3.12 and 3.13 (issue 19:
- * uprobes only there, no USDT notes): two CPU-bound threads each wait
+ * line, on Python processes started WITHOUT archtrace, on the oldest and
+ * newest layouts (3.11 static, with USDT notes, and 3.13, uprobes only;
+ * tests/test_bpf.c drives the same probes through the C API on all four
+ * interpreters): two CPU-bound threads each wait
  * for the GIL >= 25 % of the attached time, an import-heavy script's
  * imports appear with times, GC runs are counted; the JSON report and a
- * re-rendered session carry it all.  (tests/test_bpf.c drives the same
- * backend through its C API.)  Skips, with the kernel's reason, only when
+ * re-rendered session carry it all.  Skips, with the kernel's reason, only when
  * the kernel refuses BPF (exit status 7). */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -158,7 +158,7 @@ static void gil(const char *shape)
     free(err), free(tmp);
 }
 
-AT_TEST_EACH_SHAPE(record_bpf, gil_waits_two_threads, .timeout = 40) { gil(shape); }
+AT_TEST_EACH_END_SHAPE(record_bpf, gil_waits_two_threads, .timeout = 40) { gil(shape); }
 
 /* ---- imports and GC: record until the target exits ------------------------------ */
 
@@ -224,7 +224,7 @@ static void imports(const char *shape)
     free(trace), free(tmp);
 }
 
-AT_TEST_EACH_SHAPE(record_bpf, imports_with_times, .timeout = 60) { imports(shape); }
+AT_TEST_EACH_END_SHAPE(record_bpf, imports_with_times, .timeout = 60) { imports(shape); }
 
 static void gc_runs(const char *shape)
 {
@@ -242,7 +242,7 @@ static void gc_runs(const char *shape)
     free(tmp);
 }
 
-AT_TEST_EACH_SHAPE(record_bpf, gc_runs_counted, .timeout = 60) { gc_runs(shape); }
+AT_TEST_EACH_END_SHAPE(record_bpf, gc_runs_counted, .timeout = 60) { gc_runs(shape); }
 
 /* ---- refusals ----------------------------------------------------------------------- */
 

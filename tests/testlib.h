@@ -54,6 +54,24 @@ typedef struct at_test_shape {
     }                                                                                      \
     static void suite##_##test##_body(const char *shape)
 
+/* The same over the oldest and the newest layout only (3.11 static and
+ * 3.13): for a test whose per-version part another test already runs on
+ * all four (the CLI over an API tested per version), to keep `make
+ * test` in its time. */
+#define AT_TEST_SHAPES_ENDS { { "static" }, { "3.13" } }
+#define AT_TEST_EACH_END_SHAPE(suite, test, ...)                                           \
+    ParameterizedTestParameters(suite, test)                                               \
+    {                                                                                      \
+        static at_test_shape_t shapes[] = AT_TEST_SHAPES_ENDS;                             \
+        return cr_make_param_array(at_test_shape_t, shapes, 2);                            \
+    }                                                                                      \
+    static void suite##_##test##_body(const char *shape);                                  \
+    ParameterizedTest(at_test_shape_t *param, suite, test, __VA_ARGS__)                    \
+    {                                                                                      \
+        suite##_##test##_body(param->name);                                                \
+    }                                                                                      \
+    static void suite##_##test##_body(const char *shape)
+
 /* "3.11." for 3.11's shapes, else "3.12." / "3.13.": what the report's
  * version of a process run with that interpreter starts with. */
 const char *at_test_shape_version(const char *shape);
