@@ -158,7 +158,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = NONE,
         .dorv_values_bit = NONE,
         .co_fast_hidden = 0,
-        .frame_suspended_yield_from = NONE,
+        .frame_suspended_yield_from = NONE, .has_yield_from_state = 0,
     },
     {
         .major = 3, .minor = 12, .name = "3.12", .dict_mode = AT_PYDICT_TAGGED,
@@ -188,7 +188,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = NONE,
         .dorv_values_bit = AT312_DORV_VALUES_BIT,
         .co_fast_hidden = AT312_CO_FAST_HIDDEN,
-        .frame_suspended_yield_from = NONE,
+        .frame_suspended_yield_from = NONE, .has_yield_from_state = 0,
     },
     {
         .major = 3, .minor = 13, .name = "3.13", .dict_mode = AT_PYDICT_INLINE,
@@ -219,7 +219,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = AT313_OBJECT_INLINE_VALUES,
         .dorv_values_bit = NONE,
         .co_fast_hidden = AT313_CO_FAST_HIDDEN,
-        .frame_suspended_yield_from = AT313_FRAME_SUSPENDED_YIELD_FROM,
+        .frame_suspended_yield_from = AT313_FRAME_SUSPENDED_YIELD_FROM, .has_yield_from_state = 1,
     },
 };
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])

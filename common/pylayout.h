@@ -135,9 +135,11 @@ typedef struct at_pylayout {
     /* asyncio tasks and the coroutines they drive (`dump --asyncio`) */
     int32_t gen_iframe, gen_frame_state; /* PyGenObject / PyCoroObject   */
     int32_t frame_created, frame_suspended, frame_completed; /* gi_frame_state */
-    int32_t frame_suspended_yield_from; /* 3.13+, else AT_PYLAYOUT_NONE:
-                                  * before it the next instruction's RESUME
-                                  * oparg tells an await from a yield   */
+    int32_t frame_suspended_yield_from; /* 3.13+ (-1, so AT_PYLAYOUT_NONE
+                                  * cannot say it is absent: see below)  */
+    int32_t has_yield_from_state;/* 1 from 3.13; before, the next
+                                  * instruction's RESUME oparg tells an
+                                  * await from a yield                  */
     int32_t weakref_object, type_base;
     int32_t type_dict, memberdescr_member, memberdef_offset; /* a __slots__ slot's offset */
     int32_t task_loop, task_source_tb, task_state, task_fut_waiter, task_coro, task_name;
