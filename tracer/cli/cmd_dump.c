@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_dump.c - `archtrace -p PID dump [--locals] [--json FILE]` (see cmd_sample.h).
+/* cmd_dump.c - `archtrace -p PID dump [--locals] [--asyncio] [--json FILE]` (see cmd_sample.h).
  *
  * One sample of every thread, kept rather than counted: each thread's
  * frames, and with --locals each Python frame's variables, read while a
@@ -186,6 +186,15 @@ static int report(const at_options_t *o, const at_target_t *t, dump_ctx_t *d, in
     return 0;
 }
 
+/* With --asyncio, the tasks, read after the threads' stacks (from the
+ * same walker and symbols).  0 or -errno (-ESRCH: the process exited). */
+static int read_asyncio(at_target_t *t, dump_ctx_t *d, int rc)
+{
+    if (rc < 0 || !d->dump.asyncio)
+        return rc;
+    return at_asyncio_read(&t->proc, t->walker, at_stacks_symtab(t->stacks), d->dump.asyncio);
+}
+
 int at_cmd_dump(const at_options_t *o)
 {
     at_target_t *t;
@@ -204,13 +213,17 @@ int at_cmd_dump(const at_options_t *o)
         t->on_pystack = read_locals;
         t->on_pystack_ctx = d;
     }
-    if (!(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads))) {
+    if (!(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads)) ||
+        (o->asyncio && !(d->dump.asyncio = calloc(1, sizeof *d->dump.asyncio)))) {
         fprintf(stderr, "archtrace: out of memory\n");
         rc = AT_EXIT_FAILED;
     } else {
-        rc = report(o, t, d, sample_once(t, d));
+        rc = report(o, t, d, read_asyncio(t, d, sample_once(t, d)));
     }
     at_dump_clear(&d->dump);
+    if (d->dump.asyncio)
+        at_asyncio_free(d->dump.asyncio);
+    free(d->dump.asyncio);
     free(d->dump.threads);
     free(d);
     at_target_free(t);

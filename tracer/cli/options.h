@@ -48,6 +48,7 @@ typedef struct at_options {
                                * own numbers), not the sampled default     */
     int quiet;                /* -q: no text report                        */
     int locals;               /* --locals: dump shows each frame's variables */
+    int asyncio;              /* --asyncio: dump lists the asyncio tasks     */
     const char *report_dir;   /* DIR for `archtrace report`                */
     char **argv;              /* COMMAND [ARGS...] for run/top, NULL-ended */
     int argc;                 /* number of entries in argv                 */
