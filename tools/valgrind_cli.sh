@@ -3,7 +3,7 @@
 # valgrind_cli.sh [ARCHTRACE] - the archtrace CLI under valgrind memcheck:
 # record a running Python (-p PID record, with and without --native),
 # dump it (also with --locals and --json, and locals.py's variables of
-# every kind), then `report` the session in every format, then `run` a
+# every kind, and asyncio_tasks.py's tasks with --asyncio), then `report` the session in every format, then `run` a
 # short program.  Each step must exit 0 with no memory error and no leak
 # (definite, indirect or possible; "still reachable" is not a leak).
 # Only archtrace itself is checked, not the Python it traces.  Prints
@@ -58,6 +58,13 @@ kill "$target"; wait "$target" 2>/dev/null; target=""
 target=$!
 for _ in $(seq 100); do [ -f "$work/locals-ready" ] && break; sleep 0.05; done
 step dump-locals-kinds -p "$target" dump --locals --json "$work/l.json"
+kill "$target"; wait "$target" 2>/dev/null; target=""
+
+# asyncio tasks on two loops, one in debug mode
+"$py" "$root/tests/fixtures/asyncio_tasks.py" "$work/asyncio-ready" >/dev/null &
+target=$!
+for _ in $(seq 100); do [ -f "$work/asyncio-ready" ] && break; sleep 0.05; done
+step dump-asyncio -p "$target" dump --asyncio --json "$work/a.json"
 kill "$target"; wait "$target" 2>/dev/null; target=""
 
 step report report "$work/s"
