@@ -38,12 +38,17 @@ TestSuite(asyncio, .fini = kill_running);
 
 static void start_script(fixture_t *f, const char *shape, const char *script, const char *extra)
 {
-    char path[1024], py[512], more[1024];
+    char path[1024], py[512], more[1024], *rest[4] = { NULL };
     snprintf(py, sizeof py, "%s", at_test_python_or_skip(shape));
     cr_assert(tu_tmpdir(f->dir, sizeof f->dir), "mkdtemp failed: %s", strerror(errno));
     snprintf(f->ready, sizeof f->ready, "%s/ready", f->dir);
     snprintf(more, sizeof more, "%s", extra ? extra : "");
-    char *argv[] = { py, (char *)tu_fixture(script, path, sizeof path), f->ready, extra ? more : NULL, NULL };
+    /* extra: space-separated arguments after READY_FILE (at most 4) */
+    char *save = NULL, *word = extra ? strtok_r(more, " ", &save) : NULL;
+    for (int i = 0; word && i < 4; i++, word = strtok_r(NULL, " ", &save))
+        rest[i] = word;
+    char *argv[] = { py, (char *)tu_fixture(script, path, sizeof path), f->ready, rest[0], rest[1], rest[2], rest[3],
+                     NULL };
     f->pid = running = tu_spawn(argv);
     cr_assert(f->pid > 0, "%s: cannot start %s", shape, py);
     cr_assert(tu_wait_file(f->ready, 30) == 0, "%s: %s did not get ready", shape, script);
@@ -282,4 +287,31 @@ AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
     cr_expect_eq(requests, 3, "%s: %d tasks in handle_request:\n%s", shape, requests, out);
     cr_expect(strstr(out, ", in context_demo\n"), "%s: no task in context_demo:\n%s", shape, out);
     free(out);
+}
+
+/* Await chains a reader must cut: 100 coroutines deep (64 shown), and a
+ * coroutine made to await the one awaiting it (each shown once).  Both
+ * say [truncated]; the dump still ends with exit status 0. */
+AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
+{
+    fixture_t f;
+    char offsets[96], path[600], args[700];
+    const at_pylayout_t *L = layout_of(shape);
+    snprintf(offsets, sizeof offsets, "%d %d %d", L->gen_iframe, L->iframe_stacktop, L->iframe_localsplus);
+    start_script(&f, shape, "asyncio_hostile.py", offsets);
+    snprintf(path, sizeof path, "%s/dump.json", f.dir);
+    snprintf(args, sizeof args, "--asyncio --json '%s'", path);
+    char *out = dump(&f, shape, "--asyncio");
+    free(dump(&f, shape, args));
+    char *json = at_test_json(path, "sorted((t['name'], len(t['stack']), t['stack_truncated'])"
+                                    " for l in d['processes'][0]['asyncio'] for t in l['tasks'])");
+    stop(&f);
+    const char *cyc = strstr(out, "  Task \"cycle\" (pending)\n");
+    cr_assert(cyc, "%s: no cycle task:\n%s", shape, out);
+    cr_expect(strstr(cyc, ", in ring\n") && strstr(cyc, ", in link\n    [truncated]\n"),
+              "%s: the cycle is not shown once and cut:\n%s", shape, cyc);
+    cr_expect_str_eq(json, "[('Task-1', 2, False), ('cycle', 2, True), ('deep', 64, True)]", "%s: %s", shape,
+                     json);
+    free(out);
+    free(json);
 }
