@@ -391,6 +391,13 @@ LAYOUTS_TEST(an_exited_process_is_told_apart)
     at_locals_free(&fl);
 }
 
+Test(py_repr, names_are_masked_to_visible_characters)
+{
+    char s[] = "ok_\xd0\xb8\xd0\xbc\xd1\x8f\n\xe2\x80\xae\xff x";
+    at_py_repr_mask(s);
+    cr_expect_str_eq(s, "ok_\xd0\xb8\xd0\xbc\xd1\x8f??????x");
+}
+
 Test(py_repr, floats_read_as_python_prints_them)
 {
     static const struct { double d; const char *want; } cases[] = {

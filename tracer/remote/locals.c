@@ -140,6 +140,7 @@ static int read_var(at_py_proc_t *p, const code_vars_t *cv, int i, uint64_t name
         return (int)rc;
     if (rc < 0)
         snprintf(var->name, sizeof var->name, "?%d", i);
+    at_py_repr_mask(var->name);   /* an identifier never needs masking; memory may */
     if (slot && (kind & (L->co_fast_cell | L->co_fast_free)) && (rc = deref_cell(p, &slot)) < 0) {
         if (rc == -ESRCH)
             return (int)rc;

@@ -157,6 +157,23 @@ static size_t name_char(const unsigned char *s, size_t n)
     return c <= 0x20 || (c >= 0x7f && c < 0xa0) || hidden_char(c) ? 0 : len;
 }
 
+void at_py_repr_mask(char *s)
+{
+    size_t n = strlen(s), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = name_char((const unsigned char *)s + i, n - i);
+        if (len == 0) {
+            s[o++] = '?';
+            i++;
+            continue;
+        }
+        memmove(s + o, s + i, len);
+        o += len;
+        i += len;
+    }
+    s[o] = '\0';
+}
+
 /* tp_name of the type at `type`, read bounded into name: what is not a
  * visible UTF-8 character becomes '?' (a name is shown, never trusted);
  * "?" when unreadable. */

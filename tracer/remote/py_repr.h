@@ -57,6 +57,11 @@ int at_py_repr(at_py_proc_t *p, uint64_t addr, at_repr_t *out, at_json_t *j);
  * "the process exited", "too many reads". */
 const char *at_py_repr_why(int err);
 
+/* Replace in s (NUL-ended) each byte that does not start a visible
+ * UTF-8 character (controls, spaces, bidi overrides and the like, bad
+ * UTF-8) with '?': for names read from a target before they are shown. */
+void at_py_repr_mask(char *s);
+
 /* Format d as Python's repr(float) does (shortest round-trip digits,
  * "1.0", "1e+16", "inf", "nan") into buf (size >= 32). */
 void at_py_repr_float(double d, char *buf, size_t size);
