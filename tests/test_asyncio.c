@@ -26,15 +26,15 @@ typedef struct fixture {
 
 /* The fixture of the test running, killed by the suite's .fini too: a
  * failed assertion ends the test before its own stop(). */
-static pid_t running;
+static pid_t fixture_pid;
 
-static void kill_running(void)
+static void kill_fixture(void)
 {
-    if (running > 0)
-        tu_kill(running);
+    if (fixture_pid > 0)
+        tu_kill(fixture_pid);
 }
 
-TestSuite(asyncio, .fini = kill_running);
+TestSuite(asyncio, .fini = kill_fixture);
 
 static void start_script(fixture_t *f, const char *shape, const char *script, const char *extra)
 {
@@ -49,7 +49,7 @@ static void start_script(fixture_t *f, const char *shape, const char *script, co
         rest[i] = word;
     char *argv[] = { py, (char *)tu_fixture(script, path, sizeof path), f->ready, rest[0], rest[1], rest[2], rest[3],
                      NULL };
-    f->pid = running = tu_spawn(argv);
+    f->pid = fixture_pid = tu_spawn(argv);
     cr_assert(f->pid > 0, "%s: cannot start %s", shape, py);
     cr_assert(tu_wait_file(f->ready, 30) == 0, "%s: %s did not get ready", shape, script);
     char *text = tu_slurp(f->ready);
@@ -216,6 +216,7 @@ static const char json_checks[] =
     " == ('dbg_main', T['line_create'])),"
     "('not cut', not any(t['stack_truncated'] for t in tasks.values())),"
     "('imported', p['asyncio_imported'] is True and p['asyncio_py_tasks'] == 0),"
+    "('none running', not any(t['running'] for t in tasks.values())),"
     "] if not ok])("
     " {l['loop']: l['tasks'] for l in p['asyncio']},"
     " {t['name']: t for l in p['asyncio'] for t in l['tasks']}))"
@@ -262,7 +263,8 @@ AT_TEST_EACH_SHAPE(asyncio, without_asyncio_says_so, .timeout = 60)
  * the lab runs unchanged, but its first 2 ms sleep (in load_profile)
  * blocks the loop and signals, so the dump sees the three request
  * tasks and context_demo's: two asleep in handle_request, one running
- * (its frame shown, the rest of its chain is the thread's stack).
+ * (marked so from _current_tasks; its frame shown, the rest of its
+ * chain is the thread's stack).
  * lab06 targets 3.11 and refuses others. */
 AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
 {
@@ -277,13 +279,17 @@ AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
     char *threads = strstr(out, "\nThread ");
     if (threads)
         *threads = '\0';   /* count in the tasks only, not in the thread stacks */
-    int pending = 0, requests = 0;
+    int pending = 0, running = 0, requests = 0;
     for (const char *p = out; (p = strstr(p, "\" (pending)\n")); p++)
         pending++;
+    for (const char *p = out; (p = strstr(p, "\" (pending, running)\n")); p++)
+        running++;
     for (const char *p = out; (p = strstr(p, ", in handle_request\n")); p++)
         requests++;
     cr_expect(strstr(out, "\nEvent loop 0x"), "%s: no event loop:\n%s", shape, out);
-    cr_expect_eq(pending, 4, "%s: %d pending tasks, want the 3 requests and context_demo:\n%s", shape, pending, out);
+    cr_expect_eq(pending + running, 4, "%s: %d pending tasks, want the 3 requests and context_demo:\n%s", shape,
+                 pending + running, out);
+    cr_expect_eq(running, 1, "%s: %d running tasks, want the one in load_profile:\n%s", shape, running, out);
     cr_expect_eq(requests, 3, "%s: %d tasks in handle_request:\n%s", shape, requests, out);
     cr_expect(strstr(out, ", in context_demo\n"), "%s: no task in context_demo:\n%s", shape, out);
     free(out);

@@ -116,7 +116,8 @@ static void put_task(FILE *f, const at_target_t *t, const at_asyncio_t *a, const
 {
     char label[AT_ASYNC_NAME_MAX * 4 + 8];
     const at_async_task_t *w = at_asyncio_find(a, k->awaits);
-    fprintf(f, "  %s (%s)\n", task_label(k, label, sizeof label), at_async_state_name(k->state));
+    fprintf(f, "  %s (%s%s)\n", task_label(k, label, sizeof label), at_async_state_name(k->state),
+            k->running ? ", running" : "");
     if (w)
         fprintf(f, "    awaiting %s\n", task_label(w, label, sizeof label));
     put_awaited_by(f, a, k);
@@ -280,6 +281,7 @@ static void json_task(at_json_t *j, const at_target_t *t, const at_asyncio_t *a,
     at_json_obj_begin(j);
     at_json_kv_str(j, "name", k->name);
     at_json_kv_str(j, "state", at_async_state_name(k->state));
+    at_json_kv_bool(j, "running", k->running);
     at_json_kv_uint(j, "id", k->addr);
     at_json_key(j, "awaits");
     if (k->awaits)

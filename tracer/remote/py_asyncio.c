@@ -27,6 +27,7 @@
 #define SLOT_OFF_MAX   4096   /* a __slots__ slot lies this near the header */
 #define LIST_MAX       (1 << 24) /* a traceback list longer than this is corrupt */
 #define FUNC_MAX       256    /* bytes of a function or file name read      */
+#define RUNNING_MAX    256    /* loops' current tasks read from _current_tasks */
 
 typedef struct async_ctx {
     at_py_proc_t *p;
@@ -362,6 +363,17 @@ static void resolve_awaits(at_asyncio_t *a)
             a->tasks[i].awaits = 0;
 }
 
+/* Mark the tasks that _current_tasks (loop -> task) says run now. */
+static void mark_running(async_ctx_t *c, uint64_t tasks_dict, at_asyncio_t *out)
+{
+    uint64_t running[RUNNING_MAX];
+    uint64_t current = at_py_dict_get_str(c->p, tasks_dict, "_current_tasks");
+    int n = current ? at_py_dict_values(c->p, current, running, RUNNING_MAX) : 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < out->n; k++)
+            out->tasks[k].running |= out->tasks[k].addr == running[i];
+}
+
 static int read_all(async_ctx_t *c, at_asyncio_t *out)
 {
     qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
@@ -398,6 +410,8 @@ int at_asyncio_read(at_py_proc_t *p, at_walker_t *w, at_symtab_t *syms, at_async
     int rc = gather(&c, tasks_dict);
     if (rc == 0)
         rc = read_all(&c, out);
+    if (rc == 0)
+        mark_running(&c, tasks_dict, out);
     free(c.cand);
     return rc == 0 && c.gone ? -ESRCH : rc;
 }

@@ -11,7 +11,9 @@
  * TASK_*).  A pure-Python task (asyncio.tasks._PyTask) is counted, not
  * shown.
  *
- * Per task: its loop (tasks are grouped by it), name, state, the task
+ * Per task: its loop (tasks are grouped by it), name, state, whether it
+ * is the task its loop is running now (asyncio.tasks._current_tasks,
+ * loop -> task), the task
  * it waits for (task_fut_waiter, when that is another task found here),
  * the coroutines it is suspended in -- task_coro's own frame, then the
  * coroutine or generator that one awaits (the top of its frame's value
@@ -49,6 +51,7 @@ typedef struct at_async_task {
     uint64_t loop;           /* its event loop                            */
     uint64_t awaits;         /* the task it waits for, 0 when none        */
     at_async_state_t state;
+    int running;             /* its loop is in its step now (_current_tasks) */
     char name[AT_ASYNC_NAME_MAX];
     int n;                   /* stack[0..n): outermost first              */
     int stack_cut;           /* the chain went on past AT_ASYNC_MAX_DEPTH,

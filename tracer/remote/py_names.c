@@ -407,3 +407,21 @@ uint64_t at_py_attr(at_py_proc_t *p, uint64_t obj, const char *name)
     names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
     return attr_of(&w, obj, name);
 }
+
+int at_py_dict_values(at_py_proc_t *p, uint64_t dict, uint64_t *out, int max)
+{
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
+    uint64_t kv[2];
+    keys_view_t k;
+    if (dict_parts(&w, dict, kv) < 0 || keys_open(&w, kv[0], &k) < 0)
+        return 0;
+    uint8_t *ents = keys_entries(&w, &k);
+    int n = 0;
+    for (int64_t i = 0; ents && i < k.n && n < max; i++) {
+        uint64_t v = at_get_u64(ents, (size_t)i * k.esize + k.key_off) ? entry_value(&w, &k, ents, i, kv[1]) : 0;
+        if (v)
+            out[n++] = v;
+    }
+    free(ents);
+    return n;
+}
