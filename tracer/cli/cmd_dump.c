@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/dump_out.h"
+#include "remote/native.h"   /* at_thread_stop: the tasks read at one moment */
 #include "out/textout.h"
 
 /* A dump reads threads that run on.  One caught entering or leaving the
@@ -187,12 +188,27 @@ static int report(const at_options_t *o, const at_target_t *t, dump_ctx_t *d, in
 }
 
 /* With --asyncio, the tasks, read after the threads' stacks (from the
- * same walker and symbols).  0 or -errno (-ESRCH: the process exited). */
+ * same walker and symbols) with every thread the sample saw stopped:
+ * tasks, their sets and their coroutines change only while a thread
+ * runs Python, so what is read belongs to one moment (a thread that
+ * cannot be stopped, ptrace being refused, is read running, as the
+ * stacks are).  0 or -errno (-ESRCH: the process exited). */
 static int read_asyncio(at_target_t *t, dump_ctx_t *d, int rc)
 {
     if (rc < 0 || !d->dump.asyncio)
         return rc;
-    return at_asyncio_read(&t->proc, t->walker, at_stacks_symtab(t->stacks), d->dump.asyncio);
+    int n = d->dump.n, *sigs = calloc((size_t)(n ? n : 1), sizeof *sigs);
+    uint8_t *stopped = calloc((size_t)(n ? n : 1), 1);
+    for (int i = 0; sigs && stopped && i < n; i++)
+        stopped[i] = at_thread_stop(d->dump.threads[i].tid, &sigs[i]) == 0;
+    rc = sigs && stopped ? at_asyncio_read(&t->proc, t->walker, at_stacks_symtab(t->stacks), d->dump.asyncio)
+                         : -ENOMEM;
+    for (int i = 0; sigs && stopped && i < n; i++)
+        if (stopped[i])
+            at_thread_resume(d->dump.threads[i].tid, sigs[i]);
+    free(sigs);
+    free(stopped);
+    return rc;
 }
 
 int at_cmd_dump(const at_options_t *o)
