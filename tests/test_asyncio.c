@@ -321,3 +321,33 @@ AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
     free(out);
     free(json);
 }
+
+/* A loop that switches tasks all the time (50 spinning, short ones
+ * coming and going): five dumps in a row each see the 50 spinners whole,
+ * suspended in spin() -> asyncio.sleep, and the process runs on after. */
+AT_TEST_EACH_SHAPE(asyncio, a_busy_loop_reads_whole, .timeout = 90)
+{
+    fixture_t f;
+    char state[512];
+    start_script(&f, shape, "asyncio_busy.py", NULL);
+    for (int round = 0; round < 5; round++) {
+        char *out = dump(&f, shape, "--asyncio");
+        int spinners = 0, whole = 0;
+        for (const char *p = out; (p = strstr(p, "  Task \"spin-")); p++) {
+            spinners++;
+            const char *next = strstr(p + 1, "  Task \""), *thr = strstr(p, "\nThread ");
+            const char *end = next && (!thr || next < thr) ? next : thr;
+            const char *fr = strstr(p, ", in spin\n"), *cut = strstr(p, "[truncated]");
+            whole += fr && (!end || fr < end) && (!cut || (end && cut > end));
+        }
+        cr_expect_eq(spinners, 50, "%s: round %d: %d spinners:\n%s", shape, round, spinners, out);
+        cr_expect_eq(whole, 50, "%s: round %d: %d of 50 spinners read whole:\n%s", shape, round, whole, out);
+        free(out);
+    }
+    snprintf(state, sizeof state, "/proc/%d/stat", (int)f.pid);
+    char *stat = tu_slurp(state);
+    const char *st = stat ? strrchr(stat, ')') : NULL;
+    cr_expect(st && (st[2] == 'R' || st[2] == 'S'), "%s: the process is not running on: %s", shape, stat);
+    free(stat);
+    stop(&f);
+}
