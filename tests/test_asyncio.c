@@ -297,7 +297,9 @@ AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
 
 /* Await chains a reader must cut: 100 coroutines deep (64 shown), and a
  * coroutine made to await the one awaiting it (each shown once).  Both
- * say [truncated]; the dump still ends with exit status 0. */
+ * say [truncated]; the dump still ends with exit status 0.  A task name
+ * with a right-to-left override and a newline reads escaped in the text
+ * (as repr() escapes it), whole in the JSON. */
 AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
 {
     fixture_t f;
@@ -316,8 +318,11 @@ AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
     cr_assert(cyc, "%s: no cycle task:\n%s", shape, out);
     cr_expect(strstr(cyc, ", in ring\n") && strstr(cyc, ", in link\n    [truncated]\n"),
               "%s: the cycle is not shown once and cut:\n%s", shape, cyc);
-    cr_expect_str_eq(json, "[('Task-1', 2, False), ('cycle', 2, True), ('deep', 64, True)]", "%s: %s", shape,
-                     json);
+    cr_expect_str_eq(json,
+                     "[('Task-1', 2, False), ('cycle', 2, True), ('deep', 64, True), ('odd name \\u202e\\n end', 1, False)]",
+                     "%s: %s", shape, json);
+    cr_expect(strstr(out, "\n  Task \"odd name \\u202e\\n end\" (pending)\n    File \""),
+              "%s: the odd name is not escaped as repr() does:\n%s", shape, out);
     free(out);
     free(json);
 }

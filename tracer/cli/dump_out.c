@@ -89,11 +89,11 @@ static void put_thread(FILE *f, const at_target_t *t, const at_dump_thread_t *th
         fprintf(f, "  (no Python frames)\n");
 }
 
-/* ` Task "name"`, escaped, into buf. */
+/* `Task "name"`, escaped, into buf. */
 static const char *task_label(const at_async_task_t *k, char *buf, size_t n)
 {
     char esc[AT_ASYNC_NAME_MAX * 4];
-    at_text_escape(esc, sizeof esc, k->name);
+    at_text_escape(esc, sizeof esc, k->label);
     snprintf(buf, n, "Task \"%s\"", esc);
     return buf;
 }

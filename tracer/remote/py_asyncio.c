@@ -148,21 +148,28 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- one task -------------------------------------------------------------- */
 
-/* Task.get_name(): the str, or 3.13's deferred "Task-N" from its int. */
-static void read_name(async_ctx_t *c, uint64_t name, char *out, size_t size)
+/* Task.get_name() into t->name: the str, or 3.13's deferred "Task-N"
+ * from its int; t->label the same escaped for a terminal: the text
+ * between the quotes of the str's repr (py_repr.c escapes what Python's
+ * repr escapes). */
+static void read_name(async_ctx_t *c, uint64_t name, at_async_task_t *t)
 {
-    at_repr_t *r;
-    if (at_py_str_read(&c->p->mem, c->L, c->p->unicode_type, name, out, size) >= 0)
-        return;
-    if (!name || !(r = malloc(sizeof *r))) {
-        snprintf(out, size, "?");
-        return;
-    }
-    int rc = at_py_repr(c->p, name, r, NULL);
+    at_repr_t *r = name ? malloc(sizeof *r) : NULL;
+    int rc = r ? at_py_repr(c->p, name, r, NULL) : -ENOMEM;
     c->gone |= rc == -ESRCH;
-    /* a name that is neither str nor int shows as its repr, cut to fit */
-    int n = snprintf(out, size, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
-    snprintf(out + n, size - (size_t)n, "%.*s", (int)(size - (size_t)n - 1), rc == 0 ? r->text : "?");
+    if (at_py_str_read(&c->p->mem, c->L, c->p->unicode_type, name, t->name, sizeof t->name) < 0) {
+        /* not a str: an int names "Task-N"; anything else shows its repr, cut to fit */
+        int n = snprintf(t->name, sizeof t->name, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
+        snprintf(t->name + n, sizeof t->name - (size_t)n, "%.*s", (int)(sizeof t->name - (size_t)n - 1),
+                 rc == 0 ? r->text : "?");
+        snprintf(t->label, sizeof t->label, "%s", t->name);
+    } else if (rc == 0 && (r->text[0] == '\'' || r->text[0] == '"') && strrchr(r->text, r->text[0]) > r->text) {
+        size_t inner = (size_t)(strrchr(r->text, r->text[0]) - r->text - 1);
+        snprintf(t->label, sizeof t->label, "%.*s%s", (int)(inner < sizeof t->label - 4 ? inner : sizeof t->label - 4),
+                 r->text + 1, r->truncated || inner >= sizeof t->label - 4 ? AT_REPR_CUT : "");
+    } else {
+        snprintf(t->label, sizeof t->label, "%s", t->name);
+    }
     free(r);
 }
 
@@ -328,7 +335,7 @@ static int read_task(async_ctx_t *c, uint64_t addr, at_async_task_t *t)
     int32_t st = at_get_i32(b, L->task_state);
     t->state = st == L->fut_state_cancelled ? AT_ASYNC_CANCELLED
              : st == L->fut_state_finished ? AT_ASYNC_DONE : AT_ASYNC_PENDING;
-    read_name(c, at_get_u64(b, L->task_name), t->name, sizeof t->name);
+    read_name(c, at_get_u64(b, L->task_name), t);
     if (t->state == AT_ASYNC_PENDING)
         read_stack(c, t, at_get_u64(b, L->task_coro));
     read_created(c, t, at_get_u64(b, L->task_source_tb));

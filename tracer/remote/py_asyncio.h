@@ -52,7 +52,10 @@ typedef struct at_async_task {
     uint64_t awaits;         /* the task it waits for, 0 when none        */
     at_async_state_t state;
     int running;             /* its loop is in its step now (_current_tasks) */
-    char name[AT_ASYNC_NAME_MAX];
+    char name[AT_ASYNC_NAME_MAX];  /* get_name(), as read (for JSON)   */
+    char label[AT_ASYNC_NAME_MAX]; /* the same for the text: escaped as
+                              * repr() escapes it (a bidi override reads
+                              * \u202e, a newline \n), cut with "…"   */
     int n;                   /* stack[0..n): outermost first              */
     int stack_cut;           /* the chain went on past AT_ASYNC_MAX_DEPTH,
                               * came back to itself, or was unreadable    */
