@@ -356,3 +356,21 @@ AT_TEST_EACH_SHAPE(asyncio, a_busy_loop_reads_whole, .timeout = 90)
     free(stat);
     stop(&f);
 }
+
+/* 3.12+: a task in its eager first step (asyncio.eager_task_factory) is
+ * only in asyncio.tasks._eager_tasks; it is found there, running, in
+ * blocker() (its name is set only after that step: "Task-2"). */
+AT_TEST_EACH_SHAPE(asyncio, an_eager_task_in_its_first_step, .timeout = 60)
+{
+    fixture_t f;
+    if (!strcmp(shape, "static") || !strcmp(shape, "shared"))
+        cr_skip_test("3.11 has no eager tasks (%s)", shape);
+    start_script(&f, shape, "asyncio_eager.py", NULL);
+    char *out = dump(&f, shape, "--asyncio");
+    stop(&f);
+    const char *t = strstr(out, " (pending, running)\n    File \"");
+    const char *nl = t ? strchr(t + strlen(" (pending, running)\n"), '\n') : NULL;
+    cr_expect(nl && !strncmp(nl - strlen(", in blocker"), ", in blocker", strlen(", in blocker")),
+              "%s: no running task in blocker():\n%s", shape, out);
+    free(out);
+}
