@@ -384,7 +384,8 @@ static void mark_running(async_ctx_t *c, uint64_t tasks_dict, at_asyncio_t *out)
 static int read_all(async_ctx_t *c, at_asyncio_t *out)
 {
     qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
-    if (!(out->tasks = calloc((size_t)(c->ncand ? c->ncand : 1), sizeof *out->tasks)))
+    int cap = c->ncand < AT_ASYNC_MAX_TASKS ? c->ncand : AT_ASYNC_MAX_TASKS;
+    if (!(out->tasks = calloc((size_t)(cap ? cap : 1), sizeof *out->tasks)))
         return -ENOMEM;
     for (int i = 0; i < c->ncand && !c->gone; i++) {
         if (i && c->cand[i] == c->cand[i - 1])
