@@ -216,7 +216,7 @@ static const char json_checks[] =
     " == ('dbg_main', T['line_create'])),"
     "('not cut', not any(t['stack_truncated'] for t in tasks.values())),"
     "('imported', p['asyncio_imported'] is True and p['asyncio_py_tasks'] == 0),"
-    "('none running', not any(t['running'] for t in tasks.values())),"
+    "('none running', not any(t['running'] or t['thread'] for t in tasks.values())),"
     "] if not ok])("
     " {l['loop']: l['tasks'] for l in p['asyncio']},"
     " {t['name']: t for l in p['asyncio'] for t in l['tasks']}))"
@@ -263,8 +263,8 @@ AT_TEST_EACH_SHAPE(asyncio, without_asyncio_says_so, .timeout = 60)
  * the lab runs unchanged, but its first 2 ms sleep (in load_profile)
  * blocks the loop and signals, so the dump sees the three request
  * tasks and context_demo's: two asleep in handle_request, one running
- * (marked so from _current_tasks; its frame shown, the rest of its
- * chain is the thread's stack).
+ * (marked so from _current_tasks; its coroutine's frame, then what it
+ * runs now, taken from its thread's stack).
  * lab06 targets 3.11 and refuses others. */
 AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
 {
@@ -292,6 +292,12 @@ AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
     cr_expect_eq(running, 1, "%s: %d running tasks, want the one in load_profile:\n%s", shape, running, out);
     cr_expect_eq(requests, 3, "%s: %d tasks in handle_request:\n%s", shape, requests, out);
     cr_expect(strstr(out, ", in context_demo\n"), "%s: no task in context_demo:\n%s", shape, out);
+    /* the running one joined with its thread: down to load_profile */
+    const char *run = strstr(out, "\" (pending, running)\n    on thread ");
+    const char *next = run ? strstr(run, "\n  Task \"") : NULL;
+    const char *lp = run ? strstr(run, ", in handle_request\n    File \"") : NULL;
+    cr_expect(lp && strstr(lp, ", in load_profile\n") && (!next || strstr(lp, ", in load_profile\n") < next),
+              "%s: the running task does not go on into load_profile:\n%s", shape, out);
     free(out);
 }
 
@@ -368,8 +374,9 @@ AT_TEST_EACH_SHAPE(asyncio, an_eager_task_in_its_first_step, .timeout = 60)
     start_script(&f, shape, "asyncio_eager.py", NULL);
     char *out = dump(&f, shape, "--asyncio");
     stop(&f);
-    const char *t = strstr(out, " (pending, running)\n    File \"");
-    const char *nl = t ? strchr(t + strlen(" (pending, running)\n"), '\n') : NULL;
+    const char *t = strstr(out, " (pending, running)\n");
+    const char *fr = t ? strstr(t, "\n    File \"") : NULL;
+    const char *nl = fr ? strchr(fr + 1, '\n') : NULL;
     cr_expect(nl && !strncmp(nl - strlen(", in blocker"), ", in blocker", strlen(", in blocker")),
               "%s: no running task in blocker():\n%s", shape, out);
     free(out);

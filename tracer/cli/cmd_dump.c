@@ -41,6 +41,11 @@ typedef struct dump_ctx {
     int json;                 /* variables' JSON values are wanted         */
     int oom;                  /* memory ran out while keeping a thread     */
     unsigned long calls0;     /* t->proc.mem.calls when this sample began  */
+    /* with --asyncio, each thread's frames as walked (most recent first,
+     * with their addresses), to join a running task with its thread */
+    int nwalked;
+    uint32_t walked_tid[AT_MAX_THREADS];
+    at_pystack_t *walked[AT_MAX_THREADS];
     /* the current thread's variables, root first, from the hook */
     int pend_n;
     uint32_t pend_sym[AT_MAX_STACK_DEPTH];
@@ -96,6 +101,32 @@ static int read_locals(void *ctx, at_target_t *t, const at_thread_t *th, const a
             return rc;  /* -ESRCH, -ENOMEM: this sample fails */
     }
     return 0;
+}
+
+/* Keep thread th's walked frames (the last walk of it wins: a torn
+ * sample is read again). */
+static int keep_walk(dump_ctx_t *d, const at_thread_t *th, const at_pystack_t *st)
+{
+    int i = 0;
+    while (i < d->nwalked && d->walked_tid[i] != th->tid)
+        i++;
+    if (i == AT_MAX_THREADS)
+        return 0;
+    if (i == d->nwalked) {
+        if (!(d->walked[i] = malloc(sizeof *d->walked[i])))
+            return -ENOMEM;
+        d->walked_tid[d->nwalked++] = th->tid;
+    }
+    *d->walked[i] = *st;
+    return 0;
+}
+
+/* The hook: --asyncio keeps the frames, --locals reads their variables. */
+static int on_stack(void *ctx, at_target_t *t, const at_thread_t *th, const at_pystack_t *st)
+{
+    dump_ctx_t *d = ctx;
+    int rc = d->dump.asyncio ? keep_walk(d, th, st) : 0;
+    return rc == 0 && d->dump.locals ? read_locals(ctx, t, th, st) : rc;
 }
 
 /* Give printed frame fr the next pending variables when they are its
@@ -203,6 +234,10 @@ static int read_asyncio(at_target_t *t, dump_ctx_t *d, int rc)
         stopped[i] = at_thread_stop(d->dump.threads[i].tid, &sigs[i]) == 0;
     rc = sigs && stopped ? at_asyncio_read(&t->proc, t->walker, at_stacks_symtab(t->stacks), d->dump.asyncio)
                          : -ENOMEM;
+    for (int k = 0; rc == 0 && k < d->dump.asyncio->n; k++)
+        for (int i = 0; i < d->nwalked; i++)
+            if (at_asyncio_join(&d->dump.asyncio->tasks[k], d->walked[i], d->walked_tid[i]))
+                break;
     for (int i = 0; sigs && stopped && i < n; i++)
         if (stopped[i])
             at_thread_resume(d->dump.threads[i].tid, sigs[i]);
@@ -225,8 +260,8 @@ int at_cmd_dump(const at_options_t *o)
     t->stop_running = 1;
     d->dump.locals = o->locals;
     d->json = o->locals && o->json_file;
-    if (o->locals) {
-        t->on_pystack = read_locals;
+    if (o->locals || o->asyncio) {
+        t->on_pystack = on_stack;
         t->on_pystack_ctx = d;
     }
     if (!(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads)) ||
@@ -240,6 +275,8 @@ int at_cmd_dump(const at_options_t *o)
     if (d->dump.asyncio)
         at_asyncio_free(d->dump.asyncio);
     free(d->dump.asyncio);
+    for (int i = 0; i < d->nwalked; i++)
+        free(d->walked[i]);
     free(d->dump.threads);
     free(d);
     at_target_free(t);

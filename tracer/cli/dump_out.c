@@ -121,6 +121,8 @@ static void put_task(FILE *f, const at_target_t *t, const at_asyncio_t *a, const
     if (w)
         fprintf(f, "    awaiting %s\n", task_label(w, label, sizeof label));
     put_awaited_by(f, a, k);
+    if (k->thread)
+        fprintf(f, "    on thread %u, now:\n", k->thread);
     for (int i = 0; i < k->n; i++)
         put_frame_in(f, t->stacks, &k->stack[i], "    ");
     if (k->stack_cut)
@@ -282,6 +284,11 @@ static void json_task(at_json_t *j, const at_target_t *t, const at_asyncio_t *a,
     at_json_kv_str(j, "name", k->name);
     at_json_kv_str(j, "state", at_async_state_name(k->state));
     at_json_kv_bool(j, "running", k->running);
+    at_json_key(j, "thread");
+    if (k->thread)
+        at_json_uint(j, k->thread);
+    else
+        at_json_null(j);
     at_json_kv_uint(j, "id", k->addr);
     at_json_key(j, "awaits");
     if (k->awaits)

@@ -236,6 +236,8 @@ static void read_stack(async_ctx_t *c, at_async_task_t *t, uint64_t coro)
             return;
         }
         t->stack[t->n++] = (at_frame_t){ .sym = f.sym, .line = f.line };
+        if (state != L->frame_created && !suspended(L, state))
+            t->running_frame = coro + (uint64_t)L->gen_iframe;   /* executing: see at_asyncio_join */
         coro = suspended(L, state) ? awaited(c, coro, g + L->gen_iframe, state) : 0;
     }
 }
@@ -351,6 +353,28 @@ static int cmp_tasks(const void *a, const void *b)
         return (x->loop > y->loop) - (x->loop < y->loop);
     int n = strcmp(x->name, y->name);
     return n ? n : (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+int at_asyncio_join(at_async_task_t *t, const at_pystack_t *st, uint32_t tid)
+{
+    int k = 0;
+    if (!t->running_frame || t->thread)
+        return 0;
+    while (k < st->n && st->frame_addr[k] != t->running_frame)
+        k++;
+    if (k == st->n)
+        return 0;
+    for (int i = k - 1; i >= 0; i--) {
+        if (st->frames[i].skip)
+            continue;
+        if (t->n == AT_ASYNC_MAX_DEPTH) {
+            t->stack_cut = 1;
+            break;
+        }
+        t->stack[t->n++] = (at_frame_t){ .sym = st->frames[i].sym, .line = st->frames[i].line };
+    }
+    t->thread = tid;
+    return 1;
 }
 
 const at_async_task_t *at_asyncio_find(const at_asyncio_t *a, uint64_t addr)

@@ -57,6 +57,10 @@ typedef struct at_async_task {
                               * repr() escapes it (a bidi override reads
                               * \u202e, a newline \n), cut with "…"   */
     int n;                   /* stack[0..n): outermost first              */
+    uint64_t running_frame;  /* the last coroutine's frame when it is
+                              * executing (not suspended), else 0         */
+    uint32_t thread;         /* the thread whose stack gave the frames
+                              * past it (at_asyncio_join), else 0         */
     int stack_cut;           /* the chain went on past AT_ASYNC_MAX_DEPTH,
                               * came back to itself, or was unreadable    */
     at_frame_t stack[AT_ASYNC_MAX_DEPTH]; /* (function, file) and line */
@@ -83,6 +87,13 @@ void at_asyncio_free(at_asyncio_t *a);
 
 /* "pending", "done", "cancelled". */
 const char *at_async_state_name(at_async_state_t s);
+
+/* A running task's coroutines are on a thread's stack, not suspended:
+ * when st (thread tid's frames as the walk read them, most recent
+ * first) holds the frame of t's last coroutine, append the shown frames
+ * above it (what that coroutine is running now, innermost last, within
+ * AT_ASYNC_MAX_DEPTH) and set t->thread.  1 when joined, else 0. */
+int at_asyncio_join(at_async_task_t *t, const at_pystack_t *st, uint32_t tid);
 
 /* The task at addr among a's, or NULL. */
 const at_async_task_t *at_asyncio_find(const at_asyncio_t *a, uint64_t addr);
