@@ -8,6 +8,10 @@
  * The hook sees the walk's frames most recent first; the sampler's
  * callback then sees them root first as printed, and each variables
  * list goes to the printed frame of the same function, in order.
+ * With --asyncio the hook also keeps each thread's walked frames (with
+ * their addresses); the tasks are read after the sample, every thread
+ * stopped, and a task whose coroutine is executing is joined with the
+ * thread whose stack holds that coroutine's frame.
  */
 #include "cli/cmd_sample.h"
 
