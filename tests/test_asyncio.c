@@ -38,17 +38,17 @@ TestSuite(asyncio, .fini = kill_fixture);
 
 static void start_script(fixture_t *f, const char *shape, const char *script, const char *extra)
 {
-    char path[1024], py[512], more[1024], *rest[4] = { NULL };
+    char path[1024], py[512], more[1024], *rest[6] = { NULL };
     snprintf(py, sizeof py, "%s", at_test_python_or_skip(shape));
     cr_assert(tu_tmpdir(f->dir, sizeof f->dir), "mkdtemp failed: %s", strerror(errno));
     snprintf(f->ready, sizeof f->ready, "%s/ready", f->dir);
     snprintf(more, sizeof more, "%s", extra ? extra : "");
-    /* extra: space-separated arguments after READY_FILE (at most 4) */
+    /* extra: space-separated arguments after READY_FILE (at most 6) */
     char *save = NULL, *word = extra ? strtok_r(more, " ", &save) : NULL;
-    for (int i = 0; word && i < 4; i++, word = strtok_r(NULL, " ", &save))
+    for (int i = 0; word && i < 6; i++, word = strtok_r(NULL, " ", &save))
         rest[i] = word;
     char *argv[] = { py, (char *)tu_fixture(script, path, sizeof path), f->ready, rest[0], rest[1], rest[2], rest[3],
-                     NULL };
+                     rest[4], rest[5], NULL };
     f->pid = fixture_pid = tu_spawn(argv);
     cr_assert(f->pid > 0, "%s: cannot start %s", shape, py);
     cr_assert(tu_wait_file(f->ready, 30) == 0, "%s: %s did not get ready", shape, script);
@@ -305,13 +305,16 @@ AT_TEST_EACH_SHAPE(asyncio, lab06_tasks_from_outside, .timeout = 90)
  * coroutine made to await the one awaiting it (each shown once).  Both
  * say [truncated]; the dump still ends with exit status 0.  A task name
  * with a right-to-left override and a newline reads escaped in the text
- * (as repr() escapes it), whole in the JSON. */
+ * (as repr() escapes it), whole in the JSON.  A task whose coroutine
+ * pointer leads nowhere shows no frame and [truncated]; one whose name
+ * does is named "?". */
 AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
 {
     fixture_t f;
     char offsets[96], path[600], args[700];
     const at_pylayout_t *L = layout_of(shape);
-    snprintf(offsets, sizeof offsets, "%d %d %d", L->gen_iframe, L->iframe_stacktop, L->iframe_localsplus);
+    snprintf(offsets, sizeof offsets, "%d %d %d %d %d", L->gen_iframe, L->iframe_stacktop, L->iframe_localsplus,
+             L->task_coro, L->task_name);
     start_script(&f, shape, "asyncio_hostile.py", offsets);
     snprintf(path, sizeof path, "%s/dump.json", f.dir);
     snprintf(args, sizeof args, "--asyncio --json '%s'", path);
@@ -325,7 +328,8 @@ AT_TEST_EACH_SHAPE(asyncio, deep_and_cyclic_chains_are_cut, .timeout = 60)
     cr_expect(strstr(cyc, ", in ring\n") && strstr(cyc, ", in link\n    [truncated]\n"),
               "%s: the cycle is not shown once and cut:\n%s", shape, cyc);
     cr_expect_str_eq(json,
-                     "[('Task-1', 2, False), ('cycle', 2, True), ('deep', 64, True), ('odd name \\u202e\\n end', 1, False)]",
+                     "[('?', 1, False), ('Task-1', 2, False), ('bad-coro', 0, True), ('cycle', 2, True), ('deep', 64, True), "
+                     "('odd name \\u202e\\n end', 1, False)]",
                      "%s: %s", shape, json);
     cr_expect(strstr(out, "\n  Task \"odd name \\u202e\\n end\" (pending)\n    File \""),
               "%s: the odd name is not escaped as repr() does:\n%s", shape, out);
