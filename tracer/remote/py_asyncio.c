@@ -213,7 +213,7 @@ static void read_stack(async_ctx_t *c, at_async_task_t *t, uint64_t coro)
     uint8_t g[GEN_READ_MAX];
     for (int d = 0; coro && !c->gone; d++) {
         uint64_t type = type_of(c, coro);
-        if (type != c->p->known[AT_PYSYM_CORO_TYPE] && type != c->p->known[AT_PYSYM_GEN_TYPE]) {
+        if (!type || (type != c->p->known[AT_PYSYM_CORO_TYPE] && type != c->p->known[AT_PYSYM_GEN_TYPE])) {
             t->stack_cut |= !type;   /* an object that cannot be read ends the chain early */
             return;
         }
