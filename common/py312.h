@@ -187,4 +187,37 @@
 #define AT312_OBJECT_MANAGED_DICT        (-24)
 #define AT312_DORV_VALUES_BIT            1
 
+/* What `dump --asyncio` reads: coroutines and generators (cpython/genobject.h,
+ * pycore_frame.h's frame states), weak references (the tasks of
+ * asyncio.tasks' WeakSet) and a type's base (a Task subclass). */
+#define AT312_GEN_IFRAME                72    /* _PyInterpreterFrame, embedded */
+#define AT312_GEN_FRAME_STATE           67    /* int8: FRAME_CREATED ... CLEARED */
+#define AT312_FRAME_CREATED             -2    /* not started: line co_firstlineno */
+#define AT312_FRAME_SUSPENDED           -1    /* at a yield (or await, before 3.13) */
+#define AT312_FRAME_COMPLETED           1     /* returned or raised: no frame to show */
+#define AT312_WEAKREF_OBJECT            16    /* PyWeakReference.wr_object, None when dead */
+#define AT312_TYPE_BASE                 256   /* PyTypeObject.tp_base      */
+#define AT312_TYPE_DICT                 264   /* PyTypeObject.tp_dict (a heap type's) */
+#define AT312_MEMBERDESCR_MEMBER        40    /* PyMemberDescrObject.d_member: a __slots__ slot's */
+#define AT312_MEMBERDEF_OFFSET          16    /* PyMemberDef.offset: where the slot is in the object */
+
+/* The C Task of the _asyncio module: TaskObj, which opens with
+ * FutureObj_HEAD, in Modules/_asynciomodule.c.  No installed header has
+ * it, and the source index at hand holds only CPython's main branch (whose
+ * TaskObj has moved on), so these offsets were found on live tasks of
+ * 3.12.1: a probe looks for each field by the object it must hold
+ * (id(loop), id(coro), id(name), the awaited future, _source_traceback;
+ * the state by a pending, a done and a cancelled task).  tests/test_asyncio.c
+ * repeats that probe on every interpreter.  sizeof(TaskObj) = 176. */
+#define AT312_TASK_LOOP                 16    /* PyObject *task_loop       */
+#define AT312_TASK_SOURCE_TB            72    /* task_source_tb: a list of FrameSummary, or NULL/None */
+#define AT312_TASK_STATE                88    /* fut_state: PENDING, CANCELLED, FINISHED */
+#define AT312_TASK_FUT_WAITER           128   /* the future it waits for, or NULL */
+#define AT312_TASK_CORO                 136   /* the coroutine it drives  */
+#define AT312_TASK_NAME                 144   /* str (3.13: an int N until get_name: "Task-N") */
+#define AT312_TASK_READ                 176   /* bytes read of a task: sizeof(TaskObj) */
+#define AT312_FUT_STATE_PENDING         0
+#define AT312_FUT_STATE_CANCELLED       1
+#define AT312_FUT_STATE_FINISHED        2
+
 #endif

@@ -293,4 +293,38 @@
 #define AT313_SIZEOF_DEBUG_OFFSETS       584   /* bytes to read at _PyRuntime */
 #define AT313_DEBUG_COOKIE               "xdebugpy"
 
+/* What `dump --asyncio` reads: coroutines and generators (cpython/genobject.h,
+ * pycore_frame.h's frame states), weak references (the tasks of
+ * asyncio.tasks' WeakSet) and a type's base (a Task subclass). */
+#define AT313_GEN_IFRAME                72    /* _PyInterpreterFrame, embedded */
+#define AT313_GEN_FRAME_STATE           67    /* int8: FRAME_CREATED ... CLEARED */
+#define AT313_FRAME_CREATED             -3    /* not started: line co_firstlineno */
+#define AT313_FRAME_SUSPENDED           -2    /* at a yield (or await, before 3.13) */
+#define AT313_FRAME_SUSPENDED_YIELD_FROM -1    /* suspended in await / yield from (new in 3.13) */
+#define AT313_FRAME_COMPLETED           1     /* returned or raised: no frame to show */
+#define AT313_WEAKREF_OBJECT            16    /* PyWeakReference.wr_object, None when dead */
+#define AT313_TYPE_BASE                 256   /* PyTypeObject.tp_base      */
+#define AT313_TYPE_DICT                 264   /* PyTypeObject.tp_dict (a heap type's) */
+#define AT313_MEMBERDESCR_MEMBER        40    /* PyMemberDescrObject.d_member: a __slots__ slot's */
+#define AT313_MEMBERDEF_OFFSET          16    /* PyMemberDef.offset: where the slot is in the object */
+
+/* The C Task of the _asyncio module: TaskObj, which opens with
+ * FutureObj_HEAD, in Modules/_asynciomodule.c.  No installed header has
+ * it, and the source index at hand holds only CPython's main branch (whose
+ * TaskObj has moved on), so these offsets were found on live tasks of
+ * 3.13.0: a probe looks for each field by the object it must hold
+ * (id(loop), id(coro), id(name), the awaited future, _source_traceback;
+ * the state by a pending, a done and a cancelled task).  tests/test_asyncio.c
+ * repeats that probe on every interpreter.  sizeof(TaskObj) = 144. */
+#define AT313_TASK_LOOP                 16    /* PyObject *task_loop       */
+#define AT313_TASK_SOURCE_TB            72    /* task_source_tb: a list of FrameSummary, or NULL/None */
+#define AT313_TASK_STATE                96    /* fut_state: PENDING, CANCELLED, FINISHED */
+#define AT313_TASK_FUT_WAITER           112   /* the future it waits for, or NULL */
+#define AT313_TASK_CORO                 120   /* the coroutine it drives  */
+#define AT313_TASK_NAME                 128   /* str (3.13: an int N until get_name: "Task-N") */
+#define AT313_TASK_READ                 144   /* bytes read of a task: sizeof(TaskObj) */
+#define AT313_FUT_STATE_PENDING         0
+#define AT313_FUT_STATE_CANCELLED       1
+#define AT313_FUT_STATE_FINISHED        2
+
 #endif

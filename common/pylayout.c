@@ -24,6 +24,21 @@
     .set_used = P##SET_USED, .set_mask = P##SET_MASK, .set_table = P##SET_TABLE,           \
     .sizeof_setentry = P##SIZEOF_SETENTRY
 
+/* What `dump --asyncio` reads (the task's offsets come from live tasks:
+ * see the py31x.h comments). */
+#define ASYNCIO_FIELDS(P)                                                                  \
+    .gen_iframe = P##GEN_IFRAME, .gen_frame_state = P##GEN_FRAME_STATE,                    \
+    .frame_created = P##FRAME_CREATED, .frame_suspended = P##FRAME_SUSPENDED,              \
+    .frame_completed = P##FRAME_COMPLETED, .weakref_object = P##WEAKREF_OBJECT,            \
+    .type_base = P##TYPE_BASE, .type_dict = P##TYPE_DICT,                                  \
+    .memberdescr_member = P##MEMBERDESCR_MEMBER, .memberdef_offset = P##MEMBERDEF_OFFSET,  \
+    .task_loop = P##TASK_LOOP,                                                             \
+    .task_source_tb = P##TASK_SOURCE_TB, .task_state = P##TASK_STATE,                      \
+    .task_fut_waiter = P##TASK_FUT_WAITER, .task_coro = P##TASK_CORO,                      \
+    .task_name = P##TASK_NAME, .task_read = P##TASK_READ,                                  \
+    .fut_state_pending = P##FUT_STATE_PENDING, .fut_state_cancelled = P##FUT_STATE_CANCELLED, \
+    .fut_state_finished = P##FUT_STATE_FINISHED
+
 /* The facts every version has under the same suffix: P is the prefix,
  * AT_ (py311.h), AT312_ or AT313_. */
 #define COMMON_FIELDS(P)                                                                   \
@@ -96,7 +111,8 @@
     .sizeof_dict_unicode_entry = P##SIZEOF_DICT_UNICODE_ENTRY,                             \
     .dictvalues_values = P##DICTVALUES_VALUES,                                             \
     .object_managed_dict = P##OBJECT_MANAGED_DICT,                                         \
-    LOCALS_FIELDS(P)
+    LOCALS_FIELDS(P),                                                                      \
+    ASYNCIO_FIELDS(P)
 
 /* The GIL's fields inside struct _gil_runtime_state (3.12+; py311.h
  * gives them inside _PyRuntime, so 3.11 subtracts AT_RT_GIL). */
@@ -144,6 +160,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = NONE,
         .dorv_values_bit = NONE,
         .co_fast_hidden = 0,
+        .frame_suspended_yield_from = NONE, .has_yield_from_state = 0,
     },
     {
         .major = 3, .minor = 12, .name = "3.12", .dict_mode = AT_PYDICT_TAGGED,
@@ -173,6 +190,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = NONE,
         .dorv_values_bit = AT312_DORV_VALUES_BIT,
         .co_fast_hidden = AT312_CO_FAST_HIDDEN,
+        .frame_suspended_yield_from = NONE, .has_yield_from_state = 0,
     },
     {
         .major = 3, .minor = 13, .name = "3.13", .dict_mode = AT_PYDICT_INLINE,
@@ -203,6 +221,7 @@ static const at_pylayout_t layouts[] = {
         .object_inline_values = AT313_OBJECT_INLINE_VALUES,
         .dorv_values_bit = NONE,
         .co_fast_hidden = AT313_CO_FAST_HIDDEN,
+        .frame_suspended_yield_from = AT313_FRAME_SUSPENDED_YIELD_FROM, .has_yield_from_state = 1,
     },
 };
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])

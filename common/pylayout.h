@@ -135,6 +135,20 @@ typedef struct at_pylayout {
     int32_t co_fast_hidden;        /* 3.12+, else 0 (no such kind)       */
     int32_t tuple_items, list_items, float_fval, cell_ref, dict_used;
     int32_t set_used, set_mask, set_table, sizeof_setentry;
+
+    /* asyncio tasks and the coroutines they drive (`dump --asyncio`) */
+    int32_t gen_iframe, gen_frame_state; /* PyGenObject / PyCoroObject   */
+    int32_t frame_created, frame_suspended, frame_completed; /* gi_frame_state */
+    int32_t frame_suspended_yield_from; /* 3.13+ (-1, so AT_PYLAYOUT_NONE
+                                  * cannot say it is absent: see below)  */
+    int32_t has_yield_from_state;/* 1 from 3.13; before, the next
+                                  * instruction's RESUME oparg tells an
+                                  * await from a yield                  */
+    int32_t weakref_object, type_base;
+    int32_t type_dict, memberdescr_member, memberdef_offset; /* a __slots__ slot's offset */
+    int32_t task_loop, task_source_tb, task_state, task_fut_waiter, task_coro, task_name;
+    int32_t task_read;           /* sizeof(TaskObj)                     */
+    int32_t fut_state_pending, fut_state_cancelled, fut_state_finished;
 } at_pylayout_t;
 
 /* The table of CPython major.minor, or NULL (errno ENOENT) for a version

@@ -57,6 +57,10 @@ Test(cli, pid_commands)
     cr_assert_eq(parse(&o, err, locals), 0, "parse failed: %s", err);
     cr_assert(o.locals, "dump --locals");
     cr_assert_str_eq(o.json_file, "-", "dump --json - (stdout)");
+    cr_assert(!o.asyncio, "no --asyncio");
+    const char *tasks[] = { "-p", "4242", "dump", "--asyncio", "--json", "-", NULL };
+    cr_assert_eq(parse(&o, err, tasks), 0, "parse failed: %s", err);
+    cr_assert(o.asyncio && !o.locals, "dump --asyncio");
     const char *rec[] = { "-p", "7", "record", "-d", "2.5", "-o", "x", NULL };
     cr_assert_eq(parse(&o, err, rec), 0, "parse failed: %s", err);
     cr_assert_eq(o.command, AT_CMD_RECORD, "record");
@@ -91,6 +95,8 @@ ParameterizedTestParameters(cli, rejects_bad_input)
         { { "--json" }, "needs a value" },
         { { "--locals", "python3" }, "only goes with dump" },
         { { "-p", "7", "record", "--locals" }, "only goes with dump" },
+        { { "--asyncio", "python3" }, "only goes with dump" },
+        { { "-p", "7", "record", "--asyncio" }, "only goes with dump" },
     };
     return cr_make_param_array(bad_case_t, cases, sizeof(cases) / sizeof(cases[0]));
 }

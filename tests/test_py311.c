@@ -133,11 +133,33 @@ static const at_layout_row_t layout[] = {
     ROW(AT_DICT_USED, "offsetof(PyDictObject, ma_used)"),
     ROW(AT_UNICODE_COMPACT_ASCII,
         "*(unsigned *)&((PyASCIIObject){.state = {.compact = 1, .ascii = 1}}).state"),
+    /* what `dump --asyncio` reads (cpython/genobject.h, pycore_frame.h,
+     * cpython/weakrefobject.h, cpython/object.h) */
+    ROW(AT_GEN_IFRAME, "offsetof(PyGenObject, gi_iframe)"),
+    ROW(AT_GEN_FRAME_STATE, "offsetof(PyGenObject, gi_frame_state)"),
+    ROW(AT_FRAME_CREATED, "FRAME_CREATED"),
+    ROW(AT_FRAME_SUSPENDED, "FRAME_SUSPENDED"),
+    ROW(AT_FRAME_COMPLETED, "FRAME_COMPLETED"),
+    ROW(AT_WEAKREF_OBJECT, "offsetof(PyWeakReference, wr_object)"),
+    ROW(AT_TYPE_BASE, "offsetof(PyTypeObject, tp_base)"),
+    ROW(AT_TYPE_DICT, "offsetof(PyTypeObject, tp_dict)"),
+    ROW(AT_MEMBERDESCR_MEMBER, "offsetof(PyMemberDescrObject, d_member)"),
 };
 
 /* Names in py311.h that no CPython header can confirm, and why. */
 static const at_layout_excuse_t unchecked[] = {
     { "AT_PY311_H", "the include guard, not a value" },
+    { "AT_MEMBERDEF_OFFSET", "3.11 keeps PyMemberDef in structmember.h, which Python.h does not include; test_py312/313 check the same struct (unchanged since 3.0) and test_asyncio reads real slots" },
+    { "AT_TASK_LOOP", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_SOURCE_TB", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_STATE", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_FUT_WAITER", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_CORO", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_NAME", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_TASK_READ", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_FUT_STATE_PENDING", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_FUT_STATE_CANCELLED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT_FUT_STATE_FINISHED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
     { "AT_MAX_STACK_DEPTH", "archtrace's own bound on a frame walk, not a CPython layout" },
     { "AT_MAX_THREADS", "archtrace's own bound on a thread list walk, not a CPython layout" },
     { "AT_MAX_INTERPRETERS", "archtrace's own bound on an interpreter walk, not a CPython layout" },

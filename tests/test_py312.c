@@ -137,11 +137,33 @@ static const at_layout_row_t layout[] = {
     /* the tag _PyDictOrValues_SetValues puts in: values - 1 */
     ROW(AT312_DORV_VALUES_BIT,
         "_PyDictOrValues_IsValues((PyDictOrValues){.values = (char *)16 - 1})"),
+    /* what `dump --asyncio` reads (cpython/genobject.h, pycore_frame.h,
+     * cpython/weakrefobject.h, cpython/object.h) */
+    ROW(AT312_GEN_IFRAME, "offsetof(PyGenObject, gi_iframe)"),
+    ROW(AT312_GEN_FRAME_STATE, "offsetof(PyGenObject, gi_frame_state)"),
+    ROW(AT312_FRAME_CREATED, "FRAME_CREATED"),
+    ROW(AT312_FRAME_SUSPENDED, "FRAME_SUSPENDED"),
+    ROW(AT312_FRAME_COMPLETED, "FRAME_COMPLETED"),
+    ROW(AT312_WEAKREF_OBJECT, "offsetof(PyWeakReference, wr_object)"),
+    ROW(AT312_TYPE_BASE, "offsetof(PyTypeObject, tp_base)"),
+    ROW(AT312_TYPE_DICT, "offsetof(PyTypeObject, tp_dict)"),
+    ROW(AT312_MEMBERDESCR_MEMBER, "offsetof(PyMemberDescrObject, d_member)"),
+    ROW(AT312_MEMBERDEF_OFFSET, "offsetof(PyMemberDef, offset)"),
 };
 
 /* Names in py312.h that no CPython header can confirm, and why. */
 static const at_layout_excuse_t unchecked[] = {
     { "AT_PY312_H", "the include guard, not a value" },
+    { "AT312_TASK_LOOP", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_SOURCE_TB", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_STATE", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_FUT_WAITER", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_CORO", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_NAME", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_TASK_READ", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_FUT_STATE_PENDING", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_FUT_STATE_CANCELLED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT312_FUT_STATE_FINISHED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
     { "AT312_OBJECT_MANAGED_DICT", "returned by the inline _PyObject_DictOrValuesPointer "
                                    "(obj - 3 words), no field or macro to take it from" },
 };

@@ -215,11 +215,34 @@ static const at_layout_row_t layout[] = {
     DBG(AT313_DBG_UNICODE_ASCIIOBJECT_SIZE, "unicode_object.asciiobject_size"),
 #undef DBG
     ROW(AT313_SIZEOF_DEBUG_OFFSETS, "sizeof(_Py_DebugOffsets)"),
+    /* what `dump --asyncio` reads (cpython/genobject.h, pycore_frame.h,
+     * cpython/weakrefobject.h, cpython/object.h) */
+    ROW(AT313_GEN_IFRAME, "offsetof(PyGenObject, gi_iframe)"),
+    ROW(AT313_GEN_FRAME_STATE, "offsetof(PyGenObject, gi_frame_state)"),
+    ROW(AT313_FRAME_CREATED, "FRAME_CREATED"),
+    ROW(AT313_FRAME_SUSPENDED, "FRAME_SUSPENDED"),
+    ROW(AT313_FRAME_SUSPENDED_YIELD_FROM, "FRAME_SUSPENDED_YIELD_FROM"),
+    ROW(AT313_FRAME_COMPLETED, "FRAME_COMPLETED"),
+    ROW(AT313_WEAKREF_OBJECT, "offsetof(PyWeakReference, wr_object)"),
+    ROW(AT313_TYPE_BASE, "offsetof(PyTypeObject, tp_base)"),
+    ROW(AT313_TYPE_DICT, "offsetof(PyTypeObject, tp_dict)"),
+    ROW(AT313_MEMBERDESCR_MEMBER, "offsetof(PyMemberDescrObject, d_member)"),
+    ROW(AT313_MEMBERDEF_OFFSET, "offsetof(PyMemberDef, offset)"),
 };
 
 /* Names in py313.h that no CPython header can confirm, and why. */
 static const at_layout_excuse_t unchecked[] = {
     { "AT_PY313_H", "the include guard, not a value" },
+    { "AT313_TASK_LOOP", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_SOURCE_TB", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_STATE", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_FUT_WAITER", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_CORO", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_NAME", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_TASK_READ", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_FUT_STATE_PENDING", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_FUT_STATE_CANCELLED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
+    { "AT313_FUT_STATE_FINISHED", "TaskObj of Modules/_asynciomodule.c, in no installed header: test_asyncio finds each field on live tasks" },
     { "AT313_DEBUG_COOKIE", "a string, not a number: debug_offsets_of_a_live_313 compares it "
                             "with the cookie a running 3.13 has at _PyRuntime" },
 };

@@ -3,9 +3,10 @@
 # valgrind_cli.sh [ARCHTRACE] - the archtrace CLI under valgrind memcheck:
 # record a running Python (-p PID record, with and without --native),
 # dump it (also with --locals and --json, and locals.py's variables of
-# every kind), both again with --subprocesses from a shell above it, then
-# `report` the session in every format, then `run` a short program.  Each
-# step must exit 0 with no memory error and no leak
+# every kind, and asyncio_tasks.py's tasks with --asyncio), both again
+# with --subprocesses from a shell above it, then `report` the session in
+# every format, then `run` a short program.  Each step must exit 0 with
+# no memory error and no leak
 # (definite, indirect or possible; "still reachable" is not a leak).
 # Only archtrace itself is checked, not the Python it traces.  Prints
 # "valgrind <step> ok|FAIL" per step and "valgrind: N passed, M failed".
@@ -59,6 +60,13 @@ kill "$target"; wait "$target" 2>/dev/null; target=""
 target=$!
 for _ in $(seq 100); do [ -f "$work/locals-ready" ] && break; sleep 0.05; done
 step dump-locals-kinds -p "$target" dump --locals --json "$work/l.json"
+kill "$target"; wait "$target" 2>/dev/null; target=""
+
+# asyncio tasks on two loops, one in debug mode
+"$py" "$root/tests/fixtures/asyncio_tasks.py" "$work/asyncio-ready" >/dev/null &
+target=$!
+for _ in $(seq 100); do [ -f "$work/asyncio-ready" ] && break; sleep 0.05; done
+step dump-asyncio -p "$target" dump --asyncio --json "$work/a.json"
 kill "$target"; wait "$target" 2>/dev/null; target=""
 
 # the same under a shell: --subprocesses finds it ("; :" keeps sh from exec'ing)

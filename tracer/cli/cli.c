@@ -12,7 +12,7 @@
 static const char usage[] =
     "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       archtrace report [--format FMT] [--json FILE] DIR\n"
-    "       archtrace -p PID dump [--locals] [--json FILE]\n"
+    "       archtrace -p PID dump [--locals] [--asyncio] [--json FILE]\n"
     "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
     "       archtrace agent [--metrics HOST:PORT] [--profiles DIR] [--push URL]\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "                       '-' for stdout instead of the text)\n"
     "  --locals             (dump) each Python frame's arguments and\n"
     "                       variables, short reprs read from its memory\n"
+    "  --asyncio            (dump) every asyncio task by event loop: name,\n"
+    "                       state, what it awaits, its coroutine stack\n"
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
     "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
     "                       | speedscope (speedscope.app, a profile per thread)\n"
@@ -208,6 +210,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--quiet", offsetof(at_options_t, quiet) },
         { "--subprocesses", offsetof(at_options_t, subprocesses) },
         { "--locals", offsetof(at_options_t, locals) },
+        { "--asyncio", offsetof(at_options_t, asyncio) },
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(a, flags[i].name)) {
@@ -272,6 +275,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "-p PID needs a command: dump or record");
     if (o->locals && o->command != AT_CMD_DUMP)
         return fail(err, n, "--locals only goes with dump (archtrace -p PID dump --locals)");
+    if (o->asyncio && o->command != AT_CMD_DUMP)
+        return fail(err, n, "--asyncio only goes with dump (archtrace -p PID dump --asyncio)");
     switch (o->command) {
     case AT_CMD_RUN:
         if (o->subprocesses)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_dump.c - `archtrace -p PID dump [--locals] [--json FILE]` (see cmd_dump.h).
+/* cmd_dump.c - `archtrace -p PID dump [--locals] [--asyncio] [--json FILE]` (see cmd_dump.h).
  *
  * One sample of every thread, kept rather than counted: each thread's
  * frames, and with --locals each Python frame's variables, read while a
@@ -8,6 +8,10 @@
  * The hook sees the walk's frames most recent first; the sampler's
  * callback then sees them root first as printed, and each variables
  * list goes to the printed frame of the same function, in order.
+ * With --asyncio the hook also keeps each thread's walked frames (with
+ * their addresses); the tasks are read after the sample, every thread
+ * stopped, and a task whose coroutine is executing is joined with the
+ * thread whose stack holds that coroutine's frame.
  */
 #include "cli/cmd_dump.h"
 
@@ -19,6 +23,7 @@
 
 #include "cli/dump_out.h"
 #include "cli/recording.h"
+#include "remote/native.h"   /* at_thread_stop: the tasks read at one moment */
 #include "out/textout.h"
 
 /* A dump reads threads that run on.  One caught entering or leaving the
@@ -41,6 +46,11 @@ typedef struct dump_ctx {
     int json;                 /* variables' JSON values are wanted         */
     int oom;                  /* memory ran out while keeping a thread     */
     unsigned long calls0;     /* t->proc.mem.calls when this sample began  */
+    /* with --asyncio, each thread's frames as walked (most recent first,
+     * with their addresses), to join a running task with its thread */
+    int nwalked;
+    uint32_t walked_tid[AT_MAX_THREADS];
+    at_pystack_t *walked[AT_MAX_THREADS];
     /* the current thread's variables, root first, from the hook */
     int pend_n;
     uint32_t pend_sym[AT_MAX_STACK_DEPTH];
@@ -96,6 +106,32 @@ static int read_locals(void *ctx, at_target_t *t, const at_thread_t *th, const a
             return rc;  /* -ESRCH, -ENOMEM: this sample fails */
     }
     return 0;
+}
+
+/* Keep thread th's walked frames (the last walk of it wins: a torn
+ * sample is read again). */
+static int keep_walk(dump_ctx_t *d, const at_thread_t *th, const at_pystack_t *st)
+{
+    int i = 0;
+    while (i < d->nwalked && d->walked_tid[i] != th->tid)
+        i++;
+    if (i == AT_MAX_THREADS)
+        return 0;
+    if (i == d->nwalked) {
+        if (!(d->walked[i] = malloc(sizeof *d->walked[i])))
+            return -ENOMEM;
+        d->walked_tid[d->nwalked++] = th->tid;
+    }
+    *d->walked[i] = *st;
+    return 0;
+}
+
+/* The hook: --asyncio keeps the frames, --locals reads their variables. */
+static int on_stack(void *ctx, at_target_t *t, const at_thread_t *th, const at_pystack_t *st)
+{
+    dump_ctx_t *d = ctx;
+    int rc = d->dump.asyncio ? keep_walk(d, th, st) : 0;
+    return rc == 0 && d->dump.locals ? read_locals(ctx, t, th, st) : rc;
 }
 
 /* Give printed frame fr the next pending variables when they are its
@@ -157,6 +193,34 @@ static int sample_once(at_target_t *t, dump_ctx_t *d)
     return rc == 0 && d->oom ? -ENOMEM : rc;
 }
 
+/* With --asyncio, the tasks, read after the threads' stacks (from the
+ * same walker and symbols) with every thread the sample saw stopped:
+ * tasks, their sets and their coroutines change only while a thread
+ * runs Python, so what is read belongs to one moment (a thread that
+ * cannot be stopped, ptrace being refused, is read running, as the
+ * stacks are).  0 or -errno (-ESRCH: the process exited). */
+static int read_asyncio(at_target_t *t, dump_ctx_t *d, int rc)
+{
+    if (rc < 0 || !d->dump.asyncio)
+        return rc;
+    int n = d->dump.n, *sigs = calloc((size_t)(n ? n : 1), sizeof *sigs);
+    uint8_t *stopped = calloc((size_t)(n ? n : 1), 1);
+    for (int i = 0; sigs && stopped && i < n; i++)
+        stopped[i] = at_thread_stop(d->dump.threads[i].tid, &sigs[i]) == 0;
+    rc = sigs && stopped ? at_asyncio_read(&t->proc, t->walker, at_stacks_symtab(t->stacks), d->dump.asyncio)
+                         : -ENOMEM;
+    for (int k = 0; rc == 0 && k < d->dump.asyncio->n; k++)
+        for (int i = 0; i < d->nwalked; i++)
+            if (at_asyncio_join(&d->dump.asyncio->tasks[k], d->walked[i], d->walked_tid[i]))
+                break;
+    for (int i = 0; sigs && stopped && i < n; i++)
+        if (stopped[i])
+            at_thread_resume(d->dump.threads[i].tid, sigs[i]);
+    free(sigs);
+    free(stopped);
+    return rc;
+}
+
 struct at_dumped {
     at_target_t *t;
     dump_ctx_t *d;
@@ -166,10 +230,16 @@ void at_dumped_free(at_dumped_t *one)
 {
     if (!one)
         return;
-    if (one->d) {
-        at_dump_clear(&one->d->dump);
-        free(one->d->dump.threads);
-        free(one->d);
+    dump_ctx_t *d = one->d;
+    if (d) {
+        at_dump_clear(&d->dump);
+        if (d->dump.asyncio)
+            at_asyncio_free(d->dump.asyncio);
+        free(d->dump.asyncio);
+        for (int i = 0; i < d->nwalked; i++)
+            free(d->walked[i]);
+        free(d->dump.threads);
+        free(d);
     }
     at_target_free(one->t);
     free(one);
@@ -186,12 +256,26 @@ static int read_failed(pid_t pid, int rc)
     return AT_EXIT_FAILED;
 }
 
+static dump_ctx_t *new_ctx(const at_options_t *o)
+{
+    dump_ctx_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->dump.locals = o->locals;
+    d->json = o->locals && o->json_file;
+    if (!(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads)) ||
+        (o->asyncio && !(d->dump.asyncio = calloc(1, sizeof *d->dump.asyncio)))) {
+        free(d->dump.threads);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 at_dumped_t *at_dump_read(const at_options_t *o, at_target_t *t, const at_proc_row_t *parent, int *status)
 {
     at_dumped_t *one = calloc(1, sizeof *one);
-    dump_ctx_t *d = one ? calloc(1, sizeof *d) : NULL;
-    if (d && !(d->dump.threads = calloc(AT_MAX_THREADS, sizeof *d->dump.threads)))
-        free(d), d = NULL;
+    dump_ctx_t *d = one ? new_ctx(o) : NULL;
     if (!d) {
         free(one);
         at_target_free(t);
@@ -201,17 +285,15 @@ at_dumped_t *at_dump_read(const at_options_t *o, at_target_t *t, const at_proc_r
     }
     *one = (at_dumped_t){ .t = t, .d = d };
     t->stop_running = 1;
-    d->dump.locals = o->locals;
-    d->json = o->locals && o->json_file;
     if (parent) {
         d->dump.ppid = parent->pid;
         snprintf(d->dump.parent_comm, sizeof d->dump.parent_comm, "%s", parent->comm);
     }
-    if (o->locals) {
-        t->on_pystack = read_locals;
+    if (o->locals || o->asyncio) {
+        t->on_pystack = on_stack;
         t->on_pystack_ctx = d;
     }
-    int rc = sample_once(t, d);
+    int rc = read_asyncio(t, d, sample_once(t, d));
     if (rc < 0) {
         *status = read_failed(t->proc.pid, rc);
         at_dumped_free(one);

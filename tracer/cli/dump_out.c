@@ -3,6 +3,7 @@
 #include "cli/dump_out.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,15 @@ static const char *quoted_name(const at_target_t *t, uint32_t tid, char *buf, si
     return buf;
 }
 
+static void put_frame_in(FILE *f, const at_stacks_t *s, const at_frame_t *fr, const char *indent);
+
 static void put_frame(FILE *f, const at_stacks_t *s, const at_frame_t *fr)
+{
+    put_frame_in(f, s, fr, "  ");
+}
+
+/* A frame as a traceback prints it, after `indent`. */
+static void put_frame_in(FILE *f, const at_stacks_t *s, const at_frame_t *fr, const char *indent)
 {
     at_symtab_t *syms = at_stacks_symtab((at_stacks_t *)s);
     char func[LABEL_MAX], file[LABEL_MAX];
@@ -37,15 +46,15 @@ static void put_frame(FILE *f, const at_stacks_t *s, const at_frame_t *fr)
     switch (at_symtab_kind(syms, fr->sym)) {
     case AT_SYM_PY:
         if (fr->line >= 0)
-            fprintf(f, "  File \"%s\", line %d, in %s\n", file, (int)fr->line, func);
+            fprintf(f, "%sFile \"%s\", line %d, in %s\n", indent, file, (int)fr->line, func);
         else
-            fprintf(f, "  File \"%s\", line ?, in %s\n", file, func);
+            fprintf(f, "%sFile \"%s\", line ?, in %s\n", indent, file, func);
         break;
     case AT_SYM_NATIVE:
-        fprintf(f, "  [native] %s (%s)\n", func, file);
+        fprintf(f, "%s[native] %s (%s)\n", indent, func, file);
         break;
     default:
-        fprintf(f, "  %s\n", func);
+        fprintf(f, "%s%s\n", indent, func);
     }
 }
 
@@ -80,6 +89,69 @@ static void put_thread(FILE *f, const at_target_t *t, const at_dump_thread_t *th
         fprintf(f, "  (no Python frames)\n");
 }
 
+/* `Task "name"`, escaped, into buf. */
+static const char *task_label(const at_async_task_t *k, char *buf, size_t n)
+{
+    char esc[AT_ASYNC_NAME_MAX * 4];
+    at_text_escape(esc, sizeof esc, k->label);
+    snprintf(buf, n, "Task \"%s\"", esc);
+    return buf;
+}
+
+static void put_awaited_by(FILE *f, const at_asyncio_t *a, const at_async_task_t *k)
+{
+    char label[AT_ASYNC_NAME_MAX * 4 + 8];
+    int first = 1;
+    for (int i = 0; i < a->n; i++) {
+        if (a->tasks[i].awaits != k->addr)
+            continue;
+        fprintf(f, "%s%s", first ? "    awaited by " : ", ", task_label(&a->tasks[i], label, sizeof label));
+        first = 0;
+    }
+    if (!first)
+        fputc('\n', f);
+}
+
+static void put_task(FILE *f, const at_target_t *t, const at_asyncio_t *a, const at_async_task_t *k)
+{
+    char label[AT_ASYNC_NAME_MAX * 4 + 8];
+    const at_async_task_t *w = at_asyncio_find(a, k->awaits);
+    fprintf(f, "  %s (%s%s)\n", task_label(k, label, sizeof label), at_async_state_name(k->state),
+            k->running ? ", running" : "");
+    if (w)
+        fprintf(f, "    awaiting %s\n", task_label(w, label, sizeof label));
+    put_awaited_by(f, a, k);
+    if (k->thread)
+        fprintf(f, "    on thread %u, now:\n", k->thread);
+    for (int i = 0; i < k->n; i++)
+        put_frame_in(f, t->stacks, &k->stack[i], "    ");
+    if (k->stack_cut)
+        fprintf(f, "    [truncated]\n");
+    if (!k->created_known) {
+        fprintf(f, "    created: not known (the loop is not in debug mode)\n");
+        return;
+    }
+    fprintf(f, "    created at:\n");
+    for (int i = 0; i < k->n_created; i++)
+        put_frame_in(f, t->stacks, &k->created[i], "      ");
+}
+
+/* Every task under its loop's heading (the tasks come sorted by loop). */
+static void put_asyncio(FILE *f, const at_target_t *t, const at_asyncio_t *a)
+{
+    if (a->n == 0)
+        fprintf(f, "\nno asyncio event loop (%s)\n", a->imported ? "no tasks" : "asyncio is not imported");
+    for (int i = 0; i < a->n; i++) {
+        if (i == 0 || a->tasks[i].loop != a->tasks[i - 1].loop)
+            fprintf(f, "\nEvent loop 0x%" PRIx64 ":\n", a->tasks[i].loop);
+        put_task(f, t, a, &a->tasks[i]);
+    }
+    if (a->more)
+        fprintf(f, "(%d more tasks not read)\n", a->more);
+    if (a->py_tasks)
+        fprintf(f, "(%d pure-Python tasks not shown: only the C Task is read)\n", a->py_tasks);
+}
+
 void at_dump_print_text(FILE *out, const at_target_t *t, const at_dump_t *d)
 {
     char comm[128];
@@ -91,6 +163,8 @@ void at_dump_print_text(FILE *out, const at_target_t *t, const at_dump_t *d)
         fprintf(out, ", parent %d (%s)", (int)d->ppid, comm);
     }
     fprintf(out, "\n");
+    if (d->asyncio)
+        put_asyncio(out, t, d->asyncio);
     for (int i = 0; i < d->n; i++)
         put_thread(out, t, &d->threads[i]);
     fflush(out);
@@ -191,6 +265,88 @@ static void json_thread(at_json_t *j, const at_target_t *t, const at_dump_thread
     at_json_obj_end(j);
 }
 
+static void json_frames(at_json_t *j, const at_target_t *t, const at_frame_t *fr, int n)
+{
+    at_symtab_t *syms = at_stacks_symtab(t->stacks);
+    at_json_arr_begin(j);
+    for (int i = 0; i < n; i++) {
+        at_json_obj_begin(j);
+        at_json_kv_str(j, "function", at_symtab_func(syms, fr[i].sym));
+        at_json_kv_str(j, "file", at_symtab_file(syms, fr[i].sym));
+        at_json_key(j, "line");
+        if (fr[i].line >= 0)
+            at_json_int(j, fr[i].line);
+        else
+            at_json_null(j);
+        at_json_obj_end(j);
+    }
+    at_json_arr_end(j);
+}
+
+static void json_task(at_json_t *j, const at_target_t *t, const at_asyncio_t *a, const at_async_task_t *k)
+{
+    at_json_obj_begin(j);
+    at_json_kv_str(j, "name", k->name);
+    at_json_kv_str(j, "state", at_async_state_name(k->state));
+    at_json_kv_bool(j, "running", k->running);
+    at_json_key(j, "thread");
+    if (k->thread)
+        at_json_uint(j, k->thread);
+    else
+        at_json_null(j);
+    at_json_kv_uint(j, "id", k->addr);
+    at_json_key(j, "awaits");
+    if (k->awaits)
+        at_json_uint(j, k->awaits);
+    else
+        at_json_null(j);
+    at_json_key(j, "awaited_by");
+    at_json_arr_begin(j);
+    for (int i = 0; i < a->n; i++)
+        if (a->tasks[i].awaits == k->addr)
+            at_json_uint(j, a->tasks[i].addr);
+    at_json_arr_end(j);
+    at_json_key(j, "stack");
+    json_frames(j, t, k->stack, k->n);
+    at_json_kv_bool(j, "stack_truncated", k->stack_cut);
+    at_json_key(j, "created");
+    if (k->created_known)
+        json_frames(j, t, k->created, k->n_created);
+    else
+        at_json_null(j);
+    at_json_obj_end(j);
+}
+
+static void json_loop_end(at_json_t *j)
+{
+    at_json_arr_end(j);
+    at_json_obj_end(j);
+}
+
+/* "asyncio": [{"loop", "tasks": [...]}], one entry per loop. */
+static void json_asyncio(at_json_t *j, const at_target_t *t, const at_asyncio_t *a)
+{
+    at_json_key(j, "asyncio");
+    at_json_arr_begin(j);
+    for (int i = 0; i < a->n; i++) {
+        if (i == 0 || a->tasks[i].loop != a->tasks[i - 1].loop) {
+            if (i)
+                json_loop_end(j);
+            at_json_obj_begin(j);
+            at_json_kv_uint(j, "loop", a->tasks[i].loop);
+            at_json_key(j, "tasks");
+            at_json_arr_begin(j);
+        }
+        json_task(j, t, a, &a->tasks[i]);
+    }
+    if (a->n)
+        json_loop_end(j);
+    at_json_arr_end(j);
+    at_json_kv_bool(j, "asyncio_imported", a->imported);
+    at_json_kv_int(j, "asyncio_py_tasks", a->py_tasks);
+    at_json_kv_int(j, "asyncio_more", a->more);
+}
+
 static void json_process(at_json_t *j, const at_target_t *t, const at_dump_t *d)
 {
     at_json_obj_begin(j);
@@ -207,6 +363,8 @@ static void json_process(at_json_t *j, const at_target_t *t, const at_dump_t *d)
     at_json_kv_str(j, "build", at_py_proc_build(&t->proc));
     at_json_obj_end(j);
     at_json_kv_bool(j, "locals", d->locals);
+    if (d->asyncio)
+        json_asyncio(j, t, d->asyncio);
     at_json_key(j, "threads");
     at_json_arr_begin(j);
     for (int i = 0; i < d->n; i++)

@@ -4,7 +4,8 @@
  * cmd_dump.c collects one moment of every thread into at_dump_t; the
  * functions here print it: the text on stdout (threads, frames most
  * recent call last, with --locals each Python frame's variables under
- * it) and the JSON document of docs/JSON.md ("dump").
+ * it, with --asyncio the tasks of every event loop before them) and the
+ * JSON document of docs/JSON.md ("dump").
  */
 #ifndef AT_DUMP_OUT_H
 #define AT_DUMP_OUT_H
@@ -12,6 +13,7 @@
 #include <stdio.h>
 
 #include "remote/locals.h"
+#include "remote/py_asyncio.h"
 #include "remote/sampler.h"
 
 typedef struct at_dump_frame {
@@ -30,6 +32,7 @@ typedef struct at_dump {
     at_dump_thread_t *threads;    /* AT_MAX_THREADS, main thread first once sorted */
     int n;
     int locals;                   /* variables were read (--locals)       */
+    at_asyncio_t *asyncio;        /* the tasks (--asyncio), else NULL     */
     pid_t ppid;                   /* --subprocesses: its parent, else 0   */
     char parent_comm[32];
 } at_dump_t;

@@ -52,6 +52,7 @@ typedef struct at_options {
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
                                * Python processes, whatever PID runs       */
     int locals;               /* --locals: dump shows each frame's variables */
+    int asyncio;              /* --asyncio: dump lists the asyncio tasks     */
     const char *report_dir;   /* DIR for `archtrace report`                */
     const char *metrics_addr; /* agent --metrics HOST:PORT                 */
     const char *profiles_dir; /* agent --profiles DIR                      */

@@ -371,15 +371,24 @@ static void add_cstack_frame(at_walker_t *w, at_pyframe_t *f)
 
 /* One frame into st: its code resolved from hdr (the header just read),
  * or from the cache when hdr is NULL (the caller checked code_runs). */
+static void resolve_frame(at_walker_t *w, at_pyframe_t *f, uint64_t code, const uint8_t *hdr,
+                          const uint8_t *fr);
+
 static void add_frame(at_walker_t *w, at_pystack_t *st, uint64_t code, const uint8_t *hdr,
                       const uint8_t *fr)
 {
-    const at_pylayout_t *L = &w->L;
     at_pyframe_t *f = &st->frames[st->n++];
-    if (code == NO_CODE_CSTACK) {
+    if (code == NO_CODE_CSTACK)
         add_cstack_frame(w, f);
-        return;
-    }
+    else
+        resolve_frame(w, f, code, hdr, fr);
+}
+
+/* Frame fr's function and line into f. */
+static void resolve_frame(at_walker_t *w, at_pyframe_t *f, uint64_t code, const uint8_t *hdr,
+                          const uint8_t *fr)
+{
+    const at_pylayout_t *L = &w->L;
     const code_entry_t *e = hdr ? code_lookup(w, code, hdr) : code_fresh(w, code);
     int owner = fr[L->iframe_owner];
     int64_t lasti = frame_lasti(L, code, fr);
@@ -721,6 +730,22 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     if (st->n)
         keep_for_reuse(w, t, chain_store(w, t->tstate, k->frames, k->codes, st->n), st);
     return 0;
+}
+
+int at_walker_frame(at_walker_t *w, uint64_t frame, at_pyframe_t *out)
+{
+    uint8_t fr[FRAME_READ], hdr[CODE_READ_MAX];
+    int rc = at_remote_read(&w->proc->mem, frame, fr, sizeof fr);
+    if (rc < 0)
+        return rc;
+    uint64_t code = frame_code(w, fr);
+    if (code == NO_CODE_CSTACK || !code)
+        return -EPROTO;
+    if ((rc = at_remote_read(&w->proc->mem, code, hdr, w->code_read)) < 0)
+        return rc == -ESRCH ? rc : -EPROTO;
+    w->now_ns = mono_ns();
+    resolve_frame(w, out, code, hdr, fr);
+    return out->sym == w->sym_unknown ? -EPROTO : 0;
 }
 
 int at_walker_reload(at_walker_t *w, at_thread_t *t)

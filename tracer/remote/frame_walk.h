@@ -93,6 +93,13 @@ int at_walker_threads(at_walker_t *w, at_thread_t *out, int cap);
  * frames read so far are kept and st->truncated is set. */
 int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st);
 
+/* Read the one frame at `frame` (a coroutine's or generator's own,
+ * embedded in it: `dump --asyncio`) into *out, its code through the
+ * walker's cache: function and file in out->sym, out->line (-1 when
+ * unknown).  0, -ESRCH when the process is gone, -EFAULT when the
+ * frame cannot be read, -EPROTO when it runs no code object. */
+int at_walker_frame(at_walker_t *w, uint64_t frame, at_pyframe_t *out);
+
 /* Re-read t's cframe (3.13: its frame pointer, at the walk) after the
  * thread was stopped (--native), so its Python frames are read as they
  * stand while it stands still.  0 or -errno. */

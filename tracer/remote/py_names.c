@@ -267,17 +267,24 @@ static int long_value(names_walk_t *w, uint64_t obj, uint64_t *out)
 
 /* ---- the walk ------------------------------------------------------------ */
 
-/* threading._active, 0 when threading was never imported. */
-static uint64_t threading_active(names_walk_t *w, uint64_t interp)
+/* sys.modules[name].__dict__, 0 when the module was never imported. */
+static uint64_t module_dict(names_walk_t *w, uint64_t interp, const char *name)
 {
     uint64_t modules, module, md_dict;
     if (at_remote_read_u64(&w->p->mem, interp + (uint64_t)w->L->interp_modules, &modules) < 0)
         return 0;
-    module = dict_get(w, modules, "threading");
+    module = dict_get(w, modules, name);
     if (!module || !is_type(w, module, "module", &w->module_type) ||
         at_remote_read_u64(&w->p->mem, module + (uint64_t)w->L->module_dict, &md_dict) < 0)
         return 0;
-    return dict_get(w, md_dict, "_active");
+    return md_dict;
+}
+
+/* threading._active, 0 when threading was never imported. */
+static uint64_t threading_active(names_walk_t *w, uint64_t interp)
+{
+    uint64_t md_dict = module_dict(w, interp, "threading");
+    return md_dict ? dict_get(w, md_dict, "_active") : 0;
 }
 
 /* ident -> name for every Thread in _active; returns how many. */
@@ -374,5 +381,47 @@ int at_thread_names_read(at_thread_names_t *t, at_py_proc_t *p, uint64_t now_ns)
     for (int i = 0; i < n; i++)
         if (at_thread_names_set(t, got[i].tid, got[i].name) < 0)
             return -ENOMEM;
+    return n;
+}
+
+/* ---- the same pieces for other readers ------------------------------------ */
+
+uint64_t at_py_module_dict(at_py_proc_t *p, const char *name)
+{
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
+    uint64_t interp;
+    if (!at_py_proc_layout_fits(&p->layout) ||
+        at_remote_read_u64(&p->mem, p->runtime + (uint64_t)p->layout.rt_interpreters_main, &interp) < 0)
+        return 0;
+    return module_dict(&w, interp, name);
+}
+
+uint64_t at_py_dict_get_str(at_py_proc_t *p, uint64_t dict, const char *key)
+{
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
+    return dict_get(&w, dict, key);
+}
+
+uint64_t at_py_attr(at_py_proc_t *p, uint64_t obj, const char *name)
+{
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
+    return attr_of(&w, obj, name);
+}
+
+int at_py_dict_values(at_py_proc_t *p, uint64_t dict, uint64_t *out, int max)
+{
+    names_walk_t w = { .p = p, .L = &p->layout, .entries_left = MAX_WALK_ENTRIES };
+    uint64_t kv[2];
+    keys_view_t k;
+    if (dict_parts(&w, dict, kv) < 0 || keys_open(&w, kv[0], &k) < 0)
+        return 0;
+    uint8_t *ents = keys_entries(&w, &k);
+    int n = 0;
+    for (int64_t i = 0; ents && i < k.n && n < max; i++) {
+        uint64_t v = at_get_u64(ents, (size_t)i * k.esize + k.key_off) ? entry_value(&w, &k, ents, i, kv[1]) : 0;
+        if (v)
+            out[n++] = v;
+    }
+    free(ents);
     return n;
 }

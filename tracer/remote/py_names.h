@@ -33,6 +33,18 @@ int at_py_thread_names(at_py_proc_t *p, at_py_thread_name_t *out, int max);
  * first) so that later calls skip the search through sys.modules. */
 int at_py_thread_names_cached(at_py_proc_t *p, uint64_t *cache, at_py_thread_name_t *out, int max);
 
+/* The same walk's pieces, for other readers of module globals
+ * (`dump --asyncio`), each bounded as above and 0 when not found:
+ * sys.modules[name].__dict__ of the main interpreter; dict[key] for a
+ * str key (the dict scanned, not hashed); obj.name from an instance's
+ * managed dict. */
+uint64_t at_py_module_dict(at_py_proc_t *p, const char *name);
+uint64_t at_py_dict_get_str(at_py_proc_t *p, uint64_t dict, const char *key);
+uint64_t at_py_attr(at_py_proc_t *p, uint64_t obj, const char *name);
+/* The values of a dict's live entries, in entry order, into out[0..max):
+ * how many (0 when it is not a readable dict). */
+int at_py_dict_values(at_py_proc_t *p, uint64_t dict, uint64_t *out, int max);
+
 /* The name of thread tid in names[0..n), or NULL. */
 const char *at_py_thread_name_of(const at_py_thread_name_t *names, int n, uint32_t tid);
 

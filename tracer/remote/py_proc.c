@@ -45,6 +45,7 @@ const char *const at_pysym_names[AT_PYSYM_COUNT] = {
     [AT_PYSYM_SET_TYPE] = "PySet_Type",           [AT_PYSYM_FROZENSET_TYPE] = "PyFrozenSet_Type",
     [AT_PYSYM_CELL_TYPE] = "PyCell_Type",         [AT_PYSYM_NONE] = "_Py_NoneStruct",
     [AT_PYSYM_TRUE] = "_Py_TrueStruct",           [AT_PYSYM_FALSE] = "_Py_FalseStruct",
+    [AT_PYSYM_CORO_TYPE] = "PyCoro_Type",         [AT_PYSYM_GEN_TYPE] = "PyGen_Type",
 };
 
 static void set_err(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -59,6 +59,8 @@ typedef enum at_pysym {
     AT_PYSYM_NONE,           /* _Py_NoneStruct: None itself               */
     AT_PYSYM_TRUE,           /* _Py_TrueStruct                            */
     AT_PYSYM_FALSE,          /* _Py_FalseStruct                           */
+    AT_PYSYM_CORO_TYPE,      /* PyCoro_Type: what `dump --asyncio` follows */
+    AT_PYSYM_GEN_TYPE,       /* PyGen_Type (a @types.coroutine generator) */
     AT_PYSYM_COUNT
 } at_pysym_t;
 
