@@ -155,7 +155,7 @@ labs: venvs
 
 # `make test` = the test binaries, the labs on both shapes, every fuzz
 # target for FUZZ_SECONDS (5 here unless given; `make fuzz`: 60), the end-to-end tests of
-# run/record/report/dump --locals once more against the ASan+UBSan build (native malloc
+# run/record/report/dump --locals/--asyncio once more against the ASan+UBSan build (native malloc
 # interposition is ASan's own there, so those alloc tests are left out;
 # test_bpf only where it runs the shim: its other cases are in-process;
 # test_agent once, its push test: the agent loop, attacher and libcurl;
@@ -164,7 +164,7 @@ labs: venvs
 # shape, under ASan: races are the plain build's business).  Budget:
 # under 12 minutes on 2 cores.
 ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through_other_options_*) test_sampler test_imports test_py_names \
-             test_locals \
+             test_locals test_asyncio \
              test_bpf:bpf/gil_agrees_with_shim* test_agent:agent/profiles_pushed* \
              test_alloc:!(alloc/native_on_calling_line*|alloc/threads_without_gil*)
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
