@@ -167,6 +167,10 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
              test_locals test_asyncio \
              test_bpf:bpf/gil_agrees_with_shim* test_agent:agent/profiles_pushed* \
              test_alloc:!(alloc/native_on_calling_line*|alloc/threads_without_gil*)
+# test binaries that time nothing (damaged sessions and kills, output
+# formats, value readers, other people's programs compared byte for
+# byte): two tests at a time
+PARALLEL_TESTS = test_hardening test_formats test_realworld test_locals test_asyncio test_py_repr
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
 # its set-up steps (apt, pip) stay one at a time
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -175,7 +179,7 @@ test: deps venvs realworld-deps
 	$(Q)tools/check_layers.py
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) all $(TEST_BINS) $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory -j$(NPROC) asan
-	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" \
+	$(Q)tools/run_tests.sh --labs --fuzz $(TEST_FUZZ_SECONDS) "$(FUZZ_BINS)" --parallel "$(PARALLEL_TESTS)" \
 		--asan build-asan "$(ASAN_TESTS)" --valgrind $(BUILD)/archtrace $(TEST_BINS)
 
 demo: deps venvs all

@@ -5,22 +5,27 @@
 #   1. the Criterion test binaries, one at a time (the integration tests
 #      measure timing on a 2-core machine);
 #   2. --labs: the labs on both build shapes;
-#   3. --fuzz SECS "BIN...": each libFuzzer target for SECS seconds;
+#   3. --fuzz SECS "BIN...": each libFuzzer target for SECS seconds
+#      (beside step 5, which times nothing either);
 #   4. --asan DIR "NAME[:FILTER]...": the named test binaries once more
 #      against the ASan+UBSan archtrace and shim in DIR (ARCHTRACE_BIN,
 #      ARCHTRACE_SHIM), optionally only the tests matching FILTER;
 #   5. --valgrind BIN: tools/valgrind_cli.sh on the CLI BIN;
+# --parallel "NAME...": these binaries run two tests at a time (they
+# time nothing: damaged sessions, output formats, value readers); the
+# others one at a time.
 # and, when test_pythons is among the binaries, the CPythons the tests used.
-#   tools/run_tests.sh [--labs] [--fuzz SECS BINS] [--asan DIR TESTS] [--valgrind BIN] BIN...
+#   tools/run_tests.sh [--labs] [--fuzz SECS BINS] [--asan DIR TESTS] [--valgrind BIN] [--parallel NAMES] BIN...
 set -u
 tools=$(cd "$(dirname "$0")" && pwd)
-labs=0; fuzz_secs=""; fuzz_bins=""; asan_dir=""; asan_tests=""; vg_bin=""
+labs=0; fuzz_secs=""; fuzz_bins=""; asan_dir=""; asan_tests=""; vg_bin=""; parallel=""
 while [ $# -gt 0 ]; do
     case $1 in
         --labs) labs=1; shift ;;
         --fuzz) fuzz_secs=$2; fuzz_bins=$3; shift 3 ;;
         --asan) asan_dir=$2; asan_tests=$3; shift 3 ;;
         --valgrind) vg_bin=$2; shift 2 ;;
+        --parallel) parallel=" $2 "; shift 2 ;;
         *) break ;;
     esac
 done
@@ -44,10 +49,12 @@ criterion() {
     echo "== $label"
     log=$(mktemp); t_bin=$(now)
     # --jobs 1: tests that time GIL waits or sampling rates need the cores
+    jobs=1
+    case "$parallel" in *" $(basename "$bin") "*) jobs=2 ;; esac
     if [ -n "$filter" ]; then
-        "$bin" --jobs 1 --short-filename --filter "$filter" >"$log" 2>&1
+        "$bin" --jobs "$jobs" --short-filename --filter "$filter" >"$log" 2>&1
     else
-        "$bin" --jobs 1 --short-filename >"$log" 2>&1
+        "$bin" --jobs "$jobs" --short-filename >"$log" 2>&1
     fi
     status=$?
     grep -E '^\[(FAIL|SKIP|----)\]|Synthesis' "$log" | sed 's/^/   /'
@@ -102,14 +109,6 @@ if [ "$labs" = 1 ]; then
     rm -f "$out"; note_time labs "$t0"
 fi
 
-if [ -n "$fuzz_bins" ]; then
-    echo "== fuzz (${fuzz_secs}s per target)"
-    t0=$(now)
-    # shellcheck disable=SC2086 # a list of binaries
-    scripted fuzz "$tools/run_fuzz.sh" "$fuzz_secs" $fuzz_bins
-    note_time fuzz "$t0"
-fi
-
 if [ -n "$asan_dir" ]; then
     t0=$(now)
     asan_dir=$(cd "$asan_dir" && pwd)
@@ -129,11 +128,29 @@ if [ -n "$asan_dir" ]; then
     note_time asan "$t0"
 fi
 
+# fuzzing and valgrind time nothing: side by side (the fuzz targets' lines
+# are kept and shown after valgrind's)
+fuzz_out=""
+if [ -n "$fuzz_bins" ]; then
+    fuzz_out=$(mktemp); t_fuzz=$(now)
+    # shellcheck disable=SC2086 # a list of binaries
+    "$tools/run_fuzz.sh" "$fuzz_secs" $fuzz_bins >"$fuzz_out" 2>&1 &
+    fuzz_pid=$!
+fi
+
 if [ -n "$vg_bin" ]; then
     echo "== valgrind (the CLI: record, dump, report, run)"
     t0=$(now)
     scripted valgrind "$tools/valgrind_cli.sh" "$vg_bin"
     note_time valgrind "$t0"
+fi
+
+if [ -n "$fuzz_out" ]; then
+    wait "$fuzz_pid"
+    echo "== fuzz (${fuzz_secs}s per target, beside valgrind)"
+    scripted fuzz cat "$fuzz_out"
+    rm -f "$fuzz_out"
+    note_time fuzz "$t_fuzz"
 fi
 
 [ -n "$broken" ] && echo "failing:$broken"
