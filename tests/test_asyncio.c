@@ -78,16 +78,10 @@ static long long truth(const fixture_t *f, const char *key)
     return strtoll(at + strlen(pat), NULL, 0);
 }
 
-/* `archtrace -p PID dump ARGS`: its stdout (malloc'd); exit status 0,
- * stderr empty. */
+/* `archtrace -p PID dump ARGS` of the fixture (testlib). */
 static char *dump(const fixture_t *f, const char *shape, const char *args)
 {
-    char *out = NULL, *err = NULL;
-    int rc = at_test_shf(&out, &err, "'%s' -p %d dump %s", at_test_archtrace(), (int)f->pid, args);
-    cr_assert_eq(rc, 0, "%s: dump %s exited %d: %s", shape, args, rc, err ? err : "");
-    cr_assert(!err || !err[0], "%s: dump %s said on stderr: %s", shape, args, err);
-    free(err);
-    return out;
+    return at_test_dump(f->pid, shape, args);
 }
 
 static const at_pylayout_t *layout_of(const char *shape)

@@ -252,3 +252,13 @@ void at_test_kill_groups(void)
         kill(-spawned_groups[i], SIGKILL);
     nspawned_groups = 0;
 }
+
+char *at_test_dump(pid_t pid, const char *shape, const char *args)
+{
+    char *out = NULL, *err = NULL;
+    int rc = at_test_shf(&out, &err, "'%s' -p %d dump %s", at_test_archtrace(), (int)pid, args);
+    cr_assert_eq(rc, 0, "%s: dump %s exited %d: %s", shape, args, rc, err ? err : "");
+    cr_assert(!err || !err[0], "%s: dump %s said on stderr: %s", shape, args, err);
+    free(err);
+    return out;
+}

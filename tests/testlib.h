@@ -38,32 +38,18 @@ typedef struct at_test_shape {
 #define AT_TEST_NSHAPES 4
 #define AT_TEST_SHAPES_SHARED { { "shared" }, { "3.12" }, { "3.13" } } /* one build per version */
 
-/* A test run once per interpreter of AT_TEST_SHAPES, its body seeing
- * `shape` (const char *); needs <criterion/parameterized.h>:
+/* A test run once per interpreter of a list (AT_TEST_SHAPES, or
+ * AT_TEST_SHAPES_ENDS: the oldest and newest layouts, 3.11 static and
+ * 3.13, for a test whose per-version part another test already runs on
+ * all four, to keep `make test` in its time), its body seeing `shape`
+ * (const char *); needs <criterion/parameterized.h>:
  *     AT_TEST_EACH_SHAPE(alloc, lab04_top5, .timeout = 90) { lab04(shape); } */
-#define AT_TEST_EACH_SHAPE(suite, test, ...)                                               \
-    ParameterizedTestParameters(suite, test)                                               \
-    {                                                                                      \
-        static at_test_shape_t shapes[] = AT_TEST_SHAPES;                                  \
-        return cr_make_param_array(at_test_shape_t, shapes, AT_TEST_NSHAPES);              \
-    }                                                                                      \
-    static void suite##_##test##_body(const char *shape);                                  \
-    ParameterizedTest(at_test_shape_t *param, suite, test, __VA_ARGS__)                    \
-    {                                                                                      \
-        suite##_##test##_body(param->name);                                                \
-    }                                                                                      \
-    static void suite##_##test##_body(const char *shape)
-
-/* The same over the oldest and the newest layout only (3.11 static and
- * 3.13): for a test whose per-version part another test already runs on
- * all four (the CLI over an API tested per version), to keep `make
- * test` in its time. */
 #define AT_TEST_SHAPES_ENDS { { "static" }, { "3.13" } }
-#define AT_TEST_EACH_END_SHAPE(suite, test, ...)                                           \
+#define AT_TEST_EACH_IN(list, suite, test, ...)                                            \
     ParameterizedTestParameters(suite, test)                                               \
     {                                                                                      \
-        static at_test_shape_t shapes[] = AT_TEST_SHAPES_ENDS;                             \
-        return cr_make_param_array(at_test_shape_t, shapes, 2);                            \
+        static at_test_shape_t shapes[] = list;                                            \
+        return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes); \
     }                                                                                      \
     static void suite##_##test##_body(const char *shape);                                  \
     ParameterizedTest(at_test_shape_t *param, suite, test, __VA_ARGS__)                    \
@@ -71,6 +57,8 @@ typedef struct at_test_shape {
         suite##_##test##_body(param->name);                                                \
     }                                                                                      \
     static void suite##_##test##_body(const char *shape)
+#define AT_TEST_EACH_SHAPE(suite, test, ...) AT_TEST_EACH_IN(AT_TEST_SHAPES, suite, test, __VA_ARGS__)
+#define AT_TEST_EACH_END_SHAPE(suite, test, ...) AT_TEST_EACH_IN(AT_TEST_SHAPES_ENDS, suite, test, __VA_ARGS__)
 
 /* "3.11." for 3.11's shapes, else "3.12." / "3.13.": what the report's
  * version of a process run with that interpreter starts with. */
@@ -114,6 +102,10 @@ pid_t at_test_spawn_group(const char *cmd, const char *out, const char *err);
  * server, client or target spinning forever does not outlive a test that
  * failed half-way. */
 void at_test_kill_groups(void);
+
+/* `archtrace -p PID dump ARGS`: its stdout (malloc'd); fails the test
+ * unless it exits 0 with nothing on stderr (shape names the case). */
+char *at_test_dump(pid_t pid, const char *shape, const char *args);
 
 /* Absolute path of build/archtrace (ARCHTRACE_BIN overrides, e.g. for
  * the ASan build). */
