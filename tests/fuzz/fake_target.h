@@ -108,6 +108,40 @@ static inline void fake_target_proc(const fake_input_t *in, at_py_proc_t *proc)
     }
 }
 
+/* The fake target has died (its reads fail with ESRCH from now on). */
+static inline int fake_target_died(void)
+{
+    return target.die_after && target.reads >= target.die_after;
+}
+
+/* Length of the valid UTF-8 sequence starting at s, 0 when invalid. */
+static inline size_t fake_utf8_seq(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80 ? 1
+             : (s[0] & 0xE0) == 0xC0 ? 2
+             : (s[0] & 0xF0) == 0xE0 ? 3
+             : (s[0] & 0xF8) == 0xF0 ? 4
+                                     : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Abort unless s is NUL-terminated within size bytes and valid UTF-8:
+ * what every reader promises of the text it hands back. */
+static inline void fake_check_text(const char *s, size_t size)
+{
+    if (!s || !memchr(s, '\0', size))
+        abort();
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = fake_utf8_seq(p);
+        if (!n)
+            abort();
+        p += n;
+    }
+}
+
 /* Bytes of [addr, addr+len) readable from the start; 0 when none. */
 static inline size_t fake_target_readable(uint64_t addr, size_t len)
 {

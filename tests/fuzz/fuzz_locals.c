@@ -33,41 +33,9 @@
 #define MAX_VALUE_READS 1100u
 #define MAX_FRAME_READS (8u + AT_LOCALS_MAX * (MAX_VALUE_READS + 4u))
 
-/* Length of the valid UTF-8 sequence starting at s, 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n = s[0] < 0x80 ? 1
-             : (s[0] & 0xE0) == 0xC0 ? 2
-             : (s[0] & 0xF0) == 0xE0 ? 3
-             : (s[0] & 0xF8) == 0xF0 ? 4
-                                     : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* s is NUL-terminated within size bytes and valid UTF-8. */
-static void check_text(const char *s, size_t size)
-{
-    if (!s || !memchr(s, '\0', size))
-        abort();
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_seq(p);
-        if (!n)
-            abort();
-        p += n;
-    }
-}
-
-static int died(void)
-{
-    return target.die_after && target.reads >= target.die_after;
-}
-
 static void check_rc(int rc)
 {
-    if (rc > 0 || rc < -4095 || (rc == -ESRCH && !died()))
+    if (rc > 0 || rc < -4095 || (rc == -ESRCH && !fake_target_died()))
         abort();
 }
 
@@ -87,8 +55,8 @@ static void repr_call(at_py_proc_t *proc, uint64_t addr)
     check_rc(rc);
     if (target.reads - before > MAX_VALUE_READS || len == 0)
         abort();
-    check_text(r.text, sizeof r.text);
-    check_text(r.type, sizeof r.type);
+    fake_check_text(r.text, sizeof r.text);
+    fake_check_text(r.type, sizeof r.type);
     free(json);
 }
 
@@ -100,12 +68,12 @@ static void locals_call(at_py_proc_t *proc, uint64_t frame, uint64_t code, int j
     check_rc(rc);
     if (target.reads - before > MAX_FRAME_READS || fl.n < 0 || fl.n > AT_LOCALS_MAX || fl.more < 0)
         abort();
-    check_text(fl.error, sizeof fl.error);
+    fake_check_text(fl.error, sizeof fl.error);
     for (int i = 0; i < fl.n && rc == 0; i++) {
         const at_local_t *v = &fl.vars[i];
-        check_text(v->name, sizeof v->name);
-        check_text(v->type, sizeof v->type);
-        check_text(v->repr, AT_REPR_TEXT_MAX);
+        fake_check_text(v->name, sizeof v->name);
+        fake_check_text(v->type, sizeof v->type);
+        fake_check_text(v->repr, AT_REPR_TEXT_MAX);
         if ((unsigned)v->kind > AT_LOCAL_FREE || (json && !v->unbound && !v->error && !v->json))
             abort();
     }

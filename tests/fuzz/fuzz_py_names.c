@@ -34,36 +34,9 @@
  * ~190k at worst; a walk without a total bound can make millions. */
 #define MAX_CALL_READS (1u << 18)
 
-/* Length of the valid UTF-8 sequence starting at s, 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n = s[0] < 0x80 ? 1
-             : (s[0] & 0xE0) == 0xC0 ? 2
-             : (s[0] & 0xF0) == 0xE0 ? 3
-             : (s[0] & 0xF8) == 0xF0 ? 4
-                                     : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-static void check_name(const char *name)
-{
-    const char *end = memchr(name, '\0', AT_PY_NAME_MAX);
-    if (!end)
-        abort();
-    for (const unsigned char *s = (const unsigned char *)name; *s;) {
-        size_t n = utf8_seq(s);
-        if (!n)
-            abort();
-        s += n;
-    }
-}
-
 static void check_result(int rc, const at_py_thread_name_t *out, int max, unsigned reads_before)
 {
-    int died = target.die_after && target.reads >= target.die_after;
+    int died = fake_target_died();
     if (target.reads - reads_before > MAX_CALL_READS || (died && rc == 0 && max > 0))
         abort();
     if (rc < 0) {
@@ -74,7 +47,7 @@ static void check_result(int rc, const at_py_thread_name_t *out, int max, unsign
     if (rc > max || (max <= 0 && rc != 0))
         abort();
     for (int i = 0; i < rc; i++) {
-        check_name(out[i].name);
+        fake_check_text(out[i].name, AT_PY_NAME_MAX);
         if (!at_py_thread_name_of(out, rc, out[i].tid))
             abort();
     }
