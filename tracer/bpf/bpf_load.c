@@ -701,7 +701,10 @@ static int next_thread_entry(int fd, uint32_t *tid, int *started, void *value)
     return 0;
 }
 
-static void read_gil(at_bpf_t *b, uint64_t end)
+/* Each thread's GIL row as of `end`: a wait still in progress counted
+ * up to then (and as a wait).  fn gets each row; it stops the walk by
+ * returning 0. */
+static void each_gil_row(at_bpf_t *b, uint64_t end, int (*fn)(void *ctx, const at_bpf_gil_row_t *r), void *ctx)
 {
     int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
     struct at_bpf_gil_thread t;
@@ -711,12 +714,30 @@ static void read_gil(at_bpf_t *b, uint64_t end)
         at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
         if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < end) {
             uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
-            r.wait_ns += end - from;   /* still waiting when we stopped */
+            r.wait_ns += end - from;   /* still waiting at `end` */
             r.waits++;
             r.open = 1;
         }
-        at_bpf_data_add_gil(&b->data, &r);
+        if (!fn(ctx, &r))
+            return;
     }
+}
+
+static int add_gil_row(void *ctx, const at_bpf_gil_row_t *r)
+{
+    at_bpf_data_add_gil(ctx, r);
+    return 1;
+}
+
+/* The probes' own counters and the GC totals, as they are now. */
+static void read_counters(at_bpf_t *b, struct at_bpf_gc_stat *gc, uint64_t *stats)
+{
+    int fd = bpf_map__fd(b->skel->maps.gc_stats);
+    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
+        bpf_map_lookup_elem(fd, &g, &gc[g]);
+    fd = bpf_map__fd(b->skel->maps.stats);
+    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
+        bpf_map_lookup_elem(fd, &s, &stats[s]);
 }
 
 /* The sampler's clock: each sampled thread's CPU time from its first
@@ -736,14 +757,9 @@ static void read_sample_clock(at_bpf_t *b)
 
 static void read_maps(at_bpf_t *b, uint64_t end)
 {
-    int fd = bpf_map__fd(b->skel->maps.gc_stats);
-    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
-        bpf_map_lookup_elem(fd, &g, &b->data.gc[g]);
-    fd = bpf_map__fd(b->skel->maps.stats);
-    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
-        bpf_map_lookup_elem(fd, &s, &b->data.stats[s]);
+    read_counters(b, b->data.gc, b->data.stats);
     if (b->data.avail[AT_BPF_VIEW_GIL])
-        read_gil(b, end);
+        each_gil_row(b, end, add_gil_row, &b->data);
     if (b->data.avail[AT_BPF_VIEW_SAMPLES])
         read_sample_clock(b);
 }
@@ -837,36 +853,20 @@ int at_bpf_stop(at_bpf_t *b)
 
 /* ---- live readings (archtrace agent) ------------------------------------------------ */
 
-/* The GIL waits per thread so far, a wait in progress counted to now. */
-static void live_gil(at_bpf_t *b, at_bpf_live_t *l, uint64_t now)
+static int keep_live_row(void *ctx, const at_bpf_gil_row_t *r)
 {
-    int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
-    struct at_bpf_gil_thread t;
-    uint32_t tid;
-    for (int started = 0; l->ngil < AT_BPF_LIVE_THREADS && next_thread_entry(fd, &tid, &started, &t);) {
-        struct at_bpf_gil_wait w;
-        at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
-        if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < now) {
-            uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
-            r.wait_ns += now - from;
-            r.open = 1;
-        }
-        l->gil[l->ngil++] = r;
-    }
+    at_bpf_live_t *l = ctx;
+    l->gil[l->ngil++] = *r;
+    return l->ngil < AT_BPF_LIVE_THREADS;
 }
 
 void at_bpf_live(at_bpf_t *b, at_bpf_live_t *l)
 {
     memset(l, 0, sizeof *l);
     l->data = &b->data;
-    int fd = bpf_map__fd(b->skel->maps.gc_stats);
-    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
-        bpf_map_lookup_elem(fd, &g, &l->gc[g]);
-    fd = bpf_map__fd(b->skel->maps.stats);
-    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
-        bpf_map_lookup_elem(fd, &s, &l->stats[s]);
+    read_counters(b, l->gc, l->stats);
     if (b->data.avail[AT_BPF_VIEW_GIL] && b->nlinks)
-        live_gil(b, l, now_ns());
+        each_gil_row(b, now_ns(), keep_live_row, l);
     l->names = b->stacks ? at_stacks_names(b->stacks) : NULL;
 }
 

@@ -67,7 +67,7 @@ typedef struct at_bpf_live {
 } at_bpf_live_t;
 
 /* What the probes have counted so far, the process still attached: the
- * GIL waits per thread (a wait in progress counted up to now), GC totals
+ * GIL waits per thread (a wait in progress counted, to now), GC totals
  * and the probes' own counters.  Valid until the next call on b. */
 void at_bpf_live(at_bpf_t *b, at_bpf_live_t *out);
 
