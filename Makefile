@@ -25,7 +25,7 @@ CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) \
                 -fno-omit-frame-pointer -Icommon -Itracer -Ipreload -I$(BUILD)/probes -I$(BUILD)/proto $(SANITIZE)
 SHIM_CFLAGS   = $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec
 TRACER_CFLAGS = $(CFLAGS_COMMON)
-TRACER_LIBS   = -lelf -ldw -lunwind-ptrace -lunwind-generic -lunwind -lbpf -lprotobuf-c -lcurl -lz -lpthread -lm
+TRACER_LIBS   = -lelf -ldw -lunwind-ptrace -lunwind-generic -lunwind -lbpf -lprotobuf-c -lz -lpthread -lm
 SHIM_LIBS     = -ldl -lpthread
 
 COMMON_SRC = $(wildcard common/*.c)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "agent/curl_api.h"
 #include "agent/http_server.h"
 #include "agent/metrics.h"
 #include "agent/profiles.h"
@@ -102,6 +103,10 @@ static int set_up(agent_t *a)
     const at_options_t *o = a->o;
     if (o->profiles_dir && mkdir(o->profiles_dir, 0755) < 0 && errno != EEXIST) {
         fprintf(stderr, "archtrace: cannot create --profiles %s: %s\n", o->profiles_dir, at_errstr(errno));
+        return AT_EXIT_FAILED;
+    }
+    if (o->push_url && !at_curl(err, sizeof err)) {         /* said now, not at the first push */
+        fprintf(stderr, "archtrace: --push: %s\n", err);
         return AT_EXIT_FAILED;
     }
     if (at_http_listen(&a->http, o->metrics_addr ? o->metrics_addr : DEFAULT_METRICS, err, sizeof err) < 0) {

@@ -2,20 +2,14 @@
 /* push.c - a profile POSTed to a Pyroscope-compatible ingest endpoint (see push.h). */
 #include "agent/push.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/curl_api.h"
+
 #define PUSH_TIMEOUT_S 10L        /* a stuck backend must not stall the agent long */
 #define APP_NAME       "archtrace.python"
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* A label value as Pyroscope's name grammar takes it: no braces, commas,
  * equals signs or quotes (they would end the value). */
@@ -28,29 +22,31 @@ static void label_value(char *out, size_t n, const char *v)
 }
 
 /* <url>/ingest?... with the name and labels URL-escaped. */
-static int ingest_url(CURL *c, char *out, size_t n, const char *url, pid_t pid, const char *comm,
+static int ingest_url(const at_curl_t *api, CURL *c, char *out, size_t n, const char *url, pid_t pid, const char *comm,
                       const char *version, uint64_t from_s, uint64_t until_s)
 {
     char name[256], vcomm[64], vversion[32];
     label_value(vcomm, sizeof vcomm, comm);
     label_value(vversion, sizeof vversion, version);
     snprintf(name, sizeof name, APP_NAME "{pid=%d,comm=%s,python=%s}", (int)pid, vcomm, vversion);
-    char *esc = curl_easy_escape(c, name, 0);
+    char *esc = api->easy_escape(c, name, 0);
     if (!esc)
         return -1;
     size_t len = strlen(url);
     int slash = len && url[len - 1] == '/';
     int rc = snprintf(out, n, "%s%singest?name=%s&from=%" PRIu64 "&until=%" PRIu64 "&format=pprof&spyName=archtrace",
                       url, slash ? "" : "/", esc, from_s, until_s);
-    curl_free(esc);
+    api->free(esc);
     return rc > 0 && (size_t)rc < n ? 0 : -1;
 }
 
 int at_push_profile(const char *url, const void *pprof, size_t len, pid_t pid, const char *comm,
                     const char *version, uint64_t from_s, uint64_t until_s, char *err, size_t errlen)
 {
-    pthread_once(&curl_once, curl_init);
-    CURL *c = curl_easy_init();
+    const at_curl_t *api = at_curl(err, errlen);
+    if (!api)
+        return -1;
+    CURL *c = api->easy_init();
     if (!c) {
         snprintf(err, errlen, "cannot start libcurl");
         return -1;
@@ -58,31 +54,31 @@ int at_push_profile(const char *url, const void *pprof, size_t len, pid_t pid, c
     char full[2048];
     curl_mime *form = NULL;
     int rc = -1;
-    if (ingest_url(c, full, sizeof full, url, pid, comm, version, from_s, until_s) < 0) {
+    if (ingest_url(api, c, full, sizeof full, url, pid, comm, version, from_s, until_s) < 0) {
         snprintf(err, errlen, "URL too long");
         goto out;
     }
-    form = curl_mime_init(c);
-    curl_mimepart *part = curl_mime_addpart(form);
-    curl_mime_name(part, "profile");
-    curl_mime_filename(part, "profile.pprof");
-    curl_mime_data(part, pprof, len);
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, PUSH_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "archtrace-agent");
-    CURLcode res = curl_easy_perform(c);
+    form = api->mime_init(c);
+    curl_mimepart *part = api->mime_addpart(form);
+    api->mime_name(part, "profile");
+    api->mime_filename(part, "profile.pprof");
+    api->mime_data(part, pprof, len);
+    api->easy_setopt(c, CURLOPT_URL, full);
+    api->easy_setopt(c, CURLOPT_MIMEPOST, form);
+    api->easy_setopt(c, CURLOPT_TIMEOUT, PUSH_TIMEOUT_S);
+    api->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    api->easy_setopt(c, CURLOPT_USERAGENT, "archtrace-agent");
+    CURLcode res = api->easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    api->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (res != CURLE_OK)
-        snprintf(err, errlen, "%s", curl_easy_strerror(res));
+        snprintf(err, errlen, "%s", api->easy_strerror(res));
     else if (status < 200 || status >= 300)
         snprintf(err, errlen, "HTTP status %ld", status);
     else
         rc = 0;
 out:
-    curl_mime_free(form);
-    curl_easy_cleanup(c);
+    api->mime_free(form);
+    api->easy_cleanup(c);
     return rc;
 }
