@@ -379,3 +379,74 @@ AT_TEST_EACH_SHAPE(asyncio, an_eager_task_in_its_first_step, .timeout = 60)
               "%s: no running task in blocker():\n%s", shape, out);
     free(out);
 }
+
+/* ---- record / run --asyncio: samples under the task they ran in ------------ */
+
+/* Every stack under "task heavy" runs crunch() and never lightly(), and
+ * the other way round; task frames are only ever a stack's root; heavy,
+ * which burns 16 times as long per step, has several times light's
+ * samples; most samples ran inside a task. */
+static const char task_checks[] =
+    "[c for c, ok in ["
+    " ('tasks named', sorted(t['task'] for t in s['tasks']) == ['heavy', 'light']),"
+    " ('heavy > 4 x light', T['heavy'] > 4 * T['light']),"
+    " ('most in tasks', s['samples_outside_tasks'] < 0.3 * s['thread_samples']),"
+    " ('heavy runs crunch only', all(any(f.startswith('crunch (') for f in k['frames']) and"
+    "   not any(f.startswith('lightly (') for f in k['frames']) for k in S if k['frames'][0] == 'task heavy')),"
+    " ('light runs lightly only', all(any(f.startswith('lightly (') for f in k['frames']) and"
+    "   not any(f.startswith('crunch (') for f in k['frames']) for k in S if k['frames'][0] == 'task light')),"
+    " ('tasks only at the root', not any(f.startswith('task ') for k in S for f in k['frames'][1:])),"
+    " ('crunch always under heavy', all(k['frames'][0] == 'task heavy' for k in S"
+    "   if any(f.startswith('crunch (') for f in k['frames']) and k['frames'][0].startswith('task ')))"
+    "] if not ok]";
+
+static char *task_failures(const char *json)
+{
+    char expr[sizeof task_checks + 256];
+    snprintf(expr, sizeof expr,
+             "(lambda s: (lambda S, T: %s)(s['stacks'], {t['task']: t['samples'] for t in s['tasks']}))"
+             "(d['processes'][0]['samples'])", task_checks);
+    return at_test_json(json, expr);
+}
+
+AT_TEST_EACH_SHAPE(asyncio, record_puts_samples_under_their_tasks, .timeout = 60)
+{
+    fixture_t f;
+    char *out = NULL, *err = NULL;
+    start_script(&f, shape, "asyncio_split.py", NULL);
+    int rc = at_test_shf(&out, &err, "'%s' -q -p %d record -d 1.5 --rate 200 --asyncio -o '%s/rec' "
+                         "--format json --out '%s/rec.json'", at_test_archtrace(), (int)f.pid, f.dir, f.dir);
+    char json[600];
+    snprintf(json, sizeof json, "%s/rec.json", f.dir);
+    char *failed = rc == 0 ? task_failures(json) : NULL;
+    char *text = NULL;
+    at_test_shf(&text, NULL, "'%s' report '%s/rec' 2>&1", at_test_archtrace(), f.dir);
+    stop(&f);
+    cr_assert_eq(rc, 0, "%s: record --asyncio exited %d: %s", shape, rc, err);
+    cr_expect_str_eq(failed, "[]", "%s: failed checks: %s", shape, failed);
+    cr_expect(text && strstr(text, "  by asyncio task (2 tasks ran while sampled):\n"), "%s: report:\n%s", shape, text);
+    cr_expect(text && strstr(text, "  heavy\n") && strstr(text, "  light\n"), "%s: report:\n%s", shape, text);
+    free(out), free(err), free(failed), free(text);
+}
+
+/* `run --asyncio`: the folded stacks put the task between the thread
+ * and the program's frames, pprof carries a task label, and the
+ * program's own exit status comes back. */
+AT_TEST_EACH_END_SHAPE(asyncio, run_puts_samples_under_their_tasks, .timeout = 60)
+{
+    char *dir = at_test_tmpdir(), path[1024], *err = NULL;
+    int rc = at_test_shf(NULL, &err, "'%s' -q --asyncio -o '%s/s' --format collapsed --out '%s/c.txt' '%s' '%s' "
+                         "'%s/ready' 1.2", at_test_archtrace(), dir, dir, at_test_python_or_skip(shape),
+                         tu_fixture("asyncio_split.py", path, sizeof path), dir);
+    char *folded = NULL, *tags = NULL;
+    at_test_shf(&folded, NULL, "grep -c ';thread [0-9]* \"MainThread\";task heavy;<module> (' '%s/c.txt'", dir);
+    int prc = at_test_shf(NULL, NULL, "'%s' report --format pprof --out '%s/p.pb.gz' '%s/s'", at_test_archtrace(),
+                          dir, dir);
+    at_test_shf(&tags, NULL, "go tool pprof -tags '%s/p.pb.gz' 2>/dev/null | grep -A3 ' task:'", dir);
+    tu_rmtree(dir);
+    cr_expect_eq(rc, 0, "%s: run --asyncio exited %d: %s", shape, rc, err);
+    cr_expect(folded && atoi(folded) > 0, "%s: no folded stack under task heavy (%s)", shape, folded);
+    cr_expect_eq(prc, 0, "%s: report --format pprof failed", shape);
+    cr_expect(tags && strstr(tags, ": heavy\n") && strstr(tags, ": light\n"), "%s: pprof tags: %s", shape, tags);
+    free(dir), free(err), free(folded), free(tags);
+}

@@ -95,8 +95,9 @@ ParameterizedTestParameters(cli, rejects_bad_input)
         { { "--json" }, "needs a value" },
         { { "--locals", "python3" }, "only goes with dump" },
         { { "-p", "7", "record", "--locals" }, "only goes with dump" },
-        { { "--asyncio", "python3" }, "only goes with dump" },
-        { { "-p", "7", "record", "--asyncio" }, "only goes with dump" },
+        { { "top", "--asyncio", "--", "python3" }, "record and run" },
+        { { "-p", "7", "record", "--bpf", "--asyncio" }, "no task view" },
+        { { "--asyncio", "--no-sample", "python3" }, "it needs the sampler" },
     };
     return cr_make_param_array(bad_case_t, cases, sizeof(cases) / sizeof(cases[0]));
 }

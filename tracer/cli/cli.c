@@ -23,8 +23,9 @@ static const char usage[] =
     "                       '-' for stdout instead of the text)\n"
     "  --locals             (dump) each Python frame's arguments and\n"
     "                       variables, short reprs read from its memory\n"
-    "  --asyncio            (dump) every asyncio task by event loop: name,\n"
-    "                       state, what it awaits, its coroutine stack\n"
+    "  --asyncio            dump: every asyncio task by event loop: name,\n"
+    "                       state, what it awaits, its coroutine stack;\n"
+    "                       record, run: each sample under the task it ran\n"
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
     "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
     "                       | speedscope (speedscope.app, a profile per thread)\n"
@@ -275,8 +276,12 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "-p PID needs a command: dump or record");
     if (o->locals && o->command != AT_CMD_DUMP)
         return fail(err, n, "--locals only goes with dump (archtrace -p PID dump --locals)");
-    if (o->asyncio && o->command != AT_CMD_DUMP)
-        return fail(err, n, "--asyncio only goes with dump (archtrace -p PID dump --asyncio)");
+    if (o->asyncio && o->command != AT_CMD_DUMP && o->command != AT_CMD_RECORD && o->command != AT_CMD_RUN)
+        return fail(err, n, "--asyncio goes with dump, record and run");
+    if (o->asyncio && o->bpf)
+        return fail(err, n, "--asyncio reads the running tasks with the sampler; --bpf has no task view");
+    if (o->asyncio && o->command == AT_CMD_RUN && o->no_sample)
+        return fail(err, n, "--asyncio puts samples under tasks: it needs the sampler (drop --no-sample)");
     switch (o->command) {
     case AT_CMD_RUN:
         if (o->subprocesses)

@@ -52,7 +52,8 @@ typedef struct at_options {
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
                                * Python processes, whatever PID runs       */
     int locals;               /* --locals: dump shows each frame's variables */
-    int asyncio;              /* --asyncio: dump lists the asyncio tasks     */
+    int asyncio;              /* --asyncio: dump lists the asyncio tasks;
+                                 record/run put samples under them      */
     const char *report_dir;   /* DIR for `archtrace report`                */
     const char *metrics_addr; /* agent --metrics HOST:PORT                 */
     const char *profiles_dir; /* agent --profiles DIR                      */

@@ -148,29 +148,29 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- one task -------------------------------------------------------------- */
 
-/* Task.get_name() into t->name: the str, or 3.13's deferred "Task-N"
- * from its int; t->label the same escaped for a terminal: the text
- * between the quotes of the str's repr (py_repr.c escapes what Python's
- * repr escapes). */
-static void read_name(async_ctx_t *c, uint64_t name, at_async_task_t *t)
+int at_asyncio_name(at_py_proc_t *p, uint64_t name, char *text, size_t tlen, char *label, size_t llen)
 {
     at_repr_t *r = name ? malloc(sizeof *r) : NULL;
-    int rc = r ? at_py_repr(c->p, name, r, NULL) : -ENOMEM;
-    c->gone |= rc == -ESRCH;
-    if (at_py_str_read(&c->p->mem, c->L, c->p->unicode_type, name, t->name, sizeof t->name) < 0) {
+    int rc = r ? at_py_repr(p, name, r, NULL) : -ENOMEM;
+    if (at_py_str_read(&p->mem, &p->layout, p->unicode_type, name, text, tlen) < 0) {
         /* not a str: an int names "Task-N"; anything else shows its repr, cut to fit */
-        int n = snprintf(t->name, sizeof t->name, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
-        snprintf(t->name + n, sizeof t->name - (size_t)n, "%.*s", (int)(sizeof t->name - (size_t)n - 1),
-                 rc == 0 ? r->text : "?");
-        snprintf(t->label, sizeof t->label, "%s", t->name);
+        int n = snprintf(text, tlen, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
+        snprintf(text + n, tlen - (size_t)n, "%.*s", (int)(tlen - (size_t)n - 1), rc == 0 ? r->text : "?");
+        snprintf(label, llen, "%s", text);
     } else if (rc == 0 && (r->text[0] == '\'' || r->text[0] == '"') && strrchr(r->text, r->text[0]) > r->text) {
         size_t inner = (size_t)(strrchr(r->text, r->text[0]) - r->text - 1);
-        snprintf(t->label, sizeof t->label, "%.*s%s", (int)(inner < sizeof t->label - 4 ? inner : sizeof t->label - 4),
-                 r->text + 1, r->truncated || inner >= sizeof t->label - 4 ? AT_REPR_CUT : "");
+        snprintf(label, llen, "%.*s%s", (int)(inner < llen - 4 ? inner : llen - 4),
+                 r->text + 1, r->truncated || inner >= llen - 4 ? AT_REPR_CUT : "");
     } else {
-        snprintf(t->label, sizeof t->label, "%s", t->name);
+        snprintf(label, llen, "%s", text);
     }
     free(r);
+    return rc == -ESRCH ? -ESRCH : 0;
+}
+
+static void read_name(async_ctx_t *c, uint64_t name, at_async_task_t *t)
+{
+    c->gone |= at_asyncio_name(c->p, name, t->name, sizeof t->name, t->label, sizeof t->label) == -ESRCH;
 }
 
 /* What the suspended coroutine whose frame header is fr awaits: the top

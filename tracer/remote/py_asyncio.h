@@ -29,6 +29,7 @@
  */
 #ifndef AT_PY_ASYNCIO_H
 #define AT_PY_ASYNCIO_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "remote/frame_walk.h"
@@ -84,6 +85,12 @@ typedef struct at_asyncio {
 int at_asyncio_read(at_py_proc_t *p, at_walker_t *w, at_symtab_t *syms, at_asyncio_t *out);
 
 void at_asyncio_free(at_asyncio_t *a);
+
+/* Task.get_name() of the name object at `name` into text (as read, for
+ * JSON) and label (escaped as repr() escapes it, for a terminal, cut
+ * with "…"); 3.13's deferred name, an int N, reads "Task-N".  0, or
+ * -ESRCH when the process is gone. */
+int at_asyncio_name(at_py_proc_t *p, uint64_t name, char *text, size_t tlen, char *label, size_t llen);
 
 /* "pending", "done", "cancelled". */
 const char *at_async_state_name(at_async_state_t s);

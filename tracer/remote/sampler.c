@@ -54,6 +54,11 @@ int at_target_open(at_target_t **out, pid_t pid, const at_options_t *o, char *er
         rc = -errno;
         snprintf(err, errlen, "cannot set up native unwinding for process %d: %s", (int)pid, at_errstr(errno));
     }
+    if (rc == 0 && o && o->asyncio && o->command != AT_CMD_DUMP &&
+        !(t->tasks = at_async_now_new(&t->proc, at_stacks_symtab(t->stacks)))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
     if (rc < 0) {
         at_target_free(t);
         return rc;
@@ -72,6 +77,7 @@ void at_target_free(at_target_t *t)
     if (!t)
         return;
     at_native_free(t->native);
+    at_async_now_free(t->tasks);
     at_walker_free(t->walker);
     at_stacks_free(t->stacks);
     free(t->threads);
@@ -82,13 +88,26 @@ void at_target_free(at_target_t *t)
 static int python_only(at_target_t *t)
 {
     const at_pystack_t *st = &t->pystack;
-    int n = 0;
+    int n = 1;   /* frames[0] is left for the task: see under_task */
     if (st->truncated)
         t->frames[n++] = (at_frame_t){ at_walker_sym_truncated(t->walker), -1 };
     for (int i = st->n - 1; i >= 0; i--)
         if (!st->frames[i].skip)
             t->frames[n++] = (at_frame_t){ st->frames[i].sym, st->frames[i].line };
-    return n;
+    return n - 1;
+}
+
+/* The sample's frames are at frames[1..1+*n): with --asyncio, a thread
+ * running a task gets that task as its root frame, in frames[0].  Where
+ * the sample starts; *n counts the task. */
+static const at_frame_t *under_task(at_target_t *t, int *n)
+{
+    uint32_t task = t->tasks ? at_async_now_task(t->tasks, &t->pystack) : AT_SYM_NONE;
+    if (task == AT_SYM_NONE)
+        return t->frames + 1;
+    t->frames[0] = (at_frame_t){ task, 0 };
+    ++*n;
+    return t->frames;
 }
 
 static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void *ctx)
@@ -120,11 +139,12 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
     }
     if (rc < 0)
         return rc;
-    int n = nn > 0 ? at_native_merge(t->natframes, t->is_eval, nn, &t->pystack, t->frames, AT_TARGET_MAX_FRAMES)
+    int n = nn > 0 ? at_native_merge(t->natframes, t->is_eval, nn, &t->pystack, t->frames + 1, AT_TARGET_MAX_FRAMES - 1)
                    : python_only(t);
-    at_stacks_add(t->stacks, th->tid, th->idle, th->gil, t->frames, n, 1);
+    const at_frame_t *frames = under_task(t, &n);
+    at_stacks_add(t->stacks, th->tid, th->idle, th->gil, frames, n, 1);
     if (fn)
-        fn(ctx, t, th, t->frames, n);
+        fn(ctx, t, th, frames, n);
     return 0;
 }
 
@@ -168,6 +188,8 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
     if (n < 0)
         return sample_failed(t, n);
     refresh_names(t, n, t0);
+    if (t->tasks)
+        at_async_now_read(t->tasks, t0);
     for (int i = 0; i < n && rc == 0; i++)
         rc = sample_thread(t, &t->threads[i], fn, ctx);
     if (rc < 0)
@@ -216,6 +238,7 @@ struct at_sampler {
     char dir[PATH_MAX];       /* session directory                         */
     double rate_hz;           /* --rate                                    */
     int native;               /* --native                                  */
+    int asyncio;              /* --asyncio                                 */
     int no_poll;              /* --no-poll                                 */
     at_pace_t pace;           /* the sampling thread's; read after it ends */
     atomic_int stop;          /* set by at_sampler_stop                    */
@@ -271,7 +294,7 @@ static int secure_exec(pid_t pid)
 static void try_attach(at_sampler_t *s, candidate_t *c)
 {
     char err[512], exe[PATH_MAX];
-    at_options_t o = { .native = s->native, .rate_hz = s->rate_hz };
+    at_options_t o = { .command = AT_CMD_RUN, .native = s->native, .asyncio = s->asyncio, .rate_hz = s->rate_hz };
     if (c->target || c->final)
         return;
     read_exe(c->pid, exe, sizeof exe);
@@ -458,6 +481,7 @@ at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at
     snprintf(s->dir, sizeof s->dir, "%s", session_dir ? session_dir : ".");
     s->rate_hz = at_pace_rate(o ? o->rate_hz : 0);
     s->native = o && o->native;
+    s->asyncio = o && o->asyncio;
     s->no_poll = o && o->no_poll;
     atomic_init(&s->stop, 0);
     /* the thread inherits this mask: signals stay with the main thread */

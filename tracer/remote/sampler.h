@@ -11,13 +11,15 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "remote/async_now.h"
 #include "remote/frame_walk.h"
 #include "remote/native.h"
 #include "cli/options.h"
 #include "remote/pace.h"
 #include "session/stacks.h"
 
-#define AT_TARGET_MAX_FRAMES (AT_MAX_STACK_DEPTH + AT_NATIVE_MAX_DEPTH + 1)
+/* Python and native frames, "[truncated]" and the asyncio task. */
+#define AT_TARGET_MAX_FRAMES (AT_MAX_STACK_DEPTH + AT_NATIVE_MAX_DEPTH + 2)
 /* Failed samples in a row after which a process is given up (it exec'd
  * another program, or its interpreter is gone for good). */
 #define AT_TARGET_MAX_FAILURES 1000
@@ -34,6 +36,8 @@ typedef struct at_target {
     at_py_proc_t proc;        /* the interpreter found in the process     */
     at_walker_t *walker;      /* its Python stacks                        */
     at_native_t *native;      /* native stacks, NULL without --native     */
+    at_async_now_t *tasks;    /* the running asyncio tasks, NULL without
+                                 --asyncio (record, run)                  */
     at_stacks_t *stacks;      /* what was sampled                         */
     at_thread_t *threads;     /* scratch: AT_MAX_THREADS entries          */
     at_pystack_t pystack;     /* scratch: one thread's Python frames      */

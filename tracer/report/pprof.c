@@ -186,21 +186,31 @@ static Perftools__Profiles__Label *label(builder_t *b, const char *key, const ch
     return l;
 }
 
-static int sample_labels(builder_t *b, Perftools__Profiles__Sample *smp, const at_stacks_t *s, pid_t pid,
-                         uint32_t tid)
+/* The asyncio task a stack ran under (--asyncio: its root frame), or NULL. */
+static const char *stack_task(const at_stacks_t *s, const at_stack_view_t *v)
 {
-    const char *name = at_thread_names_get(at_stacks_thread_names(s), tid);
+    return v && v->n > 0 ? at_symtab_task_name(at_stacks_syms(s), v->frames[0].sym) : NULL;
+}
+
+/* Labels pid, thread_id, thread_name and, for a stack run under an
+ * asyncio task, task (for -tagfocus / Pyroscope's label filters). */
+static int sample_labels(builder_t *b, Perftools__Profiles__Sample *smp, const at_stacks_t *s, pid_t pid,
+                         uint32_t tid, const at_stack_view_t *v)
+{
+    const char *name = at_thread_names_get(at_stacks_thread_names(s), tid), *task = stack_task(s, v);
     smp->label[smp->n_label++] = label(b, "pid", NULL, pid);
     smp->label[smp->n_label++] = label(b, "thread_id", NULL, tid);
     if (name)
         smp->label[smp->n_label++] = label(b, "thread_name", name, 0);
+    if (task)
+        smp->label[smp->n_label++] = label(b, "task", task, 0);
     for (size_t i = 0; i < smp->n_label; i++)
         if (!smp->label[i])
             return -ENOMEM;
     return 0;
 }
 
-/* A new sample with room for nloc locations, nval values, 3 labels. */
+/* A new sample with room for nloc locations, nval values, 4 labels. */
 static Perftools__Profiles__Sample *new_sample(builder_t *b, size_t nloc, size_t nval)
 {
     Perftools__Profiles__Sample *smp = calloc(1, sizeof *smp);
@@ -209,7 +219,7 @@ static Perftools__Profiles__Sample *new_sample(builder_t *b, size_t nloc, size_t
     perftools__profiles__sample__init(smp);
     smp->location_id = calloc(nloc ? nloc : 1, sizeof *smp->location_id);
     smp->value = calloc(nval, sizeof *smp->value);
-    smp->label = calloc(3, sizeof *smp->label);
+    smp->label = calloc(4, sizeof *smp->label);
     if (push((void ***)&b->p.sample, &b->p.n_sample, &b->cap_sample, smp) < 0) {
         free(smp->location_id), free(smp->value), free(smp->label), free(smp);
         return NULL;
@@ -229,7 +239,7 @@ static int add_sample(builder_t *b, const at_stacks_t *s, const at_stack_view_t 
         smp->location_id[smp->n_location_id++] = location_id(b, s, &v->frames[k]);
     smp->value[0] = (int64_t)v->count;
     smp->value[1] = (int64_t)v->count * period_ns;
-    return sample_labels(b, smp, s, at_key_pid(at_stacks_info(s)->pid), v->tid);
+    return sample_labels(b, smp, s, at_key_pid(at_stacks_info(s)->pid), v->tid, v);
 }
 
 static int add_process(builder_t *b, const at_stacks_t *s, const at_options_t *o)

@@ -67,6 +67,9 @@ typedef struct summary {
     uint64_t included;       /* thread-samples shown                       */
     uint64_t idle_left_out;  /* idle thread-samples not shown              */
     uint32_t threads;        /* distinct threads                           */
+    fn_stat_t *tasks;        /* --asyncio's task roots, most samples first */
+    uint32_t ntasks;
+    uint64_t in_tasks;       /* thread-samples under one of them           */
 } summary_t;
 
 static void count_stack(summary_t *sum, line_map_t *m, uint64_t *stamp, uint64_t id,
@@ -122,6 +125,38 @@ static int count_threads(const at_stacks_t *s, const at_options_t *o)
     return n;
 }
 
+static int cmp_total(const void *a, const void *b)
+{
+    const fn_stat_t *x = a, *y = b;
+    if (x->total != y->total)
+        return x->total < y->total ? 1 : -1;
+    return (x->sym > y->sym) - (x->sym < y->sym);
+}
+
+/* The asyncio tasks (--asyncio roots) move from the functions to their
+ * own table: a task is where a sample ran, not a function. */
+static int take_tasks(const at_stacks_t *s, summary_t *sum)
+{
+    for (uint32_t i = 0; i < sum->nfns; i++) {
+        if (at_symtab_kind(at_stacks_syms(s), i) != AT_SYM_TASK || !sum->fns[i].total)
+            continue;
+        if (!sum->tasks && !(sum->tasks = calloc(sum->nfns, sizeof *sum->tasks)))
+            return -ENOMEM;
+        sum->tasks[sum->ntasks++] = sum->fns[i];
+        sum->in_tasks += sum->fns[i].total;
+        sum->fns[i].self = sum->fns[i].total = 0;
+    }
+    if (sum->ntasks)
+        qsort(sum->tasks, sum->ntasks, sizeof *sum->tasks, cmp_total);
+    return 0;
+}
+
+static void summary_free(summary_t *sum)
+{
+    free(sum->fns);
+    free(sum->tasks);
+}
+
 static int summarize(const at_stacks_t *s, const at_options_t *o, summary_t *sum)
 {
     line_map_t m = { 0 };
@@ -152,13 +187,15 @@ static int summarize(const at_stacks_t *s, const at_options_t *o, summary_t *sum
     }
     if (rc == 0)
         pick_lines(sum, &m);
+    if (rc == 0)
+        rc = take_tasks(s, sum);
     sum->threads = (uint32_t)count_threads(s, o);
     free(stamp);
     free(m.keys);
     free(m.self);
     free(m.total);
     if (rc < 0)
-        free(sum->fns);
+        summary_free(sum);
     return rc;
 }
 
@@ -258,6 +295,25 @@ static void text_rows(const at_stacks_t *s, const summary_t *sum, uint32_t nrows
     }
 }
 
+/* With --asyncio: where the samples ran, by task. */
+static void text_tasks(const at_stacks_t *s, const summary_t *sum, uint32_t top, FILE *out)
+{
+    char name[LABEL_MAX];
+    if (!sum->ntasks)
+        return;
+    fprintf(out, "  by asyncio task (%u task%s ran while sampled):\n", sum->ntasks, sum->ntasks == 1 ? "" : "s");
+    fprintf(out, "  %6s  %8s  %s\n", "share%", "samples", "task");
+    for (uint32_t i = 0; i < sum->ntasks && i < top; i++) {
+        at_text_escape(name, sizeof name, at_symtab_task_name(at_stacks_syms(s), sum->tasks[i].sym));
+        fprintf(out, "  %6.1f  %8" PRIu64 "  %s\n", pct(sum->tasks[i].total, sum->included), sum->tasks[i].total,
+                name);
+    }
+    if (sum->ntasks > top)
+        fprintf(out, "  %u more tasks (--top N shows more)\n", sum->ntasks - top);
+    fprintf(out, "  %6.1f  %8" PRIu64 "  (no task: the event loop, other threads, other code)\n",
+            pct(sum->included - sum->in_tasks, sum->included), sum->included - sum->in_tasks);
+}
+
 int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o)
 {
     at_stacks_t *s;
@@ -272,7 +328,8 @@ int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_option
             text_rows(s, &sum, n < top ? n : top, out);
         else
             fprintf(out, "  no stacks to show%s\n", o && o->idle ? "" : " (all threads idle?)");
-        free(sum.fns);
+        text_tasks(s, &sum, top, out);
+        summary_free(&sum);
     }
     at_stacks_free(s);
     return rc;
@@ -339,6 +396,24 @@ static void json_top(const at_stacks_t *s, summary_t *sum, at_json_t *j, const a
     at_json_arr_end(j);
 }
 
+/* With --asyncio: every task samples ran under, most first. */
+static void json_tasks(const at_stacks_t *s, const summary_t *sum, at_json_t *j)
+{
+    if (!sum->ntasks)
+        return;
+    at_json_key(j, "tasks");
+    at_json_arr_begin(j);
+    for (uint32_t i = 0; i < sum->ntasks; i++) {
+        at_json_obj_begin(j);
+        at_json_kv_str(j, "task", at_symtab_task_name(at_stacks_syms(s), sum->tasks[i].sym));
+        at_json_kv_uint(j, "samples", sum->tasks[i].total);
+        at_json_kv_double(j, "share_pct", pct(sum->tasks[i].total, sum->included));
+        at_json_obj_end(j);
+    }
+    at_json_arr_end(j);
+    at_json_kv_uint(j, "samples_outside_tasks", sum->included - sum->in_tasks);
+}
+
 int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     at_stacks_t *s;
@@ -380,8 +455,9 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         at_json_kv_uint(j, "threads", sum.threads);
         json_stacks(s, j, o);
         json_top(s, &sum, j, o);
+        json_tasks(s, &sum, j);
         at_json_obj_end(j);
-        free(sum.fns);
+        summary_free(&sum);
     }
     at_stacks_free(s);
     return rc;

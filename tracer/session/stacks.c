@@ -162,6 +162,14 @@ int at_symtab_kind(const at_symtab_t *t, uint32_t id)
     return id < t->n ? t->v[id].kind : AT_SYM_MARK;
 }
 
+const char *at_symtab_task_name(const at_symtab_t *t, uint32_t id)
+{
+    if (at_symtab_kind(t, id) != AT_SYM_TASK)
+        return NULL;
+    const char *f = at_symtab_func(t, id);
+    return strncmp(f, "task ", 5) ? f : f + 5;
+}
+
 /* ---- aggregation ------------------------------------------------------- */
 
 typedef struct stack_rec {
@@ -340,7 +348,7 @@ const char *at_stacks_frame_label(const at_stacks_t *s, const at_frame_t *f, cha
 {
     const char *func = at_symtab_func(s->syms, f->sym), *file = at_symtab_file(s->syms, f->sym);
     int kind = at_symtab_kind(s->syms, f->sym);
-    if (kind == AT_SYM_MARK || !file[0])
+    if (kind == AT_SYM_MARK || kind == AT_SYM_TASK || !file[0])
         snprintf(buf, n, "%s", func);
     else if (kind == AT_SYM_PY && f->line >= 0)
         snprintf(buf, n, "%s (%s:%d)", func, file, (int)f->line);
@@ -353,7 +361,7 @@ const char *at_stacks_frame_label(const at_stacks_t *s, const at_frame_t *f, cha
 
 static const char *kind_name(int kind)
 {
-    return kind == AT_SYM_PY ? "py" : kind == AT_SYM_NATIVE ? "native" : "mark";
+    return kind == AT_SYM_PY ? "py" : kind == AT_SYM_NATIVE ? "native" : kind == AT_SYM_TASK ? "task" : "mark";
 }
 
 static void save_header(const at_stacks_t *s, FILE *f)
@@ -515,7 +523,7 @@ static int load_sym(loader_t *l, char **f, int n)
     if (n != 5 || parse_u64(f[1], &id) < 0 || id != l->s->syms->n)
         return load_fail(l, "bad symbol record (ids must run 0, 1, 2, ...)");
     kind = !strcmp(f[2], "py") ? AT_SYM_PY : !strcmp(f[2], "native") ? AT_SYM_NATIVE
-         : !strcmp(f[2], "mark") ? AT_SYM_MARK : -1;
+         : !strcmp(f[2], "mark") ? AT_SYM_MARK : !strcmp(f[2], "task") ? AT_SYM_TASK : -1;
     if (kind < 0 || at_tsv_unescape(f[3]) < 0 || at_tsv_unescape(f[4]) < 0)
         return load_fail(l, "bad symbol kind or escape");
     if (at_symtab_intern(l->s->syms, kind, f[3], f[4]) != id)

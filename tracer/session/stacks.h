@@ -13,7 +13,7 @@
  *     archtrace-stacks 1
  *     pid 1234 / comm python3.11 / version 3.11.7 / build shared
  *     rate_hz 100 / samples N / missed N / duration_s 2.5 / idle_included 1
- *     sym ID KIND FUNC FILE            KIND: py, native, mark
+ *     sym ID KIND FUNC FILE            KIND: py, native, mark, task
  *     stack COUNT TID IDLE GIL SYM:LINE,SYM:LINE,...   (root first)
  *     end NSYMS NSTACKS
  */
@@ -31,6 +31,8 @@ enum at_sym_kind {
     AT_SYM_PY = 0,      /* a Python function: qualname, co_filename       */
     AT_SYM_NATIVE = 1,  /* a native function: symbol, module              */
     AT_SYM_MARK = 2,    /* a marker such as "[truncated]"                 */
+    AT_SYM_TASK = 3,    /* an asyncio task, "task NAME", at a stack's root
+                         * (record/run --asyncio)                         */
 };
 
 #define AT_SYM_NONE UINT32_MAX
@@ -46,6 +48,9 @@ uint32_t at_symtab_count(const at_symtab_t *t);
 const char *at_symtab_func(const at_symtab_t *t, uint32_t id);
 const char *at_symtab_file(const at_symtab_t *t, uint32_t id);
 int at_symtab_kind(const at_symtab_t *t, uint32_t id);
+/* The name of the asyncio task symbol id ("heavy" of "task heavy"), or
+ * NULL when id is not an AT_SYM_TASK. */
+const char *at_symtab_task_name(const at_symtab_t *t, uint32_t id);
 
 /* ---- one process's aggregated samples --------------------------------- */
 
