@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* test_lab_views.c - what the labs verify about themselves, seen from outside.
+ *
+ * Lab 05 (ctypes + libc qsort): the lab's comparator is called by C.  A
+ * dump and a recording with --native, taken while the first comparison
+ * runs (tests/fixtures/lab05_paused.py pauses it there), show one merged
+ * stack in call order: the lab's section_qsort -> _ctypes -> libffi's
+ * call -> libc's qsort -> libffi's closure -> _ctypes -> the Python
+ * comparator.  With --alloc-exact, the ctypes arrays the lab sorts are
+ * charged to the lines that create them.  Lab 05 targets 3.11: both of
+ * its build shapes.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixtures/testutil.h"
+#include "testlib.h"
+
+#define AT_TEST_SHAPES_311 { { "static" }, { "shared" } }
+
+static pid_t lab_pid;
+
+static void kill_lab(void)
+{
+    if (lab_pid > 0)
+        tu_kill(lab_pid);
+}
+
+TestSuite(lab_views, .fini = kill_lab);
+
+/* Start lab05 paused in its first comparison; dir gets the ready file. */
+static pid_t start_lab05_paused(const char *shape, char *dir, size_t n)
+{
+    char py[512], fixture[1024], lab[PATH_MAX], ready[600];
+    snprintf(py, sizeof py, "%s", at_test_python_or_skip(shape));
+    cr_assert(realpath("labs/lab05.py", lab), "no labs/lab05.py: %s", strerror(errno));
+    cr_assert(tu_tmpdir(dir, n), "mkdtemp: %s", strerror(errno));
+    snprintf(ready, sizeof ready, "%s/ready", dir);
+    char *argv[] = { py, (char *)tu_fixture("lab05_paused.py", fixture, sizeof fixture), ready, lab, NULL };
+    lab_pid = tu_spawn(argv);
+    cr_assert(lab_pid > 0, "%s: cannot start %s", shape, py);
+    cr_assert(tu_wait_file(ready, 30) == 0, "%s: lab05 never reached its comparator", shape);
+    return lab_pid;
+}
+
+/* The first place at or after `from` where `what` occurs, or NULL. */
+static const char *after(const char *from, const char *what)
+{
+    return from ? strstr(from, what) : NULL;
+}
+
+/* The merged stack, in call order, within text (a dump's lines or one
+ * folded stack): each step found after the one before.  NULL when the
+ * order holds, else the first step missing. */
+static const char *qsort_chain_broken(const char *text)
+{
+    static const char *const steps[] = {
+        "section_qsort",         /* the lab calls libc.qsort(...)          */
+        "(_ctypes.",             /* ctypes' call into C                    */
+        "ffi_call (libffi",      /* libffi's call                          */
+        "qsort",                 /* libc's qsort_r and its merge sort      */
+        "(libc.so.6)",
+        "(libffi",               /* libffi's closure trampoline            */
+        "(_ctypes.",             /* ctypes' closure: back to Python        */
+        "compare_first_paused",  /* the comparator, in Python              */
+    };
+    const char *at = text;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        at = after(at, steps[i]);
+        if (!at)
+            return steps[i];
+        at += strlen(steps[i]);
+    }
+    return NULL;
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab05_dump_shows_python_called_from_qsort, .timeout = 60)
+{
+    char dir[256];
+    pid_t pid = start_lab05_paused(shape, dir, sizeof dir);
+    char *out = at_test_dump(pid, shape, "--native");
+    tu_kill(pid);
+    lab_pid = 0;
+    tu_rmtree(dir);
+    const char *broken = qsort_chain_broken(strstr(out, "\"MainThread\""));
+    cr_expect(!broken, "%s: the merged stack misses '%s' in its place:\n%s", shape, broken, out);
+    free(out);
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab05_samples_show_python_called_from_qsort, .timeout = 60)
+{
+    char dir[256], *folded = NULL, *err = NULL;
+    pid_t pid = start_lab05_paused(shape, dir, sizeof dir);
+    int rc = at_test_shf(NULL, &err, "'%s' -q -p %d record -d 0.5 --native --idle --format collapsed --out '%s/f.txt'",
+                         at_test_archtrace(), (int)pid, dir);
+    at_test_shf(&folded, NULL, "grep compare_first_paused '%s/f.txt' | head -1", dir);
+    tu_kill(pid);
+    lab_pid = 0;
+    tu_rmtree(dir);
+    cr_assert_eq(rc, 0, "%s: record --native exited %d: %s", shape, rc, err);
+    const char *broken = folded && *folded ? qsort_chain_broken(folded) : "compare_first_paused";
+    cr_expect(!broken, "%s: the sampled stack misses '%s' in its place:\n%s", shape, broken, folded);
+    free(folded), free(err);
+}
+
+/* The report's cumulative allocations by line (JSON), of the lines of
+ * labs/lab05.py holding `code`: the total bytes charged there. */
+static double bytes_at_line_of(const char *json, const char *code)
+{
+    char expr[1024];
+    snprintf(expr, sizeof expr,
+             "(lambda lines: sum(e['size'] for p in d['processes'] if p.get('alloc') "
+             "for e in p['alloc']['cumulative']['top'] if e['file'].endswith('labs/lab05.py') and e['line'] in lines))"
+             "([i + 1 for i, l in enumerate(open('labs/lab05.py')) if %s in l])", code);
+    return at_test_json_num(json, expr);
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab05_ctypes_buffers_charged_to_their_lines, .timeout = 60)
+{
+    char *dir = at_test_tmpdir(), *out = NULL, json[1024];
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    int rc = at_test_shf(&out, NULL, "'%s' -q --alloc-exact --top 1000 --json '%s' '%s' labs/lab05.py",
+                         at_test_archtrace(), json, at_test_python_or_skip(shape));
+    cr_assert_eq(rc, 0, "%s: lab05 under archtrace exited %d:\n%s", shape, rc, out);
+    cr_expect(strstr(out, "VERIFY lab05:"), "%s: the lab's own verification is missing:\n%s", shape, out);
+    /* 24 c_int (96 bytes) and 5 Score structs, each above ctypes' 16-byte inline buffer */
+    double ints = bytes_at_line_of(json, "'arr = (ctypes.c_int * len(values))(*values)'");
+    double scores = bytes_at_line_of(json, "'scores = (Score * len(rows))(*rows)'");
+    tu_rmtree(dir);
+    cr_expect(ints >= 96, "%s: %.0f bytes charged to the c_int array's line", shape, ints);
+    cr_expect(scores >= 5 * 16, "%s: %.0f bytes charged to the Score array's line", shape, scores);
+    free(dir), free(out);
+}
