@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixtures/testutil.h"
 #include "testlib.h"
@@ -134,4 +135,54 @@ AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab05_ctypes_buffers_charged_to_t
     cr_expect(ints >= 96, "%s: %.0f bytes charged to the c_int array's line", shape, ints);
     cr_expect(scores >= 5 * 16, "%s: %.0f bytes charged to the Score array's line", shape, scores);
     free(dir), free(out);
+}
+
+/* ---- lab 11: a task queue's workers wait in Redis, not in Python --------- */
+
+/* The venv python of a shape (it has redis-py), or skip. */
+static const char *venv_python(const char *shape)
+{
+    static char path[2][PATH_MAX];
+    char *p = path[strcmp(shape, "static") != 0];
+    at_test_python_or_skip(shape);
+    snprintf(p, PATH_MAX, ".venv/%s/bin/python", shape);
+    if (access(p, X_OK) != 0 || at_test_shf(NULL, NULL, "%s -c 'import redis'", p) != 0)
+        cr_skip_test("%s has no redis package (make venvs)", p);
+    if (at_test_shf(NULL, NULL, "command -v redis-server >/dev/null") != 0)
+        cr_skip_test("no redis-server (make deps)");
+    return p;
+}
+
+/* The Redis phase's workers: the threads named worker-N that waited most
+ * in redis-py's socket reads.  Each is mostly outside the GIL (holding
+ * and waiting for it a small part of the time it spent in the socket),
+ * took it again after each blocking call (acquisitions), and was idle in
+ * most of its samples. */
+static const char lab11_checks[] =
+    "(lambda T, G: [c for c, ok in ["
+    " ('4 workers wait in redis-py socket reads', len(T) == 4),"
+    " ('mostly outside the GIL', all(G[t['thread']]['outside_ns'] > 2 * (G[t['thread']]['hold_ns']"
+    "   + G[t['thread']]['wait_ns']) for t in T)),"
+    " ('GIL taken again around blocking calls', all(G[t['thread']]['acquisitions'] >= 10 for t in T)),"
+    " ('idle in most samples', all(t['idle'] >= 0.7 * t['samples'] for t in T))"
+    "] if not ok])"
+    "([t for p in d['processes'] if p['samples'] for t in p['samples']['by_thread']"
+    "  if t.get('thread_name', '').startswith('worker-') and '/redis/' in (t['waited_most_in'] or '')"
+    "  and '_read' in t['waited_most_in']],"
+    " {g['tid']: g for p in d['processes'] if p['gil'] for g in p['gil']['threads']})";
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab11_workers_wait_in_redis_outside_the_gil, .timeout = 90)
+{
+    const char *py = venv_python(shape);
+    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[1024];
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    int rc = at_test_shf(&out, &err, "'%s' --idle --top 12 --json '%s' '%s' labs/lab11.py", at_test_archtrace(),
+                         json, py);
+    cr_assert_eq(rc, 0, "%s: lab11 under archtrace exited %d:\n%s\n%s", shape, rc, out, err);
+    cr_expect(strstr(out, "VERIFY lab11:"), "%s: the lab's own verification is missing:\n%s", shape, out);
+    char *failed = at_test_json(json, lab11_checks);
+    tu_rmtree(dir);
+    cr_expect_str_eq(failed, "[]", "%s: failed checks: %s\nreport:\n%s", shape, failed, err);
+    cr_expect(strstr(err, "  by thread (idle: not running"), "%s: no by-thread table:\n%s", shape, err);
+    free(dir), free(out), free(err), free(failed);
 }

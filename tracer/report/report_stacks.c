@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "out/textout.h"
+#include "report/thread_split.h"
 #include "report/report_features.h"
 #include "session/session.h"
 #include "session/stacks.h"
@@ -314,6 +315,16 @@ static void text_tasks(const at_stacks_t *s, const summary_t *sum, uint32_t top,
             pct(sum->included - sum->in_tasks, sum->included), sum->included - sum->in_tasks);
 }
 
+/* With --idle: each thread's running and waiting, and where it waited. */
+static void text_threads(const at_stacks_t *s, int top, FILE *out)
+{
+    at_thread_split_t *t;
+    int n = at_thread_split(s, &t);
+    if (n > 0)
+        at_thread_split_text(s, t, n, top, out);
+    free(t);
+}
+
 int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o)
 {
     at_stacks_t *s;
@@ -329,6 +340,8 @@ int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_option
         else
             fprintf(out, "  no stacks to show%s\n", o && o->idle ? "" : " (all threads idle?)");
         text_tasks(s, &sum, top, out);
+        if (o && o->idle)
+            text_threads(s, (int)top, out);
         summary_free(&sum);
     }
     at_stacks_free(s);
@@ -414,6 +427,19 @@ static void json_tasks(const at_stacks_t *s, const summary_t *sum, at_json_t *j)
     at_json_kv_uint(j, "samples_outside_tasks", sum->included - sum->in_tasks);
 }
 
+/* Every thread's running and idle samples (idle ones counted also
+ * without --idle), and where it waited most. */
+static void json_threads(const at_stacks_t *s, at_json_t *j)
+{
+    at_thread_split_t *t;
+    int n = at_thread_split(s, &t);
+    if (n < 0)
+        return;
+    at_json_key(j, "by_thread");
+    at_thread_split_json(s, t, n, j);
+    free(t);
+}
+
 int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
 {
     at_stacks_t *s;
@@ -456,6 +482,7 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         json_stacks(s, j, o);
         json_top(s, &sum, j, o);
         json_tasks(s, &sum, j);
+        json_threads(s, j);
         at_json_obj_end(j);
         summary_free(&sum);
     }
