@@ -170,9 +170,9 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
 # test binaries that time nothing (damaged sessions and kills, output
 # formats, value readers, other people's programs compared byte for
 # byte, allocation tables against tracemalloc's, exit statuses and
-# stdout passed through): two tests at a time
+# stdout passed through, labs seen from outside): two tests at a time
 PARALLEL_TESTS = test_hardening test_formats test_realworld test_locals test_asyncio test_py_repr \
-                 test_alloc test_run
+                 test_alloc test_run test_lab_views
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
 # its set-up steps (apt, pip) stay one at a time
 NPROC := $(shell nproc 2>/dev/null || echo 2)
