@@ -186,3 +186,43 @@ AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab11_workers_wait_in_redis_outsi
     cr_expect(strstr(err, "  by thread (idle: not running"), "%s: no by-thread table:\n%s", shape, err);
     free(dir), free(out), free(err), free(failed);
 }
+
+/* ---- lab 14: cryptography's work is native time in OpenSSL ---------------- */
+
+/* With --native, the samples whose innermost frame is native code, by
+ * library: cryptography's RSA key generation in its OpenSSL-backed Rust
+ * extension (_rust.abi3.so, OpenSSL linked in), called from its
+ * rsa.generate_private_key; hashlib's PBKDF2 in the system's
+ * libcrypto.so.3, called from the lab's section_hashlib.  Both modules
+ * are loaded after the sampling started: their names are looked up again
+ * then, and only code outside any file (the vDSO, a module being mapped
+ * in) stays in library "?". */
+static const char lab14_checks[] =
+    "(lambda L: [c for c, ok in ["
+    " ('_rust.abi3.so has RSA keygen time', any(l['library'].startswith('_rust') and l['samples'] >= 10"
+    "   and '/cryptography/' in (l['called_most_from'] or '') for l in L)),"
+    " ('libcrypto.so.3 has PBKDF2 time', any(l['library'].startswith('libcrypto.so') and l['samples'] >= 10"
+    "   and (l['called_most_from'] or '').startswith('section_hashlib (') for l in L)),"
+    " ('few samples in no known library', sum(l['samples'] for l in L if l['library'] == '?')"
+    "   <= 0.05 * sum(l['samples'] for l in L))"
+    "] if not ok])"
+    "([l for p in d['processes'] if p['samples'] for l in p['samples'].get('by_library', [])])";
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab14_crypto_is_native_time_in_openssl, .timeout = 90)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char venv[64], *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[1024];
+    snprintf(venv, sizeof venv, ".venv/%s/bin/python", shape);
+    if (access(venv, X_OK) != 0 || at_test_shf(NULL, NULL, "%s -c 'import cryptography'", venv) != 0)
+        cr_skip_test("%s has no cryptography package (make venvs; base: %s)", venv, py);
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    int rc = at_test_shf(&out, &err, "'%s' --native --rate 1000 --json '%s' '%s' labs/lab14.py", at_test_archtrace(),
+                         json, venv);
+    cr_assert_eq(rc, 0, "%s: lab14 under archtrace --native exited %d:\n%s\n%s", shape, rc, out, err);
+    cr_expect(strstr(out, "VERIFY lab14:"), "%s: the lab's own verification is missing:\n%s", shape, out);
+    char *failed = at_test_json(json, lab14_checks);
+    tu_rmtree(dir);
+    cr_expect_str_eq(failed, "[]", "%s: failed checks: %s\nreport:\n%s", shape, failed, err);
+    cr_expect(strstr(err, "  native code by library"), "%s: no by-library table:\n%s", shape, err);
+    free(dir), free(out), free(err), free(failed);
+}

@@ -19,7 +19,9 @@
 #define IP_SLOTS         8192                 /* symbol cache, power of two */
 #define STOP_TIMEOUT_NS  250000000ull         /* give up on a stop after    */
 #define RELEASE_TIMEOUT_NS 5000000000ull      /* wait for a late stop       */
-#define REPORT_EVERY_NS  1000000000ull        /* re-read modules at most    */
+/* Modules are re-read, at most this often, when an address is in none
+ * of them (a library loaded since: an extension module imported late) */
+#define REPORT_EVERY_NS  100000000ull
 #define EVAL_NAME        "_PyEval_EvalFrameDefault"
 
 typedef struct ip_entry {
@@ -220,6 +222,8 @@ static void resolve(at_native_t *n, uint64_t ip, ip_entry_t *e)
                  (name && !strncmp(name, EVAL_NAME, sizeof EVAL_NAME - 1) &&
                   (name[sizeof EVAL_NAME - 1] == '\0' || name[sizeof EVAL_NAME - 1] == '.'));
     e->sym = at_symtab_intern(n->syms, AT_SYM_NATIVE, name ? name : "[unknown]", base_name(mod));
+    if (!m)
+        e->ip = 0;   /* not kept: the next sample looks again, once its module is read */
 }
 
 static const ip_entry_t *lookup_ip(at_native_t *n, uint64_t ip)

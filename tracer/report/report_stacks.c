@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "out/textout.h"
+#include "report/native_split.h"
 #include "report/thread_split.h"
 #include "report/report_features.h"
 #include "session/session.h"
@@ -315,6 +316,27 @@ static void text_tasks(const at_stacks_t *s, const summary_t *sum, uint32_t top,
             pct(sum->included - sum->in_tasks, sum->included), sum->included - sum->in_tasks);
 }
 
+/* With --native: native time by library, and who called in. */
+static void text_libraries(const at_stacks_t *s, const at_options_t *o, int top, uint64_t total, FILE *out)
+{
+    at_native_lib_t *l;
+    int n = at_native_split(s, o, &l);
+    if (n > 0)
+        at_native_split_text(s, l, n, top, total, out);
+    free(l);
+}
+
+static void json_libraries(const at_stacks_t *s, const at_options_t *o, uint64_t total, at_json_t *j)
+{
+    at_native_lib_t *l;
+    int n = at_native_split(s, o, &l);
+    if (n >= 0) {
+        at_json_key(j, "by_library");
+        at_native_split_json(s, l, n, total, j);
+    }
+    free(l);
+}
+
 /* With --idle: each thread's running and waiting, and where it waited. */
 static void text_threads(const at_stacks_t *s, int top, FILE *out)
 {
@@ -342,6 +364,8 @@ int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_option
         text_tasks(s, &sum, top, out);
         if (o && o->idle)
             text_threads(s, (int)top, out);
+        if (at_stacks_info(s)->native)
+            text_libraries(s, o, (int)top, sum.included, out);
         summary_free(&sum);
     }
     at_stacks_free(s);
@@ -483,6 +507,8 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         json_top(s, &sum, j, o);
         json_tasks(s, &sum, j);
         json_threads(s, j);
+        if (m->native)
+            json_libraries(s, o, sum.included, j);
         at_json_obj_end(j);
         summary_free(&sum);
     }
