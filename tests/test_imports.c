@@ -763,12 +763,32 @@ static int indent_of(const char *line)
     return n;
 }
 
+/* Without --full the text lists only the failed imports and those served
+ * by other finders or loaders than the standard ones, then the summary,
+ * and says how to see the whole tree. */
+Test(imports_text, default_is_abridged, .timeout = 120)
+{
+    char py[512], dir[256], path[600];
+    need_python("static", py, sizeof py);
+    make_tmpdir(dir, sizeof dir);
+    cr_assert_eq(run_traced(dir, py, "tests/fixtures/imports_chain.py", ""), 0, "archtrace failed: %s", dir);
+    snprintf(path, sizeof path, "%s/stderr", dir);
+    char *text = slurp(path);
+    cr_assert(text, "no text report");
+    cr_expect(line_with(text, "archtrace_no_such_module ", "not found"), "the failed import is listed:\n%s", text);
+    cr_expect(!line_with(text, " json.decoder ", "-> SourceFileLoader"), "no tree line of a standard import:\n%s", text);
+    cr_expect(line_with(text, "finders: ", "PathFinder "), "summary of finders:\n%s", text);
+    cr_expect(line_with(text, "(the whole import tree of ", ": --full, or --format json)"), "the hint:\n%s", text);
+    free(text);
+    remove_tmpdir(dir);
+}
+
 Test(imports_text, tree_summary_and_chrome, .timeout = 120)
 {
     char py[512], dir[256], path[600], extra[400];
     need_python("static", py, sizeof py);
     make_tmpdir(dir, sizeof dir);
-    snprintf(extra, sizeof extra, "--format chrome --out '%s/trace.json'", dir);
+    snprintf(extra, sizeof extra, "--full --format chrome --out '%s/trace.json'", dir);
     cr_assert_eq(run_traced(dir, py, "tests/fixtures/imports_chain.py", extra), 0, "archtrace failed: %s", dir);
     snprintf(path, sizeof path, "%s/stderr", dir);
     char *text = slurp(path);

@@ -44,6 +44,8 @@ static const char usage[] =
     "                       (default 16384)\n"
     "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
     "  --top N              rows per table (default 5)\n"
+    "  --full               the text report unabridged: the whole import tree\n"
+    "                       (default: failed and unusual imports, the slowest)\n"
     "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
     "agent (every CPython on the host, eBPF, until SIGINT/SIGTERM or -d):\n"
     "  --metrics HOST:PORT  Prometheus text exposition at /metrics\n"
@@ -209,6 +211,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--alloc-exact", offsetof(at_options_t, alloc_exact) },
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
+        { "--full", offsetof(at_options_t, full) },
         { "--subprocesses", offsetof(at_options_t, subprocesses) },
         { "--locals", offsetof(at_options_t, locals) },
         { "--asyncio", offsetof(at_options_t, asyncio) },

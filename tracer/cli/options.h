@@ -49,6 +49,8 @@ typedef struct at_options {
     int alloc_exact;          /* --alloc-exact: every block (tracemalloc's
                                * own numbers), not the sampled default     */
     int quiet;                /* -q: no text report                        */
+    int full;                 /* --full: the text report unabridged (every
+                                 import of the tree)                       */
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
                                * Python processes, whatever PID runs       */
     int locals;               /* --locals: dump shows each frame's variables */

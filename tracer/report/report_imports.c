@@ -191,13 +191,15 @@ static void print_chain(FILE *out, const at_imp_view_t *v, const at_imp_record_t
         fprintf(out, "  [importlib]");
 }
 
-static void print_line(FILE *out, const at_imp_view_t *v, const at_imp_record_t *r)
+/* One import: its times, its module (indented by depth in the tree,
+ * not in a flat list) and its chain. */
+static void print_line(FILE *out, const at_imp_view_t *v, const at_imp_record_t *r, int flat)
 {
     if (done(r))
         fprintf(out, "%10.0f %10.0f  ", self_us(r), cum_us(r));
     else
         fprintf(out, "%10s %10s  ", "-", "-");
-    unsigned indent = 2u * (r->depth < 60 ? r->depth : 60);
+    unsigned indent = flat ? 0 : 2u * (r->depth < 60 ? r->depth : 60);
     fprintf(out, "%*s", (int)indent, "");
     size_t w = indent + put_sv(out, str_of(v, r->module), 200);
     fprintf(out, "%*s", w < MODULE_COLUMN ? (int)(MODULE_COLUMN - w) : 1, "");
@@ -231,7 +233,7 @@ static void print_tree(FILE *out, const at_imp_view_t *v, pid_t pid)
         for (uint32_t i = 0; i < v->h->count && printed < TEXT_MAX_LINES; i++) {
             if (v->rec[i].tid != tids[t])
                 continue;
-            print_line(out, v, &v->rec[i]);
+            print_line(out, v, &v->rec[i], 0);
             printed++;
         }
     }
@@ -301,6 +303,67 @@ static void print_heading(FILE *out, const at_imports_model_t *m, pid_t pid)
                 (unsigned long long)v->h->dropped_records, (unsigned long long)v->h->dropped_strings);
 }
 
+/* A finder or loader of the standard machinery (the interpreter's own
+ * importers and the path finder's file finder and file loaders). */
+static int standard(sv_t name)
+{
+    static const char *const names[] = {
+        "BuiltinImporter", "FrozenImporter", "PathFinder", "FileFinder", "SourceFileLoader",
+        "SourcelessFileLoader", "ExtensionFileLoader", "NamespaceLoader", "_NamespaceLoader",
+    };
+    for (size_t i = 0; name.p && i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == name.n && !memcmp(names[i], name.p, name.n))
+            return 1;
+    return !name.p;
+}
+
+/* Worth a line in the abridged report: an import that failed, or one
+ * that a finder or loader outside the standard machinery served. */
+static int unusual(const at_imp_view_t *v, const at_imp_record_t *r)
+{
+    if (done(r) && !(r->flags & AT_IMP_F_OK))
+        return 1;
+    return (r->flags & AT_IMP_F_SPEC) && (!standard(str_of(v, r->finder)) || !standard(str_of(v, r->path_finder)) ||
+                                          !standard(str_of(v, r->loader)));
+}
+
+static int by_depth(const void *a, const void *b)
+{
+    const at_imp_record_t *x = *(const at_imp_record_t *const *)a, *y = *(const at_imp_record_t *const *)b;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    return (x > y) - (x < y);   /* then in the order they started */
+}
+
+/* The abridged list: failed and unusual imports, the program's own
+ * (shallowest) first, top_n of each kind. */
+static void print_unusual(FILE *out, const at_imp_view_t *v, int top_n)
+{
+    const at_imp_record_t **list = malloc(sizeof *list * (v->h->count + 1));
+    unsigned n = 0, failed = 0, custom = 0, shown_f = 0, shown_c = 0;
+    for (uint32_t i = 0; list && i < v->h->count; i++)
+        if (unusual(v, &v->rec[i]))
+            list[n++] = &v->rec[i];
+    if (list)
+        qsort(list, n, sizeof *list, by_depth);
+    for (unsigned i = 0; i < n; i++) {
+        int is_failed = done(list[i]) && !(list[i]->flags & AT_IMP_F_OK);
+        unsigned *count = is_failed ? &failed : &custom, *shown = is_failed ? &shown_f : &shown_c;
+        if (++*count > (unsigned)top_n)
+            continue;
+        if (!shown_f && !shown_c)
+            fprintf(out, "failed imports, and imports a finder or loader other than the standard ones served:\n"
+                    "%10s %10s  %-*s%s\n", "self [us]", "cum [us]", MODULE_COLUMN, "module",
+                    "finder[/path entry finder] -> loader");
+        ++*shown;
+        print_line(out, v, list[i], 1);
+    }
+    if (failed > shown_f || custom > shown_c)
+        fprintf(out, "... %u more failed and %u more unusual imports (--top N shows more)\n", failed - shown_f,
+                custom - shown_c);
+    free(list);
+}
+
 int at_imports_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o)
 {
     at_imports_model_t m;
@@ -310,10 +373,16 @@ int at_imports_report_text(const char *dir, pid_t pid, FILE *out, const at_optio
     fputc('\n', out);
     print_heading(out, &m, pid);
     if (m.v.h->count) {
-        print_tree(out, &m.v, pid);
+        int top_n = o && o->top_n > 0 ? o->top_n : 5;
+        if (o && o->full)
+            print_tree(out, &m.v, pid);
+        else
+            print_unusual(out, &m.v, top_n);
         if (m.chains)
             print_summary(out, &m.v);
-        print_slowest(out, &m.v, o ? o->top_n : 5);
+        print_slowest(out, &m.v, top_n);
+        if (!(o && o->full))
+            fprintf(out, "(the whole import tree of %u imports: --full, or --format json)\n", m.v.h->count);
     }
     at_imports_model_free(&m);
     return 0;
