@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "report/thresholds.h"
 
 static const char usage[] =
     "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
@@ -44,6 +45,10 @@ static const char usage[] =
     "                       (default 16384)\n"
     "  --alloc-exact        count every allocation (tracemalloc's numbers)\n"
     "  --top N              rows per table (default 5)\n"
+    "  --fail-if EXPR       exit 10 when a figure crosses a limit, e.g. 'peak>200MiB',\n"
+    "                       'gil_wait_ratio>0.3', 'imports_failed>0' (repeatable;\n"
+    "                       peak native_peak gil_wait_ratio gil_wait imports_failed\n"
+    "                       import_time wall)\n"
     "  --full               the text report unabridged: the whole import tree\n"
     "                       (default: failed and unusual imports, the slowest)\n"
     "  -d, --duration SECS  how long `record` samples (default: until exit)\n"
@@ -59,7 +64,8 @@ static const char usage[] =
     "  -q, --quiet          no text report\n"
     "  -h, --help           this help;  --version  the version\n"
     "\n"
-    "exit status: the command's own; 125 archtrace failed or bad usage;\n"
+    "exit status: the command's own; 10 a --fail-if limit was crossed;\n"
+    "125 archtrace failed or bad usage;\n"
     "126 the command could not run; 127 it was not found; for -p PID:\n"
     "3 no such process, 4 not Python, 5 a Python other than 3.11 to 3.13\n"
     "(or free-threaded), 6 no permission, 7 eBPF refused.\n";
@@ -132,6 +138,7 @@ static const char *valued_option(const char *name)
         { "-p", "--pid" }, { "--pid", "--pid" },
         { "--metrics", "--metrics" }, { "--profiles", "--profiles" }, { "--push", "--push" },
         { "--interval", "--interval" }, { "--profiles-max", "--profiles-max" },
+        { "--fail-if", "--fail-if" },
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (strcmp(name, table[i][0]) == 0)
@@ -187,6 +194,13 @@ static int set_valued(at_options_t *o, const char *name, const char *v, char *er
         if (parse_long(v, 1, 1L << 20, &l) < 0)
             return fail(err, n, "invalid --profiles-max '%s': expected MB >= 1", v);
         o->profiles_max_mb = l;
+    } else if (!strcmp(name, "--fail-if")) {
+        at_threshold_t t;
+        if (o->n_fail_if == (int)(sizeof o->fail_if / sizeof *o->fail_if))
+            return fail(err, n, "too many --fail-if (at most %d)", o->n_fail_if);
+        if (at_threshold_parse(v, &t, err, n) < 0)
+            return -EINVAL;
+        o->fail_if[o->n_fail_if++] = v;
     } else if (!strcmp(name, "--pid")) {
         if (parse_long(v, 1, 0x7fffffff, &l) < 0)
             return fail(err, n, "invalid pid '%s'", v);
@@ -283,6 +297,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "--asyncio goes with dump, record and run");
     if (o->asyncio && o->bpf)
         return fail(err, n, "--asyncio reads the running tasks with the sampler; --bpf has no task view");
+    if (o->n_fail_if && o->command != AT_CMD_RUN && o->command != AT_CMD_RECORD && o->command != AT_CMD_REPORT)
+        return fail(err, n, "--fail-if goes with run, record and report");
     if (o->asyncio && o->command == AT_CMD_RUN && o->no_sample)
         return fail(err, n, "--asyncio puts samples under tasks: it needs the sampler (drop --no-sample)");
     switch (o->command) {

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "report/report.h"
 #include "cli/run.h"
+#include "cli/fail_if.h"
 #include "session/launch.h"
 
 #define AT_VERSION "0.1.0"
@@ -26,7 +27,7 @@ static int unavailable(const char *what)
 static int cmd_report(const at_options_t *o)
 {
     int rc = at_report_render(o->report_dir, o, -1);
-    return rc == 0 ? 0 : rc == -ENODATA ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
+    return rc == 0 ? at_fail_if_status(o, o->report_dir, 0) : rc == -ENODATA ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
 }
 
 int main(int argc, char **argv)

@@ -49,6 +49,8 @@ typedef struct at_options {
     int alloc_exact;          /* --alloc-exact: every block (tracemalloc's
                                * own numbers), not the sampled default     */
     int quiet;                /* -q: no text report                        */
+    const char *fail_if[16];  /* --fail-if EXPR, as given (report/thresholds.h) */
+    int n_fail_if;
     int full;                 /* --full: the text report unabridged (every
                                  import of the tree)                       */
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its
@@ -84,6 +86,7 @@ typedef struct at_options {
 #define AT_EXIT_UNSUPPORTED       5   /* -p PID: Python, not 3.11 to 3.13 (or free-threaded) */
 #define AT_EXIT_PERMISSION        6   /* -p PID: ptrace/read not permitted */
 #define AT_EXIT_BPF_UNAVAILABLE   7   /* --bpf required but refused        */
+#define AT_EXIT_THRESHOLD        10   /* a --fail-if limit was crossed     */
 #define AT_EXIT_FAILED          125   /* archtrace failed (also bad usage) */
 #define AT_EXIT_CANNOT_RUN      126   /* command found but not executable  */
 #define AT_EXIT_NOT_FOUND       127   /* command not found                 */

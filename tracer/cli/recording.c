@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/fail_if.h"
 #include "remote/attached.h"
 #include "report/report.h"
 #include "segment_format.h"
@@ -148,7 +149,8 @@ int at_rec_save_stacks(at_target_t *t, const at_options_t *o, const char *dir)
 int at_rec_report_and_clean(const char *dir, const at_options_t *o)
 {
     int rc = at_report_render(dir, o, -1);
+    int status = rc < 0 ? AT_EXIT_FAILED : at_fail_if_status(o, dir, 0);
     if (!o->output_dir)
         at_session_remove(dir);
-    return rc < 0 ? AT_EXIT_FAILED : 0;
+    return status;
 }

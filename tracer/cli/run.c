@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include "cli/run.h"
+#include "cli/fail_if.h"
 #include "remote/reap.h"
 #include "remote/sampler.h"
 #include "report/report.h"
@@ -52,7 +53,7 @@ static void install_signal_forwarding(void)
  * rendered later by `archtrace report`. */
 static int report_wanted(const at_options_t *o)
 {
-    return !o->quiet || o->json_file || o->format != AT_FMT_TEXT || o->out_file;
+    return !o->quiet || o->json_file || o->format != AT_FMT_TEXT || o->out_file || o->n_fail_if;
 }
 
 int at_cmd_run(const at_options_t *o)
@@ -74,6 +75,7 @@ int at_cmd_run(const at_options_t *o)
     at_launch_close(&c, status);
     if (report_wanted(o))
         at_report_render(c.dir, o, status);
+    status = at_fail_if_status(o, c.dir, status);
     at_launch_cleanup(o, &c);
     return status;
 }
