@@ -363,15 +363,23 @@ static void json_rows(at_json_t *j, const at_alloc_data_t *d, const rows_t *r, i
     at_json_arr_end(j);
 }
 
+/* Rows made by snap_rows or site_rows (rc: what it returned) as the
+ * value of key, then freed; nothing when they could not be made. */
+static void json_keyed_rows(at_json_t *j, const char *key, const at_alloc_data_t *d, int rc, rows_t *r,
+                            int limit)
+{
+    if (rc == 0) {
+        at_json_key(j, key);
+        json_rows(j, d, r, limit);
+    }
+    free(r->v);
+}
+
 static void json_top(at_json_t *j, const char *key, const at_alloc_data_t *d, const at_alloc_snap_t *sn,
                      unsigned gkind, int limit)
 {
     rows_t r;
-    if (snap_rows(d, sn, gkind, &r) < 0)
-        return;
-    at_json_key(j, key);
-    json_rows(j, d, &r, limit);
-    free(r.v);
+    json_keyed_rows(j, key, d, snap_rows(d, sn, gkind, &r), &r, limit);
 }
 
 static void json_snap(at_json_t *j, const at_alloc_data_t *d, const at_alloc_snap_t *sn, int limit)
@@ -391,11 +399,7 @@ static void json_sites(at_json_t *j, const char *key, const at_alloc_data_t *d, 
                        unsigned gkind, int limit)
 {
     rows_t r;
-    if (site_rows(d, cumulative, gkind, &r) < 0)
-        return;
-    at_json_key(j, key);
-    json_rows(j, d, &r, limit);
-    free(r.v);
+    json_keyed_rows(j, key, d, site_rows(d, cumulative, gkind, &r), &r, limit);
 }
 
 static void json_native(at_json_t *j, const at_alloc_data_t *d, int limit)
