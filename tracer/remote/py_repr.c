@@ -125,21 +125,30 @@ static size_t name_char(const unsigned char *s, size_t n)
     return c <= 0x20 || (c >= 0x7f && c < 0xa0) || at_repr_hidden_char(c) ? 0 : len;
 }
 
-void at_py_repr_mask(char *s)
+/* The visible characters of s[0..n) (up to a NUL) into out, '?' for
+ * each byte that starts none, while out has room for one more character
+ * and its NUL (size); out may be s itself, as it never runs ahead of
+ * it.  Returns the bytes written, NUL not included. */
+static size_t copy_visible(char *out, size_t size, const unsigned char *s, size_t n)
 {
-    size_t n = strlen(s), o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t len = name_char((const unsigned char *)s + i, n - i);
+    size_t o = 0;
+    for (size_t i = 0; i < n && s[i] && o + 4 < size;) {
+        size_t len = name_char(s + i, n - i);
         if (len == 0) {
-            s[o++] = '?';
+            out[o++] = '?';
             i++;
             continue;
         }
-        memmove(s + o, s + i, len);
+        memmove(out + o, s + i, len);
         o += len;
         i += len;
     }
-    s[o] = '\0';
+    return o;
+}
+
+void at_py_repr_mask(char *s)
+{
+    s[copy_visible(s, SIZE_MAX, (const unsigned char *)s, strlen(s))] = '\0';
 }
 
 /* tp_name of the type at `type`, read bounded into name: what is not a
@@ -151,18 +160,7 @@ static void type_name(walk_t *w, uint64_t type, char *name, size_t size)
     unsigned char raw[AT_REPR_TYPE_MAX];
     long got = at_repr_read_all(w, type + (uint64_t)w->L->type_name, &ptr, sizeof ptr) == 0
                    ? at_repr_read_some(w, ptr, raw, sizeof raw - 1) : -1;
-    size_t n = 0, end = got > 0 ? (size_t)got : 0;
-    for (size_t i = 0; i < end && raw[i] && n + 4 < size;) {
-        size_t len = name_char(raw + i, end - i);
-        if (len == 0) {
-            name[n++] = '?';
-            i++;
-            continue;
-        }
-        memcpy(name + n, raw + i, len);
-        n += len;
-        i += len;
-    }
+    size_t n = copy_visible(name, size, raw, got > 0 ? (size_t)got : 0);
     if (n == 0)
         name[n++] = '?';
     name[n] = '\0';
