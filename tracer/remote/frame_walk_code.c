@@ -38,15 +38,24 @@ static const char *to_utf8(at_walker_t *w, const uint8_t *data, size_t nchars, i
     return w->str;
 }
 
+/* Up to len bytes of the object at addr into head: how many came, or -1
+ * when fewer than min did or its type is not `type` (0: not known, not
+ * checked). */
+static long read_head(const at_walker_t *w, uint64_t addr, uint8_t *head, size_t len, long min, uint64_t type)
+{
+    long got = at_remote_read_some(&w->proc->mem, addr, head, len);
+    if (got < min || (type && at_get_u64(head, w->L.object_type) != type))
+        return -1;
+    return got;
+}
+
 /* Read a compact str object; NULL when it is not one. */
 static const char *read_str(at_walker_t *w, uint64_t addr)
 {
     uint8_t head[STR_HEAD_READ];
     const at_pylayout_t *L = &w->L;
-    long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
-    if (got < L->sizeof_pyasciiobject)
-        return NULL;
-    if (w->proc->unicode_type && at_get_u64(head, L->object_type) != w->proc->unicode_type)
+    long got = read_head(w, addr, head, sizeof head, L->sizeof_pyasciiobject, w->proc->unicode_type);
+    if (got < 0)
         return NULL;
     int64_t len = (int64_t)at_get_u64(head, L->unicode_length);
     int ascii, kind = at_py_str_compact_kind(L, at_get_u32(head, L->unicode_state), &ascii);
@@ -70,10 +79,8 @@ static uint8_t *read_bytes_obj(at_walker_t *w, uint64_t addr, size_t *len)
 {
     uint8_t head[BYTES_HEAD_READ];
     const at_pylayout_t *L = &w->L;
-    long got = at_remote_read_some(&w->proc->mem, addr, head, sizeof head);
-    if (got < L->bytes_sval)
-        return NULL;
-    if (w->proc->bytes_type && at_get_u64(head, L->object_type) != w->proc->bytes_type)
+    long got = read_head(w, addr, head, sizeof head, L->bytes_sval, w->proc->bytes_type);
+    if (got < 0)
         return NULL;
     int64_t size = (int64_t)at_get_u64(head, L->var_size);
     if (size < 0 || size > MAX_LINETABLE)
