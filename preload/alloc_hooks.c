@@ -915,6 +915,14 @@ static inline void native_count(void *p, size_t n)
         count(p, n, AT_ALLOC_KIND_NATIVE);
 }
 
+/* What the real allocator returned, counted: the tail of every hook of
+ * the malloc family. */
+static inline void *counted(void *p, size_t n)
+{
+    native_count(p, n);
+    return p;
+}
+
 /* The free of a tracked block finds it wherever it is counted, so the
  * move needs native tracking on (else nothing would ever subtract it).
  * Cumulative figures count it twice: native when malloc'd, Python here. */
@@ -950,9 +958,7 @@ AT_API void *malloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, 16);
-    void *p = real.malloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.malloc(n), n);
 }
 
 AT_API void *calloc(size_t nelem, size_t elsize)
@@ -962,9 +968,7 @@ AT_API void *calloc(size_t nelem, size_t elsize)
         n = SIZE_MAX;
     if (AT_UNLIKELY(!have_real()))
         return n == SIZE_MAX ? NULL : arena_alloc(n, 16);
-    void *p = real.calloc(nelem, elsize);
-    native_count(p, n);
-    return p;
+    return counted(real.calloc(nelem, elsize), n);
 }
 
 static void *realloc_from_arena(void *ptr, size_t n)
@@ -1019,34 +1023,26 @@ AT_API void *aligned_alloc(size_t align, size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, align);
-    void *p = real.aligned_alloc(align, n);
-    native_count(p, n);
-    return p;
+    return counted(real.aligned_alloc(align, n), n);
 }
 
 AT_API void *memalign(size_t align, size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, align);
-    void *p = real.memalign(align, n);
-    native_count(p, n);
-    return p;
+    return counted(real.memalign(align, n), n);
 }
 
 AT_API void *valloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, 4096);
-    void *p = real.valloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.valloc(n), n);
 }
 
 AT_API void *pvalloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc((n + 4095) & ~(size_t)4095, 4096);
-    void *p = real.pvalloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.pvalloc(n), n);
 }
