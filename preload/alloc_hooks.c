@@ -18,59 +18,25 @@
  * cost one load and a branch.  dlsym, which finds the real functions, may
  * itself allocate: those calls are served from a static bootstrap arena
  * whose blocks free() recognises and ignores.
+ *
+ * Installing the layers, which runs once per layer, is alloc_layers.c's.
+ * What is left stays one file of ~1000 lines on purpose, over the house's
+ * ~600: every hook (PyMem wrappers, libc malloc family) and the counting
+ * helpers they share (static inline, or static and out of line for the
+ * rare case) are one translation unit, so that each hook compiles to the
+ * same instructions it always did (checked with objdump on the split).
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "alloc.h"
+#include "alloc_hooks.h"
 #include "shim.h"
 
-#define PYMEM_RAW 0
-#define PYMEM_MEM 1
-#define PYMEM_OBJ 2
-#define MAX_LAYERS 8
 #define PYMALLOC_SMALL_MAX 512  /* pymalloc's SMALL_REQUEST_THRESHOLD */
 
 __thread unsigned at_alloc_tl;
-
-/* PyMemAllocatorEx, by layout (Python.h is not ours to include). */
-typedef struct pymem_alloc {
-    void *ctx;
-    void *(*malloc)(void *ctx, size_t size);
-    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
-    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
-    void (*free)(void *ctx, void *ptr);
-} pymem_alloc_t;
-
-/* `prev` first: a thread reading the domain's (function, ctx) pair while
- * it is being replaced may pair our function with tracemalloc's ctx (a
- * PyMemAllocatorEx pointing back at us), which then still works. */
-typedef struct layer {
-    pymem_alloc_t prev;
-    /* Where sampled OBJ/MEM blocks come from: `prev`, or RAW's allocator
-     * below us when this layer leaves pymalloc's free in place (see
-     * over_plain_pymalloc). */
-    const pymem_alloc_t *sampled_from;
-    int use_pool;               /* sampled small blocks from alloc_pool.c */
-    /* Another layer of ours is above this one (tracemalloc between): the
-     * sampled wrappers' fast path sets no flag, so an inner layer cannot
-     * tell a nested call from its own and must only pass through. */
-    int nested;
-    /* OBJ/MEM of the first layer, over plain pymalloc (see
-     * over_plain_pymalloc). */
-    int direct;
-    /* The wrappers may skip the flag for small blocks: the layer below is
-     * plain pymalloc (direct), which calls nothing of ours for them, and
-     * no layer of ours is above (!nested).  Over anything else
-     * (tracemalloc allocates its trace records with the RAW allocator)
-     * every call raises the flag. */
-    int fast;
-} layer_t;
-
-static layer_t layers[MAX_LAYERS][3];
-static int nlayers;
 
 /* ---- counting ----------------------------------------------------------- */
 
@@ -843,109 +809,20 @@ static void raw_free(void *ctx, void *ptr)
     at_alloc_tl = saved;
 }
 
-/* Whether the layer being installed is the first, over the default
- * allocators (pymalloc for OBJ and MEM, malloc for RAW).  Then small
- * blocks need no flag (fast), and sampled mode need not wrap OBJ and
- * MEM's free, a call for every object that dies, nearly all of them
- * unsampled (and Debian's PGO build inlines pymalloc's free into
- * PyObject_Free only while it is the one installed).  The few sampled
- * blocks are then taken from the pool (alloc_pool.c) or RAW's allocator
- * instead of pymalloc: pymalloc's free hands any block outside its arenas
- * to PyMem_RawFree, which our RAW layer wraps, so their frees are still
- * seen.  Only the first layer: over tracemalloc or the debug hooks a
- * block must be freed by the allocator that made it. */
-static int over_plain_pymalloc(void)
-{
-    const char *(*current_name)(void) = (const char *(*)(void))at_py_sym("_PyMem_GetCurrentAllocatorName");
-    if (nlayers != 1 || !current_name)
-        return 0;
-    const char *name = current_name();
-    return name && strcmp(name, "pymalloc") == 0;
-}
-
-/* The fast table of the running version (alloc.c checked it), set when
- * the first layer is installed. */
-static const at_alloc_fast_t *fast_table;
-
-/* The OBJ/MEM functions of each version: exact mode, sampled mode. */
-typedef struct gil_fns {
-    pymem_alloc_t exact, sampled;
-} gil_fns_t;
-
-#define GIL_FNS(V)                                                                         \
+/* The functions of each version: OBJ/MEM in exact mode, in sampled
+ * mode, and RAW (the same in every version), for alloc_layers.c. */
+#define WRAPPERS(V)                                                                        \
     {                                                                                      \
         { NULL, py_malloc_##V, py_calloc_##V, py_realloc_##V, py_free },                   \
         { NULL, py_malloc_s_##V, py_calloc_s_##V, py_realloc_##V, py_free_s },             \
+        { NULL, raw_malloc, raw_calloc, raw_realloc, raw_free },                           \
     }
-static const gil_fns_t gil_fns_311 = GIL_FNS(311), gil_fns_312 = GIL_FNS(312), gil_fns_313 = GIL_FNS(313);
+static const at_alloc_wrappers_t wrappers_311 = WRAPPERS(311), wrappers_312 = WRAPPERS(312),
+                                 wrappers_313 = WRAPPERS(313);
 
-static const gil_fns_t *gil_fns_of(const at_alloc_fast_t *F)
+const at_alloc_wrappers_t *at_alloc_hooks_wrappers(const at_alloc_fast_t *F)
 {
-    return F->minor == 13 ? &gil_fns_313 : F->minor == 12 ? &gil_fns_312 : &gil_fns_311;
-}
-
-int at_alloc_hooks_install(void)
-{
-    static const pymem_alloc_t raw_fns = { NULL, raw_malloc, raw_calloc, raw_realloc, raw_free };
-    static const int order[3] = { PYMEM_RAW, PYMEM_MEM, PYMEM_OBJ };
-    if (nlayers >= MAX_LAYERS)
-        return -ENOSPC;
-    if (!fast_table && !(fast_table = at_alloc_fast_for_version()))
-        return -ENOTSUP;
-    const gil_fns_t *gil = gil_fns_of(fast_table);
-    for (int k = 0; k < nlayers; k++)
-        for (int d = 0; d < 3; d++)
-            layers[k][d].nested = 1, layers[k][d].fast = 0;
-    layer_t *L = layers[nlayers++];
-    int direct = over_plain_pymalloc();
-    for (int i = 0; i < 3; i++) {
-        int d = order[i];
-        pymem_alloc_t mine = d == PYMEM_RAW ? raw_fns : at_alloc.sampling ? gil->sampled : gil->exact;
-        at_py.PyMem_GetAllocator(d, &L[d].prev);
-        L[d].sampled_from = &L[d].prev;
-        L[d].use_pool = 0;
-        L[d].nested = 0;
-        if (direct && d != PYMEM_RAW && at_alloc.sampling) {
-            mine.free = L[d].prev.free;             /* pymalloc's: ignores ctx */
-            L[d].sampled_from = &L[PYMEM_RAW].prev; /* RAW is installed first */
-            L[d].use_pool = 1;
-        }
-        L[d].direct = L[d].fast = direct && d != PYMEM_RAW;
-        mine.ctx = &L[d];
-        at_py.PyMem_SetAllocator(d, &mine);
-    }
-    at_alloc.hdr->layers = (uint64_t)nlayers;
-    return 0;
-}
-
-/* The layer whose OBJ entry is ctx is on top again (tracemalloc stopped
- * and put it back): it counts again, the layers above it are gone. */
-static void outermost_again(void *ctx)
-{
-    for (int k = 0; k < nlayers; k++)
-        if (ctx == &layers[k][PYMEM_OBJ])
-            for (int d = 0; d < 3; d++)
-                layers[k][d].nested = 0, layers[k][d].fast = layers[k][d].direct;
-}
-
-/* tracemalloc started or stopped.  Started after us, it now wraps our
- * layer: wrap it in turn.  Started before us (-X tracemalloc) and now
- * stopped, it put back the allocator it had wrapped and our layer above
- * it is gone: install a new one (seen at the next audit event, since no
- * hook of ours runs meanwhile). */
-void at_alloc_tracemalloc_changed(void)
-{
-    at_alloc.tm_seen = *at_alloc.tm_tracing;
-    at_alloc.tm_watch = 1;
-    pymem_alloc_t cur;
-    at_py.PyMem_GetAllocator(PYMEM_OBJ, &cur);
-    const gil_fns_t *ours = gil_fns_of(fast_table);
-    if (cur.malloc == ours->exact.malloc || cur.malloc == ours->sampled.malloc) {
-        outermost_again(cur.ctx);
-        return;
-    }
-    if (at_alloc_hooks_install() < 0)
-        at_shim_note("alloc", "allocator layers used up: tracemalloc's own memory may be counted");
+    return F->minor == 13 ? &wrappers_313 : F->minor == 12 ? &wrappers_312 : &wrappers_311;
 }
 
 /* ---- libc malloc family ------------------------------------------------- */
@@ -1038,6 +915,14 @@ static inline void native_count(void *p, size_t n)
         count(p, n, AT_ALLOC_KIND_NATIVE);
 }
 
+/* What the real allocator returned, counted: the tail of every hook of
+ * the malloc family. */
+static inline void *counted(void *p, size_t n)
+{
+    native_count(p, n);
+    return p;
+}
+
 /* The free of a tracked block finds it wherever it is counted, so the
  * move needs native tracking on (else nothing would ever subtract it).
  * Cumulative figures count it twice: native when malloc'd, Python here. */
@@ -1073,9 +958,7 @@ AT_API void *malloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, 16);
-    void *p = real.malloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.malloc(n), n);
 }
 
 AT_API void *calloc(size_t nelem, size_t elsize)
@@ -1085,9 +968,7 @@ AT_API void *calloc(size_t nelem, size_t elsize)
         n = SIZE_MAX;
     if (AT_UNLIKELY(!have_real()))
         return n == SIZE_MAX ? NULL : arena_alloc(n, 16);
-    void *p = real.calloc(nelem, elsize);
-    native_count(p, n);
-    return p;
+    return counted(real.calloc(nelem, elsize), n);
 }
 
 static void *realloc_from_arena(void *ptr, size_t n)
@@ -1142,34 +1023,26 @@ AT_API void *aligned_alloc(size_t align, size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, align);
-    void *p = real.aligned_alloc(align, n);
-    native_count(p, n);
-    return p;
+    return counted(real.aligned_alloc(align, n), n);
 }
 
 AT_API void *memalign(size_t align, size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, align);
-    void *p = real.memalign(align, n);
-    native_count(p, n);
-    return p;
+    return counted(real.memalign(align, n), n);
 }
 
 AT_API void *valloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc(n, 4096);
-    void *p = real.valloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.valloc(n), n);
 }
 
 AT_API void *pvalloc(size_t n)
 {
     if (AT_UNLIKELY(!have_real()))
         return arena_alloc((n + 4095) & ~(size_t)4095, 4096);
-    void *p = real.pvalloc(n);
-    native_count(p, n);
-    return p;
+    return counted(real.pvalloc(n), n);
 }

@@ -414,27 +414,29 @@ static pid_t *proc_keys(const render_ctx_t *c)
     return keys;
 }
 
-static int write_alloc_svg(FILE *out, const render_ctx_t *c)
-{
-    if (!at_alloc_write_svg)
-        return -ENOSYS;
-    pid_t *keys = proc_keys(c);
-    int rc = keys ? at_alloc_write_svg(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
-    free(keys);
-    return rc;
-}
+/* A renderer of every process of the session at once (weak: -ENOSYS
+ * when it is not linked in). */
+typedef int (*procs_writer_t)(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
 
-/* pprof or speedscope: the samples, or with --alloc the allocations. */
-static int write_profile(FILE *out, const render_ctx_t *c)
+static int write_procs(FILE *out, const render_ctx_t *c, procs_writer_t writer)
 {
-    int (*writer)(const char *, const pid_t *, size_t, FILE *, const at_options_t *) =
-        c->o->format == AT_FMT_PPROF ? at_pprof_write : at_speedscope_write;
     if (!writer)
         return -ENOSYS;
     pid_t *keys = proc_keys(c);
     int rc = keys ? writer(c->dir, keys, c->procs.count, out, c->o) : -ENOMEM;
     free(keys);
     return rc;
+}
+
+static int write_alloc_svg(FILE *out, const render_ctx_t *c)
+{
+    return write_procs(out, c, at_alloc_write_svg);
+}
+
+/* pprof or speedscope: the samples, or with --alloc the allocations. */
+static int write_profile(FILE *out, const render_ctx_t *c)
+{
+    return write_procs(out, c, c->o->format == AT_FMT_PPROF ? at_pprof_write : at_speedscope_write);
 }
 
 static int write_format(FILE *out, const render_ctx_t *c)

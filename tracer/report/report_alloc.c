@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* report_alloc.c - render the allocation report from <pid>.alloc as
- * session/alloc_model.c validated it.
+ * session/alloc_model.c validated it: the text tables and the JSON (the
+ * Chrome trace, folded stacks and flame graph: report_alloc_stacks.c).
  *
  * Design: every index and offset used here has been checked against the
  * caps and the file size when it was loaded, so rendering trusts the
@@ -17,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "alloc_format.h"
-#include "report/flamegraph.h"
+#include "report/report_alloc_int.h"
 #include "report/report_features.h"
 #include "session/session.h"
 #include "out/textout.h"
@@ -159,12 +160,6 @@ static const at_alloc_snap_t *marker(const at_alloc_data_t *d, uint32_t i)
     return sn->seq && !(sn->seq & 1) ? sn : NULL;
 }
 
-static int64_t counts(const at_alloc_data_t *d, int64_t c)
-{
-    uint32_t scale = d->h->count_scale ? d->h->count_scale : 1;
-    return scale == 1 ? c : (c + scale / 2) / scale;
-}
-
 /* Bytes and blocks ever allocated by Python (tool memory excluded). */
 static void py_totals(const at_alloc_data_t *d, uint64_t *bytes, uint64_t *count)
 {
@@ -222,7 +217,7 @@ static void print_rows(FILE *out, const at_alloc_data_t *d, const rows_t *r, int
     if (!r->n)
         fprintf(out, "    (nothing live)\n");
     for (size_t i = 0; i < r->n && (int)i < limit; i++) {
-        int64_t count = counts(d, r->v[i].count);
+        int64_t count = alloc_counts(d, r->v[i].count);
         at_alloc_format_size(size, sizeof(size), (double)r->v[i].bytes);
         fputs("    ", out);
         at_text_put_escaped(out, at_alloc_str(d, r->v[i].file), 4096);
@@ -339,7 +334,7 @@ int at_alloc_report_text(const char *dir, pid_t pid, FILE *out, const at_options
     py_totals(&d, &tb, &tc);
     at_alloc_format_size(total, sizeof(total), (double)tb);
     fprintf(out, "  cumulative (allocated over the run: %s in %lld blocks):\n", total,
-            (long long)counts(&d, (int64_t)tc));
+            (long long)alloc_counts(&d, (int64_t)tc));
     if (site_rows(&d, 1, AT_ALLOC_GROUP_PY, &r) == 0)
         print_rows(out, &d, &r, limit);
     free(r.v);
@@ -359,7 +354,7 @@ static void json_rows(at_json_t *j, const at_alloc_data_t *d, const rows_t *r, i
         at_json_kv_str(j, "file", at_alloc_str(d, r->v[i].file));
         at_json_kv_int(j, "line", r->v[i].line);
         at_json_kv_int(j, "size", r->v[i].bytes);
-        at_json_kv_int(j, "count", counts(d, r->v[i].count));
+        at_json_kv_int(j, "count", alloc_counts(d, r->v[i].count));
         at_json_kv_str(j, "function", at_alloc_str(d, r->v[i].func));
         if (d->h->flags & AT_ALLOC_F_SAMPLED)
             at_json_kv_double(j, "size_rel_error", rel_error(d, r->v[i].bytes));
@@ -368,15 +363,23 @@ static void json_rows(at_json_t *j, const at_alloc_data_t *d, const rows_t *r, i
     at_json_arr_end(j);
 }
 
+/* Rows made by snap_rows or site_rows (rc: what it returned) as the
+ * value of key, then freed; nothing when they could not be made. */
+static void json_keyed_rows(at_json_t *j, const char *key, const at_alloc_data_t *d, int rc, rows_t *r,
+                            int limit)
+{
+    if (rc == 0) {
+        at_json_key(j, key);
+        json_rows(j, d, r, limit);
+    }
+    free(r->v);
+}
+
 static void json_top(at_json_t *j, const char *key, const at_alloc_data_t *d, const at_alloc_snap_t *sn,
                      unsigned gkind, int limit)
 {
     rows_t r;
-    if (snap_rows(d, sn, gkind, &r) < 0)
-        return;
-    at_json_key(j, key);
-    json_rows(j, d, &r, limit);
-    free(r.v);
+    json_keyed_rows(j, key, d, snap_rows(d, sn, gkind, &r), &r, limit);
 }
 
 static void json_snap(at_json_t *j, const at_alloc_data_t *d, const at_alloc_snap_t *sn, int limit)
@@ -385,7 +388,7 @@ static void json_snap(at_json_t *j, const at_alloc_data_t *d, const at_alloc_sna
     at_json_kv_str(j, "label", sn->label);
     at_json_kv_double(j, "t_s", rel_s(d, sn->ns));
     at_json_kv_int(j, "bytes", sn->py_bytes);
-    at_json_kv_int(j, "count", counts(d, sn->py_count));
+    at_json_kv_int(j, "count", alloc_counts(d, sn->py_count));
     at_json_kv_int(j, "native_bytes", sn->native_bytes);
     json_top(j, "top", d, sn, AT_ALLOC_GROUP_PY, limit);
     json_top(j, "native_top", d, sn, AT_ALLOC_GROUP_NATIVE, limit);
@@ -396,11 +399,7 @@ static void json_sites(at_json_t *j, const char *key, const at_alloc_data_t *d, 
                        unsigned gkind, int limit)
 {
     rows_t r;
-    if (site_rows(d, cumulative, gkind, &r) < 0)
-        return;
-    at_json_key(j, key);
-    json_rows(j, d, &r, limit);
-    free(r.v);
+    json_keyed_rows(j, key, d, site_rows(d, cumulative, gkind, &r), &r, limit);
 }
 
 static void json_native(at_json_t *j, const at_alloc_data_t *d, int limit)
@@ -457,7 +456,7 @@ static void json_summary(at_json_t *j, const at_alloc_data_t *d)
     uint64_t tb, tc;
     py_totals(d, &tb, &tc);
     at_json_kv_uint(j, "total_bytes", tb);
-    at_json_kv_int(j, "total_count", counts(d, (int64_t)tc));
+    at_json_kv_int(j, "total_count", alloc_counts(d, (int64_t)tc));
     at_json_kv_int(j, "tool_peak_bytes", h->tool_peak);
     at_json_kv_uint(j, "sites", h->nsites);
     at_json_kv_uint(j, "lines", h->ngroups);
@@ -500,150 +499,4 @@ int at_alloc_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opti
     at_json_obj_end(j);
     at_alloc_free(&d);
     return 0;
-}
-
-/* ---- Chrome trace and folded stacks --------------------------------------- */
-
-static void chrome_counter(at_json_t *j, pid_t pid, const at_alloc_snap_t *sn)
-{
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", "memory");
-    at_json_kv_str(j, "ph", "C");
-    at_json_kv_int(j, "pid", pid);
-    at_json_kv_double(j, "ts", (double)sn->ns / 1e3);
-    at_json_key(j, "args");
-    at_json_obj_begin(j);
-    at_json_kv_int(j, "python", sn->py_bytes);
-    at_json_kv_int(j, "native", sn->native_bytes);
-    at_json_obj_end(j);
-    at_json_obj_end(j);
-    at_json_obj_begin(j);
-    at_json_kv_str(j, "name", sn->kind == AT_ALLOC_SNAP_KIND_MARKER ? sn->label : sn->kind == AT_ALLOC_SNAP_KIND_PEAK ? "memory peak" : "exit");
-    at_json_kv_str(j, "ph", "i");
-    at_json_kv_str(j, "s", "p");
-    at_json_kv_int(j, "pid", pid);
-    at_json_kv_int(j, "tid", pid);
-    at_json_kv_double(j, "ts", (double)sn->ns / 1e3);
-    at_json_obj_end(j);
-}
-
-int at_alloc_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o)
-{
-    (void)o;
-    at_alloc_data_t d;
-    int rc = at_alloc_load(dir, pid, &d);
-    if (rc < 0)
-        return rc;
-    const at_alloc_snap_t *list[AT_ALLOC_SNAP_CAP];
-    size_t n = 0;
-    for (uint32_t i = 0; i < d.h->snap_cap && n < AT_ALLOC_SNAP_CAP; i++) {
-        const at_alloc_snap_t *sn = &d.snaps[i];
-        if (sn->seq && !(sn->seq & 1))
-            list[n++] = sn;
-    }
-    for (size_t a = 1; a < n; a++)                  /* by time */
-        for (size_t b = a; b > 0 && list[b - 1]->ns > list[b]->ns; b--) {
-            const at_alloc_snap_t *t = list[b];
-            list[b] = list[b - 1], list[b - 1] = t;
-        }
-    for (size_t i = 0; i < n; i++)
-        chrome_counter(j, pid, list[i]);
-    at_alloc_free(&d);
-    return 0;
-}
-
-static void put_frame(FILE *out, const at_alloc_data_t *d, uint32_t g)
-{
-    const at_alloc_group_t *grp = &d->groups[g];
-    for (const char *s = at_alloc_str(d, grp->func); *s; s++)
-        fputc(*s == ';' || *s == '\n' ? '_' : *s, out);
-    fputs(" (", out);
-    for (const char *s = at_alloc_str(d, grp->file); *s; s++)
-        fputc(*s == ';' || *s == '\n' ? '_' : *s, out);
-    fprintf(out, ":%d)", grp->line);
-}
-
-int at_alloc_write_collapsed(const char *dir, pid_t pid, FILE *out)
-{
-    at_alloc_data_t d;
-    int rc = at_alloc_load(dir, pid, &d);
-    if (rc < 0)
-        return rc;
-    for (uint32_t i = 0; i < d.nsites; i++) {
-        const at_alloc_site_t *s = &d.sites[i];
-        if (!s->total_bytes || (d.groups[s->group].flags & AT_ALLOC_G_TOOL))
-            continue;
-        for (int k = (int)s->nframes - 1; k >= 1; k--) {
-            put_frame(out, &d, d.frames[s->frames + (uint32_t)k - 1]);
-            fputc(';', out);
-        }
-        put_frame(out, &d, s->group);
-        if (s->kind == AT_ALLOC_KIND_NATIVE)
-            fputs(";[native malloc]", out);
-        fprintf(out, " %llu\n", (unsigned long long)s->total_bytes);
-    }
-    at_alloc_free(&d);
-    return 0;
-}
-
-/* ---- memory flame graph ---------------------------------------------------- */
-
-#define FLAME_LABEL_MAX 1024
-#define FLAME_DEPTH     (3 + 130)   /* process, allocator, frames (--alloc-depth <= 128) */
-
-/* "func (file:line)", the label the CPU flame graph gives a Python frame. */
-static void frame_label(const at_alloc_data_t *d, uint32_t g, char *buf, size_t n)
-{
-    const char *file = at_alloc_group_file(d, g);
-    if (*file)
-        snprintf(buf, n, "%s (%s:%d)", at_alloc_group_func(d, g), file, d->groups[g].line);
-    else
-        snprintf(buf, n, "%s", at_alloc_group_func(d, g));
-}
-
-/* One site's stack, root first: process, allocator, outer frames, its line.
- * The frame indexes were validated by at_alloc_parse. */
-static int site_stack(const at_alloc_data_t *d, const at_alloc_site_t *s, const char *proc,
-                      char (*labels)[FLAME_LABEL_MAX], int *kinds)
-{
-    int n = 0, native = s->kind == AT_ALLOC_KIND_NATIVE;
-    snprintf(labels[n], FLAME_LABEL_MAX, "%s", proc);
-    kinds[n++] = 2;
-    snprintf(labels[n], FLAME_LABEL_MAX, "%s", native ? "native malloc" : "Python allocators");
-    kinds[n++] = 2;
-    for (int k = (int)s->nframes - 1; k >= 1 && n < FLAME_DEPTH - 1; k--) {
-        frame_label(d, d->frames[s->frames + (uint32_t)k - 1], labels[n], FLAME_LABEL_MAX);
-        kinds[n++] = 0;
-    }
-    frame_label(d, s->group, labels[n], FLAME_LABEL_MAX);
-    kinds[n++] = native ? 1 : 0;
-    return n;
-}
-
-int at_alloc_flame_add(const char *dir, pid_t pid, at_flame_t *f)
-{
-    at_alloc_data_t d;
-    int rc = at_alloc_load(dir, pid, &d);
-    if (rc < 0)
-        return rc;
-    char proc[64];
-    char (*labels)[FLAME_LABEL_MAX] = malloc(sizeof *labels * FLAME_DEPTH);
-    const char *ptrs[FLAME_DEPTH];
-    int kinds[FLAME_DEPTH];
-    snprintf(proc, sizeof proc, "pid %d", (int)at_key_pid(pid));
-    rc = labels ? 0 : -ENOMEM;
-    /* the same sites as the JSON's total_bytes (tool memory left out) */
-    for (uint32_t i = 0; rc == 0 && i < d.nsites; i++) {
-        const at_alloc_site_t *s = &d.sites[i];
-        if (!s->total_bytes || (d.groups[s->group].flags & AT_ALLOC_G_TOOL))
-            continue;
-        int n = site_stack(&d, s, proc, labels, kinds);
-        for (int k = 0; k < n; k++)
-            ptrs[k] = labels[k];
-        rc = at_flame_add_blocks(f, ptrs, kinds, n, s->total_bytes,
-                                 (uint64_t)counts(&d, (int64_t)s->total_count));
-    }
-    free(labels);
-    at_alloc_free(&d);
-    return rc;
 }
