@@ -40,6 +40,8 @@ static const char usage[] =
     "  --idle               include idle threads' stacks\n"
     "  --bpf                use eBPF probes (for -p PID record)\n"
     "  --alloc              memory flame graph instead of CPU (svg)\n"
+    "  --memory-plot        with --format svg: memory over time (Python, native,\n"
+    "                       RSS) with the archtrace.snapshot markers\n"
     "  --alloc-depth N      frames kept per allocation (default 1)\n"
     "  --alloc-sample BYTES sample one allocation per BYTES on average\n"
     "                       (default 16384)\n"
@@ -226,6 +228,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "-q", offsetof(at_options_t, quiet) },
         { "--quiet", offsetof(at_options_t, quiet) },
         { "--full", offsetof(at_options_t, full) },
+        { "--memory-plot", offsetof(at_options_t, memory_plot) },
         { "--subprocesses", offsetof(at_options_t, subprocesses) },
         { "--locals", offsetof(at_options_t, locals) },
         { "--asyncio", offsetof(at_options_t, asyncio) },
@@ -297,6 +300,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "--asyncio goes with dump, record and run");
     if (o->asyncio && o->bpf)
         return fail(err, n, "--asyncio reads the running tasks with the sampler; --bpf has no task view");
+    if (o->memory_plot && o->format != AT_FMT_SVG)
+        return fail(err, n, "--memory-plot draws an SVG: give --format svg");
     if (o->n_fail_if && o->command != AT_CMD_RUN && o->command != AT_CMD_RECORD && o->command != AT_CMD_REPORT)
         return fail(err, n, "--fail-if goes with run, record and report");
     if (o->asyncio && o->command == AT_CMD_RUN && o->no_sample)

@@ -51,6 +51,8 @@ typedef struct at_options {
     int quiet;                /* -q: no text report                        */
     const char *fail_if[16];  /* --fail-if EXPR, as given (report/thresholds.h) */
     int n_fail_if;
+    int memory_plot;          /* --memory-plot: with --format svg, memory
+                                 over time instead of a flame graph       */
     int full;                 /* --full: the text report unabridged (every
                                  import of the tree)                       */
     int subprocesses;         /* --subprocesses: -p PID's whole tree, its

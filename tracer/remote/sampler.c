@@ -9,6 +9,7 @@
  * and samples every attached process on each tick.
  */
 #include "remote/sampler.h"
+#include "remote/mem_poll.h"
 #include "remote/py_names.h"
 #include "out/textout.h"
 
@@ -230,6 +231,7 @@ typedef struct candidate {
     int refusals;             /* failed attempts with this executable      */
     char exe[PATH_MAX];       /* its executable at the last failed attempt */
     ino_t seg_ino;            /* its <pid>.seg when attached (0: none yet) */
+    at_mem_poll_t *mem;       /* its memory over time, from attach on      */
 } candidate_t;
 
 struct at_sampler {
@@ -239,6 +241,7 @@ struct at_sampler {
     double rate_hz;           /* --rate                                    */
     int native;               /* --native                                  */
     int asyncio;              /* --asyncio                                 */
+    int memory;               /* memory over time (allocation tracking on) */
     int no_poll;              /* --no-poll                                 */
     at_pace_t pace;           /* the sampling thread's; read after it ends */
     atomic_int stop;          /* set by at_sampler_stop                    */
@@ -316,6 +319,8 @@ static void try_attach(at_sampler_t *s, candidate_t *c)
         c->final = 1;
     else if (rc < 0)
         c->refusals++;
+    else if (s->memory)
+        c->mem = at_mem_poll_new(s->dir, c->pid);   /* none: no series, the rest goes on */
 }
 
 static void discover(at_sampler_t *s)
@@ -339,10 +344,17 @@ static void discover(at_sampler_t *s)
         try_attach(s, root);
 }
 
-/* What was sampled of a target goes to <key>.stacks. */
-static void retire(at_sampler_t *s, at_target_t *t, pid_t key)
+/* What was sampled of a candidate's target goes to <key>.stacks, its
+ * memory over time to <key>.memory. */
+static void retire(at_sampler_t *s, candidate_t *c, pid_t key)
 {
     char stem[32];
+    at_target_t *t = c->target;
+    if (c->mem && at_mem_poll_save(c->mem, s->dir, key) < 0)
+        fprintf(stderr, "archtrace: cannot write %s/%s.memory\n", s->dir, at_key_name(key, stem, sizeof stem));
+    at_mem_poll_free(c->mem);
+    c->mem = NULL;
+    c->target = NULL;
     at_target_finish(t, s->rate_hz);
     at_target_note_waits(t, &s->pace);
     at_stacks_meta(t->stacks)->pid = key;
@@ -371,10 +383,13 @@ static void follow_exec(at_sampler_t *s, candidate_t *c)
         return;
     }
     pid_t key = at_session_renamed_key(s->dir, c->pid, c->seg_ino);
-    if (key)
-        retire(s, c->target, key);
-    else
+    if (key) {
+        retire(s, c, key);
+    } else {
         at_target_free(c->target);
+        at_mem_poll_free(c->mem);
+        c->mem = NULL;
+    }
     c->target = NULL;
     c->final = 0;
     c->refusals = 0;
@@ -389,10 +404,13 @@ static void follow_execs(at_sampler_t *s)
 
 static void sample_all(at_sampler_t *s, uint64_t skipped)
 {
+    uint64_t now = at_now_ns();
     for (int i = 0; i < s->ncands; i++) {
         at_target_t *t = s->cands[i].target;
         if (!t || t->gone)
             continue;
+        if (s->cands[i].mem)
+            at_mem_poll_tick(s->cands[i].mem, now);
         at_stacks_meta(t->stacks)->missed += skipped;
         if (at_target_sample(t, NULL, NULL) < 0 && t->failures > AT_TARGET_MAX_FAILURES)
             t->gone = 1;
@@ -482,6 +500,7 @@ at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at
     s->rate_hz = at_pace_rate(o ? o->rate_hz : 0);
     s->native = o && o->native;
     s->asyncio = o && o->asyncio;
+    s->memory = o && !o->no_alloc;
     s->no_poll = o && o->no_poll;
     atomic_init(&s->stop, 0);
     /* the thread inherits this mask: signals stay with the main thread */
@@ -506,11 +525,9 @@ void at_sampler_stop(at_sampler_t *s)
     s->stop_wait = 1;
     pthread_kill(s->thread, SIGURG);
     pthread_join(s->thread, NULL);
-    for (int i = 0; i < s->ncands; i++) {
-        at_target_t *t = s->cands[i].target;
-        if (t)
-            retire(s, t, t->proc.pid);
-    }
+    for (int i = 0; i < s->ncands; i++)
+        if (s->cands[i].target)
+            retire(s, &s->cands[i], s->cands[i].target->proc.pid);
     free(s->cands);
     free(s);
 }

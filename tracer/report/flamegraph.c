@@ -139,9 +139,7 @@ static int utf8_len(const unsigned char *p)
     return n;
 }
 
-/* XML text: markup escaped, control characters and invalid UTF-8 as '?'
- * so the document always parses.  At most max characters, ".." if cut. */
-static void put_xml(FILE *out, const char *s, size_t max)
+void at_svg_text(FILE *out, const char *s, size_t max)
 {
     size_t chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; chars++) {
@@ -218,7 +216,7 @@ static void draw_node(const draw_t *d, const node_t *n, uint64_t x, int depth)
     node_colour(n, colour, sizeof colour);
     fprintf(d->out, "<g class=\"f\" data-x=\"%" PRIu64 "\" data-w=\"%" PRIu64 "\" data-d=\"%d\"><title>",
             x, n->count, depth);
-    put_xml(d->out, n->label, LABEL_MAX);
+    at_svg_text(d->out, n->label, LABEL_MAX);
     fputc('\n', d->out);
     put_count(d->out, d->unit, n->count, n->blocks);
     fprintf(d->out, ", %.2f%%</title>", d->total ? 100.0 * (double)n->count / (double)d->total : 0.0);
@@ -226,7 +224,7 @@ static void draw_node(const draw_t *d, const node_t *n, uint64_t x, int depth)
             px, y, w > 0.5 ? w - 0.5 : w, AT_FLAME_ROW - 1, colour);
     fprintf(d->out, "<text x=\"%.2f\" y=\"%d\">", px + 3, y + AT_FLAME_ROW - 5);
     if (w > 3 * CHAR_PX)
-        put_xml(d->out, n->label, (size_t)((w - 6) / CHAR_PX));
+        at_svg_text(d->out, n->label, (size_t)((w - 6) / CHAR_PX));
     fputs("</text></g>\n", d->out);
     for (const node_t *c = n->child; c; c = c->next) {
         draw_node(d, c, x, depth + 1);
@@ -273,7 +271,7 @@ static void write_head(const at_flame_t *f, FILE *out, int height)
     fprintf(out, "<rect id=\"bg\" x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f2\"/>\n",
             AT_FLAME_WIDTH, height);
     fprintf(out, "<text class=\"title\" x=\"%d\" y=\"22\" text-anchor=\"middle\">", AT_FLAME_WIDTH / 2);
-    put_xml(out, f->title, 200);
+    at_svg_text(out, f->title, 200);
     fprintf(out, "</text>\n<text class=\"sub\" x=\"%d\" y=\"40\" text-anchor=\"middle\">",
             AT_FLAME_WIDTH / 2);
     put_count(out, f->unit, f->root.count, f->root.blocks);

@@ -55,4 +55,9 @@ int at_alloc_write_svg(const char *dir, const pid_t *pids, size_t n, FILE *out,
  * 0, -ENOENT (no file), other -errno after one line on stderr. */
 int at_alloc_flame_add(const char *dir, pid_t pid, at_flame_t *f);
 
+/* XML text for an SVG: markup escaped, control characters and invalid
+ * UTF-8 as '?' so the document always parses.  At most max characters,
+ * ".." if cut. */
+void at_svg_text(FILE *out, const char *s, size_t max);
+
 #endif

@@ -222,6 +222,8 @@ static void print_text(FILE *out, const render_ctx_t *c)
             at_gil_report_text(c->dir, p->key, out, c->o);
         if (at_alloc_report_text)
             at_alloc_report_text(c->dir, p->key, out, c->o);
+        if (at_memory_report_text)
+            at_memory_report_text(c->dir, p->key, out, c->o);
         if (at_imports_report_text)
             at_imports_report_text(c->dir, p->key, out, c->o);
         if (at_stacks_report_text)
@@ -281,6 +283,7 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     at_json_arr_end(j);
     if (p->supported) {
         json_part(j, "alloc", at_alloc_report_json, c, p->key);
+        json_part(j, "memory", at_memory_report_json, c, p->key);
         json_part(j, "gil", at_gil_report_json, c, p->key);
         json_part(j, "imports", at_imports_report_json, c, p->key);
         json_part(j, "samples", at_stacks_report_json, c, p->key);
@@ -373,6 +376,8 @@ static void write_chrome(FILE *out, const render_ctx_t *c)
             at_imports_chrome(c->dir, p->key, &j, c->o);
         if (at_alloc_chrome)
             at_alloc_chrome(c->dir, p->key, &j, c->o);
+        if (at_memory_chrome)
+            at_memory_chrome(c->dir, p->key, &j, c->o);
         if (at_bpf_chrome)
             at_bpf_chrome(c->dir, p->key, &j, c->o);
     }
@@ -456,6 +461,8 @@ static int write_format(FILE *out, const render_ctx_t *c)
             return write_alloc_collapsed(out, c);
         return at_stacks_write_collapsed ? at_stacks_write_collapsed(c->dir, out, c->o) : -ENOSYS;
     case AT_FMT_SVG:
+        if (c->o->memory_plot)
+            return write_procs(out, c, at_memory_write_svg);
         if (c->o->alloc_mode)
             return write_alloc_svg(out, c);
         return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;

@@ -25,6 +25,14 @@ AT_WEAK int at_alloc_report_text(const char *dir, pid_t pid, FILE *out, const at
 AT_WEAK int at_alloc_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_alloc_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 
+/* <pid>.memory (memory over time, session/memory_series.h): a few lines
+ * after the allocations; the "memory" key; counter events. */
+AT_WEAK int at_memory_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
+AT_WEAK int at_memory_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
+AT_WEAK int at_memory_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
+/* --format svg --memory-plot: the series of every process as line charts. */
+AT_WEAK int at_memory_write_svg(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
+
 AT_WEAK int at_gil_report_text(const char *dir, pid_t pid, FILE *out, const at_options_t *o);
 AT_WEAK int at_gil_report_json(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
 AT_WEAK int at_gil_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_t *o);
