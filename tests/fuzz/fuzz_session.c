@@ -2,8 +2,8 @@
 /* fuzz_session.c - libFuzzer target: `archtrace report` over a damaged session.
  *
  * Input: one byte, then a file's contents.  The byte's low bits choose
- * the file (<pid>.seg, .alloc, .gil, .imports, .stacks, .bpf or
- * session.meta); bit 7 adds a valid segment for the pid (when the file is
+ * the file (<pid>.seg, .alloc, .gil, .imports, .stacks, .bpf,
+ * session.meta or .memory); bit 7 adds a valid segment for the pid (when the file is
  * not the segment itself), bit 6 a valid session.meta.  The scratch
  * session is checked file by file (salvage.c) and rendered as text and
  * JSON to /dev/null: the report may name the damage or refuse the session
@@ -96,10 +96,10 @@ static void write_valid_meta(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const names[] = { "4242.seg", "4242.alloc", "4242.gil", "4242.imports",
-                                         "4242.stacks", "4242.bpf", "session.meta" };
+                                         "4242.stacks", "4242.bpf", "session.meta", "4242.memory" };
     if (size < 1)
         return 0;
-    unsigned which = (data[0] & 0x3f) % 7;
+    unsigned which = (data[0] & 0x3f) % 8;
     if ((data[0] & 0x80) && which != 0)
         write_valid_seg();
     if ((data[0] & 0x40) && which != 6)
