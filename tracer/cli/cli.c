@@ -13,6 +13,7 @@
 static const char usage[] =
     "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       archtrace report [--format FMT] [--json FILE] DIR\n"
+    "       archtrace report --diff A B [DIR]   (A, B: a marker, peak, exit, DIR, DIR:NAME)\n"
     "       archtrace -p PID dump [--locals] [--asyncio] [--json FILE]\n"
     "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
@@ -266,6 +267,13 @@ static int parse_option(int argc, char **argv, int *i, at_options_t *o, char *er
         return 2;
     if (set_flag(o, a))
         return 0;
+    if (!strcmp(a, "--diff")) {   /* the one option with two values */
+        if (*i + 2 >= argc)
+            return fail(err, n, "--diff needs two snapshots: --diff A B (a marker name, peak, exit, DIR or DIR:NAME)");
+        o->diff_a = argv[++*i];
+        o->diff_b = argv[++*i];
+        return 0;
+    }
     char name[64];
     const char *eq = strchr(a, '=');
     const char *value = NULL;
@@ -300,6 +308,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "--asyncio goes with dump, record and run");
     if (o->asyncio && o->bpf)
         return fail(err, n, "--asyncio reads the running tasks with the sampler; --bpf has no task view");
+    if (o->diff_a && o->command != AT_CMD_REPORT)
+        return fail(err, n, "--diff goes with report: archtrace report --diff A B DIR");
     if (o->memory_plot && o->format != AT_FMT_SVG)
         return fail(err, n, "--memory-plot draws an SVG: give --format svg");
     if (o->n_fail_if && o->command != AT_CMD_RUN && o->command != AT_CMD_RECORD && o->command != AT_CMD_REPORT)
@@ -324,7 +334,7 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
             return fail(err, n, "agent watches every Python process of the host: no -p PID or COMMAND");
         return 0;
     case AT_CMD_REPORT:
-        if (!o->report_dir)
+        if (!o->report_dir && !o->diff_a)
             return fail(err, n, "report needs a session directory");
         return 0;
     case AT_CMD_DUMP:

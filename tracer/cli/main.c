@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "report/alloc_diff.h"
 #include "report/report.h"
 #include "cli/run.h"
 #include "cli/fail_if.h"
@@ -26,6 +27,10 @@ static int unavailable(const char *what)
 
 static int cmd_report(const at_options_t *o)
 {
+    if (o->diff_a) {
+        int drc = at_alloc_diff(o);
+        return drc == 0 ? 0 : drc == -ENOENT ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
+    }
     int rc = at_report_render(o->report_dir, o, -1);
     return rc == 0 ? at_fail_if_status(o, o->report_dir, 0) : rc == -ENODATA ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
 }

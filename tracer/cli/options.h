@@ -51,6 +51,7 @@ typedef struct at_options {
     int quiet;                /* -q: no text report                        */
     const char *fail_if[16];  /* --fail-if EXPR, as given (report/thresholds.h) */
     int n_fail_if;
+    const char *diff_a, *diff_b; /* report --diff A B (report/alloc_diff.h) */
     int memory_plot;          /* --memory-plot: with --format svg, memory
                                  over time instead of a flame graph       */
     int full;                 /* --full: the text report unabridged (every
