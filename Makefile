@@ -172,7 +172,7 @@ ASAN_TESTS = test_run:!(run/*option_matrix_shared|run/exit_status_passes_through
 # byte, allocation tables against tracemalloc's, exit statuses and
 # stdout passed through, labs seen from outside): two tests at a time
 PARALLEL_TESTS = test_hardening test_formats test_realworld test_locals test_asyncio test_py_repr \
-                 test_alloc test_run test_lab_views test_fail_if
+                 test_alloc test_run test_lab_views test_fail_if test_alloc_diff
 # the builds inside `make test` use every core (75 s -> 35 s on 2 cores);
 # its set-up steps (apt, pip) stay one at a time
 NPROC := $(shell nproc 2>/dev/null || echo 2)
