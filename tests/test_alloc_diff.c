@@ -106,3 +106,39 @@ Test(alloc_diff, two_sessions_and_unknown_names, .timeout = 60)
     at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
     free(dir), free(out), free(err);
 }
+
+/* `report --leaks-since warm`: the leaking line is the first Python line,
+ * with about the bytes it kept (5000 strs of ~300 B); sampled (the
+ * default) as well as exact; JSON says the same. */
+AT_TEST_EACH_END_SHAPE(alloc_diff, leaks_find_the_leaking_line_first, .timeout = 60)
+{
+    char *dir = at_test_tmpdir(), fixture[1024], *out = NULL, expr[1200], path[1100];
+    cr_assert(realpath("tests/fixtures/leak_loop.py", fixture));
+    int line = 0;
+    char *grep = NULL;
+    at_test_shf(&grep, NULL, "grep -n '# LEAK' '%s' | cut -d: -f1", fixture);
+    line = grep ? atoi(grep) : 0;
+    cr_assert_gt(line, 0);
+    for (int exact = 0; exact < 2; exact++) {
+        int rc = at_test_shf(NULL, NULL, "rm -rf '%s/s' && '%s' -q %s -o '%s/s' '%s' '%s'", dir, at_test_archtrace(),
+                             exact ? "--alloc-exact" : "", dir, at_test_python_or_skip(shape), fixture);
+        cr_assert_eq(rc, 0, "%s: exit %d", shape, rc);
+        free(out);
+        out = NULL;
+        rc = at_test_shf(&out, NULL, "'%s' report --leaks-since warm '%s/s'", at_test_archtrace(), dir);
+        cr_expect_eq(rc, 0, "%s: --leaks exited %d", shape, rc);
+        char want[1200];
+        snprintf(want, sizeof want, "  Python:\n    %s:%d: size=+", fixture, line);
+        cr_expect(out && strstr(out, "and not at 'warm' (") && strstr(out, want), "%s (%s): the leak is not first:\n%s",
+                  shape, exact ? "exact" : "sampled", out);
+        snprintf(path, sizeof path, "%s/l.json", dir);
+        at_test_shf(NULL, NULL, "'%s' report --leaks-since warm --json '%s' '%s/s'", at_test_archtrace(), path, dir);
+        snprintf(expr, sizeof expr, "(lambda l: l['line'] == %d and 1.0e6 <= l['size'] <= 2.0e6)"
+                 "(d['leaks']['processes'][0]['python'][0])", line);
+        char *ok = at_test_json(path, expr);
+        cr_expect(ok && !strcmp(ok, "True"), "%s (%s): JSON: %s", shape, exact ? "exact" : "sampled", ok);
+        free(ok);
+    }
+    at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
+    free(dir), free(out), free(grep);
+}

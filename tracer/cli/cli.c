@@ -14,6 +14,7 @@ static const char usage[] =
     "usage: archtrace [run] [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       archtrace report [--format FMT] [--json FILE] DIR\n"
     "       archtrace report --diff A B [DIR]   (A, B: a marker, peak, exit, DIR, DIR:NAME)\n"
+    "       archtrace report --leaks [--leaks-since MARKER] DIR\n"
     "       archtrace -p PID dump [--locals] [--asyncio] [--json FILE]\n"
     "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
@@ -141,7 +142,7 @@ static const char *valued_option(const char *name)
         { "-p", "--pid" }, { "--pid", "--pid" },
         { "--metrics", "--metrics" }, { "--profiles", "--profiles" }, { "--push", "--push" },
         { "--interval", "--interval" }, { "--profiles-max", "--profiles-max" },
-        { "--fail-if", "--fail-if" },
+        { "--fail-if", "--fail-if" }, { "--leaks-since", "--leaks-since" },
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (strcmp(name, table[i][0]) == 0)
@@ -197,6 +198,9 @@ static int set_valued(at_options_t *o, const char *name, const char *v, char *er
         if (parse_long(v, 1, 1L << 20, &l) < 0)
             return fail(err, n, "invalid --profiles-max '%s': expected MB >= 1", v);
         o->profiles_max_mb = l;
+    } else if (!strcmp(name, "--leaks-since")) {
+        o->leaks_since = v;
+        o->leaks = 1;
     } else if (!strcmp(name, "--fail-if")) {
         at_threshold_t t;
         if (o->n_fail_if == (int)(sizeof o->fail_if / sizeof *o->fail_if))
@@ -230,6 +234,7 @@ static int set_flag(at_options_t *o, const char *a)
         { "--quiet", offsetof(at_options_t, quiet) },
         { "--full", offsetof(at_options_t, full) },
         { "--memory-plot", offsetof(at_options_t, memory_plot) },
+        { "--leaks", offsetof(at_options_t, leaks) },
         { "--subprocesses", offsetof(at_options_t, subprocesses) },
         { "--locals", offsetof(at_options_t, locals) },
         { "--asyncio", offsetof(at_options_t, asyncio) },
@@ -308,6 +313,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return fail(err, n, "--asyncio goes with dump, record and run");
     if (o->asyncio && o->bpf)
         return fail(err, n, "--asyncio reads the running tasks with the sampler; --bpf has no task view");
+    if (o->leaks && (o->command != AT_CMD_REPORT || o->diff_a))
+        return fail(err, n, "--leaks goes with report (archtrace report --leaks [--leaks-since NAME] DIR), not --diff");
     if (o->diff_a && o->command != AT_CMD_REPORT)
         return fail(err, n, "--diff goes with report: archtrace report --diff A B DIR");
     if (o->memory_plot && o->format != AT_FMT_SVG)

@@ -27,8 +27,8 @@ static int unavailable(const char *what)
 
 static int cmd_report(const at_options_t *o)
 {
-    if (o->diff_a) {
-        int drc = at_alloc_diff(o);
+    if (o->diff_a || o->leaks) {
+        int drc = o->diff_a ? at_alloc_diff(o) : at_alloc_leaks(o);
         return drc == 0 ? 0 : drc == -ENOENT ? AT_EXIT_NO_SESSION : AT_EXIT_FAILED;
     }
     int rc = at_report_render(o->report_dir, o, -1);

@@ -52,6 +52,8 @@ typedef struct at_options {
     const char *fail_if[16];  /* --fail-if EXPR, as given (report/thresholds.h) */
     int n_fail_if;
     const char *diff_a, *diff_b; /* report --diff A B (report/alloc_diff.h) */
+    int leaks;                /* report --leaks                            */
+    const char *leaks_since;  /* --leaks-since NAME (implies --leaks)      */
     int memory_plot;          /* --memory-plot: with --format svg, memory
                                  over time instead of a flame graph       */
     int full;                 /* --full: the text report unabridged (every

@@ -87,16 +87,17 @@ static diff_row_t *row_for(diff_t *df, const char *file, int32_t line)
     return &df->v[df->n++];
 }
 
-/* Snapshot sn of d into column k of df (Python groups, tool excluded). */
-static int add_snap(diff_t *df, const at_alloc_data_t *d, const at_alloc_snap_t *sn, int k)
+/* Snapshot sn of d into column k of df: groups of kind gkind (Python or
+ * native), tracemalloc's own memory left out.  sn NULL: an empty one. */
+static int add_snap(diff_t *df, const at_alloc_data_t *d, const at_alloc_snap_t *sn, int k, unsigned gkind)
 {
     uint32_t scale = d->h->count_scale ? d->h->count_scale : 1;
     int64_t shown = 0;
-    for (uint32_t i = 0; i < sn->n && i < AT_ALLOC_SNAP_TOP; i++) {
+    for (uint32_t i = 0; sn && i < sn->n && i < AT_ALLOC_SNAP_TOP; i++) {
         if (sn->top[i].group >= d->ngroups)
             continue;
         const at_alloc_group_t *g = &d->groups[sn->top[i].group];
-        if (g->kind != AT_ALLOC_GROUP_PY || (g->flags & AT_ALLOC_G_TOOL))
+        if (g->kind != gkind || (g->flags & AT_ALLOC_G_TOOL))
             continue;
         diff_row_t *r = row_for(df, at_alloc_str(d, g->file), g->line);
         if (!r)
@@ -105,7 +106,8 @@ static int add_snap(diff_t *df, const at_alloc_data_t *d, const at_alloc_snap_t 
         r->count[k] += (sn->top[i].count + scale / 2) / scale;
         shown += sn->top[i].bytes;
     }
-    df->outside[k] = sn->py_bytes > shown ? sn->py_bytes - shown : 0;
+    int64_t total = !sn ? 0 : gkind == AT_ALLOC_GROUP_PY ? sn->py_bytes : sn->native_bytes;
+    df->outside[k] = total > shown ? total - shown : 0;
     return 0;
 }
 
@@ -188,9 +190,9 @@ static double snap_t(const at_alloc_data_t *d, const at_alloc_snap_t *sn)
 static int diff_pair(const pair_t *p, diff_t *df)
 {
     memset(df, 0, sizeof *df);
-    int rc = add_snap(df, p->d[0], p->sn[0], 0);
+    int rc = add_snap(df, p->d[0], p->sn[0], 0, AT_ALLOC_GROUP_PY);
     if (rc == 0)
-        rc = add_snap(df, p->d[1], p->sn[1], 1);
+        rc = add_snap(df, p->d[1], p->sn[1], 1, AT_ALLOC_GROUP_PY);
     if (rc == 0)
         finish(df);
     return rc;
@@ -344,6 +346,153 @@ int at_alloc_diff(const at_options_t *o)
     if (rc == 0 && !c.pairs) {
         fprintf(stderr, "archtrace: --diff: no process has both a snapshot '%s' (%s) and '%s' (%s)\n", s[0].name,
                 s[0].dir, s[1].name, s[1].dir);
+        return -ENOENT;
+    }
+    return rc;
+}
+
+/* ---- leaks: live at exit, not live at a marker ----------------------------- */
+
+static int cmp_growth(const void *a, const void *b)
+{
+    const diff_row_t *x = a, *y = b;
+    int64_t gx = x->size[1] - x->size[0], gy = y->size[1] - y->size[0];
+    if (gx != gy)
+        return gx < gy ? 1 : -1;
+    int c = strcmp(x->file, y->file);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* The lines of kind gkind that grew from sn0 (NULL: nothing) to sn1. */
+static int grown(const at_alloc_data_t *d, const at_alloc_snap_t *sn0, const at_alloc_snap_t *sn1, unsigned gkind,
+                 diff_t *df)
+{
+    memset(df, 0, sizeof *df);
+    int rc = add_snap(df, d, sn0, 0, gkind);
+    if (rc == 0)
+        rc = add_snap(df, d, sn1, 1, gkind);
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < df->n; i++)
+        if (df->v[i].size[1] > df->v[i].size[0])
+            df->v[k++] = df->v[i];
+    df->n = rc == 0 ? k : 0;
+    qsort(df->v, df->n, sizeof *df->v, cmp_growth);
+    return rc;
+}
+
+static void text_growth(const diff_t *df, int top, FILE *out)
+{
+    char size[32];
+    for (size_t i = 0; i < df->n && (int)i < top; i++) {
+        const diff_row_t *r = &df->v[i];
+        at_text_bytes(size, sizeof size, (double)(r->size[1] - r->size[0]));
+        fprintf(out, "    %s:%d: size=+%s, count=%+" PRId64 "\n", r->file, (int)r->line, size, r->count[1] - r->count[0]);
+    }
+    if (df->n > (size_t)top)
+        fprintf(out, "    ... %zu more lines (--top N shows more)\n", df->n - (size_t)top);
+    if (!df->n)
+        fprintf(out, "    none\n");
+}
+
+static void json_growth(const diff_t *df, at_json_t *j, const char *key)
+{
+    at_json_key(j, key);
+    at_json_arr_begin(j);
+    for (size_t i = 0; i < df->n; i++) {
+        at_json_obj_begin(j);
+        at_json_kv_str(j, "file", df->v[i].file);
+        at_json_kv_int(j, "line", df->v[i].line);
+        at_json_kv_int(j, "size", df->v[i].size[1] - df->v[i].size[0]);
+        at_json_kv_int(j, "count", df->v[i].count[1] - df->v[i].count[0]);
+        at_json_obj_end(j);
+    }
+    at_json_arr_end(j);
+}
+
+static int leaks_of(out_ctx_t *c, pid_t pid, const at_alloc_data_t *d, const at_alloc_snap_t *since,
+                    const at_alloc_snap_t *exit)
+{
+    diff_t py, native;
+    int top = c->o->top_n > 0 ? c->o->top_n : 10;
+    int rc = grown(d, since, exit, AT_ALLOC_GROUP_PY, &py);
+    if (rc == 0)
+        rc = grown(d, since, exit, AT_ALLOC_GROUP_NATIVE, &native);
+    if (rc == 0 && c->j) {
+        at_json_obj_begin(c->j);
+        at_json_kv_int(c->j, "pid", pid);
+        at_json_kv_double(c->j, "exit_t_s", snap_t(d, exit));
+        json_growth(&py, c->j, "python");
+        json_growth(&native, c->j, "native");
+        at_json_obj_end(c->j);
+    } else if (rc == 0) {
+        fprintf(c->out, "leaks, pid %d: live at exit (%.3f s) and not at ", (int)pid, snap_t(d, exit));
+        if (since)
+            fprintf(c->out, "'%s' (%.3f s)", c->s[0].name, snap_t(d, since));
+        else
+            fprintf(c->out, "start-up");
+        fprintf(c->out, ", net by line, most first\n  Python:\n");
+        text_growth(&py, top, c->out);
+        fprintf(c->out, "  native (by the Python line that called into native code):\n");
+        text_growth(&native, top, c->out);
+    }
+    c->pairs += rc == 0;
+    free(py.v);
+    free(native.v);
+    return rc;
+}
+
+static int run_leaks(out_ctx_t *c, const char *since)
+{
+    at_proc_list_t l;
+    int rc = at_proc_list_load(c->s[0].dir, &l);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < l.count; i++) {
+        at_alloc_data_t d;
+        if (at_alloc_load(c->s[0].dir, l.procs[i].key, &d) < 0)
+            continue;
+        const at_alloc_snap_t *from = since ? find_snap(&d, since) : NULL, *exit = find_snap(&d, "exit");
+        if (exit && (from || !since))
+            rc = leaks_of(c, l.procs[i].pid, &d, from, exit);
+        at_alloc_free(&d);
+    }
+    at_proc_list_free(&l);
+    return rc;
+}
+
+int at_alloc_leaks(const at_options_t *o)
+{
+    side_t s[1];
+    parse_side(o->leaks_since ? o->leaks_since : "exit", o->report_dir, &s[0]);
+    int json = o->format == AT_FMT_JSON || o->json_file;
+    FILE *out = o->json_file && strcmp(o->json_file, "-") ? fopen(o->json_file, "w") : stdout;
+    if (!out)
+        return -errno;
+    at_json_t j;
+    out_ctx_t c = { .o = o, .s = s, .out = out, .j = json ? &j : NULL };
+    if (json) {
+        at_json_init(&j, out, 1);
+        at_json_obj_begin(&j);
+        at_json_kv_str(&j, "schema", "archtrace/1");
+        at_json_key(&j, "leaks");
+        at_json_obj_begin(&j);
+        at_json_kv_str(&j, "since", o->leaks_since);
+        at_json_key(&j, "processes");
+        at_json_arr_begin(&j);
+    }
+    int rc = run_leaks(&c, o->leaks_since);
+    if (json) {
+        at_json_arr_end(&j);
+        at_json_obj_end(&j);
+        at_json_obj_end(&j);
+        fputc('\n', out);
+    }
+    if (out != stdout)
+        fclose(out);
+    if (rc == 0 && !c.pairs) {
+        fprintf(stderr, "archtrace: --leaks: no process has an exit snapshot%s%s%s (was it killed, or run with "
+                "--no-alloc?)\n", o->leaks_since ? " and a snapshot '" : "", o->leaks_since ? o->leaks_since : "",
+                o->leaks_since ? "'" : "");
         return -ENOENT;
     }
     return rc;

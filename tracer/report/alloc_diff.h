@@ -20,4 +20,12 @@
  * stderr); other -errno. */
 int at_alloc_diff(const at_options_t *o);
 
+/* `report --leaks [--leaks-since NAME] DIR`: per process, the lines whose
+ * live memory grew from the snapshot NAME (without it: from nothing, so
+ * everything still live) to the exit snapshot, Python and native apart,
+ * biggest growth first.  A net figure by line: a block allocated before
+ * NAME and freed after it offsets one allocated after it on the same
+ * line.  0; -ENOENT when no process has the snapshots (said); -errno. */
+int at_alloc_leaks(const at_options_t *o);
+
 #endif
