@@ -409,7 +409,10 @@ static void mark_running(async_ctx_t *c, uint64_t tasks_dict, at_asyncio_t *out)
 
 static int read_all(async_ctx_t *c, at_asyncio_t *out)
 {
-    qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
+    /* no candidate (asyncio imported, no task yet) leaves cand NULL, which
+     * qsort must not be given even with a count of 0 (UBSan: nonnull) */
+    if (c->ncand)
+        qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
     int cap = c->ncand < AT_ASYNC_MAX_TASKS ? c->ncand : AT_ASYNC_MAX_TASKS;
     if (!(out->tasks = calloc((size_t)(cap ? cap : 1), sizeof *out->tasks)))
         return -ENOMEM;
