@@ -33,6 +33,13 @@
  *     cc -Icommon -Itests/fuzz -o /tmp/gen tests/fuzz/gen_asyncio_seeds.c && /tmp/gen DIR
  * What each seed yields (tasks read, the running task found):
  *     FUZZ_ASYNCIO_VERBOSE=1 build-fz/fuzz/fuzz_asyncio DIR/three_tasks DIR/await_cycle ...
+ * With a second directory, /tmp/gen DIR SLOWDIR also writes
+ * SLOWDIR/summaries: a 95 KiB target of 200 tasks whose creation sites'
+ * FrameSummary type lacks the slots, which cost 38 million reads a call
+ * (two minutes under ASan) while py_asyncio.c looked the slots up again
+ * for each summary; 32 thousand since.  It stays out of the corpus (a
+ * mutation of it would take ~50 ms); replay it by hand:
+ *     FUZZ_ASYNCIO_VERBOSE=1 build-fz/fuzz/fuzz_asyncio SLOWDIR/summaries
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +81,14 @@ enum {
     IMAGE_SIZE = 0x3480,
     /* deep_chain's extension: DEEP coroutines, each awaiting the next */
     O_DEEP = 0x3480, DEEP = 70, DEEP_SLOT = 0xa0, BIG_IMAGE_SIZE = O_DEEP + DEEP * DEEP_SLOT,
+    /* the "summaries" input's extension (see make_summaries) */
+    SLOW_TASKS = 200, SLOW_KEYS = 2000,
+    O_SLOW_TABLE = 0x3480,                          /* 256 set slots              */
+    O_SLOW_REFS = O_SLOW_TABLE + 256 * 16,          /* SLOW_TASKS of 0x20 bytes   */
+    O_SLOW_TASKS = O_SLOW_REFS + SLOW_TASKS * 0x20, /* SLOW_TASKS of 0xc0 bytes   */
+    O_SLOW_TB = O_SLOW_TASKS + SLOW_TASKS * 0xc0,   /* a list of 32 summaries     */
+    O_SLOW_KEYS = O_SLOW_TB + 0x20 + 32 * 8,        /* FrameSummary's dict keys   */
+    SLOW_IMAGE_SIZE = O_SLOW_KEYS + 0x28 + SLOW_KEYS * 16,
 };
 
 /* str slots */
@@ -87,7 +102,7 @@ enum { K_MAIN, K_WORKER, K_GEN, K_FETCH };             /* code objects          
 
 #define RESUME 151   /* 3.11's opcode: its oparg says what the frame yielded from */
 
-static uint8_t img[BIG_IMAGE_SIZE];
+static uint8_t img[SLOW_IMAGE_SIZE > BIG_IMAGE_SIZE ? SLOW_IMAGE_SIZE : BIG_IMAGE_SIZE];
 
 static unsigned str_at(int slot)
 {
@@ -374,6 +389,39 @@ static void make_deep_chain(void)
     seed_put64(coro_at(C_GEN) + AT_GEN_IFRAME + AT_IFRAME_LOCALSPLUS, seed_at(O_DEEP));
 }
 
+/* SLOW_TASKS tasks, each created where a list of 32 FrameSummary says,
+ * whose type's dict has SLOW_KEYS entries and none of them "filename":
+ * a reader that looks the slots up again for each summary of a type it
+ * could not use makes 38 million reads. */
+static void make_summaries(void)
+{
+    seed_use(img, SLOW_IMAGE_SIZE);
+    seed_put64(O_DATASET + AT_SET_USED, SLOW_TASKS);
+    seed_put64(O_DATASET + AT_SET_MASK, 255);
+    seed_put64(O_DATASET + AT_SET_TABLE, seed_at(O_SLOW_TABLE));
+    seed_put64(O_SLOW_TB + AT_OBJECT_TYPE, WALK_LIST_TYPE);
+    seed_put64(O_SLOW_TB + AT_VAR_SIZE, 32);
+    seed_put64(O_SLOW_TB + AT_LIST_ITEMS, seed_at(O_SLOW_TB + 0x20));
+    for (unsigned i = 0; i < 32; i++)
+        seed_put64(O_SLOW_TB + 0x20 + i * 8, seed_at(O_FS));
+    for (unsigned i = 0; i < SLOW_TASKS; i++) {
+        unsigned wr = O_SLOW_REFS + i * 0x20, t = O_SLOW_TASKS + i * 0xc0;
+        seed_put64(O_SLOW_TABLE + i * 16, seed_at(wr));
+        seed_put64(O_SLOW_TABLE + i * 16 + 8, 0x7a5c0000u + i);
+        seed_put64(wr + AT_WEAKREF_OBJECT, seed_at(t));
+        seed_put64(t + AT_OBJECT_TYPE, seed_at(O_T_TASK));
+        seed_put64(t + AT_TASK_LOOP, seed_at(loop_at(0)));
+        seed_put64(t + AT_TASK_NAME, str_addr(S_MAIN));
+        seed_put64(t + AT_TASK_SOURCE_TB, seed_at(O_SLOW_TB));
+    }
+    seed_put64(O_FS_DICT + AT_DICT_KEYS, seed_at(O_SLOW_KEYS));
+    img[O_SLOW_KEYS + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
+    img[O_SLOW_KEYS + AT_DICTKEYS_KIND] = 1;
+    seed_put64(O_SLOW_KEYS + AT_DICTKEYS_NENTRIES, SLOW_KEYS);
+    for (int i = 0; i < SLOW_KEYS; i++)
+        seed_dict_entry(O_SLOW_KEYS, 0, i, str_addr(S_DATA), 0);
+}
+
 /* Header, patch, image. */
 int main(int argc, char **argv)
 {
@@ -430,5 +478,11 @@ int main(int argc, char **argv)
     base_image(); /* an await chain longer than AT_ASYNC_MAX_DEPTH */
     make_deep_chain();
     bad |= seed_write(dir, "deep_chain", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+
+    if (argc > 2) { /* the slow regression input, kept out of the corpus */
+        base_image();
+        make_summaries();
+        bad |= seed_write(argv[2], "summaries", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    }
     return bad;
 }

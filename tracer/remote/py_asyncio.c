@@ -28,6 +28,7 @@
 #define LIST_MAX       (1 << 24) /* a traceback list longer than this is corrupt */
 #define FUNC_MAX       256    /* bytes of a function or file name read      */
 #define RUNNING_MAX    256    /* loops' current tasks read from _current_tasks */
+#define FS_LOOKUPS_MAX 4      /* FrameSummary types whose slots are looked up (one is real) */
 
 typedef struct async_ctx {
     at_py_proc_t *p;
@@ -37,6 +38,7 @@ typedef struct async_ctx {
     uint64_t task_type;      /* _asyncio.Task                              */
     uint64_t fs_type;        /* traceback.FrameSummary, once its slots are known */
     int64_t fs_filename, fs_lineno, fs_name; /* their offsets            */
+    int fs_lookups;          /* slot lookups made, of FS_LOOKUPS_MAX       */
     uint64_t *cand;          /* candidate objects                          */
     int ncand, cap;
     int gone;                /* a read said the process exited             */
@@ -258,11 +260,18 @@ static int64_t slot_offset(async_ctx_t *c, uint64_t type, const char *name)
     return off >= 16 && off < SLOT_OFF_MAX && off % 8 == 0 ? off : -1;
 }
 
-/* FrameSummary's slots, looked up once per type. */
+/* FrameSummary's slots, looked up once per type, and for at most
+ * FS_LOOKUPS_MAX types a read: a lookup is 3 dict walks of up to 16384
+ * entries, and a type without the slots is not remembered, so a target
+ * whose summaries all have such a type would cost 3 walks per summary
+ * (32 per task, 4096 tasks: billions of reads). */
 static int frame_summary_slots(async_ctx_t *c, uint64_t type)
 {
     if (type && type == c->fs_type)
         return 0;
+    if (c->fs_lookups >= FS_LOOKUPS_MAX)
+        return -EPROTO;
+    c->fs_lookups++;
     c->fs_filename = slot_offset(c, type, "filename");
     c->fs_lineno = slot_offset(c, type, "lineno");
     c->fs_name = slot_offset(c, type, "name");
