@@ -48,10 +48,10 @@
  *   FRAME_READS    one coroutine of an await chain: its type, its header,
  *                  at_walker_frame (the frame, the code header, two names
  *                  and the line table twice), the RESUME and the stack top;
- *   SUMMARY_READS  one FrameSummary: its type, its type's 3 slots
- *                  looked up (a dict walk and 3 reads each) unless the
- *                  type is the one whose slots are known, 2 slots, 2 str
- *                  reads, the lineno's repr;
+ *   SUMMARY_READS  one FrameSummary: its type, 2 slots, 2 str reads,
+ *                  the lineno's repr (its type's slots are looked up,
+ *                  SLOTS_READS, for at most FS_LOOKUPS_MAX = 4 types a
+ *                  read);
  *   TASK_READS     one C task: its header and <= BASES_MAX = 16 tp_base
  *                  links, its name (a repr and a str), AT_ASYNC_MAX_DEPTH
  *                  coroutines and one more type, the traceback list (its
@@ -62,11 +62,11 @@
  * its data, _eager_tasks, _current_tasks and its values) and a probe; 2
  * sets (head, bases, table) and a weak reference per slot of at most
  * SET_SLOTS_MAX = 65536; at most 4 * AT_ASYNC_MAX_TASKS candidates of
- * which AT_ASYNC_MAX_TASKS are read as tasks.  That is 13 billion, all
- * but 0.14 billion of it the slot lookups of summaries whose type has no
- * slots, looked up again for each: more than the read counter holds, so
- * for at_asyncio_read the check cannot fail (libFuzzer's -timeout is
- * what catches a slow input there).
+ * which AT_ASYNC_MAX_TASKS are read as tasks; 4 slot lookups.  That is
+ * 143 million, 97% of it 4096 tasks each with 33 reprs of the full
+ * budget: no fuzz input gets near it, but a walk with one more factor in
+ * it (a loop on a cycle, a lookup per item that should be per type, as
+ * the slot lookups were: 13 billion) passes it at once.
  * at_async_now_read: a module and 2 dict walks, _current_tasks' values,
  * and per running task (at most AT_ASYNC_NOW_MAX) its header, 16 bases
  * and its name. */
@@ -74,12 +74,13 @@
 #define REPR_READS    1025ull
 #define FRAME_READS   10ull
 #define SLOTS_READS   (3 * (DICT_READS + 3))
-#define SUMMARY_READS (1 + SLOTS_READS + 2 + 2 + REPR_READS)
+#define SUMMARY_READS (1 + 2 + 2 + REPR_READS)
+#define FS_LOOKUPS    4ull
 #define TASK_READS    (17 + REPR_READS + 1 + (AT_ASYNC_MAX_DEPTH * FRAME_READS + 1) + 18 + \
                        AT_ASYNC_MAX_CREATED * SUMMARY_READS)
 #define CAND_READS    18ull
 #define READ_READS    (9 * DICT_READS + 1 + 2 * 18 + 65536 + 4ull * AT_ASYNC_MAX_TASKS * CAND_READS + \
-                       AT_ASYNC_MAX_TASKS * TASK_READS)
+                       AT_ASYNC_MAX_TASKS * TASK_READS + FS_LOOKUPS * SLOTS_READS)
 #define NOW_READS     (4 * DICT_READS + AT_ASYNC_NOW_MAX * (17 + REPR_READS + 1))
 
 static int verbose;
