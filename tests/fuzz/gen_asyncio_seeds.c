@@ -455,6 +455,15 @@ int main(int argc, char **argv)
     seed_put64(task_at(T_FETCH) + AT_TASK_NAME, seed_at(O_LONG_NAME));
     bad |= seed_write(dir, "odd_names", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
+    base_image(); /* a name of 60 CJK characters: its repr is 182 bytes, cut for the label */
+    uint16_t cjk[60];
+    for (int i = 0; i < 60; i++)
+        cjk[i] = 0x6f22;
+    memset(img + O_LONG_NAME, 0, IMAGE_SIZE - O_LONG_NAME);
+    seed_str_ucs2(O_LONG_NAME, cjk, 60);
+    seed_put64(task_at(T_MAIN) + AT_TASK_NAME, seed_at(O_LONG_NAME));
+    bad |= seed_write(dir, "wide_name", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+
     base_image(); /* the WeakSet's table claims 2^40 slots: only the eager set is read */
     seed_put64(O_DATASET + AT_SET_MASK, (1ull << 40) - 1);
     bad |= seed_write(dir, "huge_mask", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);

@@ -150,18 +150,30 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- one task -------------------------------------------------------------- */
 
+/* The bytes of s to keep within max: all of s when it fits, else a cut
+ * that does not split a UTF-8 sequence (a name cut mid-character is no
+ * longer valid UTF-8: a 60-character CJK name's repr is 182 bytes). */
+static int utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    while (n == max && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        max = --n;   /* s[n] continues a character begun before it */
+    return (int)n;
+}
+
 int at_asyncio_name(at_py_proc_t *p, uint64_t name, char *text, size_t tlen, char *label, size_t llen)
 {
     at_repr_t *r = name ? malloc(sizeof *r) : NULL;
     int rc = r ? at_py_repr(p, name, r, NULL) : -ENOMEM;
     if (at_py_str_read(&p->mem, &p->layout, p->unicode_type, name, text, tlen) < 0) {
         /* not a str: an int names "Task-N"; anything else shows its repr, cut to fit */
+        const char *shown = rc == 0 ? r->text : "?";
         int n = snprintf(text, tlen, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
-        snprintf(text + n, tlen - (size_t)n, "%.*s", (int)(tlen - (size_t)n - 1), rc == 0 ? r->text : "?");
+        snprintf(text + n, tlen - (size_t)n, "%.*s", utf8_cut(shown, tlen - (size_t)n - 1), shown);
         snprintf(label, llen, "%s", text);
     } else if (rc == 0 && (r->text[0] == '\'' || r->text[0] == '"') && strrchr(r->text, r->text[0]) > r->text) {
         size_t inner = (size_t)(strrchr(r->text, r->text[0]) - r->text - 1);
-        snprintf(label, llen, "%.*s%s", (int)(inner < llen - 4 ? inner : llen - 4),
+        snprintf(label, llen, "%.*s%s", utf8_cut(r->text + 1, inner < llen - 4 ? inner : llen - 4),
                  r->text + 1, r->truncated || inner >= llen - 4 ? AT_REPR_CUT : "");
     } else {
         snprintf(label, llen, "%s", text);
