@@ -467,6 +467,8 @@ int main(int argc, char **argv)
     base_image(); /* the WeakSet's table claims 2^40 slots: only the eager set is read */
     seed_put64(O_DATASET + AT_SET_MASK, (1ull << 40) - 1);
     bad |= seed_write(dir, "huge_mask", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
+    seed_put64(O_DATASET + AT_SET_MASK, INT64_MAX); /* mask + 1 would overflow */
+    bad |= seed_write(dir, "mask_int64_max", WALK_TYPES_EXPORTED, 0, 0, NULL, 0);
 
     base_image(); /* fetch's type derives from a type that derives from it */
     seed_put64(O_T_SUBTASK + AT_TYPE_BASE, seed_at(O_T_SUBTASK2));

@@ -112,7 +112,8 @@ static int scan_set(async_ctx_t *c, uint64_t set, int weak)
     int64_t mask = (int64_t)at_get_u64(head, L->set_mask);
     if (mask < 0 || at_get_u64(head, L->set_used) == 0)
         return 0;
-    size_t slots = mask + 1 < SET_SLOTS_MAX ? (size_t)mask + 1 : SET_SLOTS_MAX;
+    /* mask, not mask + 1, compared: a mask of INT64_MAX must not overflow */
+    size_t slots = mask < SET_SLOTS_MAX ? (size_t)mask + 1 : SET_SLOTS_MAX;
     uint8_t *table = malloc(slots * es);
     if (!table)
         return -ENOMEM;
