@@ -103,6 +103,7 @@ static inline void fake_target_proc(const fake_input_t *in, at_py_proc_t *proc)
             [AT_PYSYM_SET_TYPE] = WALK_SET_TYPE,     [AT_PYSYM_FROZENSET_TYPE] = WALK_FROZENSET_TYPE,
             [AT_PYSYM_CELL_TYPE] = WALK_CELL_TYPE,   [AT_PYSYM_NONE] = WALK_NONE,
             [AT_PYSYM_TRUE] = WALK_TRUE,             [AT_PYSYM_FALSE] = WALK_FALSE,
+            [AT_PYSYM_CORO_TYPE] = WALK_CORO_TYPE,   [AT_PYSYM_GEN_TYPE] = WALK_GEN_TYPE,
         };
         memcpy(proc->known, known, sizeof known);
     }

@@ -80,29 +80,18 @@ static void make_wide(unsigned o)
 
 static void make_type(unsigned o, int name_slot, const char *name)
 {
-    unsigned s = O_TYPENAMES + (unsigned)name_slot * 16;
-    memcpy(img + s, name, strlen(name) + 1);
-    seed_put64(o + AT_TYPE_NAME, seed_at(s));
+    seed_type_name(o, O_TYPENAMES + (unsigned)name_slot * 16, name);
 }
 
 /* A dict object at o over keys at k: kind, log2 of the index bytes (8). */
 static void make_dict(unsigned o, unsigned k, int kind, int64_t nentries)
 {
-    seed_put64(o + AT_OBJECT_TYPE, seed_at(O_T_DICT));
-    seed_put64(o + AT_DICT_KEYS, seed_at(k));
-    img[k + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
-    img[k + AT_DICTKEYS_KIND] = (uint8_t)kind;
-    seed_put64(k + AT_DICTKEYS_NENTRIES, (uint64_t)nentries);
+    seed_dict(o, seed_at(O_T_DICT), k, kind, nentries);
 }
 
-/* Entry i of the keys at k: (hash, key, value) when general, else (key, value). */
 static void put_entry(unsigned k, int general, int i, uint64_t key, uint64_t value)
 {
-    unsigned e = k + AT_DICTKEYS_INDICES + 8 + (unsigned)i * (general ? 24 : 16);
-    if (general)
-        seed_put64(e, 0x5eed0000u + (unsigned)i), e += 8;
-    seed_put64(e, key);
-    seed_put64(e + 8, value);
+    seed_dict_entry(k, general, i, key, value);
 }
 
 /* An int with 1..3 30-bit digits. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* seed_image.h - building fake 3.11 target images for the fuzz seed generators
- * (gen_walk_seeds.c, gen_names_seeds.c): write fields of the layout in
+ * (gen_walk_seeds.c, gen_names_seeds.c, ...): write fields of the layout in
  * py311.h into an image, then write it out as a fuzz input in
  * walk_image.h's format.  Header-only: each generator is one program.
  */
@@ -54,6 +54,38 @@ static void seed_str_ucs2(unsigned o, const uint16_t *chars, size_t n)
     seed_put64(o + AT_UNICODE_LENGTH, n);
     seed_put32(o + AT_UNICODE_STATE, 2u << 2 | 1u << 5 | 1u << 7); /* kind 2, compact, ready */
     memcpy(seed_img + o + AT_SIZEOF_PYCOMPACTUNICODEOBJECT, chars, n * sizeof *chars);
+}
+
+/* The dict helpers below are inline so that a generator which builds no
+ * dict does not warn about them. */
+
+/* A C string at off, and the type at type naming it (tp_name): py_names.c
+ * recognises dicts, modules and ints by that name. */
+static inline void seed_type_name(unsigned type, unsigned off, const char *name)
+{
+    memcpy(seed_img + off, name, strlen(name) + 1);
+    seed_put64(type + AT_TYPE_NAME, seed_at(off));
+}
+
+/* A dict object of type `type` at o over keys at k: kind (general,
+ * unicode or split), 8 one-byte indices, nentries entries used. */
+static inline void seed_dict(unsigned o, uint64_t type, unsigned k, int kind, int64_t nentries)
+{
+    seed_put64(o + AT_OBJECT_TYPE, type);
+    seed_put64(o + AT_DICT_KEYS, seed_at(k));
+    seed_img[k + AT_DICTKEYS_LOG2_INDEX_BYTES] = 3;
+    seed_img[k + AT_DICTKEYS_KIND] = (uint8_t)kind;
+    seed_put64(k + AT_DICTKEYS_NENTRIES, (uint64_t)nentries);
+}
+
+/* Entry i of the keys at k: (hash, key, value) when general, else (key, value). */
+static inline void seed_dict_entry(unsigned k, int general, int i, uint64_t key, uint64_t value)
+{
+    unsigned e = k + AT_DICTKEYS_INDICES + 8 + (unsigned)i * (general ? 24 : 16);
+    if (general)
+        seed_put64(e, 0x5eed0000u + (unsigned)i), e += 8;
+    seed_put64(e, key);
+    seed_put64(e + 8, value);
 }
 
 /* dir/name: the header, the patch, then the image.  0, or 1 on error. */

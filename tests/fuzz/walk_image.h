@@ -37,6 +37,9 @@
 #define WALK_NONE            0x0fffff000d00ull
 #define WALK_TRUE            0x0fffff000e00ull
 #define WALK_FALSE           0x0fffff000f00ull
+/* the coroutine and generator types py_asyncio.c follows (fuzz_asyncio) */
+#define WALK_CORO_TYPE       0x0fffff001000ull
+#define WALK_GEN_TYPE        0x0fffff001100ull
 
 #define WALK_HDR_SIZE        5
 #define WALK_PATCH_MAX       32

@@ -28,6 +28,7 @@
 #define LIST_MAX       (1 << 24) /* a traceback list longer than this is corrupt */
 #define FUNC_MAX       256    /* bytes of a function or file name read      */
 #define RUNNING_MAX    256    /* loops' current tasks read from _current_tasks */
+#define FS_LOOKUPS_MAX 4      /* FrameSummary types whose slots are looked up (one is real) */
 
 typedef struct async_ctx {
     at_py_proc_t *p;
@@ -37,6 +38,7 @@ typedef struct async_ctx {
     uint64_t task_type;      /* _asyncio.Task                              */
     uint64_t fs_type;        /* traceback.FrameSummary, once its slots are known */
     int64_t fs_filename, fs_lineno, fs_name; /* their offsets            */
+    int fs_lookups;          /* slot lookups made, of FS_LOOKUPS_MAX       */
     uint64_t *cand;          /* candidate objects                          */
     int ncand, cap;
     int gone;                /* a read said the process exited             */
@@ -110,7 +112,8 @@ static int scan_set(async_ctx_t *c, uint64_t set, int weak)
     int64_t mask = (int64_t)at_get_u64(head, L->set_mask);
     if (mask < 0 || at_get_u64(head, L->set_used) == 0)
         return 0;
-    size_t slots = mask + 1 < SET_SLOTS_MAX ? (size_t)mask + 1 : SET_SLOTS_MAX;
+    /* mask, not mask + 1, compared: a mask of INT64_MAX must not overflow */
+    size_t slots = mask < SET_SLOTS_MAX ? (size_t)mask + 1 : SET_SLOTS_MAX;
     uint8_t *table = malloc(slots * es);
     if (!table)
         return -ENOMEM;
@@ -148,18 +151,30 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- one task -------------------------------------------------------------- */
 
+/* The bytes of s to keep within max: all of s when it fits, else a cut
+ * that does not split a UTF-8 sequence (a name cut mid-character is no
+ * longer valid UTF-8: a 60-character CJK name's repr is 182 bytes). */
+static int utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    while (n == max && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        max = --n;   /* s[n] continues a character begun before it */
+    return (int)n;
+}
+
 int at_asyncio_name(at_py_proc_t *p, uint64_t name, char *text, size_t tlen, char *label, size_t llen)
 {
     at_repr_t *r = name ? malloc(sizeof *r) : NULL;
     int rc = r ? at_py_repr(p, name, r, NULL) : -ENOMEM;
     if (at_py_str_read(&p->mem, &p->layout, p->unicode_type, name, text, tlen) < 0) {
         /* not a str: an int names "Task-N"; anything else shows its repr, cut to fit */
+        const char *shown = rc == 0 ? r->text : "?";
         int n = snprintf(text, tlen, "%s", rc == 0 && !strcmp(r->type, "int") ? "Task-" : "");
-        snprintf(text + n, tlen - (size_t)n, "%.*s", (int)(tlen - (size_t)n - 1), rc == 0 ? r->text : "?");
+        snprintf(text + n, tlen - (size_t)n, "%.*s", utf8_cut(shown, tlen - (size_t)n - 1), shown);
         snprintf(label, llen, "%s", text);
     } else if (rc == 0 && (r->text[0] == '\'' || r->text[0] == '"') && strrchr(r->text, r->text[0]) > r->text) {
         size_t inner = (size_t)(strrchr(r->text, r->text[0]) - r->text - 1);
-        snprintf(label, llen, "%.*s%s", (int)(inner < llen - 4 ? inner : llen - 4),
+        snprintf(label, llen, "%.*s%s", utf8_cut(r->text + 1, inner < llen - 4 ? inner : llen - 4),
                  r->text + 1, r->truncated || inner >= llen - 4 ? AT_REPR_CUT : "");
     } else {
         snprintf(label, llen, "%s", text);
@@ -258,11 +273,18 @@ static int64_t slot_offset(async_ctx_t *c, uint64_t type, const char *name)
     return off >= 16 && off < SLOT_OFF_MAX && off % 8 == 0 ? off : -1;
 }
 
-/* FrameSummary's slots, looked up once per type. */
+/* FrameSummary's slots, looked up once per type, and for at most
+ * FS_LOOKUPS_MAX types a read: a lookup is 3 dict walks of up to 16384
+ * entries, and a type without the slots is not remembered, so a target
+ * whose summaries all have such a type would cost 3 walks per summary
+ * (32 per task, 4096 tasks: billions of reads). */
 static int frame_summary_slots(async_ctx_t *c, uint64_t type)
 {
     if (type && type == c->fs_type)
         return 0;
+    if (c->fs_lookups >= FS_LOOKUPS_MAX)
+        return -EPROTO;
+    c->fs_lookups++;
     c->fs_filename = slot_offset(c, type, "filename");
     c->fs_lineno = slot_offset(c, type, "lineno");
     c->fs_name = slot_offset(c, type, "name");
@@ -409,7 +431,10 @@ static void mark_running(async_ctx_t *c, uint64_t tasks_dict, at_asyncio_t *out)
 
 static int read_all(async_ctx_t *c, at_asyncio_t *out)
 {
-    qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
+    /* no candidate (asyncio imported, no task yet) leaves cand NULL, which
+     * qsort must not be given even with a count of 0 (UBSan: nonnull) */
+    if (c->ncand)
+        qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
     int cap = c->ncand < AT_ASYNC_MAX_TASKS ? c->ncand : AT_ASYNC_MAX_TASKS;
     if (!(out->tasks = calloc((size_t)(cap ? cap : 1), sizeof *out->tasks)))
         return -ENOMEM;
