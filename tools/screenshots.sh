@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # screenshots.sh - remake the pictures in docs/img/ from the labs: a CPU
-# flame graph and the GIL timeline of lab 08, a memory flame graph of lab 04,
-# and `archtrace top` watching lab 08.  Everything is rendered offline by
+# flame graph and the GIL timeline of lab 08, a memory flame graph, the
+# HTML report and the memory plot of lab 04, and `archtrace top` watching
+# lab 08.  Everything is rendered offline by
 # Debian's chromium: the SVGs directly, the Chrome trace JSON in the
 # Performance panel of chromium's own DevTools (driven by playwright-core),
 # the terminal through tmux and a small ANSI-to-HTML step.
@@ -104,6 +105,22 @@ lab04_memory_flamegraph() {
     shoot "$work/lab04-mem.svg" "$out/flamegraph-memory.png" 1200 "$(svg_height "$work/lab04-mem.svg")"
 }
 
+# lab 04's session as one HTML page, and its memory over time on its own
+lab04_html_report() {
+    if ! "$archtrace" --help 2>&1 | grep -- 'html' >/dev/null; then
+        say "skipping the HTML report: this archtrace has no --format html yet"
+        return 0
+    fi
+    say "lab 04 under archtrace: the HTML report and the memory plot"
+    rm -rf "$work/lab04.session"
+    (cd "$root" && run "$archtrace" -q -o "$work/lab04.session" "$python" labs/lab04.py) >"$work/lab04-html.out"
+    (cd "$root" && run "$archtrace" -q report --format html --out "$work/lab04.html" "$work/lab04.session")
+    (cd "$root" && run "$archtrace" -q report --format svg --memory-plot --out "$work/lab04-memory.svg" \
+        "$work/lab04.session")
+    shoot "$work/lab04.html" "$out/report-html.png" 1200 1800
+    shoot "$work/lab04-memory.svg" "$out/memory-plot.png" 960 "$(svg_height "$work/lab04-memory.svg")"
+}
+
 timelines() {
     local mode
     for mode in gil run; do
@@ -170,5 +187,6 @@ prepare
 lab08_trace_and_cpu_flamegraph
 timelines
 lab04_memory_flamegraph
+lab04_html_report
 top_screen
 say "done: $(cd "$out" && ls ./*.png | tr '\n' ' ')"

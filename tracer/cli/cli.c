@@ -32,6 +32,8 @@ static const char usage[] =
     "  --format FMT         text (default, stderr) | json | collapsed | chrome | svg\n"
     "                       | pprof (gzipped profile.proto: go tool pprof, Pyroscope)\n"
     "                       | speedscope (speedscope.app, a profile per thread)\n"
+    "                       | html (one page: summary, GIL timeline, flame graphs,\n"
+    "                       memory plot, the text report; works offline)\n"
     "  --out FILE           where --format output goes (default: stdout for\n"
     "                       report/record, archtrace.<ext> for run)\n"
     "  --no-alloc --no-gil --no-imports --no-sample\n"
@@ -93,7 +95,7 @@ void at_options_defaults(at_options_t *o)
 
 int at_format_from_name(const char *name)
 {
-    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg", "pprof", "speedscope" };
+    static const char *names[] = { "text", "json", "collapsed", "chrome", "svg", "pprof", "speedscope", "html" };
     for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
         if (strcmp(name, names[i]) == 0)
             return i;

@@ -22,6 +22,7 @@ typedef enum at_format {
     AT_FMT_SVG,       /* self-drawn interactive flame graph                */
     AT_FMT_PPROF,     /* gzipped profile.proto: go tool pprof, Pyroscope  */
     AT_FMT_SPEEDSCOPE,/* speedscope's file format, a profile per thread    */
+    AT_FMT_HTML,      /* one self-contained page (report/html.h)           */
 } at_format_t;
 
 typedef struct at_options {

@@ -61,10 +61,18 @@ static double nice_step(double max)
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
 }
 
+/* The same in the unit the labels use (KiB, MiB, GiB), so a byte axis
+ * reads 10 MiB, 20 MiB rather than 19.1 MiB, 38.1 MiB. */
+static double nice_bytes_step(double max)
+{
+    double unit = max >= 1073741824.0 ? 1073741824.0 : max >= 1048576.0 ? 1048576.0 : max >= 1024.0 ? 1024.0 : 1.0;
+    return nice_step(max / unit) * unit;
+}
+
 static void axes(FILE *out, const chart_t *c)
 {
     char label[32];
-    double step = nice_step(c->v_max), tstep = nice_step(c->t_max);
+    double step = nice_bytes_step(c->v_max), tstep = nice_step(c->t_max);
     for (double v = 0; v <= c->v_max * 1.0001; v += step) {
         at_text_bytes(label, sizeof label, v);
         fprintf(out, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, y_of(c, v),
@@ -135,7 +143,7 @@ static void chart(FILE *out, const at_mem_series_t *s, double y0, const char *di
         for (int k = 0; k < 3; k++)
             if ((double)at_mem_point_value(&s->p[i], k) > c.v_max)
                 c.v_max = (double)at_mem_point_value(&s->p[i], k);
-    c.v_max = c.v_max > 0 ? ceil(c.v_max / nice_step(c.v_max)) * nice_step(c.v_max) : 1;
+    c.v_max = c.v_max > 0 ? ceil(c.v_max / nice_bytes_step(c.v_max)) * nice_bytes_step(c.v_max) : 1;
     c.t_max = c.t_max > 0 ? c.t_max : 1e-3;
     legend(out, &c, key);
     axes(out, &c);
