@@ -450,3 +450,21 @@ AT_TEST_EACH_END_SHAPE(asyncio, run_puts_samples_under_their_tasks, .timeout = 6
     cr_expect(tags && strstr(tags, ": heavy\n") && strstr(tags, ": light\n"), "%s: pprof tags: %s", shape, tags);
     free(dir), free(err), free(folded), free(tags);
 }
+
+/* `top -p` of a busy loop (50 spinning tasks, short ones coming and
+ * going): its log lines count the loop's tasks, read each refresh. */
+AT_TEST_EACH_END_SHAPE(asyncio, top_counts_tasks_per_loop, .timeout = 60)
+{
+    fixture_t f;
+    char *out = NULL, *err = NULL;
+    start_script(&f, shape, "asyncio_busy.py", NULL);
+    int rc = at_test_shf(&out, &err, "timeout --preserve-status -s INT 3.5 '%s' top -p %d", at_test_archtrace(),
+                         (int)f.pid);
+    stop(&f);
+    cr_expect(rc == 0 || rc == 130, "%s: top exited %d: %s", shape, rc, err);
+    const char *at = out ? strstr(out, " | tasks by loop 0x") : NULL;
+    int tasks = at ? atoi(strchr(at + 19, ' ') + 1) : 0;
+    cr_expect(tasks >= 51 && tasks <= 120, "%s: %d tasks counted (50 spinners, main, a few short ones):\n%s", shape,
+              tasks, out);
+    free(out), free(err);
+}

@@ -9,6 +9,7 @@
  * bounded dict walk; str and int values with py_str.c and py_repr.c.
  */
 #include "remote/py_asyncio.h"
+#include "remote/py_asyncio_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +21,7 @@
 #include "remote/py_str.h"
 
 #define SET_SLOTS_MAX  65536  /* set table slots scanned (1 MiB of entries) */
-#define TASK_READ_MAX  256    /* bytes of a TaskObj (144-176) read at most  */
-#define GEN_READ_MAX   (TASK_READ_MAX) /* a coroutine through its frame's header */
+#define GEN_READ_MAX   (AT_ASYNC_TASK_READ_MAX) /* a coroutine through its frame's header */
 #define BASES_MAX      16     /* tp_base links followed to find Task        */
 #define STACK_SLOTS    (1 << 20) /* a frame's stacktop believed up to this  */
 #define SLOT_OFF_MAX   4096   /* a __slots__ slot lies this near the header */
@@ -30,19 +30,6 @@
 #define RUNNING_MAX    256    /* loops' current tasks read from _current_tasks */
 #define FS_LOOKUPS_MAX 4      /* FrameSummary types whose slots are looked up (one is real) */
 
-typedef struct async_ctx {
-    at_py_proc_t *p;
-    const at_pylayout_t *L;
-    at_walker_t *w;
-    at_symtab_t *syms;
-    uint64_t task_type;      /* _asyncio.Task                              */
-    uint64_t fs_type;        /* traceback.FrameSummary, once its slots are known */
-    int64_t fs_filename, fs_lineno, fs_name; /* their offsets            */
-    int fs_lookups;          /* slot lookups made, of FS_LOOKUPS_MAX       */
-    uint64_t *cand;          /* candidate objects                          */
-    int ncand, cap;
-    int gone;                /* a read said the process exited             */
-} async_ctx_t;
 
 const char *at_async_state_name(at_async_state_t s)
 {
@@ -50,13 +37,6 @@ const char *at_async_state_name(at_async_state_t s)
 }
 
 /* ---- reads --------------------------------------------------------------- */
-
-static int rd(async_ctx_t *c, uint64_t addr, void *buf, size_t len)
-{
-    int rc = at_remote_read(&c->p->mem, addr, buf, len);
-    c->gone |= rc == -ESRCH;
-    return rc;
-}
 
 static uint64_t rd_u64(async_ctx_t *c, uint64_t addr)
 {
@@ -70,7 +50,7 @@ static uint64_t type_of(async_ctx_t *c, uint64_t obj)
 }
 
 /* type is `base` or derives from it (tp_base links, bounded). */
-static int derives(async_ctx_t *c, uint64_t type, uint64_t base)
+int at_asyncio_derives(async_ctx_t *c, uint64_t type, uint64_t base)
 {
     for (int i = 0; type && base && i < BASES_MAX; i++) {
         if (type == base)
@@ -107,7 +87,7 @@ static int scan_set(async_ctx_t *c, uint64_t set, int weak)
     size_t es = (size_t)L->sizeof_setentry;
     if (!set || L->set_table + 8 > (int32_t)sizeof head || es < 16 || es > 64 ||
         rd(c, set, head, (size_t)L->set_table + 8) < 0 ||
-        !derives(c, at_get_u64(head, L->object_type), c->p->known[AT_PYSYM_SET_TYPE]))
+        !at_asyncio_derives(c, at_get_u64(head, L->object_type), c->p->known[AT_PYSYM_SET_TYPE]))
         return 0;
     int64_t mask = (int64_t)at_get_u64(head, L->set_mask);
     if (mask < 0 || at_get_u64(head, L->set_used) == 0)
@@ -132,7 +112,7 @@ static int scan_set(async_ctx_t *c, uint64_t set, int weak)
 
 /* The tasks asyncio knows: the WeakSet (3.11's _all_tasks, later
  * _scheduled_tasks) and 3.12's _eager_tasks. */
-static int gather(async_ctx_t *c, uint64_t tasks_dict)
+int at_asyncio_gather(async_ctx_t *c, uint64_t tasks_dict)
 {
     uint64_t weakset = at_py_dict_get_str(c->p, tasks_dict, "_scheduled_tasks");
     if (!weakset)
@@ -143,7 +123,7 @@ static int gather(async_ctx_t *c, uint64_t tasks_dict)
     return rc;
 }
 
-static int cmp_u64(const void *a, const void *b)
+int at_asyncio_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
@@ -333,7 +313,7 @@ static void read_created(async_ctx_t *c, at_async_task_t *t, uint64_t tb)
     uint64_t items[AT_ASYNC_MAX_CREATED];
     if (!tb || tb == c->p->known[AT_PYSYM_NONE] || L->list_items + 8 > (int32_t)sizeof head ||
         rd(c, tb, head, (size_t)L->list_items + 8) < 0 ||
-        !derives(c, at_get_u64(head, L->object_type), c->p->known[AT_PYSYM_LIST_TYPE]))
+        !at_asyncio_derives(c, at_get_u64(head, L->object_type), c->p->known[AT_PYSYM_LIST_TYPE]))
         return;
     int64_t n = (int64_t)at_get_u64(head, L->var_size);
     if (n < 0 || n > LIST_MAX)
@@ -351,8 +331,8 @@ static void read_created(async_ctx_t *c, at_async_task_t *t, uint64_t tb)
 static int read_task(async_ctx_t *c, uint64_t addr, at_async_task_t *t)
 {
     const at_pylayout_t *L = c->L;
-    uint8_t b[TASK_READ_MAX];
-    if (rd(c, addr, b, (size_t)L->task_read) < 0 || !derives(c, at_get_u64(b, L->object_type), c->task_type))
+    uint8_t b[AT_ASYNC_TASK_READ_MAX];
+    if (rd(c, addr, b, (size_t)L->task_read) < 0 || !at_asyncio_derives(c, at_get_u64(b, L->object_type), c->task_type))
         return -1;
     memset(t, 0, sizeof *t);
     t->addr = addr;
@@ -434,7 +414,7 @@ static int read_all(async_ctx_t *c, at_asyncio_t *out)
     /* no candidate (asyncio imported, no task yet) leaves cand NULL, which
      * qsort must not be given even with a count of 0 (UBSan: nonnull) */
     if (c->ncand)
-        qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, cmp_u64);
+        qsort(c->cand, (size_t)c->ncand, sizeof *c->cand, at_asyncio_cmp_u64);
     int cap = c->ncand < AT_ASYNC_MAX_TASKS ? c->ncand : AT_ASYNC_MAX_TASKS;
     if (!(out->tasks = calloc((size_t)(cap ? cap : 1), sizeof *out->tasks)))
         return -ENOMEM;
@@ -459,14 +439,14 @@ int at_asyncio_read(at_py_proc_t *p, at_walker_t *w, at_symtab_t *syms, at_async
 {
     async_ctx_t c = { .p = p, .L = &p->layout, .w = w, .syms = syms };
     memset(out, 0, sizeof *out);
-    if (p->layout.task_read > TASK_READ_MAX || p->layout.gen_iframe + AT_READ_FRAME > GEN_READ_MAX)
+    if (p->layout.task_read > AT_ASYNC_TASK_READ_MAX || p->layout.gen_iframe + AT_READ_FRAME > GEN_READ_MAX)
         return -EPROTO;
     uint64_t tasks_dict = at_py_module_dict(p, "asyncio.tasks"), c_mod = at_py_module_dict(p, "_asyncio");
     out->imported = tasks_dict != 0;
     c.task_type = c_mod ? at_py_dict_get_str(p, c_mod, "Task") : 0;
     if (!tasks_dict)
         return at_remote_read_u64(&p->mem, p->runtime, &(uint64_t){ 0 }) == -ESRCH ? -ESRCH : 0;
-    int rc = gather(&c, tasks_dict);
+    int rc = at_asyncio_gather(&c, tasks_dict);
     if (rc == 0)
         rc = read_all(&c, out);
     if (rc == 0)

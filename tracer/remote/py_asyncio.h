@@ -92,6 +92,19 @@ void at_asyncio_free(at_asyncio_t *a);
  * -ESRCH when the process is gone. */
 int at_asyncio_name(at_py_proc_t *p, uint64_t name, char *text, size_t tlen, char *label, size_t llen);
 
+/* Tasks of one event loop, for `top` (at_asyncio_count). */
+typedef struct at_async_loop_count {
+    uint64_t loop;           /* the event loop object                     */
+    int tasks;               /* C tasks asyncio holds for it              */
+    int pending;             /* of them not done nor cancelled            */
+} at_async_loop_count_t;
+
+/* Count p's C tasks by event loop into loops[0..max) without reading
+ * names or stacks (one read per task); *other counts tasks of another
+ * class (_PyTask).  The number of loops, 0 when asyncio is not imported;
+ * -ESRCH when the process is gone, -EPROTO without a TaskObj layout. */
+int at_asyncio_count(at_py_proc_t *p, at_async_loop_count_t *loops, int max, int *other);
+
 /* "pending", "done", "cancelled". */
 const char *at_async_state_name(at_async_state_t s);
 

@@ -33,6 +33,7 @@
 #define AT_TOP_MAX_IMPORTS  12   /* import rows                             */
 #define AT_TOP_NAME         160  /* bytes kept of a name or file            */
 #define AT_TOP_GC_GENS      3
+#define AT_TOP_MAX_LOOPS    4     /* asyncio event loops shown             */
 #define AT_TOP_MAX_PROCS    16   /* processes of the tree listed            */
 
 /* What `s` cycles through. */
@@ -135,6 +136,11 @@ typedef struct at_top_snap {
     int have_gc;                  /* GC counters read from the interpreter   */
     uint64_t gc_runs[AT_TOP_GC_GENS];  /* collections per generation         */
     uint64_t gc_collected;        /* objects collected, all generations      */
+    int nloops;                   /* asyncio event loops with tasks (0: none,
+                                     or asyncio not imported)               */
+    struct { uint64_t loop; int tasks, pending; } loops[AT_TOP_MAX_LOOPS];
+    int loops_more;               /* loops past AT_TOP_MAX_LOOPS             */
+    int py_tasks;                 /* pure-Python tasks, counted, not by loop */
     int nprocs;                   /* the tree, root first (1: no children)   */
     at_top_proc_t procs[AT_TOP_MAX_PROCS];
     char last_output[160];        /* last line COMMAND printed (screen mode) */

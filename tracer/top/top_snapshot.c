@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote/py_asyncio.h"
 #include "remote/remote.h"
 #include "session/gil_model.h"
 #include "top/top_model_int.h"
@@ -146,6 +147,21 @@ static void snap_gc(at_top_model_t *m, at_top_snap_t *s)
     s->have_gc = 1;
 }
 
+/* asyncio's tasks per event loop (one read per task, names and stacks
+ * left out: py_asyncio_count.c). */
+static void snap_asyncio(at_top_model_t *m, at_top_snap_t *s)
+{
+    at_async_loop_count_t loops[AT_TOP_MAX_LOOPS + 1];
+    int n = at_asyncio_count(&m->target->proc, loops, AT_TOP_MAX_LOOPS + 1, &s->py_tasks);
+    for (int i = 0; i < n && i < AT_TOP_MAX_LOOPS; i++) {
+        s->loops[i].loop = loops[i].loop;
+        s->loops[i].tasks = loops[i].tasks;
+        s->loops[i].pending = loops[i].pending;
+    }
+    s->nloops = n < 0 ? 0 : n < AT_TOP_MAX_LOOPS ? n : AT_TOP_MAX_LOOPS;
+    s->loops_more = n > AT_TOP_MAX_LOOPS;
+}
+
 /* The tree under the root, and the process the query picks: taken when
  * it is in the tree (a pid from an old frame may be gone) and was not
  * refused already (a shell, a non-Python helper). */
@@ -193,8 +209,10 @@ void at_top_model_snapshot(at_top_model_t *m, const at_top_query_t *q, at_top_sn
         copy_str(s->status, sizeof s->status, m->switch_err);
     if (m->target) {
         snap_sampled(m, q, s);
-        if (!m->gone)
+        if (!m->gone) {
             snap_gc(m, s);
+            snap_asyncio(m, s);
+        }
         if (gil)
             at_top_merge_gil(m, gil, s, now, q->peek);
         if (!q->peek)

@@ -353,6 +353,19 @@ static void gc_line(line_t *l, const at_top_snap_t *s)
          (unsigned long long)s->gc_runs[2], (unsigned long long)s->gc_collected);
 }
 
+/* asyncio's tasks by event loop (a row only when there are any). */
+static void asyncio_line(line_t *l, const at_top_snap_t *s)
+{
+    title(l, "asyncio ");
+    for (int i = 0; i < s->nloops; i++)
+        putf(l, "%s loop 0x%llx: %d tasks (%d pending)", i ? "," : " ", (unsigned long long)s->loops[i].loop,
+             s->loops[i].tasks, s->loops[i].pending);
+    if (s->loops_more)
+        put(l, ", more loops");
+    if (s->py_tasks)
+        putf(l, "; %d pure-Python tasks", s->py_tasks);
+}
+
 static void keys_line(line_t *l, const at_top_snap_t *s)
 {
     put_attr(l, REVERSE);
@@ -379,7 +392,7 @@ typedef struct layout {
 static layout_t share_rows(const at_top_snap_t *s, int rows, int nthreads)
 {
     layout_t lay = { 0, 0, 0, 0 };
-    int avail = rows - FIXED_ROWS - (s->nprocs > 1);
+    int avail = rows - FIXED_ROWS - (s->nprocs > 1) - (s->nloops > 0 || s->py_tasks > 0);
     if (avail <= 0)
         return lay;
     int tmax = avail * 3 / 8 > 2 ? avail * 3 / 8 : 2;
@@ -434,6 +447,8 @@ void at_top_view_screen(FILE *out, const at_top_snap_t *s, int rows, int cols, i
     for (int i = 0; i < lay.imports; i++)
         ROW(import_row(&l, &s->imports[i]));
     ROW(gc_line(&l, s));
+    if (s->nloops > 0 || s->py_tasks > 0)
+        ROW(asyncio_line(&l, s));
     while (used < rows - 1)
         ROW((void)0);
     /* the last row without a newline, so the screen never scrolls */
@@ -487,6 +502,8 @@ void at_top_view_line(FILE *out, const at_top_snap_t *s)
         fprintf(out, " | imports %u", s->import_count);
     if (s->have_gc)
         fprintf(out, " | gc %llu", (unsigned long long)(s->gc_runs[0] + s->gc_runs[1] + s->gc_runs[2]));
+    for (int i = 0; i < s->nloops; i++)
+        fprintf(out, "%s0x%llx %d", i ? ", " : " | tasks by loop ", (unsigned long long)s->loops[i].loop, s->loops[i].tasks);
     if (s->nprocs > 1) {
         fputs(" | procs", out);
         for (int i = 0; i < s->nprocs; i++) {
