@@ -128,6 +128,8 @@ int at_memory_chrome(const char *dir, pid_t pid, at_json_t *j, const at_options_
     if (rc < 0)
         return rc;
     for (int i = 0; i < s->n; i++) {
+        if (s->p[i].py < 0)
+            continue;   /* before the shim started: the counter track is Python's first */
         at_json_obj_begin(j);
         at_json_kv_str(j, "name", "memory");
         at_json_kv_str(j, "ph", "C");
