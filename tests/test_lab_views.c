@@ -171,20 +171,29 @@ static const char lab11_checks[] =
     "  and '_read' in t['waited_most_in']],"
     " {g['tid']: g for p in d['processes'] if p['gil'] for g in p['gil']['threads']})";
 
-AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab11_workers_wait_in_redis_outside_the_gil, .timeout = 90)
+/* `archtrace OPTIONS PY labs/labNN.py --json J`: the lab's own VERIFY
+ * line, the JSON checks (CHECKS evaluates to the list of failed ones)
+ * and, in the text report, a table whose first line holds HEADING. */
+static void lab_outside(const char *shape, const char *py, int lab, const char *options, const char *checks,
+                        const char *heading)
 {
-    const char *py = venv_python(shape);
-    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[1024];
+    char *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[1024], verify[32];
     snprintf(json, sizeof json, "%s/r.json", dir);
-    int rc = at_test_shf(&out, &err, "'%s' --idle --top 12 --json '%s' '%s' labs/lab11.py", at_test_archtrace(),
-                         json, py);
-    cr_assert_eq(rc, 0, "%s: lab11 under archtrace exited %d:\n%s\n%s", shape, rc, out, err);
-    cr_expect(strstr(out, "VERIFY lab11:"), "%s: the lab's own verification is missing:\n%s", shape, out);
-    char *failed = at_test_json(json, lab11_checks);
+    snprintf(verify, sizeof verify, "VERIFY lab%02d:", lab);
+    int rc = at_test_shf(&out, &err, "'%s' %s --json '%s' '%s' labs/lab%02d.py", at_test_archtrace(), options, json, py,
+                         lab);
+    cr_assert_eq(rc, 0, "%s: lab%02d under archtrace exited %d:\n%s\n%s", shape, lab, rc, out, err);
+    cr_expect(strstr(out, verify), "%s: the lab's own verification is missing:\n%s", shape, out);
+    char *failed = at_test_json(json, checks);
     tu_rmtree(dir);
     cr_expect_str_eq(failed, "[]", "%s: failed checks: %s\nreport:\n%s", shape, failed, err);
-    cr_expect(strstr(err, "  by thread (idle: not running"), "%s: no by-thread table:\n%s", shape, err);
+    cr_expect(strstr(err, heading), "%s: no '%s' table:\n%s", shape, heading, err);
     free(dir), free(out), free(err), free(failed);
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab11_workers_wait_in_redis_outside_the_gil, .timeout = 90)
+{
+    lab_outside(shape, venv_python(shape), 11, "--idle --top 12", lab11_checks, "  by thread (idle: not running");
 }
 
 /* ---- lab 14: cryptography's work is native time in OpenSSL ---------------- */
@@ -211,18 +220,10 @@ static const char lab14_checks[] =
 AT_TEST_EACH_IN(AT_TEST_SHAPES_311, lab_views, lab14_crypto_is_native_time_in_openssl, .timeout = 90)
 {
     const char *py = at_test_python_or_skip(shape);
-    char venv[64], *dir = at_test_tmpdir(), *out = NULL, *err = NULL, json[1024];
-    snprintf(venv, sizeof venv, ".venv/%s/bin/python", shape);
-    if (access(venv, X_OK) != 0 || at_test_shf(NULL, NULL, "%s -c 'import cryptography'", venv) != 0)
-        cr_skip_test("%s has no cryptography package (make venvs; base: %s)", venv, py);
-    snprintf(json, sizeof json, "%s/r.json", dir);
-    int rc = at_test_shf(&out, &err, "'%s' --native --rate 1000 --json '%s' '%s' labs/lab14.py", at_test_archtrace(),
-                         json, venv);
-    cr_assert_eq(rc, 0, "%s: lab14 under archtrace --native exited %d:\n%s\n%s", shape, rc, out, err);
-    cr_expect(strstr(out, "VERIFY lab14:"), "%s: the lab's own verification is missing:\n%s", shape, out);
-    char *failed = at_test_json(json, lab14_checks);
-    tu_rmtree(dir);
-    cr_expect_str_eq(failed, "[]", "%s: failed checks: %s\nreport:\n%s", shape, failed, err);
-    cr_expect(strstr(err, "  native code by library"), "%s: no by-library table:\n%s", shape, err);
-    free(dir), free(out), free(err), free(failed);
+    static char venv[2][64];
+    char *v = venv[strcmp(shape, "static") != 0];
+    snprintf(v, sizeof venv[0], ".venv/%s/bin/python", shape);
+    if (access(v, X_OK) != 0 || at_test_shf(NULL, NULL, "%s -c 'import cryptography'", v) != 0)
+        cr_skip_test("%s has no cryptography package (make venvs; base: %s)", v, py);
+    lab_outside(shape, v, 14, "--native --rate 1000", lab14_checks, "  native code by library");
 }

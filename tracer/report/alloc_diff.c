@@ -312,11 +312,13 @@ static int run_diff(out_ctx_t *c)
     return strcmp(c->s[0].dir, c->s[1].dir) ? two_sessions(c) : same_session(c);
 }
 
-int at_alloc_diff(const at_options_t *o)
+/* Open the output (--json FILE, else stdout), and with JSON put body's
+ * processes in {"schema", KEY: {FIELDS..., "processes": [...]}}; fields
+ * are name, value pairs, NULL-terminated.  body's status; *pairs: the
+ * processes it wrote. */
+static int in_document(const at_options_t *o, const side_t *s, const char *key, const char *const *fields,
+                       int (*body)(out_ctx_t *c), int *pairs)
 {
-    side_t s[2];
-    parse_side(o->diff_a, o->report_dir, &s[0]);
-    parse_side(o->diff_b, o->report_dir, &s[1]);
     int json = o->format == AT_FMT_JSON || o->json_file;
     FILE *out = o->json_file && strcmp(o->json_file, "-") ? fopen(o->json_file, "w") : stdout;
     if (!out)
@@ -327,14 +329,14 @@ int at_alloc_diff(const at_options_t *o)
         at_json_init(&j, out, 1);
         at_json_obj_begin(&j);
         at_json_kv_str(&j, "schema", "archtrace/1");
-        at_json_key(&j, "diff");
+        at_json_key(&j, key);
         at_json_obj_begin(&j);
-        at_json_kv_str(&j, "a", o->diff_a);
-        at_json_kv_str(&j, "b", o->diff_b);
+        for (int i = 0; fields[i]; i += 2)
+            at_json_kv_str(&j, fields[i], fields[i + 1]);
         at_json_key(&j, "processes");
         at_json_arr_begin(&j);
     }
-    int rc = run_diff(&c);
+    int rc = body(&c);
     if (json) {
         at_json_arr_end(&j);
         at_json_obj_end(&j);
@@ -343,7 +345,19 @@ int at_alloc_diff(const at_options_t *o)
     }
     if (out != stdout)
         fclose(out);
-    if (rc == 0 && !c.pairs) {
+    *pairs = c.pairs;
+    return rc;
+}
+
+int at_alloc_diff(const at_options_t *o)
+{
+    side_t s[2];
+    int pairs = 0;
+    parse_side(o->diff_a, o->report_dir, &s[0]);
+    parse_side(o->diff_b, o->report_dir, &s[1]);
+    const char *fields[] = { "a", o->diff_a, "b", o->diff_b, NULL };
+    int rc = in_document(o, s, "diff", fields, run_diff, &pairs);
+    if (rc == 0 && !pairs) {
         fprintf(stderr, "archtrace: --diff: no process has both a snapshot '%s' (%s) and '%s' (%s)\n", s[0].name,
                 s[0].dir, s[1].name, s[1].dir);
         return -ENOENT;
@@ -460,36 +474,19 @@ static int run_leaks(out_ctx_t *c, const char *since)
     return rc;
 }
 
+static int leaks_body(out_ctx_t *c)
+{
+    return run_leaks(c, c->o->leaks_since);
+}
+
 int at_alloc_leaks(const at_options_t *o)
 {
     side_t s[1];
+    int pairs = 0;
     parse_side(o->leaks_since ? o->leaks_since : "exit", o->report_dir, &s[0]);
-    int json = o->format == AT_FMT_JSON || o->json_file;
-    FILE *out = o->json_file && strcmp(o->json_file, "-") ? fopen(o->json_file, "w") : stdout;
-    if (!out)
-        return -errno;
-    at_json_t j;
-    out_ctx_t c = { .o = o, .s = s, .out = out, .j = json ? &j : NULL };
-    if (json) {
-        at_json_init(&j, out, 1);
-        at_json_obj_begin(&j);
-        at_json_kv_str(&j, "schema", "archtrace/1");
-        at_json_key(&j, "leaks");
-        at_json_obj_begin(&j);
-        at_json_kv_str(&j, "since", o->leaks_since);
-        at_json_key(&j, "processes");
-        at_json_arr_begin(&j);
-    }
-    int rc = run_leaks(&c, o->leaks_since);
-    if (json) {
-        at_json_arr_end(&j);
-        at_json_obj_end(&j);
-        at_json_obj_end(&j);
-        fputc('\n', out);
-    }
-    if (out != stdout)
-        fclose(out);
-    if (rc == 0 && !c.pairs) {
+    const char *fields[] = { "since", o->leaks_since, NULL };   /* null: since start-up */
+    int rc = in_document(o, s, "leaks", fields, leaks_body, &pairs);
+    if (rc == 0 && !pairs) {
         fprintf(stderr, "archtrace: --leaks: no process has an exit snapshot%s%s%s (was it killed, or run with "
                 "--no-alloc?)\n", o->leaks_since ? " and a snapshot '" : "", o->leaks_since ? o->leaks_since : "",
                 o->leaks_since ? "'" : "");
