@@ -110,7 +110,7 @@ Test(alloc_diff, two_sessions_and_unknown_names, .timeout = 60)
 /* `report --leaks-since warm`: the leaking line is the first Python line,
  * with about the bytes it kept (5000 strs of ~300 B); sampled (the
  * default) as well as exact; JSON says the same. */
-AT_TEST_EACH_END_SHAPE(alloc_diff, leaks_find_the_leaking_line_first, .timeout = 60)
+AT_TEST_EACH_SHAPE(alloc_diff, leaks_find_the_leaking_line_first, .timeout = 60)
 {
     char *dir = at_test_tmpdir(), fixture[1024], *out = NULL, expr[1200], path[1100];
     cr_assert(realpath("tests/fixtures/leak_loop.py", fixture));

@@ -9,6 +9,7 @@
  * way; a bad expression is refused before anything runs.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +25,18 @@
     "ts = [threading.Thread(target=spin) for _ in range(2)]\n"                                         \
     "[t.start() for t in ts]; [t.join() for t in ts]\n"
 
-/* `archtrace ARGS python3 -c CODE`; exit status, stderr into *err. */
-static int traced(const char *args, const char *code, char **err)
+/* `archtrace ARGS python3 -c CODE` with the interpreter of shape; exit
+ * status, stderr into *err. */
+static int traced(const char *shape, const char *args, const char *code, char **err)
 {
     return at_test_shf(NULL, err, "'%s' -q %s '%s' -c \"$(printf '%%b' '%s')\"", at_test_archtrace(), args,
-                       at_test_python("static"), code);
+                       at_test_python_or_skip(shape), code);
 }
 
-Test(fail_if, peak_crossed_exits_10_and_says_so, .timeout = 60)
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, fail_if, peak_crossed_exits_10_and_says_so, .timeout = 60)
 {
     char *err = NULL;
-    int rc = traced("--fail-if 'peak>8MiB' --fail-if 'peak>1GiB'", KEEP_32MIB "\\nraise SystemExit(3)", &err);
+    int rc = traced(shape, "--fail-if 'peak>8MiB' --fail-if 'peak>1GiB'", KEEP_32MIB "\\nraise SystemExit(3)", &err);
     cr_expect_eq(rc, 10, "exit %d, want 10: %s", rc, err);
     cr_expect(strstr(err, "archtrace: --fail-if 'peak>8MiB' crossed: pid "), "no message: %s", err);
     cr_expect(strstr(err, " has peak = 3") && strstr(err, " MiB (Python allocators' peak"), "value: %s", err);
@@ -42,38 +44,38 @@ Test(fail_if, peak_crossed_exits_10_and_says_so, .timeout = 60)
     free(err);
 }
 
-Test(fail_if, limits_not_crossed_keep_the_programs_status, .timeout = 60)
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, fail_if, limits_not_crossed_keep_the_programs_status, .timeout = 60)
 {
     char *err = NULL;
-    int rc = traced("--fail-if 'peak>1GiB' --fail-if 'imports_failed>50' --fail-if 'gil_wait_ratio>0.9'",
+    int rc = traced(shape, "--fail-if 'peak>1GiB' --fail-if 'imports_failed>50' --fail-if 'gil_wait_ratio>0.9'",
                     KEEP_32MIB "\\nraise SystemExit(3)", &err);
     cr_expect_eq(rc, 3, "exit %d, want the program's 3: %s", rc, err);
     cr_expect(!strstr(err, "crossed"), "%s", err);
     free(err);
 }
 
-Test(fail_if, gil_and_imports_limits, .timeout = 60)
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, fail_if, gil_and_imports_limits, .timeout = 60)
 {
     char *err = NULL;
-    int rc = traced("--no-alloc --fail-if 'gil_wait_ratio>0.2'", GIL_FIGHT, &err);
+    int rc = traced(shape, "--no-alloc --fail-if 'gil_wait_ratio>0.2'", GIL_FIGHT, &err);
     cr_expect_eq(rc, 10, "two spinning threads: exit %d: %s", rc, err);
     cr_expect(strstr(err, "has gil_wait_ratio = 0."), "%s", err);
     free(err);
     err = NULL;
-    rc = traced("--no-alloc --fail-if 'gil_wait_ratio>0.2'", "sum(range(3000000))", &err);
+    rc = traced(shape, "--no-alloc --fail-if 'gil_wait_ratio>0.2'", "sum(range(3000000))", &err);
     cr_expect_eq(rc, 0, "one thread waits for nobody: exit %d: %s", rc, err);
     free(err);
     err = NULL;
-    rc = traced("--fail-if 'imports_failed>0'", "try:\\n    import archtrace_no_such_module\\nexcept ImportError:\\n    pass", &err);
+    rc = traced(shape, "--fail-if 'imports_failed>0'", "try:\\n    import archtrace_no_such_module\\nexcept ImportError:\\n    pass", &err);
     cr_expect_eq(rc, 10, "a failed import: exit %d: %s", rc, err);
     free(err);
 }
 
-Test(fail_if, report_checks_a_saved_session, .timeout = 60)
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, fail_if, report_checks_a_saved_session, .timeout = 60)
 {
     char *dir = at_test_tmpdir(), *err = NULL, code[256];
     snprintf(code, sizeof code, "-o '%s/s'", dir);
-    cr_assert_eq(traced(code, KEEP_32MIB, NULL), 0);
+    cr_assert_eq(traced(shape, code, KEEP_32MIB, NULL), 0);
     int rc = at_test_shf(NULL, &err, "'%s' report --fail-if 'peak>16MiB' '%s/s' >/dev/null", at_test_archtrace(), dir);
     cr_expect_eq(rc, 10, "report --fail-if: exit %d: %s", rc, err);
     free(err);

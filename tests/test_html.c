@@ -10,6 +10,7 @@
  * embed its three pictures and nothing from the network.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
     "ts = [threading.Thread(target=spin, name='spinner-%d' % i) for i in range(2)]\n"                   \
     "[t.start() for t in ts]; [t.join() for t in ts]\n"
 
-Test(html, page_renders_in_chromium_with_the_figures, .timeout = 120)
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, html, page_renders_in_chromium_with_the_figures, .timeout = 120)
 {
     if (at_test_shf(NULL, NULL, "command -v chromium >/dev/null") != 0)
         cr_skip_test("no chromium (make deps installs Debian's)");
@@ -37,7 +38,7 @@ Test(html, page_renders_in_chromium_with_the_figures, .timeout = 120)
     fputs(WORKLOAD, f);
     fclose(f);
     int rc = at_test_shf(NULL, NULL, "'%s' -q -o '%s/s' '%s' '%s'", at_test_archtrace(), dir,
-                         at_test_python("static"), path);
+                         at_test_python_or_skip(shape), path);
     cr_assert_eq(rc, 0, "the workload under archtrace: exit %d", rc);
     rc = at_test_shf(NULL, NULL, "'%s' -q report --format html --out '%s/r.html' '%s/s'", at_test_archtrace(), dir, dir);
     cr_assert_eq(rc, 0, "--format html: exit %d", rc);

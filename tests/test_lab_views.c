@@ -21,8 +21,6 @@
 #include "fixtures/testutil.h"
 #include "testlib.h"
 
-#define AT_TEST_SHAPES_311 { { "static" }, { "shared" } }
-
 static pid_t lab_pid;
 
 static void kill_lab(void)

@@ -53,7 +53,7 @@ static const char peak_checks[] =
     " ('times rise', all(a[0] < b[0] for a, b in zip(P['memory']['points'], P['memory']['points'][1:])))"
     "] if not ok])([p for p in d['processes'] if p['memory']][0])";
 
-AT_TEST_EACH_END_SHAPE(memory, series_agrees_with_the_shims_peak, .timeout = 60)
+AT_TEST_EACH_SHAPE(memory, series_agrees_with_the_shims_peak, .timeout = 60)
 {
     session_t s;
     record(&s, shape);
@@ -67,7 +67,7 @@ AT_TEST_EACH_END_SHAPE(memory, series_agrees_with_the_shims_peak, .timeout = 60)
     free(failed), free(text);
 }
 
-AT_TEST_EACH_END_SHAPE(memory, plot_and_trace, .timeout = 60)
+AT_TEST_EACH_SHAPE(memory, plot_and_trace, .timeout = 60)
 {
     session_t s;
     record(&s, shape);

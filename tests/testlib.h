@@ -37,6 +37,7 @@ typedef struct at_test_shape {
 #define AT_TEST_SHAPES { { "static" }, { "shared" }, { "3.12" }, { "3.13" } }
 #define AT_TEST_NSHAPES 4
 #define AT_TEST_SHAPES_SHARED { { "shared" }, { "3.12" }, { "3.13" } } /* one build per version */
+#define AT_TEST_SHAPES_311 { { "static" }, { "shared" } }  /* the labs' 3.11, both build shapes */
 
 /* A test run once per interpreter of a list (AT_TEST_SHAPES, or
  * AT_TEST_SHAPES_ENDS: the oldest and newest layouts, 3.11 static and
