@@ -223,12 +223,19 @@ EVERY_WORKLOAD = ["int-1", "int-2", "int-4", "threads-1", "threads-2", "threads-
                   "alloc-loop", "imports", "deep-50", "lab02", "lab04", "lab08", "lab15"]
 GIL_ONLY = ("--no-alloc", "--no-imports", "--no-sample")
 DEFAULT_TOOL = "archtrace run (default: all, 100 Hz)"
+NO_SERIES_TOOL = "archtrace run (default) without the memory series"
+
+
+def without_series(c):
+    """The default run with the sampler's 10 ms memory reads turned off."""
+    return ["env", "ARCHTRACE_NO_MEMORY_SERIES=1", *at_run()(c)]
 
 TOOLS = [
     Tool("plain", "run", None, plain),
     Tool("plain, gated (attach baseline)", "attach", None, None),
     # archtrace run as users type it first, and each feature alone
     Tool(DEFAULT_TOOL, "run", EVERY_WORKLOAD, at_run(), samples="at-json"),
+    Tool(NO_SERIES_TOOL, "run", ["int-2", "alloc-loop", "lab04"], without_series),
     Tool("archtrace run --alloc-exact (all)", "run", ["int-1", "alloc-loop", "lab04"], at_run("--alloc-exact")),
     Tool("archtrace run sampling only 1 kHz", "run", SAMPLERS + ["deep-50"],
          at_run(*NO_FEATURES, "--rate", "1000"), samples="at-json"),
@@ -864,6 +871,21 @@ def ratio_target(issue, what, wl, tool, limit):
     return (issue, what, wl, tool, check)
 
 
+def versus_target(issue, what, wl, tool, base_tool, limit):
+    """(issue, what, workload, tool, check): tool's wall ratio over base_tool's
+    (each a median of paired ratios to the plain run of its round) <= limit."""
+    def check(rows, shape):
+        r, b = find(rows, wl, tool, shape), find(rows, wl, base_tool, shape)
+        if not r or not b or r.get("ratio") is None or not b.get("ratio"):
+            return None
+        v = r["ratio"] / b["ratio"]
+        noise = max(r["noise"], b["noise"])
+        number = f"{v:.3f}x ({r['ratio']:.3f}x vs {b['ratio']:.3f}x of plain, runs +-{100 * noise:.0f}%)"
+        near = abs(v - limit) <= noise * v
+        return (v <= limit, number, "within the run-to-run spread" if near else "")
+    return (issue, what, wl, tool, check)
+
+
 def alloc_rss(rows, shape):
     r = find(rows, "alloc-loop", "archtrace alloc exact", shape)
     if not r or r.get("rss_ratio") is None:
@@ -1115,6 +1137,8 @@ TARGETS = ISSUE24_DEFAULT + [
     ("24", "--bpf sampler achieves >= 95% of the rate asked", "known-split",
      "archtrace -p record --bpf sample 99 Hz", bpf_rate),
     ("5", "peak RSS <= 1.3x plain (tables reported)", "alloc-loop", "archtrace alloc exact", alloc_rss),
+    *[versus_target("21", "memory over time costs <= 1% (default run vs the same without the series)", wl,
+                    DEFAULT_TOOL, NO_SERIES_TOOL, 1.01) for wl in ("int-2", "alloc-loop", "lab04")],
     ("20", f"agent, {AGENT_PROCESSES} services: every one watched within 30 s", "agent-50", None,
      agent_target("agent_attach_all_s", 30.0, "s")),
     ("20", f"agent, {AGENT_PROCESSES} services: CPU <= 5% of one core (100 Hz, scraped every 1 s)", "agent-50",

@@ -500,7 +500,9 @@ at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at
     s->rate_hz = at_pace_rate(o ? o->rate_hz : 0);
     s->native = o && o->native;
     s->asyncio = o && o->asyncio;
-    s->memory = o && !o->no_alloc;
+    /* ARCHTRACE_NO_MEMORY_SERIES: for `make bench`, which measures what
+     * the series costs against a run without it */
+    s->memory = o && !o->no_alloc && !getenv("ARCHTRACE_NO_MEMORY_SERIES");
     s->no_poll = o && o->no_poll;
     atomic_init(&s->stop, 0);
     /* the thread inherits this mask: signals stay with the main thread */
