@@ -12,7 +12,7 @@ RUN apt-get update \
       libelf-dev libdw-dev libunwind-dev zlib1g-dev \
       protobuf-c-compiler libprotobuf-c-dev libcurl4-openssl-dev \
       libcriterion-dev libclang-rt-14-dev tmux valgrind procps \
-      prometheus \
+      prometheus chromium \
       python3.11 python3.11-dev python3.11-venv \
       redis-server \
  && rm -rf /var/lib/apt/lists/*

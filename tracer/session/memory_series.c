@@ -61,18 +61,10 @@ int at_mem_series_peak(const at_mem_series_t *s, int k)
     return best;
 }
 
-static void path_of(const char *dir, pid_t key, char *buf, size_t n)
-{
-    char stem[32];
-    snprintf(buf, n, "%s/%s.memory", dir, at_key_name(key, stem, sizeof stem));
-}
 
 int at_mem_series_save(const at_mem_series_t *s, const char *dir, pid_t key)
 {
-    char path[4096], tmp[4200];
-    path_of(dir, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
+    FILE *f = at_session_create_file(dir, key, "memory");   /* 0600, never through a symlink */
     if (!f)
         return -errno;
     fprintf(f, FORMAT_MAGIC "\t%d\npid\t%d\norigin_ns\t%" PRIu64 "\ninterval_ns\t%" PRIu64 "\npoints\t%d\n",
@@ -81,14 +73,11 @@ int at_mem_series_save(const at_mem_series_t *s, const char *dir, pid_t key)
         fprintf(f, "p\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n", s->p[i].t_ns, s->p[i].py, s->p[i].native,
                 s->p[i].rss);
     fprintf(f, "end\t%d\n", s->n);
-    int rc = ferror(f) ? -EIO : 0;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        remove(tmp);
-    return rc;
+    /* the flush repeats a failed write, so errno says why (ENOSPC) */
+    int err = ferror(f) | fflush(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno;
+    return -err;
 }
 
 /* One "p" line into s: 0, or -EBADMSG. */
@@ -105,10 +94,9 @@ static int load_point(const char *line, at_mem_series_t *s)
 
 int at_mem_series_load(const char *dir, pid_t key, at_mem_series_t *s)
 {
-    char path[4096], line[256];
+    char line[256];
     int version = 0, end = -1, rc = 0, pid = 0;
-    path_of(dir, key, path, sizeof path);
-    FILE *f = fopen(path, "re");
+    FILE *f = at_session_open_file(dir, key, "memory");
     if (!f)
         return -errno;
     memset(s, 0, sizeof *s);
