@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # screenshots.sh - remake the pictures in docs/img/ from the labs: a CPU
 # flame graph and the GIL timeline of lab 08, a memory flame graph, the
-# HTML report and the memory plot of lab 04, and `archtrace top` watching
-# lab 08.  Everything is rendered offline by
+# HTML report and the memory plot of lab 04, labs 05, 11 and 14 seen from
+# outside, and `archtrace top` watching lab 08.  Everything is rendered offline by
 # Debian's chromium: the SVGs directly, the Chrome trace JSON in the
 # Performance panel of chromium's own DevTools (driven by playwright-core),
 # the terminal through tmux and a small ANSI-to-HTML step.
@@ -21,6 +21,7 @@ build=${BUILD:-build}
 work="$root/$build/screenshots"
 out=${OUT:-$root/docs/img}
 python=${PYTHON:-$root/.venv/static/bin/python}
+python_shared=${PYTHON_SHARED:-$root/.venv/shared/bin/python}
 archtrace="$root/$build/archtrace"
 helpers="$root/tools/screenshots"
 # command (or file) needed -> Debian package that brings it
@@ -121,6 +122,39 @@ lab04_html_report() {
     shoot "$work/lab04-memory.svg" "$out/memory-plot.png" 960 "$(svg_height "$work/lab04-memory.svg")"
 }
 
+# A terminal text (what a command printed) as a picture.
+text_shot() {   # text png title
+    local lines cols
+    lines=$(wc -l <"$1")
+    cols=$(awk '{ if (length($0) > n) n = length($0) } END { print n }' "$1")
+    python3 "$helpers/ansi2html.py" "$1" "$1.html" "$3"
+    shoot "$1.html" "$2" $(( (cols * 963 + 99) / 100 + 32 )) $(( lines * 20 + 28 ))
+}
+
+# Labs 05, 11 and 14 seen from outside (issue 22): lab 05's comparator
+# called by libc's qsort in one merged stack (the lab paused in its first
+# comparison), lab 11's workers waiting in Redis outside the GIL, lab 14's
+# cryptography as native time in OpenSSL.
+lab_views() {
+    say "labs 05, 11 and 14 from outside"
+    local ready="$work/lab05.ready" pid
+    rm -f "$ready"
+    # the shared build: Debian's static one strips _ctypes' symbols ([unknown])
+    (cd "$root" && exec "$python_shared" tests/fixtures/lab05_paused.py "$ready" "$root/labs/lab05.py") \
+        >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done
+    run "$archtrace" -p "$pid" dump --native | sed -n '/in section_qsort$/,$p' | sed "s|$root/||" >"$work/lab05.txt"
+    kill "$pid" 2>/dev/null || true
+    text_shot "$work/lab05.txt" "$out/lab05-qsort.png" "archtrace -p PID dump --native (lab 05)"
+    (cd "$root" && run "$archtrace" --idle --top 8 "$python" labs/lab11.py) 2>&1 >/dev/null |
+        sed -n '/^GIL, pid/,/^  timeline/p;/by thread (idle/,/more threads/p' | sed "s|$root/||" >"$work/lab11.txt"
+    text_shot "$work/lab11.txt" "$out/lab11-redis.png" "archtrace --idle (lab 11)"
+    (cd "$root" && run "$archtrace" --native --rate 1000 "$python" labs/lab14.py) 2>&1 >/dev/null |
+        sed -n '/native code by library/,/more libraries/p' | sed "s|$root/||" >"$work/lab14.txt"
+    text_shot "$work/lab14.txt" "$out/lab14-crypto.png" "archtrace --native (lab 14)"
+}
+
 timelines() {
     local mode
     for mode in gil run; do
@@ -188,5 +222,6 @@ lab08_trace_and_cpu_flamegraph
 timelines
 lab04_memory_flamegraph
 lab04_html_report
+lab_views
 top_screen
 say "done: $(cd "$out" && ls ./*.png | tr '\n' ' ')"
