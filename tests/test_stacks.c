@@ -198,7 +198,7 @@ Test(stacks, json_report_shape)
                  "import json,sys; d=json.load(open(sys.argv[1]));"
                  "assert d[\"rate_hz\"]==100 and d[\"count\"]==200 and d[\"missed\"]==3 and d[\"duration_s\"]==2.0;"
                  "s=d[\"stacks\"]; assert len(s)==3, s;"
-                 "assert s[0]==dict(thread=10,frames=[\"<module> (/app/main.py:1)\",\"f (/app/main.py:5)\"],count=60,idle=False,gil=True), s[0];"
+                 "assert s[0]==dict(thread=10,frames=[\"<module> (/app/main.py:1)\",\"f (/app/main.py:5)\"],count=60,idle=False,gil=True,gil_wait=False), s[0];"
                  "assert all(not x[\"idle\"] for x in s);"
                  "assert d[\"top\"][0][\"function\"]==\"f\" and d[\"top\"][0][\"self\"]==70",
                  "json");

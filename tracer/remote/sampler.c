@@ -33,6 +33,7 @@
 #define RETRIES_PER_EXE    20            /* polls (1 s) before giving up  */
 #define MAX_PROCESSES      256           /* processes sampled by `run`     */
 #define EXEC_CHECK_EVERY_NS 5000000ull   /* a target's <pid>.seg replaced? */
+#define GIL_OPEN_EVERY_NS 100000000ull   /* <pid>.gil looked for           */
 /* ---- one process ------------------------------------------------------------ */
 
 int at_target_open(at_target_t **out, pid_t pid, const at_options_t *o, char *err, size_t errlen)
@@ -79,6 +80,7 @@ void at_target_free(at_target_t *t)
         return;
     at_native_free(t->native);
     at_async_now_free(t->tasks);
+    at_gil_live_close(t->gil_live);
     at_walker_free(t->walker);
     at_stacks_free(t->stacks);
     free(t->threads);
@@ -109,6 +111,15 @@ static const at_frame_t *under_task(at_target_t *t, int *n)
     t->frames[0] = (at_frame_t){ task, 0 };
     ++*n;
     return t->frames;
+}
+
+/* Holding the GIL (the interpreter says), waiting for it (the shim's
+ * live table says the thread is blocked in take_gil), or neither. */
+static int gil_flag(const at_target_t *t, const at_thread_t *th)
+{
+    if (th->gil)
+        return AT_STACK_GIL_HELD;
+    return t->gil_live && at_gil_live_waiting(t->gil_live, th->tid) ? AT_STACK_GIL_WAIT : AT_STACK_GIL_NO;
 }
 
 static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void *ctx)
@@ -143,7 +154,7 @@ static int sample_thread(at_target_t *t, at_thread_t *th, at_thread_fn fn, void 
     int n = nn > 0 ? at_native_merge(t->natframes, t->is_eval, nn, &t->pystack, t->frames + 1, AT_TARGET_MAX_FRAMES - 1)
                    : python_only(t);
     const at_frame_t *frames = under_task(t, &n);
-    at_stacks_add(t->stacks, th->tid, th->idle, th->gil, frames, n, 1);
+    at_stacks_add(t->stacks, th->tid, th->idle, gil_flag(t, th), frames, n, 1);
     if (fn)
         fn(ctx, t, th, frames, n);
     return 0;
@@ -189,6 +200,8 @@ int at_target_sample(at_target_t *t, at_thread_fn fn, void *ctx)
     if (n < 0)
         return sample_failed(t, n);
     refresh_names(t, n, t0);
+    if (t->gil_live)
+        at_gil_live_refresh(t->gil_live);
     if (t->tasks)
         at_async_now_read(t->tasks, t0);
     for (int i = 0; i < n && rc == 0; i++)
@@ -232,6 +245,7 @@ typedef struct candidate {
     char exe[PATH_MAX];       /* its executable at the last failed attempt */
     ino_t seg_ino;            /* its <pid>.seg when attached (0: none yet) */
     at_mem_poll_t *mem;       /* its memory over time, from attach on      */
+    uint64_t gil_open_ns;     /* when its <pid>.gil was last looked for    */
 } candidate_t;
 
 struct at_sampler {
@@ -242,6 +256,7 @@ struct at_sampler {
     int native;               /* --native                                  */
     int asyncio;              /* --asyncio                                 */
     int memory;               /* memory over time (allocation tracking on) */
+    int gil;                  /* GIL accounting on: waits seen in samples  */
     int no_poll;              /* --no-poll                                 */
     at_pace_t pace;           /* the sampling thread's; read after it ends */
     atomic_int stop;          /* set by at_sampler_stop                    */
@@ -402,6 +417,16 @@ static void follow_execs(at_sampler_t *s)
         follow_exec(s, &s->cands[i]);
 }
 
+/* The shim's GIL table, looked for every 100 ms until it is there (the
+ * shim makes it once the interpreter runs; --no-gil never). */
+static void open_gil_live(at_sampler_t *s, candidate_t *c, uint64_t now)
+{
+    if (!s->gil || c->target->gil_live || now - c->gil_open_ns < GIL_OPEN_EVERY_NS)
+        return;
+    c->gil_open_ns = now;
+    c->target->gil_live = at_gil_live_open(s->dir, c->pid);
+}
+
 static void sample_all(at_sampler_t *s, uint64_t skipped)
 {
     uint64_t now = at_now_ns();
@@ -411,6 +436,7 @@ static void sample_all(at_sampler_t *s, uint64_t skipped)
             continue;
         if (s->cands[i].mem)
             at_mem_poll_tick(s->cands[i].mem, now);
+        open_gil_live(s, &s->cands[i], now);
         at_stacks_meta(t->stacks)->missed += skipped;
         if (at_target_sample(t, NULL, NULL) < 0 && t->failures > AT_TARGET_MAX_FAILURES)
             t->gone = 1;
@@ -503,6 +529,7 @@ at_sampler_t *at_sampler_start(pid_t root_pid, const char *session_dir, const at
     /* ARCHTRACE_NO_MEMORY_SERIES: for `make bench`, which measures what
      * the series costs against a run without it */
     s->memory = o && !o->no_alloc && !getenv("ARCHTRACE_NO_MEMORY_SERIES");
+    s->gil = o && !o->no_gil;
     s->no_poll = o && o->no_poll;
     atomic_init(&s->stop, 0);
     /* the thread inherits this mask: signals stay with the main thread */

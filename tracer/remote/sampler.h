@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "remote/async_now.h"
+#include "session/gil_live.h"
 #include "remote/frame_walk.h"
 #include "remote/native.h"
 #include "cli/options.h"
@@ -36,6 +37,9 @@ typedef struct at_target {
     at_py_proc_t proc;        /* the interpreter found in the process     */
     at_walker_t *walker;      /* its Python stacks                        */
     at_native_t *native;      /* native stacks, NULL without --native     */
+    at_gil_live_t *gil_live;  /* the shim's GIL states (run), else NULL: a
+                                 thread blocked in take_gil is sampled as
+                                 waiting for the GIL (AT_STACK_GIL_WAIT) */
     at_async_now_t *tasks;    /* the running asyncio tasks, NULL without
                                  --asyncio (record, run)                  */
     at_stacks_t *stacks;      /* what was sampled                         */

@@ -230,15 +230,21 @@ static Perftools__Profiles__Sample *new_sample(builder_t *b, size_t nloc, size_t
     return smp;
 }
 
-static int add_sample(builder_t *b, const at_stacks_t *s, const at_stack_view_t *v, int64_t period_ns)
+/* values: samples, time, time holding the GIL, time waiting for it; a
+ * stack left out of the view (idle without --idle) still counts where
+ * its thread waited for the GIL (blocked in take_gil is idle). */
+static int add_sample(builder_t *b, const at_stacks_t *s, const at_stack_view_t *v, int64_t period_ns, int in_view)
 {
-    Perftools__Profiles__Sample *smp = new_sample(b, (size_t)v->n, 2);
+    Perftools__Profiles__Sample *smp = new_sample(b, (size_t)v->n, 4);
     if (!smp)
         return -ENOMEM;
     for (int k = v->n - 1; k >= 0; k--)   /* leaf first */
         smp->location_id[smp->n_location_id++] = location_id(b, s, &v->frames[k]);
-    smp->value[0] = (int64_t)v->count;
-    smp->value[1] = (int64_t)v->count * period_ns;
+    int64_t ns = (int64_t)v->count * period_ns;
+    smp->value[0] = in_view ? (int64_t)v->count : 0;
+    smp->value[1] = in_view ? ns : 0;
+    smp->value[2] = in_view && v->gil == AT_STACK_GIL_HELD ? ns : 0;
+    smp->value[3] = v->gil == AT_STACK_GIL_WAIT ? ns : 0;
     return sample_labels(b, smp, s, at_key_pid(at_stacks_info(s)->pid), v->tid, v);
 }
 
@@ -248,9 +254,11 @@ static int add_process(builder_t *b, const at_stacks_t *s, const at_options_t *o
     int64_t period = m->rate_hz > 0 ? (int64_t)(1e9 / m->rate_hz) : 0;
     size_t cursor = 0;
     at_stack_view_t v;
-    while (at_stacks_next(s, &cursor, &v))
-        if (at_stacks_included(&v, o) && add_sample(b, s, &v, period) < 0)
+    while (at_stacks_next(s, &cursor, &v)) {
+        int in_view = at_stacks_included(&v, o);
+        if ((in_view || v.gil == AT_STACK_GIL_WAIT) && add_sample(b, s, &v, period, in_view) < 0)
             return -ENOMEM;
+    }
     if (!b->p.period) {
         b->p.period = period;
         b->p.duration_nanos = (int64_t)(m->duration_s * 1e9);
@@ -373,7 +381,8 @@ static int add_stacks(const at_stacks_t *s, void *arg)
     cpu_ctx_t *c = arg;
     if (!c->started) {
         const char *clock = at_stacks_info(s)->on_cpu ? "cpu" : "wall";
-        sample_types_t st = { { { "samples", "count" }, { clock, "nanoseconds" } }, 2, { clock, "nanoseconds" }, clock };
+        sample_types_t st = { { { "samples", "count" }, { clock, "nanoseconds" }, { "gil_hold", "nanoseconds" },
+                                { "gil_wait", "nanoseconds" } }, 4, { clock, "nanoseconds" }, clock };
         c->started = 1;
         int rc = start_profile(&c->b, &st);
         if (rc < 0)

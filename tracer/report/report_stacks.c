@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "out/textout.h"
+#include "report/gil_waits.h"
 #include "report/native_split.h"
 #include "report/thread_split.h"
 #include "report/report_features.h"
@@ -362,6 +363,7 @@ int at_stacks_report_text(const char *dir, pid_t pid, FILE *out, const at_option
         else
             fprintf(out, "  no stacks to show%s\n", o && o->idle ? "" : " (all threads idle?)");
         text_tasks(s, &sum, top, out);
+        at_gil_waits_text(s, (int)top, out);
         if (o && o->idle)
             text_threads(s, (int)top, out);
         if (at_stacks_info(s)->native)
@@ -406,7 +408,8 @@ static void json_stacks(const at_stacks_t *s, at_json_t *j, const at_options_t *
         at_json_arr_end(j);
         at_json_kv_uint(j, "count", vs[i].count);
         at_json_kv_bool(j, "idle", vs[i].idle);
-        at_json_kv_bool(j, "gil", vs[i].gil);
+        at_json_kv_bool(j, "gil", vs[i].gil == AT_STACK_GIL_HELD);
+        at_json_kv_bool(j, "gil_wait", vs[i].gil == AT_STACK_GIL_WAIT);
         at_json_obj_end(j);
     }
     at_json_arr_end(j);
@@ -507,6 +510,7 @@ int at_stacks_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
         json_top(s, &sum, j, o);
         json_tasks(s, &sum, j);
         json_threads(s, j);
+        at_gil_waits_json(s, j);
         if (m->native)
             json_libraries(s, o, sum.included, j);
         at_json_obj_end(j);

@@ -304,7 +304,7 @@ int at_stacks_add(at_stacks_t *s, uint32_t tid, int idle, int gil,
     if (n < 0 || n > STACK_MAX_N)
         return -EINVAL;
     idle = !!idle;
-    gil = !!gil;
+    gil = gil == AT_STACK_GIL_WAIT ? AT_STACK_GIL_WAIT : !!gil;
     uint32_t h = stack_hash(tid, idle, gil, frames, n);
     if (index_grow(&s->index, &s->index_cap, s->n, rec_hash_of, s) < 0)
         return -ENOMEM;

@@ -14,7 +14,8 @@
  *     pid 1234 / comm python3.11 / version 3.11.7 / build shared
  *     rate_hz 100 / samples N / missed N / duration_s 2.5 / idle_included 1
  *     sym ID KIND FUNC FILE            KIND: py, native, mark, task
- *     stack COUNT TID IDLE GIL SYM:LINE,SYM:LINE,...   (root first)
+ *     stack COUNT TID IDLE GIL SYM:LINE,SYM:LINE,...   (root first;
+ *         GIL: AT_STACK_GIL_*)
  *     end NSYMS NSTACKS
  */
 #ifndef AT_STACKS_H
@@ -102,6 +103,12 @@ size_t at_stacks_count(const at_stacks_t *s);
 size_t at_stacks_frame_count(const at_stacks_t *s);
 /* "thread TID" or "thread TID "NAME"". */
 const char *at_stacks_thread_label(const at_stacks_t *s, uint32_t tid, char *buf, size_t n);
+/* What a sample's thread did with the GIL (the `gil` of a stack). */
+#define AT_STACK_GIL_NO   0   /* not holding it (or not known)              */
+#define AT_STACK_GIL_HELD 1   /* holding it                                 */
+#define AT_STACK_GIL_WAIT 2   /* blocked in take_gil, waiting for it (the
+                                 shim's live state, `run` only)           */
+
 /* Count `count` samples of thread `tid` with frames[0..n) root first.
  * 0, or -ENOSPC when the bound on distinct stacks is reached (counted in
  * meta.missed), -ENOMEM. */

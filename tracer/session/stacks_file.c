@@ -223,7 +223,7 @@ static int load_stack(loader_t *l, char **f, int n)
     uint64_t count, tid, idle, gil;
     int nf;
     if (n != 6 || parse_u64(f[1], &count) < 0 || !count || parse_u64(f[2], &tid) < 0 ||
-        tid > UINT32_MAX || parse_u64(f[3], &idle) < 0 || idle > 1 || parse_u64(f[4], &gil) < 0 || gil > 1)
+        tid > UINT32_MAX || parse_u64(f[3], &idle) < 0 || idle > 1 || parse_u64(f[4], &gil) < 0 || gil > AT_STACK_GIL_WAIT)
         return load_fail(l, "bad stack record");
     int rc = parse_frames(l, f[5], fr, &nf);
     if (rc < 0)
