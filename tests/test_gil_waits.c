@@ -8,7 +8,7 @@
  * in burn(), each thread's share of waiting samples must agree with the
  * shim's exact wait time over its life (within 0.15), and pprof's
  * gil_wait and gil_hold sample types (read by the real `go tool pprof`)
- * must name burn().  --idle: the JSON's stacks include the idle ones (a
+ * must name burn(), whose function record carries its first line.  --idle: the JSON's stacks include the idle ones (a
  * thread blocked in take_gil is idle).
  */
 #include <criterion/criterion.h>
@@ -46,7 +46,14 @@ AT_TEST_EACH_SHAPE(gil_waits, sampled_where_threads_wait, .timeout = 60)
         at_test_shf(&hold, NULL, "go tool pprof -top -sample_index=gil_hold '%s/p.pb.gz' 2>/dev/null | sed -n 6p", dir);
         cr_expect(wait && strstr(wait, " burn\n"), "%s: pprof gil_wait's top: %s", shape, wait);
         cr_expect(hold && strstr(hold, " burn\n"), "%s: pprof gil_hold's top: %s", shape, hold);
-        free(wait), free(hold);
+        /* functions carry their first line (co_firstlineno): burn's def */
+        char *start = NULL, *def = NULL;
+        at_test_shf(&def, NULL, "grep -n '^def burn' '%s' | cut -d: -f1", fixture);
+        at_test_shf(&start, NULL, "go tool pprof -raw '%s/p.pb.gz' 2>/dev/null | grep -m1 ' burn .*gil_burn.py:' | "
+                    "sed 's/.* s=//'", dir);
+        cr_expect(def && start && atoi(def) > 0 && atoi(start) == atoi(def), "%s: burn starts at line %s, pprof says %s",
+                  shape, def, start);
+        free(wait), free(hold), free(start), free(def);
     }
     at_test_shf(NULL, NULL, "rm -rf '%s'", dir);
     free(dir), free(out), free(failed);

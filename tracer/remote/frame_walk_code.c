@@ -156,6 +156,7 @@ static int code_fill(at_walker_t *w, code_entry_t *e, uint64_t addr, const uint8
     if (!(s = read_str(w, e->filename)))
         return -EFAULT;
     e->sym = at_symtab_intern(w->syms, AT_SYM_PY, func, s);
+    at_symtab_set_start_line(w->syms, e->sym, e->firstlineno);
     if (e->sym == AT_SYM_NONE)
         return -ENOMEM;
     decode_lines(w, e);

@@ -104,7 +104,7 @@ static int64_t display_name(builder_t *b, const char *name, const char *file)
     return str_id(b, buf);
 }
 
-static uint64_t function_id(builder_t *b, const char *name, const char *file)
+static uint64_t function_id(builder_t *b, const char *name, const char *file, int64_t start_line)
 {
     int64_t n = str_id(b, name), f = str_id(b, file);
     int added;
@@ -118,6 +118,7 @@ static uint64_t function_id(builder_t *b, const char *name, const char *file)
         fn->name = display_name(b, name, file);
         fn->system_name = n;
         fn->filename = f;
+        fn->start_line = start_line;
     }
     if (push((void ***)&b->p.function, &b->p.n_function, &b->cap_fn, fn) < 0)
         b->failed = 1;
@@ -165,7 +166,8 @@ static uint64_t location_id(builder_t *b, const at_stacks_t *s, const at_frame_t
     const at_symtab_t *t = at_stacks_syms(s);
     int kind = at_symtab_kind(t, f->sym);
     const char *file = at_symtab_file(t, f->sym);
-    uint64_t fn = function_id(b, at_symtab_func(t, f->sym), kind == AT_SYM_NATIVE ? "" : file);
+    uint64_t fn = function_id(b, at_symtab_func(t, f->sym), kind == AT_SYM_NATIVE ? "" : file,
+                              at_symtab_start_line(t, f->sym));
     int64_t line = kind == AT_SYM_PY && f->line > 0 ? f->line : 0;
     return line_location(b, fn, line, kind == AT_SYM_NATIVE ? file : NULL);
 }
@@ -409,7 +411,7 @@ static int write_cpu(const char *dir, FILE *out, const at_options_t *o)
 static uint64_t alloc_location(builder_t *b, const at_alloc_data_t *d, uint32_t g)
 {
     const at_alloc_group_t *grp = &d->groups[g];
-    uint64_t fn = function_id(b, at_alloc_group_func(d, g), at_alloc_group_file(d, g));
+    uint64_t fn = function_id(b, at_alloc_group_func(d, g), at_alloc_group_file(d, g), 0);
     return line_location(b, fn, grp->line > 0 ? grp->line : 0, NULL);
 }
 

@@ -54,6 +54,7 @@ typedef struct sym {
     char *file;              /* co_filename / module                      */
     uint32_t hash;           /* of kind, func, file                       */
     uint8_t kind;            /* enum at_sym_kind                          */
+    int32_t start_line;      /* a Python function's first line, 0 unknown */
 } sym_t;
 
 struct at_symtab {
@@ -114,6 +115,7 @@ static int sym_append(at_symtab_t *t, int kind, const char *func, const char *fi
     }
     s->hash = h;
     s->kind = (uint8_t)kind;
+    s->start_line = 0;
     t->n++;
     return 0;
 }
@@ -135,6 +137,17 @@ uint32_t at_symtab_intern(at_symtab_t *t, int kind, const char *func, const char
         return AT_SYM_NONE;
     t->index[i] = t->n;
     return t->n - 1;
+}
+
+void at_symtab_set_start_line(at_symtab_t *t, uint32_t id, int32_t line)
+{
+    if (id < t->n && line > 0)
+        t->v[id].start_line = line;
+}
+
+int32_t at_symtab_start_line(const at_symtab_t *t, uint32_t id)
+{
+    return id < t->n ? t->v[id].start_line : 0;
 }
 
 uint32_t at_symtab_count(const at_symtab_t *t)

@@ -13,7 +13,8 @@
  *     archtrace-stacks 1
  *     pid 1234 / comm python3.11 / version 3.11.7 / build shared
  *     rate_hz 100 / samples N / missed N / duration_s 2.5 / idle_included 1
- *     sym ID KIND FUNC FILE            KIND: py, native, mark, task
+ *     sym ID KIND FUNC FILE [START]    KIND: py, native, mark, task;
+ *                                      START: a Python function's first line
  *     stack COUNT TID IDLE GIL SYM:LINE,SYM:LINE,...   (root first;
  *         GIL: AT_STACK_GIL_*)
  *     end NSYMS NSTACKS
@@ -46,6 +47,10 @@ void at_symtab_free(at_symtab_t *t);
  * of memory or past the table's bound. */
 uint32_t at_symtab_intern(at_symtab_t *t, int kind, const char *func, const char *file);
 uint32_t at_symtab_count(const at_symtab_t *t);
+/* A Python function's first line (co_firstlineno: pprof's start_line);
+ * 0 when not known. */
+void at_symtab_set_start_line(at_symtab_t *t, uint32_t id, int32_t line);
+int32_t at_symtab_start_line(const at_symtab_t *t, uint32_t id);
 const char *at_symtab_func(const at_symtab_t *t, uint32_t id);
 const char *at_symtab_file(const at_symtab_t *t, uint32_t id);
 int at_symtab_kind(const at_symtab_t *t, uint32_t id);

@@ -62,6 +62,8 @@ static void save_body(const at_stacks_t *s, FILE *f)
         at_tsv_put(f, at_symtab_func(t, i));
         fputc('\t', f);
         at_tsv_put(f, at_symtab_file(t, i));
+        if (at_symtab_start_line(t, i) > 0)
+            fprintf(f, "\t%d", (int)at_symtab_start_line(t, i));
         fputc('\n', f);
     }
     while (at_stacks_next(s, &c, &v)) {
@@ -186,7 +188,9 @@ static int load_sym(loader_t *l, char **f, int n)
 {
     uint64_t id;
     int kind = -1;
-    if (n != 5 || parse_u64(f[1], &id) < 0 || id != at_symtab_count(at_stacks_symtab(l->s)))
+    uint64_t start = 0;
+    if ((n != 5 && n != 6) || parse_u64(f[1], &id) < 0 || id != at_symtab_count(at_stacks_symtab(l->s)) ||
+        (n == 6 && (parse_u64(f[5], &start) < 0 || start > INT32_MAX)))
         return load_fail(l, "bad symbol record (ids must run 0, 1, 2, ...)");
     kind = !strcmp(f[2], "py") ? AT_SYM_PY : !strcmp(f[2], "native") ? AT_SYM_NATIVE
          : !strcmp(f[2], "mark") ? AT_SYM_MARK : !strcmp(f[2], "task") ? AT_SYM_TASK : -1;
@@ -194,6 +198,7 @@ static int load_sym(loader_t *l, char **f, int n)
         return load_fail(l, "bad symbol kind or escape");
     if (at_symtab_intern(at_stacks_symtab(l->s), kind, f[3], f[4]) != id)
         return load_fail(l, "duplicate symbol or out of memory");
+    at_symtab_set_start_line(at_stacks_symtab(l->s), (uint32_t)id, (int32_t)start);
     return 0;
 }
 
