@@ -22,22 +22,12 @@
 #include "session/meta.h"
 #include "session/procs.h"
 #include "report/report.h"
-#include "report/html.h"
+#include "report/report_int.h"
 #include "report/report_features.h"
 #include "session/salvage.h"
 #include "session/session.h"
 #include "out/textout.h"
 
-typedef struct render_ctx {
-    const char *dir;
-    const at_options_t *o;
-    at_proc_list_t procs;
-    at_meta_t meta;
-    int have_meta;
-    int exit_status;
-    at_salvage_t salvage;     /* what of each file could be read           */
-    size_t recovered;         /* processes listed without a readable .seg  */
-} render_ctx_t;
 
 /* ---- damaged sessions ------------------------------------------------------ */
 
@@ -202,7 +192,7 @@ static void print_unsupported(FILE *out, const at_proc_t *p)
                 (int)p->pid, p->version);
 }
 
-static void print_text(FILE *out, const render_ctx_t *c)
+void at_report_text(FILE *out, const render_ctx_t *c)
 {
     print_header(out, c);
     if (!c->procs.count) {
@@ -293,7 +283,7 @@ static void json_process(at_json_t *j, const render_ctx_t *c, const at_proc_t *p
     at_json_obj_end(j);
 }
 
-static void write_json(FILE *out, const render_ctx_t *c)
+void at_report_json(FILE *out, const render_ctx_t *c)
 {
     at_json_t j;
     at_json_init(&j, out, 1);
@@ -358,7 +348,7 @@ static void chrome_process_name(at_json_t *j, const at_proc_t *p)
     at_chrome_track_name(j, p->key, -1, name);   /* a track per program */
 }
 
-static void write_chrome(FILE *out, const render_ctx_t *c)
+void at_report_chrome(FILE *out, const render_ctx_t *c)
 {
     at_json_t j;
     at_json_init(&j, out, 0);
@@ -420,11 +410,7 @@ static pid_t *proc_keys(const render_ctx_t *c)
     return keys;
 }
 
-/* A renderer of every process of the session at once (weak: -ENOSYS
- * when it is not linked in). */
-typedef int (*procs_writer_t)(const char *dir, const pid_t *keys, size_t n, FILE *out, const at_options_t *o);
-
-static int write_procs(FILE *out, const render_ctx_t *c, procs_writer_t writer)
+int at_report_procs(FILE *out, const render_ctx_t *c, procs_writer_t writer)
 {
     if (!writer)
         return -ENOSYS;
@@ -434,99 +420,28 @@ static int write_procs(FILE *out, const render_ctx_t *c, procs_writer_t writer)
     return rc;
 }
 
-static int write_alloc_svg(FILE *out, const render_ctx_t *c)
+int at_report_alloc_svg(FILE *out, const render_ctx_t *c)
 {
-    return write_procs(out, c, at_alloc_write_svg);
+    return at_report_procs(out, c, at_alloc_write_svg);
 }
 
 /* pprof or speedscope: the samples, or with --alloc the allocations. */
 static int write_profile(FILE *out, const render_ctx_t *c)
 {
-    return write_procs(out, c, c->o->format == AT_FMT_PPROF ? at_pprof_write : at_speedscope_write);
-}
-
-/* ---- HTML: the other formats' output on one page --------------------- */
-
-typedef int (*part_writer_t)(FILE *out, const render_ctx_t *c);
-
-static int part_text(FILE *out, const render_ctx_t *c)
-{
-    print_text(out, c);
-    return 0;
-}
-
-static int part_json(FILE *out, const render_ctx_t *c)
-{
-    write_json(out, c);
-    return 0;
-}
-
-static int part_trace(FILE *out, const render_ctx_t *c)
-{
-    write_chrome(out, c);
-    return 0;
-}
-
-static int part_cpu_svg(FILE *out, const render_ctx_t *c)
-{
-    return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
-}
-
-static int part_memory_plot(FILE *out, const render_ctx_t *c)
-{
-    return write_procs(out, c, at_memory_write_svg);
-}
-
-/* One part rendered into a malloc'd buffer; a part with no data is left
- * out (its writer's complaint, if any, already went to stderr). */
-static void render_part(const render_ctx_t *c, part_writer_t w, at_html_part_t *p)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    int rc = f ? w(f, c) : -ENOMEM;
-    if (f)
-        fclose(f);
-    p->data = rc == 0 ? buf : NULL;
-    p->len = rc == 0 ? len : 0;
-    if (rc != 0)
-        free(buf);
-}
-
-static int write_html(FILE *out, const render_ctx_t *c)
-{
-    static const struct { at_html_kind_t kind; const char *title; part_writer_t w; } plan[] = {
-        { AT_HTML_JSON, "", part_json },
-        { AT_HTML_TRACE, "", part_trace },
-        { AT_HTML_SVG, "CPU flame graph (sampled stacks)", part_cpu_svg },
-        { AT_HTML_SVG, "memory flame graph (bytes allocated, by stack)", write_alloc_svg },
-        { AT_HTML_SVG, "memory over time", part_memory_plot },
-        { AT_HTML_TEXT, "text report", part_text },
-    };
-    at_html_part_t parts[sizeof plan / sizeof *plan];
-    char title[256];
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++) {
-        parts[i] = (at_html_part_t){ .kind = plan[i].kind, .title = plan[i].title };
-        render_part(c, plan[i].w, &parts[i]);
-    }
-    snprintf(title, sizeof title, "archtrace report: %s", c->have_meta && c->meta.argc ? c->meta.argv[0] : c->dir);
-    int rc = at_html_write(out, title, parts, (int)(sizeof plan / sizeof *plan));
-    for (size_t i = 0; i < sizeof plan / sizeof *plan; i++)
-        free((void *)parts[i].data);
-    return rc;
+    return at_report_procs(out, c, c->o->format == AT_FMT_PPROF ? at_pprof_write : at_speedscope_write);
 }
 
 static int write_format(FILE *out, const render_ctx_t *c)
 {
     switch (c->o->format) {
     case AT_FMT_TEXT:
-        print_text(out, c);
+        at_report_text(out, c);
         return 0;
     case AT_FMT_JSON:
-        write_json(out, c);
+        at_report_json(out, c);
         return 0;
     case AT_FMT_CHROME:
-        write_chrome(out, c);
+        at_report_chrome(out, c);
         return 0;
     case AT_FMT_COLLAPSED:
         if (c->o->alloc_mode)
@@ -534,15 +449,15 @@ static int write_format(FILE *out, const render_ctx_t *c)
         return at_stacks_write_collapsed ? at_stacks_write_collapsed(c->dir, out, c->o) : -ENOSYS;
     case AT_FMT_SVG:
         if (c->o->memory_plot)
-            return write_procs(out, c, at_memory_write_svg);
+            return at_report_procs(out, c, at_memory_write_svg);
         if (c->o->alloc_mode)
-            return write_alloc_svg(out, c);
+            return at_report_alloc_svg(out, c);
         return at_stacks_write_svg ? at_stacks_write_svg(c->dir, out, c->o) : -ENOSYS;
     case AT_FMT_PPROF:
     case AT_FMT_SPEEDSCOPE:
         return write_profile(out, c);
     case AT_FMT_HTML:
-        return write_html(out, c);
+        return at_report_html(out, c);
     }
     return -EINVAL;
 }
@@ -590,7 +505,7 @@ static int write_json_file(const render_ctx_t *c)
         fprintf(stderr, "archtrace: cannot write %s: %s\n", c->o->json_file, strerror(errno));
         return -errno;
     }
-    write_json(f, c);
+    at_report_json(f, c);
     return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -619,7 +534,7 @@ int at_report_render(const char *dir, const at_options_t *o, int exit_status)
     if (c.exit_status < 0 && c.have_meta)
         c.exit_status = c.meta.exit_status;
     if (!o->quiet && (o->format != AT_FMT_TEXT || !o->out_file))
-        print_text(stderr, &c);
+        at_report_text(stderr, &c);
     if (o->json_file && rc == 0)
         rc = write_json_file(&c);
     if (o->format != AT_FMT_TEXT || o->out_file)
