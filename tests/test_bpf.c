@@ -117,12 +117,14 @@ Test(bpf_unit, reads_debian_python_usdt_notes)
 Test(bpf_unit, layout_311_is_what_the_probes_read_before)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull;
     const at_pylayout_t *L = at_pylayout_find(3, 11);
-    cr_assert_eq(at_bpf_layout_fill(L, rt, rt + AT_RT_GIL, &py), 0, "3.11 fits the probes");
-    cr_assert_eq(py.gil + py.gil_cond, rt + AT_RT_GIL_COND, "the cond the GIL waiters use");
-    cr_assert_eq(py.gil + py.gil_locked, rt + AT_RT_GIL_LOCKED, "gil.locked");
-    cr_assert_eq(py.tstate_current, rt + AT_RT_GILSTATE_TSTATE_CURRENT, "gilstate.tstate_current");
+    cr_assert_eq(at_bpf_layout_fill(L, rt, rt + AT_RT_GIL, &py, &pp), 0, "3.11 fits the probes");
+    cr_assert_eq(pp.runtime, rt, "&_PyRuntime in the process's entry");
+    cr_assert_eq(pp.gil + py.gil_cond, rt + AT_RT_GIL_COND, "the cond the GIL waiters use");
+    cr_assert_eq(pp.gil + py.gil_locked, rt + AT_RT_GIL_LOCKED, "gil.locked");
+    cr_assert_eq(pp.tstate_current, rt + AT_RT_GILSTATE_TSTATE_CURRENT, "gilstate.tstate_current");
     cr_assert_eq(py.rt_interpreters_head, AT_RT_INTERPRETERS_HEAD, "interpreters.head");
     cr_assert_eq(py.interp_tstate_head, AT_INTERP_TSTATE_HEAD, "threads.head");
     cr_assert(py.tstate_next == AT_TSTATE_NEXT && py.tstate_native_thread_id == AT_TSTATE_NATIVE_THREAD_ID,
@@ -144,15 +146,16 @@ Test(bpf_unit, layout_311_is_what_the_probes_read_before)
 Test(bpf_unit, layout_312_313_take_their_tables)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull, gil = rt + AT312_RT_MAIN_INTERPRETER + AT312_INTERP_GIL;
-    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 12), rt, gil, &py), 0, "3.12 fits the probes");
-    cr_assert(py.gil == gil && py.gil_cond == AT312_GIL_COND && py.tstate_current == 0, "3.12's GIL");
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 12), rt, gil, &py, &pp), 0, "3.12 fits the probes");
+    cr_assert(pp.gil == gil && py.gil_cond == AT312_GIL_COND && pp.tstate_current == 0, "3.12's GIL");
     cr_assert(py.tstate_cframe == AT312_TSTATE_CFRAME && py.frame_ptr == AT312_CFRAME_CURRENT_FRAME &&
               py.iframe_code == AT312_IFRAME_CODE && py.iframe_is_entry == AT_BPF_OFF_NONE, "3.12's frames");
     cr_assert(py.sizeof_pyasciiobject == AT312_SIZEOF_PYASCIIOBJECT && py.unicode_utf8 == AT312_UNICODE_UTF8,
               "3.12's str");
     cr_assert_eq(py.interp_gc_stats, AT_BPF_OFF_NONE, "3.12: the argument is the generation");
-    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 13), rt, gil, &py), 0, "3.13 fits the probes");
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 13), rt, gil, &py, &pp), 0, "3.13 fits the probes");
     cr_assert(py.tstate_cframe == AT_BPF_OFF_NONE && py.frame_ptr == AT313_TSTATE_CURRENT_FRAME &&
               py.iframe_code == AT313_IFRAME_EXECUTABLE && py.iframe_instr == AT313_IFRAME_INSTR_PTR,
               "3.13's frames");
@@ -165,22 +168,23 @@ Test(bpf_unit, layout_312_313_take_their_tables)
 Test(bpf_unit, layout_the_probes_cannot_read_is_refused)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull;
     at_pylayout_t L = *at_pylayout_find(3, 13);
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, 0, &py), -EPROTO, "no GIL address");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, 0, &py, &pp), -EPROTO, "no GIL address");
     L.iframe_instr = 60;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame pointer not 8-aligned");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "a frame pointer not 8-aligned");
     L.iframe_instr = AT_BPF_FRAME_READ;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame field past the copy");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "a frame field past the copy");
     L = *at_pylayout_find(3, 13);
     L.iframe_owner = AT_PYLAYOUT_NONE;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no frame owner");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "no frame owner");
     L = *at_pylayout_find(3, 13);
     L.unicode_compact_ascii = 0x20;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "str state without its ascii bit");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "str state without its ascii bit");
     L = *at_pylayout_find(3, 13);
     L.tstate_current_frame = AT_PYLAYOUT_NONE;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no way to a thread's frame");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "no way to a thread's frame");
 }
 
 /* ---- unit: <pid>.bpf round trip ------------------------------------------------ */
