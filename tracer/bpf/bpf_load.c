@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/perf_event.h>
 #include <poll.h>
@@ -659,7 +660,7 @@ static int set_key(const at_bpf_t *b, set_key_t *k)
 /* Open, set the rodata, load, and attach the uprobes (pid-filtered for
  * one process, host-wide for a host's set); the views that attached are
  * the set's, for the processes that join it. */
-static int set_load(set_t *s, at_bpf_t *b, char *why, size_t n)
+static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
 {
     s->skel = archtrace_bpf__open();
     if (!s->skel) {
@@ -689,12 +690,44 @@ static int set_load(set_t *s, at_bpf_t *b, char *why, size_t n)
         set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
         return rc;
     }
+    int planned[AT_BPF_VIEWS];
+    memcpy(planned, b->data.avail, sizeof planned);
     set_attach(s, b, s->host ? -1 : b->proc.pid);
     for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
+        /* a view lost because b exited meanwhile is no view of the set */
+        if (planned[v] && !b->data.avail[v] && s->host && kill(b->proc.pid, 0) < 0 && errno == ESRCH) {
+            set_why(why, n, "process %d has exited", (int)b->proc.pid);
+            return -ESRCH;
+        }
         s->avail[v] = b->data.avail[v];
         memcpy(s->how[v], b->data.how[v], sizeof s->how[v]);
     }
     return 0;
+}
+
+/* Open, set the rodata, load, and attach the uprobes (pid-filtered for
+ * one process, host-wide for a host's set); the views that attached are
+ * the set's, for the processes that join it.  The files are attached
+ * through descriptors of our own, opened first: b may exit meanwhile (a
+ * short-lived python -c), and /proc/PID/root with it, but the set is the
+ * next processes' too. */
+static int set_load(set_t *s, at_bpf_t *b, char *why, size_t n)
+{
+    plan_t *p = &b->plan;
+    char py[sizeof p->py], libc[sizeof p->libc];
+    int pyfd = open(p->py, O_RDONLY | O_CLOEXEC), libcfd = p->libc[0] ? open(p->libc, O_RDONLY | O_CLOEXEC) : -1;
+    memcpy(py, p->py, sizeof py), memcpy(libc, p->libc, sizeof libc);
+    if (pyfd >= 0)
+        snprintf(p->py, sizeof p->py, "/proc/self/fd/%d", pyfd);
+    if (libcfd >= 0)
+        snprintf(p->libc, sizeof p->libc, "/proc/self/fd/%d", libcfd);
+    int rc = set_load_files(s, b, why, n);
+    memcpy(p->py, py, sizeof py), memcpy(p->libc, libc, sizeof libc);
+    if (pyfd >= 0)
+        close(pyfd);
+    if (libcfd >= 0)
+        close(libcfd);
+    return rc;
 }
 
 static void set_destroy(set_t *s)
@@ -753,7 +786,7 @@ static int own_set(at_bpf_t *b, char *why, size_t n)
 
 /* The host's set for b's files, made (by this thread, outside the lock:
  * attaching takes seconds) or joined (waiting for whoever makes it). */
-static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n)
+static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int tries)
 {
     set_key_t k;
     int rc = set_key(b, &k);
@@ -775,7 +808,8 @@ static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n)
         pthread_mutex_unlock(&h->lock);
         if (rc < 0) {
             set_put(s);
-            return rc;
+            /* its maker exited: this process makes one (a few times) */
+            return rc == -ESRCH && tries < 4 ? host_set(h, b, why, n, tries + 1) : rc;
         }
         for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
             b->data.avail[v] = s->avail[v];
@@ -1086,7 +1120,7 @@ static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, con
     if ((rc = find_python(b, pid, why, why_size)) < 0)
         goto fail;
     plan_all(b, o);
-    if ((rc = h ? host_set(h, b, why, why_size) : own_set(b, why, why_size)) < 0)
+    if ((rc = h ? host_set(h, b, why, why_size, 0) : own_set(b, why, why_size)) < 0)
         goto fail;
     if (b->plan.hz > 0) {
         rc = attach_sampler(b);
