@@ -32,6 +32,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
 
 #include "archtrace_bpf.h"
 
@@ -170,38 +171,11 @@ static __always_inline const struct at_bpf_proc *ours(__u64 *id)
     return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-/* ---- USDT arguments -------------------------------------------------------
- * A USDT probe is a plain uprobe at the note's address (the loader passes
- * the semaphore as ref_ctr_offset, so the kernel enables the probe site).
- * Where each argument lives is in the note ("8@%rax", "-4@112(%rsp)"); the
- * loader parses it into an AT_BPF_ARG_* word, two of them in the cookie. */
-static __always_inline long usdt_arg(struct pt_regs *ctx, int i)
-{
-    __u64 cookie = bpf_get_attach_cookie(ctx);
-    __u32 spec = i ? (__u32)(cookie >> 32) : (__u32)cookie;
-    __u64 v = 0;
-    if (!(spec & AT_BPF_ARG_VALID))
-        return 0;
-    __s64 off = (__s16)(spec & 0xffff);
-    if (spec & AT_BPF_ARG_CONST)
-        return (long)off;
-    __u32 reg = (spec >> AT_BPF_ARG_REG_SHIFT) & 0x1f;
-    if (reg >= sizeof(struct pt_regs) / 8 ||
-        bpf_probe_read_kernel(&v, sizeof v, (const char *)ctx + reg * 8))
-        return 0;
-    if (spec & AT_BPF_ARG_DEREF) {
-        __u64 addr = v + off;
-        v = 0;
-        if (bpf_probe_read_user(&v, sizeof v, (const void *)addr))
-            return 0;
-    }
-    __u32 bits = 8u << ((spec >> AT_BPF_ARG_SIZE_SHIFT) & 3);
-    if (bits < 64) {
-        v <<= 64 - bits;
-        v = spec & AT_BPF_ARG_SIGNED ? (__u64)((__s64)v >> (64 - bits)) : v >> (64 - bits);
-    }
-    return (long)v;
-}
+/* ---- USDT probes ---------------------------------------------------------
+ * Attached by libbpf (bpf_program__attach_usdt): it reads the notes, sets
+ * the semaphores (the kernel enables the probe sites through
+ * ref_ctr_offset) and hands BPF_USDT the arguments wherever each note
+ * says they live ("8@%rax", "-4@112(%rsp)"). */
 
 /* ---- GIL ----------------------------------------------------------------- */
 
@@ -371,8 +345,8 @@ static __always_inline void import_pop(const struct at_bpf_proc *p, __u64 id, in
     submit(e);
 }
 
-SEC("uprobe")
-int usdt_import_start(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_import_start, const char *name)
 {
     __u64 id;
     const struct at_bpf_proc *p = ours(&id);
@@ -382,8 +356,7 @@ int usdt_import_start(struct pt_regs *ctx)
     struct at_bpf_import_frame *f = st ? import_push(p, st) : 0;
     if (!f)
         return 0;
-    __u64 name = (__u64)usdt_arg(ctx, 0);
-    if (!name || bpf_probe_read_user_str(f->name, sizeof f->name, (const void *)name) <= 0) {
+    if (!name || bpf_probe_read_user_str(f->name, sizeof f->name, name) <= 0) {
         f->name[0] = '?';
         f->name[1] = 0;
     }
@@ -391,13 +364,13 @@ int usdt_import_start(struct pt_regs *ctx)
     return 0;
 }
 
-SEC("uprobe")
-int usdt_import_done(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_import_done, const char *name, int found)
 {
     __u64 id;
     const struct at_bpf_proc *p = ours(&id);
     if (p)
-        import_pop(p, id, usdt_arg(ctx, 1) != 0);
+        import_pop(p, id, found != 0);
     return 0;
 }
 
@@ -499,23 +472,23 @@ static __always_inline void gc_end(const struct at_bpf_proc *p, __u64 id, long c
     gc_record(p, id, start, gen, collected);
 }
 
-SEC("uprobe")
-int usdt_gc_start(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_gc_start, int generation)
 {
     __u64 id;
     const struct at_bpf_proc *p = ours(&id);
     if (p)
-        gc_begin(p, id, (int)usdt_arg(ctx, 0));
+        gc_begin(p, id, generation);
     return 0;
 }
 
-SEC("uprobe")
-int usdt_gc_done(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_gc_done, long collected)
 {
     __u64 id;
     const struct at_bpf_proc *p = ours(&id);
     if (p)
-        gc_end(p, id, usdt_arg(ctx, 0));
+        gc_end(p, id, collected);
     return 0;
 }
 

@@ -86,19 +86,6 @@ struct at_bpf_proc {
     __u32 pad;
 };
 
-/* ---- USDT argument words -------------------------------------------------
- * tracer/bpf/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
- * 32-bit word; the cookie of a USDT uprobe carries arg 0 in its low and
- * arg 1 in its high half.  REG is the index of the register's 8-byte slot
- * in x86_64 struct pt_regs.  OFFSET (bits 0-15, signed) is the
- * displacement of a memory operand or the value of a constant. */
-#define AT_BPF_ARG_REG_SHIFT  16         /* bits 16-20: pt_regs slot         */
-#define AT_BPF_ARG_SIZE_SHIFT 21         /* bits 21-22: log2(bytes)          */
-#define AT_BPF_ARG_SIGNED     (1u << 24) /* sign-extend to 64 bits           */
-#define AT_BPF_ARG_DEREF      (1u << 25) /* memory at REG + OFFSET           */
-#define AT_BPF_ARG_CONST      (1u << 26) /* the value is OFFSET              */
-#define AT_BPF_ARG_VALID      (1u << 31) /* the word describes an argument   */
-
 /* ---- ring buffer events ------------------------------------------------- */
 
 enum at_bpf_ev_kind {

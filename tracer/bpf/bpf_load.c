@@ -359,20 +359,16 @@ static void links_free(links_t *ls)
 }
 
 /* pid: the process, or -1 for every process that maps path. */
-static int uprobe(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, uint64_t off, int ret,
-                  uint64_t sema, uint64_t cookie)
+static int uprobe(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, uint64_t off, int ret)
 {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .ref_ctr_offset = sema,
-                .bpf_cookie = cookie);
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
     return keep(&s->links, bpf_program__attach_uprobe_opts(prog, pid, path, off, &opts), SET_LINKS);
 }
 
-static int usdt(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, const at_bpf_usdt_t *u)
+/* Every site of USDT probe python:name in path, one link (libbpf's). */
+static int usdt(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, const char *name)
 {
-    int rc = 0;
-    for (int i = 0; i < u->nsites && rc == 0; i++)
-        rc = uprobe(s, prog, pid, path, u->off[i], 0, u->sema_off, u->cookie[i]);
-    return rc;
+    return keep(&s->links, bpf_program__attach_usdt(prog, pid, path, "python", name, NULL), SET_LINKS);
 }
 
 /* One sampling event on tid (cpu -1), or on cpu (tid -1); an fd or -errno. */
@@ -511,31 +507,32 @@ static void set_attach(set_t *s, at_bpf_t *b, pid_t pid)
     const plan_t *p = &b->plan;
     int rc;
     if (b->data.avail[AT_BPF_VIEW_GIL]) {
-        rc = uprobe(s, k->progs.gil_wait_enter, pid, p->libc, p->cond_wait, 0, 0, 0);
+        rc = uprobe(s, k->progs.gil_wait_enter, pid, p->libc, p->cond_wait, 0);
         if (rc == 0)
-            rc = uprobe(s, k->progs.gil_wait_exit, pid, p->libc, p->cond_wait, 1, 0, 0);
+            rc = uprobe(s, k->progs.gil_wait_exit, pid, p->libc, p->cond_wait, 1);
         attach_view(b, AT_BPF_VIEW_GIL, rc, "uprobes to pthread_cond_timedwait");
     }
     if (p->imports == MODE_USDT) {
-        rc = usdt(s, k->progs.usdt_import_start, pid, p->py, &p->imp_start);
-        attach_view(b, AT_BPF_VIEW_IMPORTS, rc ? rc : usdt(s, k->progs.usdt_import_done, pid, p->py, &p->imp_done),
+        rc = usdt(s, k->progs.usdt_import_start, pid, p->py, "import__find__load__start");
+        attach_view(b, AT_BPF_VIEW_IMPORTS,
+                    rc ? rc : usdt(s, k->progs.usdt_import_done, pid, p->py, "import__find__load__done"),
                     "the import USDT probes");
     } else if (p->imports == MODE_UPROBE) {
-        rc = uprobe(s, k->progs.imp_level_enter, pid, p->py, p->imp_level, 0, 0, 0);
+        rc = uprobe(s, k->progs.imp_level_enter, pid, p->py, p->imp_level, 0);
         if (rc == 0)
-            rc = uprobe(s, k->progs.imp_level_exit, pid, p->py, p->imp_level, 1, 0, 0);
+            rc = uprobe(s, k->progs.imp_level_exit, pid, p->py, p->imp_level, 1);
         if (rc == 0)
-            rc = uprobe(s, k->progs.imp_audit, pid, p->py, p->imp_audit, 0, 0, 0);
+            rc = uprobe(s, k->progs.imp_audit, pid, p->py, p->imp_audit, 0);
         attach_view(b, AT_BPF_VIEW_IMPORTS, rc, "the import uprobes");
     }
     if (p->gc == MODE_USDT) {
-        rc = usdt(s, k->progs.usdt_gc_start, pid, p->py, &p->gc_start);
-        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(s, k->progs.usdt_gc_done, pid, p->py, &p->gc_done),
+        rc = usdt(s, k->progs.usdt_gc_start, pid, p->py, "gc__start");
+        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(s, k->progs.usdt_gc_done, pid, p->py, "gc__done"),
                     "the gc USDT probes");
     } else if (p->gc == MODE_UPROBE) {
-        rc = uprobe(s, k->progs.gc_main_enter, pid, p->py, p->gc_main, 0, 0, 0);
+        rc = uprobe(s, k->progs.gc_main_enter, pid, p->py, p->gc_main, 0);
         if (rc == 0)
-            rc = uprobe(s, k->progs.gc_main_exit, pid, p->py, p->gc_main, 1, 0, 0);
+            rc = uprobe(s, k->progs.gc_main_exit, pid, p->py, p->gc_main, 1);
         attach_view(b, AT_BPF_VIEW_GC, rc, "uprobes to gc_collect_main");
     }
 }

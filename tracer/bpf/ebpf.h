@@ -113,13 +113,13 @@ const at_bpf_data_t *at_bpf_data(const at_bpf_t *b);
 
 /* ---- bpf_elf.c: symbols, USDT notes, mapped libraries ----------------- */
 
-#define AT_BPF_USDT_SITES 8            /* call sites kept per USDT probe   */
+#define AT_BPF_USDT_SITES 8            /* call sites listed per USDT probe */
 
+/* Where a USDT probe is, for planning (libbpf attaches it). */
 typedef struct at_bpf_usdt {
     int nsites;                        /* sites found (<= AT_BPF_USDT_SITES) */
     uint64_t off[AT_BPF_USDT_SITES];   /* file offsets of the probe sites  */
     uint64_t sema_off;                 /* file offset of the semaphore, 0  */
-    uint64_t cookie[AT_BPF_USDT_SITES];/* arg words (low: arg 0, high: 1)  */
 } at_bpf_usdt_t;
 
 /* File offset of function `name` in the ELF file at path (.symtab first,
@@ -127,13 +127,9 @@ typedef struct at_bpf_usdt {
  * when the file has no such function, other -errno. */
 int at_bpf_elf_func(const char *path, const char *name, uint64_t *file_off);
 
-/* The sites of USDT probe provider:name in path.  0, -ENOENT (no such
- * note), -ENOTSUP (an argument in a form we do not decode). */
+/* The sites of USDT probe provider:name in path.  0, or -ENOENT (no
+ * such note). */
 int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at_bpf_usdt_t *u);
-
-/* Decode one stapsdt argument ("-4@112(%rsp)") into an AT_BPF_ARG_* word.
- * 0 or -EINVAL. */
-int at_bpf_usdt_arg(const char *spec, uint32_t *word);
 
 /* "/proc/PID/root<path>" of the first file mapped by pid whose base name
  * starts with `prefix` (e.g. "libc.so"); 0 or -ENOENT / -ESRCH. */
