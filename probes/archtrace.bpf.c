@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* archtrace.bpf.c - eBPF probes on a running CPython 3.11 to 3.13: GIL waits, imports, GC, stack samples.
  *
- * How the work is split.  Everything here is attached by tracer/bpf/bpf_load.c
- * to ONE process (uprobes are filtered by the kernel on its mm; the
- * per-CPU perf_event program checks the tgid), and user space sets the
- * read-only globals before load: the target's tgid, and in `py` the
- * addresses it resolved in the target (&_PyRuntime, the GIL in use) and
- * the offsets of its CPython version (archtrace_bpf.h, struct at_bpf_py):
- * nothing here knows a version's layout.
+ * How the work is split.  tracer/bpf/bpf_load.c loads one copy of these
+ * programs per CPython binary (or libpython) and sets `py` in .rodata
+ * before load: the offsets of its CPython version (archtrace_bpf.h,
+ * struct at_bpf_py); nothing here knows a version's layout.  The
+ * processes watched are the entries of the `procs` map (tgid -> struct
+ * at_bpf_proc: &_PyRuntime, the GIL in use, a slot for its counters).
+ * `archtrace agent` attaches each uprobe once for every process of the
+ * host (pid -1), so a program also fires in processes nobody watches:
+ * every program starts with the lookup of the current tgid in `procs`
+ * (ours()) and returns at once on a miss; watching a process is a map
+ * update, not a uprobe.  `record --bpf` attaches the same programs to
+ * its one process only, with one entry in `procs`.
  *   - GIL: pthread_cond_timedwait in libc, entry and return, filtered on
  *     the GIL's cond (3.11: _PyRuntime.ceval.gil; 3.12+: the main
  *     interpreter's, PEP 684); totals per thread live in a hash map
@@ -27,21 +32,26 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
 
 #include "archtrace_bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set by the loader before load (rodata). */
-const volatile __u32 target_tgid = 0;   /* the process we watch            */
-const volatile struct at_bpf_py py = {}; /* its CPython (archtrace_bpf.h)  */
+const volatile struct at_bpf_py py = {}; /* the CPython (archtrace_bpf.h)  */
 
-/* Set by the loader once every probe is in, cleared before the first
- * comes out (.bss, written through the skeleton's mapping): attaching
- * and detaching a dozen uprobes and a timer per thread takes a few
- * hundred ms, seconds on a loaded machine, and nothing counted outside
- * the window the report states (attach_ns to end_ns) may show in it. */
-volatile __u32 recording = 0;
+/* The processes watched.  The loader adds one once every probe it needs
+ * is in, and removes it before the first comes out: attaching and
+ * detaching takes from milliseconds to seconds, and nothing counted
+ * outside the window the report states (attach_ns to end_ns) may show
+ * in it. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, AT_BPF_MAX_PROCS);
+    __type(key, __u32);
+    __type(value, struct at_bpf_proc);
+} procs SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -51,21 +61,21 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, struct at_bpf_gil_thread);
 } gil_threads SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, struct at_bpf_gil_wait);
 } gil_waiting SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, struct at_bpf_import_stack);
 } import_stacks SEC(".maps");
 
@@ -80,42 +90,43 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, struct at_bpf_gc_open);
 } gc_open SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, AT_BPF_GC_SLOTS);
+    __uint(max_entries, AT_BPF_MAX_PROCS * AT_BPF_GC_SLOTS);
     __type(key, __u32);
     __type(value, struct at_bpf_gc_stat);
 } gc_stats SEC(".maps");
 
-/* tid -> PyThreadState *, so a sample rarely scans the thread list. */
+/* thread -> PyThreadState *, so a sample rarely scans the thread list. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, __u64);
 } tstate_cache SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, AT_BPF_MAX_THREADS);
-    __type(key, __u32);
+    __type(key, __u64);
     __type(value, struct at_bpf_sample_clock);
 } sample_clock SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, AT_BPF_ST_COUNT);
+    __uint(max_entries, AT_BPF_MAX_PROCS * AT_BPF_ST_COUNT);
     __type(key, __u32);
     __type(value, __u64);
 } stats SEC(".maps");
 
-static __always_inline void count(__u32 what)
+static __always_inline void count(const struct at_bpf_proc *p, __u32 what)
 {
-    __u64 *v = bpf_map_lookup_elem(&stats, &what);
+    __u32 i = p->slot * AT_BPF_ST_COUNT + what;
+    __u64 *v = bpf_map_lookup_elem(&stats, &i);
     if (v)
         __sync_fetch_and_add(v, 1);
 }
@@ -146,88 +157,67 @@ static __always_inline __u32 read_u32(__u64 addr)
     return v;
 }
 
-/* Only threads of the target: uprobes are already filtered by mm, this
- * also keeps a forked child (which shares the breakpoints until the
- * kernel removes them) out of the numbers; and only while recording. */
-static __always_inline int ours(__u32 *tid)
+/* The watched process the current thread belongs to, or NULL: the first
+ * thing every program asks.  A host-wide uprobe fires in every process
+ * that maps its file, so for the others this is the whole cost: one
+ * helper call and one hash lookup.  It also keeps a forked child (which
+ * shares the breakpoints of a pid-filtered uprobe until the kernel
+ * removes them) out of the numbers.  *id: the thread's pid_tgid, the key
+ * of the per-thread maps. */
+static __always_inline const struct at_bpf_proc *ours(__u64 *id)
 {
-    __u64 id = bpf_get_current_pid_tgid();
-    *tid = (__u32)id;
-    return recording && (__u32)(id >> 32) == target_tgid;
+    *id = bpf_get_current_pid_tgid();
+    __u32 tgid = (__u32)(*id >> 32);
+    return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-/* ---- USDT arguments -------------------------------------------------------
- * A USDT probe is a plain uprobe at the note's address (the loader passes
- * the semaphore as ref_ctr_offset, so the kernel enables the probe site).
- * Where each argument lives is in the note ("8@%rax", "-4@112(%rsp)"); the
- * loader parses it into an AT_BPF_ARG_* word, two of them in the cookie. */
-static __always_inline long usdt_arg(struct pt_regs *ctx, int i)
-{
-    __u64 cookie = bpf_get_attach_cookie(ctx);
-    __u32 spec = i ? (__u32)(cookie >> 32) : (__u32)cookie;
-    __u64 v = 0;
-    if (!(spec & AT_BPF_ARG_VALID))
-        return 0;
-    __s64 off = (__s16)(spec & 0xffff);
-    if (spec & AT_BPF_ARG_CONST)
-        return (long)off;
-    __u32 reg = (spec >> AT_BPF_ARG_REG_SHIFT) & 0x1f;
-    if (reg >= sizeof(struct pt_regs) / 8 ||
-        bpf_probe_read_kernel(&v, sizeof v, (const char *)ctx + reg * 8))
-        return 0;
-    if (spec & AT_BPF_ARG_DEREF) {
-        __u64 addr = v + off;
-        v = 0;
-        if (bpf_probe_read_user(&v, sizeof v, (const void *)addr))
-            return 0;
-    }
-    __u32 bits = 8u << ((spec >> AT_BPF_ARG_SIZE_SHIFT) & 3);
-    if (bits < 64) {
-        v <<= 64 - bits;
-        v = spec & AT_BPF_ARG_SIGNED ? (__u64)((__s64)v >> (64 - bits)) : v >> (64 - bits);
-    }
-    return (long)v;
-}
+/* ---- USDT probes ---------------------------------------------------------
+ * Attached by libbpf (bpf_program__attach_usdt): it reads the notes, sets
+ * the semaphores (the kernel enables the probe sites through
+ * ref_ctr_offset) and hands BPF_USDT the arguments wherever each note
+ * says they live ("8@%rax", "-4@112(%rsp)"). */
 
 /* ---- GIL ----------------------------------------------------------------- */
 
 SEC("uprobe")
 int BPF_KPROBE(gil_wait_enter, void *cond)
 {
-    __u32 tid;
-    if (!ours(&tid) || (__u64)cond != py.gil + py.gil_cond)
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p || (__u64)cond != p->gil + py.gil_cond)
         return 0;
     __u64 now = bpf_ktime_get_ns();
-    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &tid);
+    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &id);
     if (w) {
         w->call_ns = now;   /* another round of the same take_gil loop */
         return 0;
     }
     struct at_bpf_gil_wait fresh = { .start_ns = now, .call_ns = now };
-    if (bpf_map_update_elem(&gil_waiting, &tid, &fresh, BPF_ANY))
-        count(AT_BPF_ST_MAP_FULL);
+    if (bpf_map_update_elem(&gil_waiting, &id, &fresh, BPF_ANY))
+        count(p, AT_BPF_ST_MAP_FULL);
     return 0;
 }
 
-/* A per-thread map's value for tid, created from `zero` on first use;
- * NULL (counted) when the map is full. */
-static __always_inline void *thread_slot(void *map, __u32 *tid, const void *zero)
+/* A per-thread map's value for thread id, created from `zero` on first
+ * use; NULL (counted) when the map is full. */
+static __always_inline void *thread_slot(const struct at_bpf_proc *p, void *map, __u64 *id,
+                                         const void *zero)
 {
-    void *v = bpf_map_lookup_elem(map, tid);
+    void *v = bpf_map_lookup_elem(map, id);
     if (v)
         return v;
-    bpf_map_update_elem(map, tid, zero, BPF_NOEXIST);   /* may race: look again */
-    v = bpf_map_lookup_elem(map, tid);
+    bpf_map_update_elem(map, id, zero, BPF_NOEXIST);   /* may race: look again */
+    v = bpf_map_lookup_elem(map, id);
     if (!v)
-        count(AT_BPF_ST_MAP_FULL);
+        count(p, AT_BPF_ST_MAP_FULL);
     return v;
 }
 
-static __always_inline void gil_close(__u32 tid, const struct at_bpf_gil_wait *w, __u64 now,
-                                      int timed_out)
+static __always_inline void gil_close(const struct at_bpf_proc *p, __u64 id,
+                                      const struct at_bpf_gil_wait *w, __u64 now, int timed_out)
 {
     struct at_bpf_gil_thread zero = {};
-    struct at_bpf_gil_thread *t = thread_slot(&gil_threads, &tid, &zero);
+    struct at_bpf_gil_thread *t = thread_slot(p, &gil_threads, &id, &zero);
     if (!t)
         return;
     t->calls++;
@@ -252,38 +242,40 @@ static __always_inline void gil_close(__u32 tid, const struct at_bpf_gil_wait *w
 SEC("uretprobe")
 int BPF_KRETPROBE(gil_wait_exit, int ret)
 {
-    __u32 tid, locked = 1;
-    if (!ours(&tid))
+    __u64 id;
+    __u32 locked = 1;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
         return 0;
-    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &tid);
+    struct at_bpf_gil_wait *w = bpf_map_lookup_elem(&gil_waiting, &id);
     if (!w)
         return 0;
     __u64 now = bpf_ktime_get_ns();
-    bpf_probe_read_user(&locked, sizeof locked, (const void *)(py.gil + py.gil_locked));
+    bpf_probe_read_user(&locked, sizeof locked, (const void *)(p->gil + py.gil_locked));
     if (locked != 0) {
-        gil_close(tid, 0, now, ret == AT_BPF_ETIMEDOUT);
+        gil_close(p, id, 0, now, ret == AT_BPF_ETIMEDOUT);
         return 0;
     }
     struct at_bpf_gil_wait done = *w;
-    bpf_map_delete_elem(&gil_waiting, &tid);
-    gil_close(tid, &done, now, ret == AT_BPF_ETIMEDOUT);
+    bpf_map_delete_elem(&gil_waiting, &id);
+    gil_close(p, id, &done, now, ret == AT_BPF_ETIMEDOUT);
     return 0;
 }
 
 /* ---- imports ------------------------------------------------------------- */
 
-static __always_inline struct at_bpf_import_stack *import_stack(__u32 tid)
+static __always_inline struct at_bpf_import_stack *import_stack(const struct at_bpf_proc *p, __u64 id)
 {
-    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &id);
     __u32 zero = 0;
     if (st)
         return st;
     struct at_bpf_import_stack *z = bpf_map_lookup_elem(&import_zero, &zero);
-    if (!z || bpf_map_update_elem(&import_stacks, &tid, z, BPF_NOEXIST)) {
-        count(AT_BPF_ST_MAP_FULL);
+    if (!z || bpf_map_update_elem(&import_stacks, &id, z, BPF_NOEXIST)) {
+        count(p, AT_BPF_ST_MAP_FULL);
         return 0;
     }
-    return bpf_map_lookup_elem(&import_stacks, &tid);
+    return bpf_map_lookup_elem(&import_stacks, &id);
 }
 
 /* A str object's text: compact ASCII data inline, else its UTF-8 cache. */
@@ -300,11 +292,12 @@ static __always_inline void read_pystr(char *dst, __u64 obj)
 }
 
 /* Open a frame on the thread's import stack; marked = a real import. */
-static __always_inline struct at_bpf_import_frame *import_push(struct at_bpf_import_stack *st)
+static __always_inline struct at_bpf_import_frame *import_push(const struct at_bpf_proc *p,
+                                                               struct at_bpf_import_stack *st)
 {
     __u32 idx = st->depth++;
     if (idx >= AT_BPF_IMPORT_DEPTH) {
-        count(AT_BPF_ST_IMPORT_DEEP);
+        count(p, AT_BPF_ST_IMPORT_DEEP);
         return 0;
     }
     struct at_bpf_import_frame *f = &st->f[idx];
@@ -320,9 +313,9 @@ static __always_inline void import_mark(struct at_bpf_import_stack *st,
 }
 
 /* Close the top frame; a marked one becomes an event. */
-static __always_inline void import_pop(__u32 tid, int found)
+static __always_inline void import_pop(const struct at_bpf_proc *p, __u64 id, int found)
 {
-    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &id);
     if (!st || st->depth == 0)
         return;
     __u32 idx = --st->depth;
@@ -335,12 +328,14 @@ static __always_inline void import_pop(__u32 tid, int found)
         st->nmarked--;
     struct at_bpf_import_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
-        count(AT_BPF_ST_LOST_IMPORT);
+        count(p, AT_BPF_ST_LOST_IMPORT);
         f->start_ns = 0;
         return;
     }
     e->kind = AT_BPF_EV_IMPORT;
-    e->tid = tid;
+    e->tid = (__u32)id;
+    e->tgid = (__u32)(id >> 32);
+    e->pad = 0;
     e->start_ns = f->start_ns;
     e->end_ns = bpf_ktime_get_ns();
     e->depth = st->nmarked;
@@ -350,18 +345,18 @@ static __always_inline void import_pop(__u32 tid, int found)
     submit(e);
 }
 
-SEC("uprobe")
-int usdt_import_start(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_import_start, const char *name)
 {
-    __u32 tid;
-    if (!ours(&tid))
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
         return 0;
-    struct at_bpf_import_stack *st = import_stack(tid);
-    struct at_bpf_import_frame *f = st ? import_push(st) : 0;
+    struct at_bpf_import_stack *st = import_stack(p, id);
+    struct at_bpf_import_frame *f = st ? import_push(p, st) : 0;
     if (!f)
         return 0;
-    __u64 name = (__u64)usdt_arg(ctx, 0);
-    if (!name || bpf_probe_read_user_str(f->name, sizeof f->name, (const void *)name) <= 0) {
+    if (!name || bpf_probe_read_user_str(f->name, sizeof f->name, name) <= 0) {
         f->name[0] = '?';
         f->name[1] = 0;
     }
@@ -369,12 +364,13 @@ int usdt_import_start(struct pt_regs *ctx)
     return 0;
 }
 
-SEC("uprobe")
-int usdt_import_done(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_import_done, const char *name, int found)
 {
-    __u32 tid;
-    if (ours(&tid))
-        import_pop(tid, usdt_arg(ctx, 1) != 0);
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (p)
+        import_pop(p, id, found != 0);
     return 0;
 }
 
@@ -384,26 +380,27 @@ int usdt_import_done(struct pt_regs *ctx)
 SEC("uprobe")
 int BPF_KPROBE(imp_level_enter)
 {
-    __u32 tid;
-    if (!ours(&tid))
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
         return 0;
-    struct at_bpf_import_stack *st = import_stack(tid);
+    struct at_bpf_import_stack *st = import_stack(p, id);
     if (st)
-        import_push(st);
+        import_push(p, st);
     return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(imp_audit, void *tstate, const char *event, const char *fmt, void *abs_name)
 {
-    __u32 tid;
+    __u64 id;
     char ev[8] = {};
-    if (!ours(&tid) || bpf_probe_read_user(ev, 7, event))
+    if (!ours(&id) || bpf_probe_read_user(ev, 7, event))
         return 0;
     if (ev[0] != 'i' || ev[1] != 'm' || ev[2] != 'p' || ev[3] != 'o' || ev[4] != 'r' ||
         ev[5] != 't' || ev[6] != 0)
         return 0;
-    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &tid);
+    struct at_bpf_import_stack *st = bpf_map_lookup_elem(&import_stacks, &id);
     if (!st || st->depth == 0)
         return 0;
     __u32 idx = st->depth - 1;
@@ -420,29 +417,29 @@ int BPF_KPROBE(imp_audit, void *tstate, const char *event, const char *fmt, void
 SEC("uretprobe")
 int BPF_KRETPROBE(imp_level_exit, void *module)
 {
-    __u32 tid;
-    if (ours(&tid))
-        import_pop(tid, module != 0);
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (p)
+        import_pop(p, id, module != 0);
     return 0;
 }
 
 /* ---- GC ------------------------------------------------------------------ */
 
-static __always_inline void gc_begin(int generation)
+static __always_inline void gc_begin(const struct at_bpf_proc *p, __u64 id, int generation)
 {
-    __u32 tid;
-    if (!ours(&tid))
-        return;
     struct at_bpf_gc_open o = { .start_ns = bpf_ktime_get_ns(), .generation = generation };
-    if (bpf_map_update_elem(&gc_open, &tid, &o, BPF_ANY))
-        count(AT_BPF_ST_MAP_FULL);
+    if (bpf_map_update_elem(&gc_open, &id, &o, BPF_ANY))
+        count(p, AT_BPF_ST_MAP_FULL);
 }
 
 /* A finished collection: into the totals, then one event. */
-static __always_inline void gc_record(__u32 tid, __u64 start, __s32 gen, long collected)
+static __always_inline void gc_record(const struct at_bpf_proc *p, __u64 id, __u64 start, __s32 gen,
+                                      long collected)
 {
     __u64 now = bpf_ktime_get_ns();
-    __u32 slot = gen >= 0 && gen < AT_BPF_GC_SLOTS - 1 ? (__u32)gen : AT_BPF_GC_SLOTS - 1;
+    __u32 slot = p->slot * AT_BPF_GC_SLOTS +
+                 (gen >= 0 && gen < AT_BPF_GC_SLOTS - 1 ? (__u32)gen : AT_BPF_GC_SLOTS - 1);
     struct at_bpf_gc_stat *s = bpf_map_lookup_elem(&gc_stats, &slot);
     if (s) {
         __sync_fetch_and_add(&s->runs, 1);
@@ -451,44 +448,47 @@ static __always_inline void gc_record(__u32 tid, __u64 start, __s32 gen, long co
     }
     struct at_bpf_gc_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
-        count(AT_BPF_ST_LOST_GC);
+        count(p, AT_BPF_ST_LOST_GC);
         return;
     }
     e->kind = AT_BPF_EV_GC;
-    e->tid = tid;
+    e->tid = (__u32)id;
     e->start_ns = start;
     e->end_ns = now;
     e->generation = gen;
-    e->pad = 0;
+    e->tgid = (__u32)(id >> 32);
     e->collected = collected;
     submit(e);
 }
 
-static __always_inline void gc_end(long collected)
+static __always_inline void gc_end(const struct at_bpf_proc *p, __u64 id, long collected)
 {
-    __u32 tid;
-    if (!ours(&tid))
-        return;
-    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
+    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &id);
     if (!o)
         return;
     __u64 start = o->start_ns;
     __s32 gen = o->generation;
-    bpf_map_delete_elem(&gc_open, &tid);
-    gc_record(tid, start, gen, collected);
+    bpf_map_delete_elem(&gc_open, &id);
+    gc_record(p, id, start, gen, collected);
 }
 
-SEC("uprobe")
-int usdt_gc_start(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_gc_start, int generation)
 {
-    gc_begin((int)usdt_arg(ctx, 0));
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (p)
+        gc_begin(p, id, generation);
     return 0;
 }
 
-SEC("uprobe")
-int usdt_gc_done(struct pt_regs *ctx)
+SEC("usdt")
+int BPF_USDT(usdt_gc_done, long collected)
 {
-    gc_end(usdt_arg(ctx, 0));
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (p)
+        gc_end(p, id, collected);
     return 0;
 }
 
@@ -503,12 +503,9 @@ static __always_inline void gc_counters(__u64 interp, __u64 *runs)
  * and any call returns 0 at once while a collection runs (a finalizer's
  * gc.collect(), say): count the calls inside an open one, and take the
  * generation from the counters at the return. */
-static __always_inline void gc_counted_begin(__u64 tstate)
+static __always_inline void gc_counted_begin(const struct at_bpf_proc *p, __u64 id, __u64 tstate)
 {
-    __u32 tid;
-    if (!ours(&tid))
-        return;
-    struct at_bpf_gc_open *open = bpf_map_lookup_elem(&gc_open, &tid);
+    struct at_bpf_gc_open *open = bpf_map_lookup_elem(&gc_open, &id);
     if (open) {
         open->nested++;
         return;
@@ -516,17 +513,14 @@ static __always_inline void gc_counted_begin(__u64 tstate)
     struct at_bpf_gc_open o = { .start_ns = bpf_ktime_get_ns(), .generation = -1 };
     o.interp = read_u64(tstate + py.tstate_interp);
     gc_counters(o.interp, o.runs);
-    if (bpf_map_update_elem(&gc_open, &tid, &o, BPF_NOEXIST))
-        count(AT_BPF_ST_MAP_FULL);
+    if (bpf_map_update_elem(&gc_open, &id, &o, BPF_NOEXIST))
+        count(p, AT_BPF_ST_MAP_FULL);
 }
 
-static __always_inline void gc_counted_end(long collected)
+static __always_inline void gc_counted_end(const struct at_bpf_proc *p, __u64 id, long collected)
 {
-    __u32 tid;
     __u64 runs[AT_BPF_GC_GENERATIONS];
-    if (!ours(&tid))
-        return;
-    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &tid);
+    struct at_bpf_gc_open *o = bpf_map_lookup_elem(&gc_open, &id);
     if (!o)
         return;
     if (o->nested) {
@@ -534,34 +528,42 @@ static __always_inline void gc_counted_end(long collected)
         return;
     }
     struct at_bpf_gc_open done = *o;
-    bpf_map_delete_elem(&gc_open, &tid);
+    bpf_map_delete_elem(&gc_open, &id);
     gc_counters(done.interp, runs);
     __s32 gen = -1;
     for (__u32 g = 0; g < AT_BPF_GC_GENERATIONS; g++)
         if (runs[g] != done.runs[g])
             gen = (__s32)g;   /* the oldest that moved: it took the younger */
     if (gen >= 0)             /* else it returned without collecting */
-        gc_record(tid, done.start_ns, gen, collected);
+        gc_record(p, id, done.start_ns, gen, collected);
 }
 
 /* Fallback: static Py_ssize_t gc_collect_main(tstate, int generation, ...). */
 SEC("uprobe")
 int BPF_KPROBE(gc_main_enter, void *tstate, int generation)
 {
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
+        return 0;
     if (py.interp_gc_stats != AT_BPF_OFF_NONE)
-        gc_counted_begin((__u64)tstate);
+        gc_counted_begin(p, id, (__u64)tstate);
     else
-        gc_begin(generation);
+        gc_begin(p, id, generation);
     return 0;
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(gc_main_exit, long collected)
 {
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
+        return 0;
     if (py.interp_gc_stats != AT_BPF_OFF_NONE)
-        gc_counted_end(collected);
+        gc_counted_end(p, id, collected);
     else
-        gc_end(collected);
+        gc_end(p, id, collected);
     return 0;
 }
 
@@ -576,15 +578,15 @@ static __always_inline int runs_on(__u64 ts, __u32 tid)
  * current thread state in _PyRuntime, 3.12+ only in the GIL (its
  * last_holder while locked; the thread-local current one is out of
  * reach here). */
-static __always_inline __u64 gil_holder(__u32 tid)
+static __always_inline __u64 gil_holder(const struct at_bpf_proc *p, __u32 tid)
 {
     __u64 ts;
-    if (py.tstate_current) {
-        ts = read_u64(py.tstate_current);
+    if (p->tstate_current) {
+        ts = read_u64(p->tstate_current);
     } else {
-        if (read_u32(py.gil + py.gil_locked) != 1)
+        if (read_u32(p->gil + py.gil_locked) != 1)
             return 0;
-        ts = read_u64(py.gil + py.gil_last_holder);
+        ts = read_u64(p->gil + py.gil_last_holder);
     }
     return runs_on(ts, tid) ? ts : 0;
 }
@@ -592,21 +594,22 @@ static __always_inline __u64 gil_holder(__u32 tid)
 /* The running thread's PyThreadState: the GIL holder when that is us
  * (the common case for a thread running Python), else a cached or
  * scanned entry of the main interpreter's thread list. */
-static __always_inline __u64 find_tstate(__u32 tid, __u32 *flags)
+static __always_inline __u64 find_tstate(const struct at_bpf_proc *p, __u64 id, __u32 *flags)
 {
-    __u64 ts = gil_holder(tid);
+    __u32 tid = (__u32)id;
+    __u64 ts = gil_holder(p, tid);
     if (ts) {
         *flags |= AT_BPF_S_GIL;
         return ts;
     }
-    __u64 *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
+    __u64 *cached = bpf_map_lookup_elem(&tstate_cache, &id);
     if (cached && runs_on(*cached, tid))
         return *cached;
-    __u64 interp = read_u64(py.runtime + py.rt_interpreters_head);
+    __u64 interp = read_u64(p->runtime + py.rt_interpreters_head);
     ts = interp ? read_u64(interp + py.interp_tstate_head) : 0;
     for (int i = 0; i < AT_BPF_TSTATE_SCAN && ts; i++) {
         if (runs_on(ts, tid)) {
-            bpf_map_update_elem(&tstate_cache, &tid, &ts, BPF_ANY);
+            bpf_map_update_elem(&tstate_cache, &id, &ts, BPF_ANY);
             return ts;
         }
         ts = read_u64(ts + py.tstate_next);
@@ -637,7 +640,7 @@ static __always_inline __u8 frame_byte(const __u64 *fr, __u32 off)
     return off < AT_BPF_FRAME_READ ? ((const __u8 *)fr)[off] : 0;
 }
 
-static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
+static __always_inline void walk_python(const struct at_bpf_proc *p, struct at_bpf_sample_ev *e, __u64 ts)
 {
     __u64 fr[AT_BPF_FRAME_READ / 8];
     __u64 frame = current_frame(ts);
@@ -664,17 +667,17 @@ static __always_inline void walk_python(struct at_bpf_sample_ev *e, __u64 ts)
     if (frame && !(e->flags & AT_BPF_S_TRUNCATED))
         e->flags |= AT_BPF_S_TRUNCATED;
     if (e->flags & AT_BPF_S_TRUNCATED)
-        count(AT_BPF_ST_PY_TRUNCATED);
+        count(p, AT_BPF_ST_PY_TRUNCATED);
     e->n_py = (__u16)n;
 }
 
 /* The thread's CPU time as the scheduler accounts it, for the rate. */
-static __always_inline void clock_sample(__u32 tid)
+static __always_inline void clock_sample(const struct at_bpf_proc *p, __u64 id)
 {
     struct task_struct *task = bpf_get_current_task_btf();
     __u64 cpu_ns = BPF_CORE_READ(task, se.sum_exec_runtime);
     struct at_bpf_sample_clock zero = { cpu_ns, cpu_ns, 0 };
-    struct at_bpf_sample_clock *c = thread_slot(&sample_clock, &tid, &zero);
+    struct at_bpf_sample_clock *c = thread_slot(p, &sample_clock, &id, &zero);
     if (!c)
         return;
     c->last_cpu_ns = cpu_ns;
@@ -684,29 +687,32 @@ static __always_inline void clock_sample(__u32 tid)
 SEC("perf_event")
 int on_sample(struct bpf_perf_event_data *ctx)
 {
-    __u32 tid;
-    if (!ours(&tid))
+    __u64 id;
+    const struct at_bpf_proc *p = ours(&id);
+    if (!p)
         return 0;
-    count(AT_BPF_ST_SAMPLES);
-    clock_sample(tid);
+    count(p, AT_BPF_ST_SAMPLES);
+    clock_sample(p, id);
     struct at_bpf_sample_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
-        count(AT_BPF_ST_LOST_SAMPLE);
+        count(p, AT_BPF_ST_LOST_SAMPLE);
         return 0;
     }
     e->kind = AT_BPF_EV_SAMPLE;
-    e->tid = tid;
+    e->tid = (__u32)id;
+    e->tgid = (__u32)(id >> 32);
+    e->pad = 0;
     e->ts_ns = bpf_ktime_get_ns();
     e->flags = 0;
     e->n_py = 0;
     long got = bpf_get_stack(ctx, e->user, sizeof e->user, BPF_F_USER_STACK);
     e->n_user = got > 0 ? (__u16)((__u64)got / 8) : 0;
-    e->tstate = find_tstate(tid, &e->flags);
+    e->tstate = find_tstate(p, id, &e->flags);
     if (e->tstate) {
         e->flags |= AT_BPF_S_TSTATE;
-        walk_python(e, e->tstate);
+        walk_python(p, e, e->tstate);
     } else {
-        count(AT_BPF_ST_NO_TSTATE);
+        count(p, AT_BPF_ST_NO_TSTATE);
     }
     submit(e);
     return 0;

@@ -6,7 +6,7 @@
  * has a fixed layout (explicit padding, _Static_assert in user space) so
  * the two compilers agree on it.  The probes compile in no CPython
  * offset: user space gives them the target's (struct at_bpf_py, from
- * its at_pylayout_t); py311.h is here for the stack depth the ptrace
+ * its at_pylayout_t, and struct at_bpf_proc); py311.h is here for the stack depth the ptrace
  * walker also uses (AT_MAX_STACK_DEPTH), nothing else.
  */
 #ifndef AT_ARCHTRACE_BPF_H
@@ -32,22 +32,26 @@
 #define AT_BPF_ETIMEDOUT      110        /* pthread_cond_timedwait's timeout  */
 #define AT_BPF_GC_GENERATIONS 3          /* generation_stats[] entries       */
 #define AT_BPF_OFF_NONE       0xffffffffu /* at_bpf_py: the version has none  */
+#define AT_BPF_MAX_PROCS      256        /* processes one probe set watches  */
 
 /* ---- the target's CPython ------------------------------------------------
- * What the probes read in the target, set in .rodata before load by
- * tracer/bpf/bpf_layout.c from the target's at_pylayout_t (3.11, 3.12 or
- * 3.13, the debug offsets of a 3.13 applied).  .rodata is frozen at load,
- * so the verifier sees every field as a constant: the branches of other
- * versions are dead code to it and each offset is checked as a constant
- * (bpf_layout.c refuses those the reads below could not take).
- * Addresses are in the target; offsets from the start of the struct named. */
+ * What the probes read in a CPython, in two parts.
+ *
+ * struct at_bpf_py: its version's offsets, the same for every process of
+ * one binary (or libpython), set in .rodata before load by
+ * tracer/bpf/bpf_layout.c from the at_pylayout_t (3.11, 3.12 or 3.13, the
+ * debug offsets of a 3.13 applied).  .rodata is frozen at load, so the
+ * verifier sees every field as a constant: the branches of other versions
+ * are dead code to it and each offset is checked as a constant
+ * (bpf_layout.c refuses those the reads below could not take).  Offsets
+ * from the start of the struct named.
+ *
+ * struct at_bpf_proc: what differs per process (ASLR gives each its own
+ * addresses), the value of the probes' `procs` map under its tgid.  A
+ * process is watched exactly while it has an entry: the probes of one
+ * binary fire in every process that maps it (host-wide uprobes), and the
+ * lookup of the current tgid is the first thing each program does. */
 struct at_bpf_py {
-    __u64 runtime;                       /* &_PyRuntime                      */
-    __u64 gil;                           /* struct _gil_runtime_state of the
-                                          * main interpreter (3.11: in
-                                          * _PyRuntime; 3.12+: its ceval.gil) */
-    __u64 tstate_current;                /* 3.11: &gilstate.tstate_current;
-                                          * 0: the GIL's holder tells (3.12+) */
     __u32 gil_locked, gil_last_holder, gil_cond;
     __u32 rt_interpreters_head;          /* _PyRuntime                       */
     __u32 interp_tstate_head;            /* PyInterpreterState               */
@@ -69,18 +73,18 @@ struct at_bpf_py {
     __u32 pad;
 };
 
-/* ---- USDT argument words -------------------------------------------------
- * tracer/bpf/bpf_elf.c parses a stapsdt argument ("-4@112(%rsp)") into one
- * 32-bit word; the cookie of a USDT uprobe carries arg 0 in its low and
- * arg 1 in its high half.  REG is the index of the register's 8-byte slot
- * in x86_64 struct pt_regs.  OFFSET (bits 0-15, signed) is the
- * displacement of a memory operand or the value of a constant. */
-#define AT_BPF_ARG_REG_SHIFT  16         /* bits 16-20: pt_regs slot         */
-#define AT_BPF_ARG_SIZE_SHIFT 21         /* bits 21-22: log2(bytes)          */
-#define AT_BPF_ARG_SIGNED     (1u << 24) /* sign-extend to 64 bits           */
-#define AT_BPF_ARG_DEREF      (1u << 25) /* memory at REG + OFFSET           */
-#define AT_BPF_ARG_CONST      (1u << 26) /* the value is OFFSET              */
-#define AT_BPF_ARG_VALID      (1u << 31) /* the word describes an argument   */
+/* procs[tgid]: one watched process (addresses in it). */
+struct at_bpf_proc {
+    __u64 runtime;                       /* &_PyRuntime                      */
+    __u64 gil;                           /* struct _gil_runtime_state of the
+                                          * main interpreter (3.11: in
+                                          * _PyRuntime; 3.12+: its ceval.gil) */
+    __u64 tstate_current;                /* 3.11: &gilstate.tstate_current;
+                                          * 0: the GIL's holder tells (3.12+) */
+    __u32 slot;                          /* its rows of gc_stats and stats,
+                                          * < AT_BPF_MAX_PROCS               */
+    __u32 pad;
+};
 
 /* ---- ring buffer events ------------------------------------------------- */
 
@@ -100,6 +104,8 @@ struct at_bpf_import_ev {
     __u32 depth;                         /* enclosing imports on the thread  */
     __s32 found;                         /* 1 module returned, 0 failed      */
     char name[AT_BPF_NAME_MAX];          /* absolute module name, NUL-ended  */
+    __u32 tgid;                          /* the process (probes are shared)  */
+    __u32 pad;
 };
 
 /* One collection: gc__start/done (or gc_collect_main entry/return). */
@@ -109,7 +115,7 @@ struct at_bpf_gc_ev {
     __u64 start_ns;
     __u64 end_ns;
     __s32 generation;                    /* 0..2                             */
-    __u32 pad;
+    __u32 tgid;                          /* the process                      */
     __s64 collected;                     /* unreachable objects found        */
 };
 
@@ -139,9 +145,15 @@ struct at_bpf_sample_ev {
     __u32 flags;                         /* AT_BPF_S_*                       */
     __u64 user[AT_BPF_USTACK_MAX];       /* bpf_get_stack(BPF_F_USER_STACK)  */
     struct at_bpf_pyframe py[AT_BPF_PY_MAX];
+    __u32 tgid;                          /* the process                      */
+    __u32 pad;
 };
 
-/* ---- maps read by user space -------------------------------------------- */
+/* ---- maps read by user space --------------------------------------------
+ * Per-thread maps are keyed by the whole bpf_get_current_pid_tgid() (tgid
+ * in the high half, tid in the low), so user space finds a process's rows
+ * and removes them when it goes.  gc_stats and stats are arrays with one
+ * row per process slot (struct at_bpf_proc.slot). */
 
 /* gil_threads[tid]: waits for the GIL on _PyRuntime.ceval.gil.cond.  An
  * episode starts at the first pthread_cond_timedwait of a take_gil and
@@ -174,7 +186,7 @@ struct at_bpf_gil_wait {
     __u64 call_ns;                       /* current call start               */
 };
 
-/* gc_stats[generation]: totals kept in BPF so a lost event costs nothing. */
+/* gc_stats[slot * GC_SLOTS + generation]: totals kept in BPF so a lost event costs nothing. */
 struct at_bpf_gc_stat {
     __u64 runs;
     __u64 total_ns;
@@ -206,7 +218,7 @@ struct at_bpf_gc_open {
     __u64 runs[AT_BPF_GC_GENERATIONS];   /* its collections counters at entry */
 };
 
-/* stats[i]: counters of what the probes could not do. */
+/* stats[slot * ST_COUNT + i]: counters of what the probes could not do. */
 enum at_bpf_stat {
     AT_BPF_ST_LOST_IMPORT = 0,           /* ring buffer full                 */
     AT_BPF_ST_LOST_GC,

@@ -308,6 +308,75 @@ Test(agent, scraped_by_prometheus_and_profiles_for_pprof, .timeout = 150)
     end_agent(&a);
 }
 
+/* ---- host-wide probes ------------------------------------------------------------ */
+
+/* The value of `name{pid="PID",...} V` summed over its series of pid. */
+static double pid_sum(const char *text, const char *name, int pid)
+{
+    char want[256];
+    double sum = 0;
+    snprintf(want, sizeof want, "%s{pid=\"%d\",", name, pid);
+    for (const char *p = text; (p = strstr(p, want)); p += strlen(want)) {
+        const char *sp = memrchr(p, ' ', strcspn(p, "\n"));
+        sum += sp ? strtod(sp + 1, NULL) : 0;
+    }
+    return sum;
+}
+
+/* Two processes of one binary share its probes (one set, uprobes on
+ * every process that maps it) and are still told apart: each has its
+ * own threads' GIL waits; when one exits the other goes on being
+ * counted; the agent lets go of everything within seconds. */
+Test(agent, processes_of_one_binary_share_its_probes, .timeout = 90)
+{
+    agent_t a;
+    agent_init(&a);
+    int one = start_workload(&a, "static", "one", 60);
+    start_agent(&a, "");
+    int two = start_workload(&a, "static", "two", 60);   /* joins the set made for one */
+    int other = start_workload(&a, "shared", "other", 60);
+    char plus[64];
+    int pids[] = { one, two, other };
+    for (int i = 0; i < 3; i++) {
+        snprintf(plus, sizeof plus, "+ process %d ", pids[i]);
+        cr_assert(log_has(&a, plus, 10000), "the agent did not attach to %d", pids[i]);
+    }
+    sleep_ms(1500);
+    char *text = scrape(&a);
+    check_threads(text, one, "static", "static");
+    check_threads(text, two, "static", "static");
+    check_threads(text, other, "shared", "shared");
+    double sets = metric(text, "archtrace_agent_probe_sets "), watched = metric(text, "archtrace_agent_processes_watched ");
+    cr_assert(sets >= 2 && sets <= watched - 1, "one set per binary: %g sets for %g processes", sets, watched);
+    free(text);
+
+    kill(one, SIGKILL);
+    snprintf(plus, sizeof plus, "- process %d exited", one);
+    cr_assert(log_has(&a, plus, 5000), "the agent did not see %d exit", one);
+    text = scrape(&a);
+    double waited = pid_sum(text, "archtrace_gil_wait_seconds_total", two);
+    double samples = pid_sum(text, "archtrace_samples_total", two);
+    free(text);
+    sleep_ms(1500);
+    text = scrape(&a);
+    cr_assert_gt(pid_sum(text, "archtrace_gil_wait_seconds_total", two), waited,
+                 "%d's GIL waits still counted after %d (same binary) exited", two, one);
+    cr_assert_gt(pid_sum(text, "archtrace_samples_total", two), samples, "%d still sampled", two);
+    snprintf(plus, sizeof plus, "pid=\"%d\"", one);
+    cr_assert(!strstr(text, plus), "series of the exited process are gone");
+    free(text);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    stop_agent(&a);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(secs, 20, "the agent took %.1f s to let go of its probes and exit", secs);
+    kill(two, SIGKILL);
+    kill(other, SIGKILL);
+    end_agent(&a);
+}
+
 /* ---- --push --------------------------------------------------------------------- */
 
 Test(agent, profiles_pushed_to_an_ingest_endpoint, .timeout = 90)

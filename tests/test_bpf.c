@@ -29,52 +29,6 @@
 #include "report/report_features.h"
 #include "testlib.h"
 
-/* ---- unit: USDT arguments --------------------------------------------------- */
-
-typedef struct arg_case {
-    char spec[32];           /* inline: parameters are copied into another process */
-    int ok;
-    uint32_t word;
-} arg_case_t;
-
-#define W(slot, lg) (AT_BPF_ARG_VALID | (uint32_t)(slot) << AT_BPF_ARG_REG_SHIFT | \
-                     (uint32_t)(lg) << AT_BPF_ARG_SIZE_SHIFT)
-
-ParameterizedTestParameters(bpf_unit, usdt_arg_forms)
-{
-    /* pt_regs slots: rax 10, rdx 12, rsp 19, r12 3, rbp 4 */
-    static arg_case_t cases[] = {
-        { "8@%rax", 1, W(10, 3) },
-        { "-4@%edx", 1, W(12, 2) | AT_BPF_ARG_SIGNED },
-        { "-4@112(%rsp)", 1, W(19, 2) | AT_BPF_ARG_SIGNED | AT_BPF_ARG_DEREF | 112 },
-        { "-8@%r12", 1, W(3, 3) | AT_BPF_ARG_SIGNED },
-        { "8@-24(%rbp)", 1, W(4, 3) | AT_BPF_ARG_DEREF | (uint32_t)(-24 & 0xffff) },
-        { "4@(%rax)", 1, W(10, 2) | AT_BPF_ARG_DEREF },
-        { "-4@$5", 1, AT_BPF_ARG_VALID | 2u << AT_BPF_ARG_SIZE_SHIFT | AT_BPF_ARG_SIGNED |
-                      AT_BPF_ARG_CONST | 5 },
-        { "1@%al", 1, W(10, 0) },
-        { "8@(%rax,%rbx,8)", 0, 0 },
-        { "3@%rax", 0, 0 },
-        { "8@%xmm0", 0, 0 },
-        { "8@99999(%rsp)", 0, 0 },
-        { "%rax", 0, 0 },
-        { "", 0, 0 },
-    };
-    return cr_make_param_array(arg_case_t, cases, sizeof cases / sizeof cases[0]);
-}
-
-ParameterizedTest(arg_case_t *c, bpf_unit, usdt_arg_forms)
-{
-    uint32_t w = 0;
-    int rc = at_bpf_usdt_arg(c->spec, &w);
-    if (!c->ok) {
-        cr_assert_eq(rc, -EINVAL, "\"%s\" must be refused, got %d (word %#x)", c->spec, rc, w);
-        return;
-    }
-    cr_assert_eq(rc, 0, "\"%s\" must decode, got %d", c->spec, rc);
-    cr_assert_eq(w, c->word, "\"%s\" decodes to %#x, want %#x", c->spec, w, c->word);
-}
-
 /* ---- unit: ELF lookups ------------------------------------------------------ */
 
 Test(bpf_unit, finds_pthread_cond_timedwait_default_version)
@@ -101,10 +55,9 @@ Test(bpf_unit, reads_debian_python_usdt_notes)
         int rc = at_bpf_elf_usdt("/usr/bin/python3.11", "python", probes[i], &u);
         if (rc == -ENOENT)
             cr_skip_test("/usr/bin/python3.11 carries no USDT notes (not Debian's build)");
-        cr_assert_eq(rc, 0, "python:%s must be found and its arguments decoded (rc %d)", probes[i], rc);
+        cr_assert_eq(rc, 0, "python:%s must be found (rc %d)", probes[i], rc);
         cr_assert_geq(u.nsites, 1, "python:%s has a site", probes[i]);
         cr_assert_neq(u.sema_off, 0, "python:%s has a semaphore (the probe is off without it)", probes[i]);
-        cr_assert_neq((uint32_t)u.cookie[0] & AT_BPF_ARG_VALID, 0, "arg 0 of %s is decoded", probes[i]);
     }
     cr_assert_eq(at_bpf_elf_usdt("/usr/bin/python3.11", "python", "no__such__probe", &u), -ENOENT,
                  "an absent probe is -ENOENT");
@@ -117,12 +70,14 @@ Test(bpf_unit, reads_debian_python_usdt_notes)
 Test(bpf_unit, layout_311_is_what_the_probes_read_before)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull;
     const at_pylayout_t *L = at_pylayout_find(3, 11);
-    cr_assert_eq(at_bpf_layout_fill(L, rt, rt + AT_RT_GIL, &py), 0, "3.11 fits the probes");
-    cr_assert_eq(py.gil + py.gil_cond, rt + AT_RT_GIL_COND, "the cond the GIL waiters use");
-    cr_assert_eq(py.gil + py.gil_locked, rt + AT_RT_GIL_LOCKED, "gil.locked");
-    cr_assert_eq(py.tstate_current, rt + AT_RT_GILSTATE_TSTATE_CURRENT, "gilstate.tstate_current");
+    cr_assert_eq(at_bpf_layout_fill(L, rt, rt + AT_RT_GIL, &py, &pp), 0, "3.11 fits the probes");
+    cr_assert_eq(pp.runtime, rt, "&_PyRuntime in the process's entry");
+    cr_assert_eq(pp.gil + py.gil_cond, rt + AT_RT_GIL_COND, "the cond the GIL waiters use");
+    cr_assert_eq(pp.gil + py.gil_locked, rt + AT_RT_GIL_LOCKED, "gil.locked");
+    cr_assert_eq(pp.tstate_current, rt + AT_RT_GILSTATE_TSTATE_CURRENT, "gilstate.tstate_current");
     cr_assert_eq(py.rt_interpreters_head, AT_RT_INTERPRETERS_HEAD, "interpreters.head");
     cr_assert_eq(py.interp_tstate_head, AT_INTERP_TSTATE_HEAD, "threads.head");
     cr_assert(py.tstate_next == AT_TSTATE_NEXT && py.tstate_native_thread_id == AT_TSTATE_NATIVE_THREAD_ID,
@@ -144,15 +99,16 @@ Test(bpf_unit, layout_311_is_what_the_probes_read_before)
 Test(bpf_unit, layout_312_313_take_their_tables)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull, gil = rt + AT312_RT_MAIN_INTERPRETER + AT312_INTERP_GIL;
-    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 12), rt, gil, &py), 0, "3.12 fits the probes");
-    cr_assert(py.gil == gil && py.gil_cond == AT312_GIL_COND && py.tstate_current == 0, "3.12's GIL");
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 12), rt, gil, &py, &pp), 0, "3.12 fits the probes");
+    cr_assert(pp.gil == gil && py.gil_cond == AT312_GIL_COND && pp.tstate_current == 0, "3.12's GIL");
     cr_assert(py.tstate_cframe == AT312_TSTATE_CFRAME && py.frame_ptr == AT312_CFRAME_CURRENT_FRAME &&
               py.iframe_code == AT312_IFRAME_CODE && py.iframe_is_entry == AT_BPF_OFF_NONE, "3.12's frames");
     cr_assert(py.sizeof_pyasciiobject == AT312_SIZEOF_PYASCIIOBJECT && py.unicode_utf8 == AT312_UNICODE_UTF8,
               "3.12's str");
     cr_assert_eq(py.interp_gc_stats, AT_BPF_OFF_NONE, "3.12: the argument is the generation");
-    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 13), rt, gil, &py), 0, "3.13 fits the probes");
+    cr_assert_eq(at_bpf_layout_fill(at_pylayout_find(3, 13), rt, gil, &py, &pp), 0, "3.13 fits the probes");
     cr_assert(py.tstate_cframe == AT_BPF_OFF_NONE && py.frame_ptr == AT313_TSTATE_CURRENT_FRAME &&
               py.iframe_code == AT313_IFRAME_EXECUTABLE && py.iframe_instr == AT313_IFRAME_INSTR_PTR,
               "3.13's frames");
@@ -165,22 +121,23 @@ Test(bpf_unit, layout_312_313_take_their_tables)
 Test(bpf_unit, layout_the_probes_cannot_read_is_refused)
 {
     struct at_bpf_py py;
+    struct at_bpf_proc pp;
     const uint64_t rt = 0x7f0000100000ull;
     at_pylayout_t L = *at_pylayout_find(3, 13);
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, 0, &py), -EPROTO, "no GIL address");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, 0, &py, &pp), -EPROTO, "no GIL address");
     L.iframe_instr = 60;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame pointer not 8-aligned");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "a frame pointer not 8-aligned");
     L.iframe_instr = AT_BPF_FRAME_READ;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "a frame field past the copy");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "a frame field past the copy");
     L = *at_pylayout_find(3, 13);
     L.iframe_owner = AT_PYLAYOUT_NONE;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no frame owner");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "no frame owner");
     L = *at_pylayout_find(3, 13);
     L.unicode_compact_ascii = 0x20;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "str state without its ascii bit");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "str state without its ascii bit");
     L = *at_pylayout_find(3, 13);
     L.tstate_current_frame = AT_PYLAYOUT_NONE;
-    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py), -EPROTO, "no way to a thread's frame");
+    cr_assert_eq(at_bpf_layout_fill(&L, rt, rt, &py, &pp), -EPROTO, "no way to a thread's frame");
 }
 
 /* ---- unit: <pid>.bpf round trip ------------------------------------------------ */

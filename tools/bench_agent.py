@@ -13,8 +13,11 @@ time until every service is watched, then over SECONDS (default 20) the
 agent's CPU (utime + stime from /proc, as % of one core), its resident
 memory at the end and its peak (VmHWM), the scrape latency (median),
 the services' own CPU with and without the agent (the same services,
-the SECONDS before the agent started) as the ratio of the two, and how
-long the agent takes to detach from all of them and exit on SIGINT.
+the SECONDS before the agent started) as the ratio of the two, what a
+process the agent does not watch pays per call of a function it probes
+host-wide (pthread_cond_timedwait in libc, from a small C program: ns a
+call without and with the agent), and how long the agent takes to
+detach from all of them and exit on SIGINT.
 """
 import json
 import os
@@ -42,6 +45,47 @@ def status_kb(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+# A process that is not Python: the agent's libc uprobes still fire in it.
+COND_LOOP = r'''
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+int main(void)
+{
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    struct timespec past = { 1, 0 }, t0, t1;
+    int n = 200000, bad = 0;
+    pthread_mutex_lock(&m);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);   /* its own CPU: other load aside */
+    for (int i = 0; i < n; i++)
+        bad += pthread_cond_timedwait(&c, &m, &past) != ETIMEDOUT;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    printf("%.1f %d\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / n, bad);
+    return 0;
+}
+'''
+
+
+def cond_loop_ns(binary):
+    """CPU ns per pthread_cond_timedwait call (already timed out: a futex
+    call that returns at once), best of 5."""
+    best = None
+    for _ in range(5):
+        out = subprocess.run([binary], capture_output=True, text=True, check=True).stdout.split()
+        best = float(out[0]) if best is None else min(best, float(out[0]))
+    return best
+
+
+def build_cond_loop(tmp):
+    src, binary = os.path.join(tmp, "cond_loop.c"), os.path.join(tmp, "cond_loop")
+    with open(src, "w") as f:
+        f.write(COND_LOOP)
+    subprocess.run(["cc", "-O2", "-o", binary, src, "-lpthread"], check=True)
+    return binary
 
 
 def emit(metric, value, **extra):
@@ -96,15 +140,20 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         procs = start_services(pys, n, tmp, 3 * seconds + 120)
         try:
+            cond_loop = build_cond_loop(tmp)
             before = services_cpu(procs)
             time.sleep(seconds)
             alone = services_cpu(procs) - before
+            cond_alone = cond_loop_ns(cond_loop)
             t0 = time.monotonic()
             agent, addr = start_agent(archtrace, tmp)
             while time.monotonic() - t0 < 60 and watched(scrape(addr)[0]) < n:
                 time.sleep(0.2)
             attach_s = time.monotonic() - t0
             emit("agent_attach_all_s", round(attach_s, 2), processes=n)
+            cond_watched = cond_loop_ns(cond_loop)
+            emit("agent_unwatched_cond_wait_ns", round(cond_watched - cond_alone, 1), processes=n,
+                 without=cond_alone, during=cond_watched)
             a0, s0, w0, lat = cpu_s(agent.pid), services_cpu(procs), time.monotonic(), []
             while time.monotonic() - w0 < seconds:
                 lat.append(scrape(addr)[1])

@@ -45,10 +45,12 @@ static void catch_stop(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Each process's ring buffer: 8 MiB suits one recording at any rate; a
- * host of fifty would map 800 MiB.  Read every TICK_MS, 512 KiB holds
- * hundreds of stacks (a 100 Hz sampler fills it with 50 busy threads). */
-#define AGENT_RING_BYTES (512u << 10)
+/* Each probe set's ring buffer, one per CPython binary, shared by its
+ * processes (it was 512 KiB per process).  A sample is 4.6 KiB (256
+ * Python frames): read every TICK_MS, 8 MiB holds ~1800 of them, what
+ * 180 threads of one binary busy at 100 Hz take in a tick; it is woken
+ * early once a quarter full. */
+#define AGENT_RING_BYTES (8u << 20)
 
 typedef struct agent {
     const at_options_t *o;    /* the command line, ring size set            */

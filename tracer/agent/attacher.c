@@ -18,7 +18,7 @@ static void run_job(at_attacher_t *a, at_job_t *j)
         free(j);
         return;
     }
-    j->bpf = at_bpf_start(j->pid, j->dir, a->o, j->why, sizeof j->why);
+    j->bpf = at_bpf_host_start(a->host, j->pid, j->dir, a->o, j->why, sizeof j->why);
     j->err = j->bpf ? 0 : errno;
     pthread_mutex_lock(&a->lock);
     j->next = a->done;
@@ -61,10 +61,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int at_attacher_start(at_attacher_t *a, const at_options_t *o)
+int at_attacher_start(at_attacher_t *a, const at_options_t *o, at_bpf_host_t *host)
 {
     memset(a, 0, sizeof *a);
     a->o = o;
+    a->host = host;
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     sigset_t all, old;

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* attacher.h - the agent's attaches and detaches, off its main thread.
  *
- * Attaching the probes to a process and detaching them take the kernel
- * hundreds of milliseconds each (every uprobe registered or removed
- * waits for an RCU grace period: ~0.5 s per probe on these machines),
- * time spent waiting, not computing.  A few worker threads do them, so
- * the agent's loop keeps serving scrapes and consuming events, and a host
- * of fifty processes is attached in a fraction of the time one thread
- * would take.  A job belongs to the attacher from submit until the main
+ * The probes are the host's (bpf/ebpf.h, at_bpf_host_t): the first
+ * process of a CPython binary waits while the kernel registers that
+ * binary's uprobes (~0.5 s per uprobe on these machines, time spent
+ * waiting, not computing), and its last one while they are removed; the
+ * others take milliseconds (a map entry, a perf event per thread).  A
+ * few worker threads do them, so the agent's loop keeps serving scrapes
+ * and consuming events while a binary's probes go in or out, and the
+ * processes of other binaries are not held up behind them.  A job belongs to the attacher from submit until the main
  * thread takes it back (attaches) or it is done (detaches).
  */
 #ifndef AT_AGENT_ATTACHER_H
@@ -39,6 +40,7 @@ typedef struct at_job {
 
 typedef struct at_attacher {
     const at_options_t *o;
+    at_bpf_host_t *host;          /* the probes processes are attached to  */
     pthread_t threads[AT_ATTACHER_THREADS];
     int nthreads;
     pthread_mutex_t lock;
@@ -48,8 +50,8 @@ typedef struct at_attacher {
     int stopping;
 } at_attacher_t;
 
-/* Start the workers.  0 or -errno. */
-int at_attacher_start(at_attacher_t *a, const at_options_t *o);
+/* Start the workers, attaching to host's probes.  0 or -errno. */
+int at_attacher_start(at_attacher_t *a, const at_options_t *o, at_bpf_host_t *host);
 
 /* Hand a job (malloc'd) over. */
 void at_attacher_submit(at_attacher_t *a, at_job_t *job);

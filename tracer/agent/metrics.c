@@ -208,6 +208,9 @@ static void write_health(FILE *out, const at_watch_t *w, const at_profiles_t *pr
         (double)w->attached_total);
     one(out, "archtrace_agent_processes_exited_total", "counter", "Watched processes that exited.",
         (double)w->exited_total);
+    one(out, "archtrace_agent_probe_sets", "gauge",
+        "eBPF probe sets attached now: one per distinct CPython binary (or libpython) watched.",
+        (double)(w->host ? at_bpf_host_sets(w->host) : 0));
     family(out, "archtrace_agent_attach_failures_total", "counter",
            "Python processes that could not be watched, by reason.");
     for (int r = 0; r < AT_REFUSALS; r++)

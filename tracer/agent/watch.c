@@ -28,9 +28,13 @@ int at_watch_init(at_watch_t *w, const at_options_t *o)
     snprintf(w->workdir, sizeof w->workdir, "%s/archtrace-agent.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(w->workdir))
         return -errno;
-    int rc = at_attacher_start(&w->attacher, o);
-    if (rc < 0)
+    w->host = at_bpf_host_new();
+    int rc = w->host ? at_attacher_start(&w->attacher, o, w->host) : -ENOMEM;
+    if (rc < 0) {
+        at_bpf_host_free(w->host);
+        w->host = NULL;
         at_session_remove(w->workdir);
+    }
     return rc;
 }
 
@@ -226,6 +230,7 @@ static void detach(at_watch_t *w, size_t i, at_watch_gone_fn gone, void *ctx, in
 
 void at_watch_poll(at_watch_t *w, at_watch_gone_fn gone, void *ctx)
 {
+    at_bpf_host_poll(w->host);   /* every set's events, to their processes */
     for (size_t i = 0; i < w->n;) {
         if (at_bpf_poll(w->procs[i].bpf, 0) == -ESRCH)
             detach(w, i, gone, ctx, 1);
@@ -239,6 +244,8 @@ void at_watch_end(at_watch_t *w, at_watch_gone_fn gone, void *ctx)
     while (w->n)
         detach(w, w->n - 1, gone, ctx, 0);
     at_attacher_stop(&w->attacher);
+    at_bpf_host_free(w->host);   /* the last detach took the last set */
+    w->host = NULL;
     free(w->procs);
     free(w->skipped);
     w->procs = NULL, w->skipped = NULL;

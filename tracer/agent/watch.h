@@ -4,7 +4,8 @@
  * Every scan reads /proc once (remote/proc_tree.c).  A process not seen
  * before is offered to the eBPF backend (bpf/ebpf.h), which checks that
  * it is CPython (either build shape) and attaches its probes without
- * stopping it, on the attacher's threads (attacher.h); the results are
+ * stopping it, on the attacher's threads (attacher.h), to the host's
+ * probes (one set per CPython binary, at_bpf_host_t); the results are
  * taken in at the next scan.  One that is not Python is remembered by
  * (pid, start time) and looked at again only if its name changes (a fork
  * that exec's Python), and one whose interpreter is still starting is
@@ -61,6 +62,7 @@ typedef struct at_watch {
     uint64_t exited_total;        /* ... that exited                       */
     uint64_t refused[AT_REFUSALS];
     int quiet;                    /* no line per process on stderr         */
+    at_bpf_host_t *host;          /* the probes, shared by the processes   */
     at_attacher_t attacher;
     int pending;                  /* attaches on the attacher              */
 } at_watch_t;

@@ -3,10 +3,22 @@
  *
  * Uprobes are placed by (file, file offset), so every address found in an
  * ELF file is turned into a file offset through the PT_LOAD segment that
- * holds it.  USDT probes are plain uprobes here: the note gives the site,
- * the semaphore (the kernel bumps it through ref_ctr_offset, which turns
- * the interpreter's probe code on) and where each argument lives, which
- * we decode into the word the BPF side reads (archtrace_bpf.h).
+ * holds it.
+ *
+ * USDT: the notes are read here only to plan (does this interpreter have
+ * python:import__find__load__start and the others, or do the views fall
+ * back to uprobes on functions); libbpf attaches them
+ * (bpf_program__attach_usdt, BPF_USDT in the probes).  Until issue 18
+ * this file decoded each note's arguments ("-4@112(%rsp)") into words
+ * the probes read from the uprobe's cookie; libbpf 1.1 does the same
+ * from the same notes, for every argument form (ours refused SIB
+ * operands and fell back), sets the semaphores, and attaches every site
+ * (ours kept 8).  It attaches the same probes on both 3.11 shapes:
+ * Debian's static /usr/bin/python3.11 has the notes (usdt for imports
+ * and GC, pid-filtered for record --bpf and with pid -1 for the agent,
+ * checked by test_bpf, test_record_bpf and test_agent); the shared
+ * pyenv/python:3.11-slim builds, 3.12 and 3.13 here have none (built
+ * without --with-dtrace), so they take the function uprobes either way.
  */
 #include "bpf/ebpf.h"
 
@@ -145,120 +157,17 @@ int at_bpf_elf_func(const char *path, const char *name, uint64_t *file_off)
 
 /* ---- USDT ------------------------------------------------------------------ */
 
-/* x86_64 struct pt_regs, in 8-byte slots. */
-enum { R15, R14, R13, R12, RBP, RBX, R11, R10, R9, R8, RAX, RCX, RDX, RSI, RDI, ORIG_RAX, RIP,
-       CS, EFLAGS, RSP, SS };
-
-static const struct { const char *names[4]; int slot; } regs[] = {
-    { { "rax", "eax", "ax", "al" }, RAX },   { { "rbx", "ebx", "bx", "bl" }, RBX },
-    { { "rcx", "ecx", "cx", "cl" }, RCX },   { { "rdx", "edx", "dx", "dl" }, RDX },
-    { { "rsi", "esi", "si", "sil" }, RSI },  { { "rdi", "edi", "di", "dil" }, RDI },
-    { { "rbp", "ebp", "bp", "bpl" }, RBP },  { { "rsp", "esp", "sp", "spl" }, RSP },
-    { { "r8", "r8d", "r8w", "r8b" }, R8 },   { { "r9", "r9d", "r9w", "r9b" }, R9 },
-    { { "r10", "r10d", "r10w", "r10b" }, R10 }, { { "r11", "r11d", "r11w", "r11b" }, R11 },
-    { { "r12", "r12d", "r12w", "r12b" }, R12 }, { { "r13", "r13d", "r13w", "r13b" }, R13 },
-    { { "r14", "r14d", "r14w", "r14b" }, R14 }, { { "r15", "r15d", "r15w", "r15b" }, R15 },
-    { { "rip", NULL, NULL, NULL }, RIP },
-};
-
-static int reg_slot(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
-        for (int k = 0; k < 4; k++)
-            if (regs[i].names[k] && strlen(regs[i].names[k]) == len &&
-                strncmp(regs[i].names[k], name, len) == 0)
-                return regs[i].slot;
-    return -1;
-}
-
-static int size_log2(long size)
-{
-    switch (size) {
-    case 1: return 0;
-    case 2: return 1;
-    case 4: return 2;
-    case 8: return 3;
-    default: return -1;
-    }
-}
-
-/* "%reg)" or "%reg" at s: the slot, with *end past the name. */
-static int parse_reg(const char *s, const char **end)
-{
-    if (*s != '%')
-        return -1;
-    size_t len = strspn(s + 1, "abcdefghijklmnopqrstuvwxyz0123456789");
-    *end = s + 1 + len;
-    return reg_slot(s + 1, len);
-}
-
-int at_bpf_usdt_arg(const char *spec, uint32_t *word)
-{
-    char *end;
-    long size = strtol(spec, &end, 10);
-    int lg = size_log2(size < 0 ? -size : size);
-    if (end == spec || *end != '@' || lg < 0)
-        return -EINVAL;
-    uint32_t w = AT_BPF_ARG_VALID | (uint32_t)lg << AT_BPF_ARG_SIZE_SHIFT;
-    if (size < 0)
-        w |= AT_BPF_ARG_SIGNED;
-    const char *p = end + 1, *rest;
-    long off = 0;
-    int slot;
-    if (*p == '$') {                            /* constant */
-        off = strtol(p + 1, &end, 0);
-        if (end == p + 1 || *end || off < INT16_MIN || off > INT16_MAX)
-            return -EINVAL;
-        *word = w | AT_BPF_ARG_CONST | ((uint32_t)off & 0xffff);
-        return 0;
-    }
-    if (*p == '%') {                            /* register */
-        if ((slot = parse_reg(p, &rest)) < 0 || *rest)
-            return -EINVAL;
-        *word = w | (uint32_t)slot << AT_BPF_ARG_REG_SHIFT;
-        return 0;
-    }
-    if (*p != '(') {                            /* OFF(%reg) */
-        off = strtol(p, &end, 0);
-        if (end == p || *end != '(' || off < INT16_MIN || off > INT16_MAX)
-            return -EINVAL;
-        p = end;
-    }
-    if ((slot = parse_reg(p + 1, &rest)) < 0 || strcmp(rest, ")") != 0)
-        return -EINVAL;                         /* (%base,%index,scale) too */
-    *word = w | AT_BPF_ARG_DEREF | (uint32_t)slot << AT_BPF_ARG_REG_SHIFT | ((uint32_t)off & 0xffff);
-    return 0;
-}
-
-/* The first two arguments of a note ("8@%rax -4@%edx") as a cookie. */
-static int note_cookie(const char *args, uint64_t *cookie)
-{
-    char buf[256];
-    char *save = NULL, *tok;
-    int i = 0;
-    snprintf(buf, sizeof buf, "%s", args);
-    *cookie = 0;
-    for (tok = strtok_r(buf, " ", &save); tok && i < 2; tok = strtok_r(NULL, " ", &save), i++) {
-        uint32_t w;
-        if (at_bpf_usdt_arg(tok, &w) < 0)
-            return -ENOTSUP;
-        *cookie |= (uint64_t)w << (32 * i);
-    }
-    return 0;
-}
-
 typedef struct note_ctx {
     Elf *elf;
     const char *provider, *name;
     uint64_t base_addr;        /* .stapsdt.base's address, 0 when absent   */
     at_bpf_usdt_t *u;
-    int bad_args;
 } note_ctx_t;
 
 /* One NT_STAPSDT descriptor: pc, base, semaphore, provider, name, args. */
 static void take_note(note_ctx_t *c, const char *desc, size_t len)
 {
-    uint64_t pc, base, sema, off, cookie;
+    uint64_t pc, base, sema, off;
     if (len < 24 + 3)
         return;
     memcpy(&pc, desc, 8);
@@ -278,16 +187,11 @@ static void take_note(note_ctx_t *c, const char *desc, size_t len)
         if (sema)
             sema += c->base_addr - base;
     }
-    if (note_cookie(args, &cookie) < 0) {
-        c->bad_args = 1;
-        return;
-    }
     if (c->u->nsites >= AT_BPF_USDT_SITES || vaddr_to_off(c->elf, pc, &off) < 0)
         return;
     if (sema && vaddr_to_off(c->elf, sema, &c->u->sema_off) < 0)
         return;
-    c->u->off[c->u->nsites] = off;
-    c->u->cookie[c->u->nsites++] = cookie;
+    c->u->off[c->u->nsites++] = off;
 }
 
 int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at_bpf_usdt_t *u)
@@ -298,7 +202,7 @@ int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at
     if (rc < 0)
         return rc;
     memset(u, 0, sizeof *u);
-    note_ctx_t c = { f.elf, provider, name, 0, u, 0 };
+    note_ctx_t c = { f.elf, provider, name, 0, u };
     if (find_section(f.elf, SHT_PROGBITS, ".stapsdt.base", &sh))
         c.base_addr = sh.sh_addr;
     Elf_Scn *scn = find_section(f.elf, SHT_NOTE, ".note.stapsdt", &sh);
@@ -311,9 +215,7 @@ int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at
             take_note(&c, d + desc_off, nh.n_descsz);
     }
     elf_close(&f);
-    if (u->nsites)
-        return 0;
-    return c.bad_args ? -ENOTSUP : -ENOENT;
+    return u->nsites ? 0 : -ENOENT;
 }
 
 /* ---- mapped libraries -------------------------------------------------------- */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* bpf_layout.c - what the probes read in a target: its CPython layout and addresses as struct at_bpf_py.
+/* bpf_layout.c - what the probes read in a target: its CPython layout (struct at_bpf_py) and addresses (struct at_bpf_proc).
  *
  * probes/archtrace.bpf.c compiles in no version's offsets: one program
  * serves 3.11, 3.12 and 3.13 with the target's at_pylayout_t (chosen by
  * remote/py_proc.c, with a 3.13's own _Py_DebugOffsets applied) handed
- * over in .rodata before load.  The verifier then checks every read at
+ * over in .rodata before load, the same for every process of a binary;
+ * the addresses, which ASLR makes each process's own, go in its entry
+ * of the probes' procs map.  The verifier then checks every read at
  * those offsets as constants, so a layout the probes' fixed-size copies
  * cannot take would make the whole load fail with a verifier complaint:
  * it is refused here first, with a reason, because part of a 3.13
@@ -62,17 +64,20 @@ static int others_fit(const at_pylayout_t *L)
     return compact && (m & ~compact) && !((m & ~compact) & ((m & ~compact) - 1));
 }
 
-int at_bpf_layout_fill(const at_pylayout_t *L, uint64_t runtime, uint64_t gil, struct at_bpf_py *py)
+int at_bpf_layout_fill(const at_pylayout_t *L, uint64_t runtime, uint64_t gil, struct at_bpf_py *py,
+                       struct at_bpf_proc *proc)
 {
     if (!runtime || !gil || !frame_fits(L) || !others_fit(L))
         return -EPROTO;
     uint32_t compact = (uint32_t)L->unicode_compact_ascii & -(uint32_t)L->unicode_compact_ascii;
     int cframe = L->tstate_cframe != AT_PYLAYOUT_NONE;
-    *py = (struct at_bpf_py){
+    *proc = (struct at_bpf_proc){
         .runtime = runtime,
         .gil = gil,
         .tstate_current = L->rt_gilstate_tstate_current == AT_PYLAYOUT_NONE
                               ? 0 : runtime + (uint64_t)L->rt_gilstate_tstate_current,
+    };
+    *py = (struct at_bpf_py){
         .gil_locked = off(L->gil_locked),
         .gil_last_holder = off(L->gil_last_holder),
         .gil_cond = off(L->gil_cond),

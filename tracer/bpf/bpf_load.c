@@ -3,13 +3,25 @@
  *
  * One order, one cleanup path (libbpf-tools style): plan what each view
  * attaches to by reading the target's files (no BPF yet, so a plain
- * "unavailable" needs no privilege), open the skeleton, set its rodata
- * (pid, and the target's CPython: addresses and its version's offsets,
- * bpf_layout.c), switch off the programs the plan does not use,
- * load, attach each program to the target only, then consume the ring
- * buffer until the caller stops or the target exits (a pidfd tells).
- * A view that cannot attach is recorded as unavailable with the reason;
- * only a kernel that refuses BPF as such makes at_bpf_start fail.
+ * "unavailable" needs no privilege), find or make the probe set it
+ * needs, start its sampler, and add it to the probes' `procs` map, which
+ * opens its window; consume the ring buffer until the caller stops or
+ * the target exits (a pidfd tells).  A view that cannot attach is
+ * recorded as unavailable with the reason; only a kernel that refuses BPF
+ * as such makes a start fail.
+ *
+ * A probe set (set_t) is one skeleton of probes/archtrace.bpf.c: its
+ * rodata (the CPython version's offsets), its uprobes, its ring buffer
+ * and maps, and the processes it watches (slots).  `record --bpf` makes
+ * one for its process, attached to that pid only.  `archtrace agent`
+ * keeps them in an at_bpf_host_t, one per distinct CPython file (the
+ * executable or libpython, by device and inode) and libc, attached with
+ * pid -1 so that the kernel fires them in every process mapping the
+ * file: the first process of a binary pays for the uprobes (~0.5 s each,
+ * the kernel's), the next ones cost a map update, a gone one a map
+ * delete.  A set goes with its last process (see at_bpf_host_t).
+ * Per-process state in the shared maps is keyed by tgid (per-thread
+ * maps) or by the process's slot (counters), and removed at stop.
  */
 #include "bpf/ebpf.h"
 
@@ -17,14 +29,17 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/perf_event.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,10 +51,13 @@
 #include "session/stacks.h"
 
 #define MAX_LINKS    512
+#define SET_LINKS    64             /* uprobes of one probe set         */
 #define SAMPLE_THREADS_MAX 256      /* per-thread timers, beyond: per CPU */
 #define DEFAULT_HZ   100.0
 #define LABEL_MAX    2048
 #define MAX_POLL_MS  250            /* longest wait in at_bpf_poll      */
+#define HOST_THREADS 4096           /* per-thread map entries of a host-wide set */
+#define HOST_IMPORT_THREADS 2048    /* ... for import stacks (4 KiB each) */
 
 enum { MODE_OFF = 0, MODE_USDT, MODE_UPROBE };
 
@@ -55,14 +73,60 @@ typedef struct plan {
     uint32_t ring_bytes;          /* the events' ring buffer              */
 } plan_t;
 
-struct at_bpf {
-    at_py_proc_t proc;            /* the target's interpreter             */
-    struct at_bpf_py py;          /* what the probes read in it (rodata)  */
+/* Links kept together, destroyed together. */
+typedef struct links {
+    struct bpf_link **l;
+    int n, cap;
+    int err;                      /* first attach failure (-errno)        */
+} links_t;
+
+/* What makes two processes share a probe set: the same files and the
+ * same things to read in them. */
+typedef struct set_key {
+    dev_t py_dev, libc_dev;
+    ino_t py_ino, libc_ino;
+    int gil, imports, gc, sampler;/* views planned                        */
+    struct at_bpf_py py;          /* the version's offsets (rodata)       */
+} set_key_t;
+
+enum { SET_LOADING, SET_READY, SET_FAILED };
+
+typedef struct set {
+    at_bpf_host_t *host;          /* NULL: one process's (record --bpf)   */
+    struct set *next;             /* in host->sets                        */
+    set_key_t key;
+    int refs;                     /* processes (and starts) using it      */
+    int state;                    /* SET_*                                */
+    int err;                      /* SET_FAILED: -errno ...               */
+    char why[512];                /* ... and the reason                   */
     struct archtrace_bpf *skel;
     struct ring_buffer *rb;
-    struct bpf_link *links[MAX_LINKS];
-    int nlinks;
-    int link_err;                 /* first attach failure (-errno)        */
+    links_t links;                /* its uprobes                          */
+    int avail[AT_BPF_VIEWS];      /* GIL, imports, GC as attached         */
+    char how[AT_BPF_VIEWS][AT_BPF_HOW_MAX];
+    char used[AT_BPF_MAX_PROCS];  /* slots taken                          */
+    at_bpf_t *slots[AT_BPF_MAX_PROCS]; /* ... and whose events go where   */
+    int nslots;                   /* highest used slot + 1                */
+} set_t;
+
+/* Every probe set of the host, shared by the agent's attacher threads
+ * (starts and stops) and its main thread (at_bpf_host_poll).  The lock
+ * guards the list, each set's refs, state and slots; the slow work
+ * (load, attach, detach) is done outside it. */
+struct at_bpf_host {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;       /* a set finished loading               */
+    set_t *sets;
+};
+
+struct at_bpf {
+    at_py_proc_t proc;            /* the target's interpreter             */
+    struct at_bpf_py py;          /* its version's offsets (the set's rodata) */
+    struct at_bpf_proc pp;        /* its addresses (its procs entry)      */
+    set_t *set;                   /* the probes it is watched by          */
+    int slot;                     /* its row in the set, -1: none yet     */
+    int watching;                 /* its procs entry is in                */
+    links_t links;                /* its sampler's perf events            */
     int pidfd, epfd;              /* target exit, and what poll waits on  */
     at_stacks_t *stacks;          /* samples, aggregated                  */
     at_bpf_sym_t *sym;            /* names their Python frames            */
@@ -239,57 +303,72 @@ static void plan_all(at_bpf_t *b, const at_options_t *o)
 }
 
 /* Programs the plan does not use are not loaded. */
-static void set_autoload(at_bpf_t *b)
+static void set_autoload(set_t *s)
 {
-    struct archtrace_bpf *s = b->skel;
-    const plan_t *p = &b->plan;
-    int gil = b->data.avail[AT_BPF_VIEW_GIL];
-    bpf_program__set_autoload(s->progs.gil_wait_enter, gil);
-    bpf_program__set_autoload(s->progs.gil_wait_exit, gil);
-    bpf_program__set_autoload(s->progs.usdt_import_start, p->imports == MODE_USDT);
-    bpf_program__set_autoload(s->progs.usdt_import_done, p->imports == MODE_USDT);
-    bpf_program__set_autoload(s->progs.imp_level_enter, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(s->progs.imp_level_exit, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(s->progs.imp_audit, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(s->progs.usdt_gc_start, p->gc == MODE_USDT);
-    bpf_program__set_autoload(s->progs.usdt_gc_done, p->gc == MODE_USDT);
-    bpf_program__set_autoload(s->progs.gc_main_enter, p->gc == MODE_UPROBE);
-    bpf_program__set_autoload(s->progs.gc_main_exit, p->gc == MODE_UPROBE);
-    bpf_program__set_autoload(s->progs.on_sample, p->hz > 0);
+    struct archtrace_bpf *k = s->skel;
+    const set_key_t *p = &s->key;
+    bpf_program__set_autoload(k->progs.gil_wait_enter, p->gil);
+    bpf_program__set_autoload(k->progs.gil_wait_exit, p->gil);
+    bpf_program__set_autoload(k->progs.usdt_import_start, p->imports == MODE_USDT);
+    bpf_program__set_autoload(k->progs.usdt_import_done, p->imports == MODE_USDT);
+    bpf_program__set_autoload(k->progs.imp_level_enter, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(k->progs.imp_level_exit, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(k->progs.imp_audit, p->imports == MODE_UPROBE);
+    bpf_program__set_autoload(k->progs.usdt_gc_start, p->gc == MODE_USDT);
+    bpf_program__set_autoload(k->progs.usdt_gc_done, p->gc == MODE_USDT);
+    bpf_program__set_autoload(k->progs.gc_main_enter, p->gc == MODE_UPROBE);
+    bpf_program__set_autoload(k->progs.gc_main_exit, p->gc == MODE_UPROBE);
+    bpf_program__set_autoload(k->progs.on_sample, p->sampler);
 }
 
 /* ---- attach ------------------------------------------------------------------ */
 
-static int keep(at_bpf_t *b, struct bpf_link *l)
+static int keep(links_t *ls, struct bpf_link *l, int max)
 {
     int err = l ? 0 : -errno;
     if (!l) {
-        if (!b->link_err)
-            b->link_err = err ? err : -EINVAL;
+        if (!ls->err)
+            ls->err = err ? err : -EINVAL;
         return err ? err : -EINVAL;
     }
-    if (b->nlinks >= MAX_LINKS) {
-        bpf_link__destroy(l);
-        return -ENOSPC;
+    if (ls->n >= ls->cap) {
+        int cap = ls->cap ? ls->cap * 2 : 16;
+        struct bpf_link **more = cap <= max ? realloc(ls->l, (size_t)cap * sizeof *more) : NULL;
+        if (!more) {
+            bpf_link__destroy(l);
+            return -ENOSPC;
+        }
+        ls->l = more, ls->cap = cap;
     }
-    b->links[b->nlinks++] = l;
+    ls->l[ls->n++] = l;
     return 0;
 }
 
-static int uprobe(at_bpf_t *b, struct bpf_program *prog, const char *path, uint64_t off, int ret,
-                  uint64_t sema, uint64_t cookie)
+/* Destroy the links from the last to index `from`. */
+static void links_drop(links_t *ls, int from)
 {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .ref_ctr_offset = sema,
-                .bpf_cookie = cookie);
-    return keep(b, bpf_program__attach_uprobe_opts(prog, b->proc.pid, path, off, &opts));
+    while (ls->n > from)
+        bpf_link__destroy(ls->l[--ls->n]);
 }
 
-static int usdt(at_bpf_t *b, struct bpf_program *prog, const at_bpf_usdt_t *u)
+static void links_free(links_t *ls)
 {
-    int rc = 0;
-    for (int i = 0; i < u->nsites && rc == 0; i++)
-        rc = uprobe(b, prog, b->plan.py, u->off[i], 0, u->sema_off, u->cookie[i]);
-    return rc;
+    links_drop(ls, 0);
+    free(ls->l);
+    ls->l = NULL, ls->cap = 0;
+}
+
+/* pid: the process, or -1 for every process that maps path. */
+static int uprobe(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, uint64_t off, int ret)
+{
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
+    return keep(&s->links, bpf_program__attach_uprobe_opts(prog, pid, path, off, &opts), SET_LINKS);
+}
+
+/* Every site of USDT probe python:name in path, one link (libbpf's). */
+static int usdt(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, const char *name)
+{
+    return keep(&s->links, bpf_program__attach_usdt(prog, pid, path, "python", name, NULL), SET_LINKS);
 }
 
 /* One sampling event on tid (cpu -1), or on cpu (tid -1); an fd or -errno. */
@@ -313,14 +392,15 @@ static int open_sample_event(at_bpf_t *b, pid_t tid, int cpu)
 
 static int attach_sample_fd(at_bpf_t *b, int fd)
 {
-    struct bpf_link *l = bpf_program__attach_perf_event(b->skel->progs.on_sample, fd);
+    struct bpf_link *l = bpf_program__attach_perf_event(b->set->skel->progs.on_sample, fd);
     if (!l) {
         int err = -errno;
         close(fd);
         return err;
     }
-    return keep(b, l);   /* the link owns fd from here on */
+    return keep(&b->links, l, MAX_LINKS);   /* the link owns fd from here on */
 }
+
 
 /* Per thread: a task-clock event on each thread of the target, inherited
  * by the threads they start.  The timer runs only while its thread runs,
@@ -396,7 +476,7 @@ static int attach_per_cpu(at_bpf_t *b)
 
 static int attach_sampler(at_bpf_t *b)
 {
-    int first = b->nlinks;
+    int first = b->links.n;
     int rc = attach_per_thread(b);
     if (rc == 0) {
         view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event task-clock at %g Hz of each thread's CPU time "
@@ -404,8 +484,7 @@ static int attach_sampler(at_bpf_t *b)
              b->plan.hz);
         return 0;
     }
-    while (b->nlinks > first)   /* all threads or none: then one per CPU */
-        bpf_link__destroy(b->links[--b->nlinks]);
+    links_drop(&b->links, first);   /* all threads or none: then one per CPU */
     rc = attach_per_cpu(b);
     if (rc == 0)
         view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, kept when the "
@@ -413,68 +492,83 @@ static int attach_sampler(at_bpf_t *b)
     return rc;
 }
 
+
 static void attach_view(at_bpf_t *b, int v, int rc, const char *what)
 {
     if (rc < 0 && b->data.avail[v])
         view(b, v, 0, "unavailable: cannot attach %s: %s", what, strerror(-rc));
 }
 
-static void attach_all(at_bpf_t *b)
+/* The set's uprobes, on pid (-1: every process that maps the files); a
+ * view that cannot attach is said in b, the process the set is made for. */
+static void set_attach(set_t *s, at_bpf_t *b, pid_t pid)
 {
-    struct archtrace_bpf *s = b->skel;
+    struct archtrace_bpf *k = s->skel;
     const plan_t *p = &b->plan;
     int rc;
     if (b->data.avail[AT_BPF_VIEW_GIL]) {
-        rc = uprobe(b, s->progs.gil_wait_enter, p->libc, p->cond_wait, 0, 0, 0);
+        rc = uprobe(s, k->progs.gil_wait_enter, pid, p->libc, p->cond_wait, 0);
         if (rc == 0)
-            rc = uprobe(b, s->progs.gil_wait_exit, p->libc, p->cond_wait, 1, 0, 0);
+            rc = uprobe(s, k->progs.gil_wait_exit, pid, p->libc, p->cond_wait, 1);
         attach_view(b, AT_BPF_VIEW_GIL, rc, "uprobes to pthread_cond_timedwait");
     }
     if (p->imports == MODE_USDT) {
-        rc = usdt(b, s->progs.usdt_import_start, &p->imp_start);
-        attach_view(b, AT_BPF_VIEW_IMPORTS, rc ? rc : usdt(b, s->progs.usdt_import_done, &p->imp_done),
+        rc = usdt(s, k->progs.usdt_import_start, pid, p->py, "import__find__load__start");
+        attach_view(b, AT_BPF_VIEW_IMPORTS,
+                    rc ? rc : usdt(s, k->progs.usdt_import_done, pid, p->py, "import__find__load__done"),
                     "the import USDT probes");
     } else if (p->imports == MODE_UPROBE) {
-        rc = uprobe(b, s->progs.imp_level_enter, p->py, p->imp_level, 0, 0, 0);
+        rc = uprobe(s, k->progs.imp_level_enter, pid, p->py, p->imp_level, 0);
         if (rc == 0)
-            rc = uprobe(b, s->progs.imp_level_exit, p->py, p->imp_level, 1, 0, 0);
+            rc = uprobe(s, k->progs.imp_level_exit, pid, p->py, p->imp_level, 1);
         if (rc == 0)
-            rc = uprobe(b, s->progs.imp_audit, p->py, p->imp_audit, 0, 0, 0);
+            rc = uprobe(s, k->progs.imp_audit, pid, p->py, p->imp_audit, 0);
         attach_view(b, AT_BPF_VIEW_IMPORTS, rc, "the import uprobes");
     }
     if (p->gc == MODE_USDT) {
-        rc = usdt(b, s->progs.usdt_gc_start, &p->gc_start);
-        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(b, s->progs.usdt_gc_done, &p->gc_done),
+        rc = usdt(s, k->progs.usdt_gc_start, pid, p->py, "gc__start");
+        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(s, k->progs.usdt_gc_done, pid, p->py, "gc__done"),
                     "the gc USDT probes");
     } else if (p->gc == MODE_UPROBE) {
-        rc = uprobe(b, s->progs.gc_main_enter, p->py, p->gc_main, 0, 0, 0);
+        rc = uprobe(s, k->progs.gc_main_enter, pid, p->py, p->gc_main, 0);
         if (rc == 0)
-            rc = uprobe(b, s->progs.gc_main_exit, p->py, p->gc_main, 1, 0, 0);
+            rc = uprobe(s, k->progs.gc_main_exit, pid, p->py, p->gc_main, 1);
         attach_view(b, AT_BPF_VIEW_GC, rc, "uprobes to gc_collect_main");
-    }
-    if (p->hz > 0) {
-        rc = attach_sampler(b);
-        if (rc < 0 && !b->link_err)
-            b->link_err = rc;
-        attach_view(b, AT_BPF_VIEW_SAMPLES, rc, "the perf_event sampler");
     }
 }
 
 /* ---- events ------------------------------------------------------------------ */
 
+/* The process of the set an event is for; NULL once it is let go. */
+static at_bpf_t *event_proc(set_t *s, uint32_t tgid)
+{
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i] && (uint32_t)s->slots[i]->proc.pid == tgid)
+            return s->slots[i];
+    return NULL;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
-    at_bpf_t *b = ctx;
+    set_t *s = ctx;
+    at_bpf_t *b;
     uint32_t kind;
     if (size < sizeof kind)
         return 0;
     memcpy(&kind, data, sizeof kind);
     if (kind == AT_BPF_EV_IMPORT && size >= sizeof(struct at_bpf_import_ev)) {
-        at_bpf_data_add_import(&b->data, data);
+        const struct at_bpf_import_ev *e = data;
+        if ((b = event_proc(s, e->tgid)))
+            at_bpf_data_add_import(&b->data, e);
     } else if (kind == AT_BPF_EV_GC && size >= sizeof(struct at_bpf_gc_ev)) {
-        at_bpf_data_add_gc(&b->data, data);
-    } else if (kind == AT_BPF_EV_SAMPLE && size >= sizeof(struct at_bpf_sample_ev) && b->sym) {
-        int rc = at_bpf_sym_sample(b->sym, data);
+        const struct at_bpf_gc_ev *e = data;
+        if ((b = event_proc(s, e->tgid)))
+            at_bpf_data_add_gc(&b->data, e);
+    } else if (kind == AT_BPF_EV_SAMPLE && size >= sizeof(struct at_bpf_sample_ev)) {
+        const struct at_bpf_sample_ev *e = data;
+        if (!(b = event_proc(s, e->tgid)) || !b->sym)
+            return 0;
+        int rc = at_bpf_sym_sample(b->sym, e);
         b->data.samples++;
         if (rc > 0)
             b->data.samples_py++;
@@ -498,8 +592,10 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     struct epoll_event ev[2];
     if (!b)
         return -EINVAL;
+    int own = !b->set->host;   /* else at_bpf_host_poll consumes the events */
     if (b->data.exited) {
-        ring_buffer__consume(b->rb);
+        if (own)
+            ring_buffer__consume(b->set->rb);
         return -ESRCH;
     }
     if (b->sym)
@@ -510,16 +606,396 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     /* the probes wake us only when the ring fills up: wake on a timer */
     if (timeout_ms < 0 || timeout_ms > MAX_POLL_MS)
         timeout_ms = MAX_POLL_MS;
-    if (b->epfd >= 0 && epoll_wait(b->epfd, ev, 2, timeout_ms) < 0 && errno != EINTR)
+    if (own && b->epfd >= 0 && epoll_wait(b->epfd, ev, 2, timeout_ms) < 0 && errno != EINTR)
         return -errno;
-    int got = ring_buffer__consume(b->rb);
+    int got = own ? ring_buffer__consume(b->set->rb) : 0;
     if (target_gone(b)) {
         b->data.exited = 1;
         b->data.end_ns = now_ns();
-        ring_buffer__consume(b->rb);
+        if (own)
+            ring_buffer__consume(b->set->rb);
         return -ESRCH;
     }
     return got;
+}
+
+/* ---- probe sets ------------------------------------------------------------------ */
+
+static void set_lock(set_t *s)
+{
+    if (s->host)
+        pthread_mutex_lock(&s->host->lock);
+}
+
+static void set_unlock(set_t *s)
+{
+    if (s->host)
+        pthread_mutex_unlock(&s->host->lock);
+}
+
+/* b's key.  The files by device and inode: -errno when one cannot be
+ * read (the key is filled anyway). */
+static int set_key(const at_bpf_t *b, set_key_t *k)
+{
+    struct stat st;
+    int rc = 0;
+    memset(k, 0, sizeof *k);   /* compared with memcmp: no stray padding */
+    if (stat(b->plan.py, &st) == 0)
+        k->py_dev = st.st_dev, k->py_ino = st.st_ino;
+    else
+        rc = -errno;
+    if (b->plan.libc[0] && stat(b->plan.libc, &st) == 0)
+        k->libc_dev = st.st_dev, k->libc_ino = st.st_ino;
+    k->gil = b->data.avail[AT_BPF_VIEW_GIL];
+    k->imports = b->plan.imports;
+    k->gc = b->plan.gc;
+    k->sampler = b->plan.hz > 0;
+    k->py = b->py;
+    return rc;
+}
+
+/* Open, set the rodata, load, and attach the uprobes (pid-filtered for
+ * one process, host-wide for a host's set); the views that attached are
+ * the set's, for the processes that join it. */
+static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
+{
+    s->skel = archtrace_bpf__open();
+    if (!s->skel) {
+        int e = errno ? errno : EINVAL;
+        refusal(why, n, "cannot open the probes", e);
+        return -e;
+    }
+    struct archtrace_bpf *k = s->skel;
+    k->rodata->py = b->py;
+    bpf_map__set_max_entries(k->maps.events, b->plan.ring_bytes);
+    if (s->host) {   /* the threads of every process of the binary */
+        struct bpf_map *per_thread[] = { k->maps.gil_threads, k->maps.gil_waiting, k->maps.gc_open,
+                                         k->maps.tstate_cache, k->maps.sample_clock };
+        for (size_t i = 0; i < sizeof per_thread / sizeof *per_thread; i++)
+            bpf_map__set_max_entries(per_thread[i], HOST_THREADS);
+        bpf_map__set_max_entries(k->maps.import_stacks, HOST_IMPORT_THREADS);
+    }
+    set_autoload(s);
+    int rc = archtrace_bpf__load(k);
+    if (rc < 0) {
+        refusal(why, n, "loading the probes", -rc);
+        return rc;
+    }
+    s->rb = ring_buffer__new(bpf_map__fd(k->maps.events), on_event, s, NULL);
+    if (!s->rb) {
+        rc = -errno;
+        set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
+        return rc;
+    }
+    int planned[AT_BPF_VIEWS];
+    memcpy(planned, b->data.avail, sizeof planned);
+    set_attach(s, b, s->host ? -1 : b->proc.pid);
+    for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
+        /* a view lost because b exited meanwhile is no view of the set */
+        if (planned[v] && !b->data.avail[v] && s->host && kill(b->proc.pid, 0) < 0 && errno == ESRCH) {
+            set_why(why, n, "process %d has exited", (int)b->proc.pid);
+            return -ESRCH;
+        }
+        s->avail[v] = b->data.avail[v];
+        memcpy(s->how[v], b->data.how[v], sizeof s->how[v]);
+    }
+    return 0;
+}
+
+/* Open, set the rodata, load, and attach the uprobes (pid-filtered for
+ * one process, host-wide for a host's set); the views that attached are
+ * the set's, for the processes that join it.  The files are attached
+ * through descriptors of our own, opened first: b may exit meanwhile (a
+ * short-lived python -c), and /proc/PID/root with it, but the set is the
+ * next processes' too. */
+static int set_load(set_t *s, at_bpf_t *b, char *why, size_t n)
+{
+    plan_t *p = &b->plan;
+    char py[sizeof p->py], libc[sizeof p->libc];
+    int pyfd = open(p->py, O_RDONLY | O_CLOEXEC), libcfd = p->libc[0] ? open(p->libc, O_RDONLY | O_CLOEXEC) : -1;
+    memcpy(py, p->py, sizeof py), memcpy(libc, p->libc, sizeof libc);
+    if (pyfd >= 0)
+        snprintf(p->py, sizeof p->py, "/proc/self/fd/%d", pyfd);
+    if (libcfd >= 0)
+        snprintf(p->libc, sizeof p->libc, "/proc/self/fd/%d", libcfd);
+    int rc = set_load_files(s, b, why, n);
+    memcpy(p->py, py, sizeof py), memcpy(p->libc, libc, sizeof libc);
+    if (pyfd >= 0)
+        close(pyfd);
+    if (libcfd >= 0)
+        close(libcfd);
+    return rc;
+}
+
+static void set_destroy(set_t *s)
+{
+    links_free(&s->links);   /* the slow part: ~0.5 s a uprobe */
+    ring_buffer__free(s->rb);
+    archtrace_bpf__destroy(s->skel);
+    free(s);
+}
+
+/* Out of the host's list (it may be out already).  Host locked. */
+static void set_unlink(set_t *s)
+{
+    for (set_t **p = &s->host->sets; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            return;
+        }
+}
+
+/* One user fewer; the last one destroys it: a host's set goes with its
+ * last process.  Keeping it for the next process of the same binary
+ * would save that one the attach, but every process on the host that
+ * calls pthread_cond_timedwait (through libc, Python or not) or maps the
+ * binary would keep paying for breakpoints nobody reads. */
+static void set_put(set_t *s)
+{
+    set_lock(s);
+    int last = --s->refs == 0;
+    if (last && s->host)
+        set_unlink(s);
+    set_unlock(s);
+    if (last)
+        set_destroy(s);
+}
+
+/* record --bpf: a set of its own, attached to the process only. */
+static int own_set(at_bpf_t *b, char *why, size_t n)
+{
+    set_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        set_why(why, n, "out of memory");
+        return -ENOMEM;
+    }
+    set_key(b, &s->key);   /* what to load; the files' identity is not needed */
+    s->refs = 1;
+    s->state = SET_READY;
+    int rc = set_load(s, b, why, n);
+    if (rc < 0) {
+        set_put(s);
+        return rc;
+    }
+    b->set = s;
+    return 0;
+}
+
+/* The host's set for b's files, made (by this thread, outside the lock:
+ * attaching takes seconds) or joined (waiting for whoever makes it). */
+static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int tries)
+{
+    set_key_t k;
+    int rc = set_key(b, &k);
+    if (rc < 0) {
+        set_why(why, n, "process %d: cannot read %s: %s", (int)b->proc.pid, b->plan.py, strerror(-rc));
+        return rc;
+    }
+    pthread_mutex_lock(&h->lock);
+    set_t *s = h->sets;
+    while (s && memcmp(&s->key, &k, sizeof k) != 0)
+        s = s->next;
+    if (s) {
+        s->refs++;
+        while (s->state == SET_LOADING)
+            pthread_cond_wait(&h->changed, &h->lock);
+        rc = s->state == SET_FAILED ? s->err : 0;
+        if (rc < 0)
+            set_why(why, n, "%s", s->why);
+        pthread_mutex_unlock(&h->lock);
+        if (rc < 0) {
+            set_put(s);
+            /* its maker exited: this process makes one (a few times) */
+            return rc == -ESRCH && tries < 4 ? host_set(h, b, why, n, tries + 1) : rc;
+        }
+        for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
+            b->data.avail[v] = s->avail[v];
+            memcpy(b->data.how[v], s->how[v], sizeof s->how[v]);
+        }
+        b->set = s;
+        return 0;
+    }
+    if (!(s = calloc(1, sizeof *s))) {
+        pthread_mutex_unlock(&h->lock);
+        set_why(why, n, "out of memory");
+        return -ENOMEM;
+    }
+    s->host = h, s->key = k, s->refs = 1, s->state = SET_LOADING;
+    s->next = h->sets;
+    h->sets = s;
+    pthread_mutex_unlock(&h->lock);
+    rc = set_load(s, b, why, n);
+    pthread_mutex_lock(&h->lock);
+    s->state = rc < 0 ? SET_FAILED : SET_READY;
+    if (rc < 0) {   /* said to those waiting; the next process tries afresh */
+        s->err = rc;
+        snprintf(s->why, sizeof s->why, "%s", why ? why : "");
+        set_unlink(s);
+    }
+    pthread_cond_broadcast(&h->changed);
+    pthread_mutex_unlock(&h->lock);
+    if (rc < 0) {
+        set_put(s);
+        return rc;
+    }
+    b->set = s;
+    return 0;
+}
+
+/* ---- watching a process ------------------------------------------------------------- */
+
+/* Take a slot of b's set, zero its counters, and add b to the probes'
+ * procs map: from here on the probes count it. */
+static int watch_proc(at_bpf_t *b, char *why, size_t n)
+{
+    set_t *s = b->set;
+    struct archtrace_bpf *k = s->skel;
+    int slot = -1;
+    set_lock(s);
+    for (int i = 0; i < AT_BPF_MAX_PROCS && slot < 0; i++)
+        if (!s->used[i])
+            slot = i;
+    if (slot >= 0)
+        s->used[slot] = 1;
+    set_unlock(s);
+    if (slot < 0) {
+        set_why(why, n, "process %d: the probes of %s already watch %d processes", (int)b->proc.pid,
+                base_name(b->plan.py), AT_BPF_MAX_PROCS);
+        return -ENOSPC;
+    }
+    b->slot = slot;
+    b->pp.slot = (uint32_t)slot;
+    struct at_bpf_gc_stat gc = { 0 };
+    uint64_t zero = 0;
+    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++) {
+        uint32_t key = (uint32_t)slot * AT_BPF_GC_SLOTS + g;
+        bpf_map_update_elem(bpf_map__fd(k->maps.gc_stats), &key, &gc, BPF_ANY);
+    }
+    for (uint32_t st = 0; st < AT_BPF_ST_COUNT; st++) {
+        uint32_t key = (uint32_t)slot * AT_BPF_ST_COUNT + st;
+        bpf_map_update_elem(bpf_map__fd(k->maps.stats), &key, &zero, BPF_ANY);
+    }
+    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
+    set_lock(s);                    /* its events go to b from here */
+    s->slots[slot] = b;
+    if (slot >= s->nslots)
+        s->nslots = slot + 1;
+    set_unlock(s);
+    uint32_t tgid = (uint32_t)b->proc.pid;
+    if (bpf_map_update_elem(bpf_map__fd(k->maps.procs), &tgid, &b->pp, BPF_ANY) < 0) {
+        int rc = -errno;
+        set_why(why, n, "process %d: cannot add it to the probes: %s", (int)b->proc.pid, strerror(-rc));
+        return rc;
+    }
+    b->watching = 1;
+    return 0;
+}
+
+/* Out of the procs map: the probes stop counting it. */
+static void unwatch(at_bpf_t *b)
+{
+    uint32_t tgid = (uint32_t)b->proc.pid;
+    if (b->watching)
+        bpf_map_delete_elem(bpf_map__fd(b->set->skel->maps.procs), &tgid);
+    b->watching = 0;
+}
+
+/* No more of its events: after this, the host's consumer leaves b alone. */
+static void unregister(at_bpf_t *b)
+{
+    set_t *s = b->set;
+    if (b->slot < 0)
+        return;
+    set_lock(s);
+    s->slots[b->slot] = NULL;
+    set_unlock(s);
+}
+
+/* The entries of process pid in a per-thread map (key: pid_tgid). */
+static void sweep_map(int fd, uint32_t pid)
+{
+    uint64_t key = 0, next, *dead = NULL;
+    size_t n = 0, cap = 0;
+    for (int started = 0; bpf_map_get_next_key(fd, started ? &key : NULL, &next) == 0; started = 1) {
+        key = next;
+        if ((uint32_t)(key >> 32) != pid)
+            continue;
+        if (n == cap) {
+            uint64_t *more = realloc(dead, (cap = cap ? cap * 2 : 64) * sizeof *more);
+            if (!more)
+                break;
+            dead = more;
+        }
+        dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+    free(dead);
+}
+
+/* Give b's slot back; in a host's set, remove what its threads left in
+ * the shared maps (a later process may get its pid and tids). */
+static void release_slot(at_bpf_t *b)
+{
+    set_t *s = b->set;
+    if (b->slot < 0)
+        return;
+    if (s->host) {
+        struct archtrace_bpf *k = s->skel;
+        const struct bpf_map *per_thread[] = { k->maps.gil_threads, k->maps.gil_waiting, k->maps.import_stacks,
+                                               k->maps.gc_open, k->maps.tstate_cache, k->maps.sample_clock };
+        for (size_t i = 0; i < sizeof per_thread / sizeof *per_thread; i++)
+            sweep_map(bpf_map__fd(per_thread[i]), (uint32_t)b->proc.pid);
+    }
+    set_lock(s);
+    s->slots[b->slot] = NULL;
+    s->used[b->slot] = 0;
+    set_unlock(s);
+    b->slot = -1;
+}
+
+/* ---- the host's sets (archtrace agent) ------------------------------------------------ */
+
+at_bpf_host_t *at_bpf_host_new(void)
+{
+    at_bpf_host_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->changed, NULL);
+    return h;
+}
+
+int at_bpf_host_poll(at_bpf_host_t *h)
+{
+    int got = 0;
+    pthread_mutex_lock(&h->lock);   /* no set goes, no process leaves its slot meanwhile */
+    for (set_t *s = h->sets; s; s = s->next) {
+        int rc = s->state == SET_READY ? ring_buffer__consume(s->rb) : 0;
+        if (rc > 0)
+            got += rc;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return got;
+}
+
+int at_bpf_host_sets(at_bpf_host_t *h)
+{
+    int n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (set_t *s = h->sets; s; s = s->next)
+        n += s->state == SET_READY;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+void at_bpf_host_free(at_bpf_host_t *h)
+{
+    if (!h)
+        return;
+    pthread_cond_destroy(&h->changed);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
 }
 
 /* ---- start ------------------------------------------------------------------- */
@@ -527,11 +1003,13 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
 static int open_waiters(at_bpf_t *b)
 {
     b->pidfd = (int)syscall(SYS_pidfd_open, b->proc.pid, 0);
+    if (b->set->host)   /* the host's loop waits for every set at once */
+        return 0;
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0)
         return -errno;
     struct epoll_event rb = { .events = EPOLLIN }, pid = { .events = EPOLLIN };
-    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(b->rb), &rb) < 0)
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(b->set->rb), &rb) < 0)
         return -errno;
     if (b->pidfd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->pidfd, &pid) < 0)
         return -errno;
@@ -540,11 +1018,12 @@ static int open_waiters(at_bpf_t *b)
 
 static void free_all(at_bpf_t *b)
 {
-    for (int i = b->nlinks - 1; i >= 0; i--)
-        bpf_link__destroy(b->links[i]);
-    b->nlinks = 0;
-    ring_buffer__free(b->rb);
-    archtrace_bpf__destroy(b->skel);
+    if (b->set) {
+        unwatch(b);
+        links_free(&b->links);
+        release_slot(b);
+        set_put(b->set);
+    }
     if (b->pidfd >= 0)
         close(b->pidfd);
     if (b->epfd >= 0)
@@ -571,7 +1050,7 @@ static int probe_layout(at_bpf_t *b, char *why, size_t n)
         set_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
         return rc;
     }
-    if (rc == 0 && (rc = at_bpf_layout_fill(&b->proc.layout, b->proc.runtime, gil, &b->py)) < 0)
+    if (rc == 0 && (rc = at_bpf_layout_fill(&b->proc.layout, b->proc.runtime, gil, &b->py, &b->pp)) < 0)
         what = "its layout puts a field where the eBPF probes cannot read it";
     if (rc < 0) {
         set_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
@@ -602,35 +1081,9 @@ static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
     return 0;
 }
 
-static int load(at_bpf_t *b, char *why, size_t n)
-{
-    b->skel = archtrace_bpf__open();
-    if (!b->skel) {
-        int e = errno ? errno : EINVAL;
-        refusal(why, n, "cannot open the probes", e);
-        return -e;
-    }
-    b->skel->rodata->target_tgid = (uint32_t)b->proc.pid;
-    b->skel->rodata->py = b->py;
-    bpf_map__set_max_entries(b->skel->maps.events, b->plan.ring_bytes);
-    set_autoload(b);
-    int rc = archtrace_bpf__load(b->skel);
-    if (rc < 0) {
-        refusal(why, n, "loading the probes", -rc);
-        return rc;
-    }
-    return 0;
-}
-
 static int start_consumer(at_bpf_t *b, char *why, size_t n)
 {
     int rc;
-    b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.events), on_event, b, NULL);
-    if (!b->rb) {
-        rc = -errno;
-        set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
-        return rc;
-    }
     if ((rc = open_waiters(b)) < 0) {
         set_why(why, n, "cannot wait for events: %s", strerror(-rc));
         return rc;
@@ -646,7 +1099,8 @@ static int start_consumer(at_bpf_t *b, char *why, size_t n)
     return 0;
 }
 
-at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o, char *why,
+/* Both starts: h NULL for record --bpf's own set. */
+static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, const at_options_t *o, char *why,
                        size_t why_size)
 {
     int rc;
@@ -658,26 +1112,31 @@ at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o
         return NULL;
     }
     b->pidfd = b->epfd = -1;
+    b->slot = -1;
     snprintf(b->dir, sizeof b->dir, "%s", session_dir ? session_dir : ".");
     if ((rc = find_python(b, pid, why, why_size)) < 0)
         goto fail;
     plan_all(b, o);
-    if ((rc = load(b, why, why_size)) < 0)
+    if ((rc = h ? host_set(h, b, why, why_size, 0) : own_set(b, why, why_size)) < 0)
         goto fail;
-    attach_all(b);
-    if (b->nlinks == 0) {
-        rc = b->link_err ? b->link_err : -ENOENT;
+    if (b->plan.hz > 0) {
+        rc = attach_sampler(b);
+        if (rc < 0 && !b->links.err)
+            b->links.err = rc;
+        attach_view(b, AT_BPF_VIEW_SAMPLES, rc, "the perf_event sampler");
+    }
+    if (b->set->links.n == 0 && b->links.n == 0) {
+        int err = b->set->links.err ? b->set->links.err : b->links.err;
+        rc = err ? err : -ENOENT;
         if (rc == -EPERM || rc == -EACCES)
             refusal(why, why_size, "attaching the probes", -rc);
         else
             set_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
-                    b->link_err ? strerror(-b->link_err) : "every view is off or unavailable");
+                    err ? strerror(-err) : "every view is off or unavailable");
         goto fail;
     }
-    if ((rc = start_consumer(b, why, why_size)) < 0)
+    if ((rc = start_consumer(b, why, why_size)) < 0 || (rc = watch_proc(b, why, why_size)) < 0)
         goto fail;
-    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
-    __atomic_store_n(&b->skel->bss->recording, 1, __ATOMIC_RELEASE);
     return b;
 fail:
     free_all(b);
@@ -685,18 +1144,33 @@ fail:
     return NULL;
 }
 
+at_bpf_t *at_bpf_start(pid_t pid, const char *session_dir, const at_options_t *o, char *why,
+                       size_t why_size)
+{
+    return start(NULL, pid, session_dir, o, why, why_size);
+}
+
+at_bpf_t *at_bpf_host_start(at_bpf_host_t *h, pid_t pid, const char *session_dir, const at_options_t *o,
+                            char *why, size_t why_size)
+{
+    return start(h, pid, session_dir, o, why, why_size);
+}
+
 /* ---- stop ------------------------------------------------------------------------ */
 
-/* The next entry of a per-thread map (key: tid) into *tid and value:
- * 1, or 0 at the end.  *started is 0 for the first call. */
-static int next_thread_entry(int fd, uint32_t *tid, int *started, void *value)
+/* The next entry of process pid in a per-thread map (key: pid_tgid)
+ * into *tid and value: 1, or 0 at the end.  *started is 0 for the first
+ * call; *key is the cursor. */
+static int next_thread_entry(int fd, uint32_t pid, uint64_t *key, int *started, uint32_t *tid, void *value)
 {
-    uint32_t next;
-    while (bpf_map_get_next_key(fd, *started ? tid : NULL, &next) == 0) {
-        *tid = next;
+    uint64_t next;
+    while (bpf_map_get_next_key(fd, *started ? key : NULL, &next) == 0) {
+        *key = next;
         *started = 1;
-        if (bpf_map_lookup_elem(fd, tid, value) == 0)
+        if ((uint32_t)(next >> 32) == pid && bpf_map_lookup_elem(fd, key, value) == 0) {
+            *tid = (uint32_t)next;
             return 1;
+        }
     }
     return 0;
 }
@@ -706,13 +1180,15 @@ static int next_thread_entry(int fd, uint32_t *tid, int *started, void *value)
  * returning 0. */
 static void each_gil_row(at_bpf_t *b, uint64_t end, int (*fn)(void *ctx, const at_bpf_gil_row_t *r), void *ctx)
 {
-    int fd = bpf_map__fd(b->skel->maps.gil_threads), wfd = bpf_map__fd(b->skel->maps.gil_waiting);
+    struct archtrace_bpf *k = b->set->skel;
+    int fd = bpf_map__fd(k->maps.gil_threads), wfd = bpf_map__fd(k->maps.gil_waiting);
     struct at_bpf_gil_thread t;
+    uint64_t key = 0;
     uint32_t tid;
-    for (int started = 0; next_thread_entry(fd, &tid, &started, &t);) {
+    for (int started = 0; next_thread_entry(fd, (uint32_t)b->proc.pid, &key, &started, &tid, &t);) {
         struct at_bpf_gil_wait w;
         at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
-        if (bpf_map_lookup_elem(wfd, &tid, &w) == 0 && w.start_ns < end) {
+        if (bpf_map_lookup_elem(wfd, &key, &w) == 0 && w.start_ns < end) {
             uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
             r.wait_ns += end - from;   /* still waiting at `end` */
             r.waits++;
@@ -729,25 +1205,33 @@ static int add_gil_row(void *ctx, const at_bpf_gil_row_t *r)
     return 1;
 }
 
-/* The probes' own counters and the GC totals, as they are now. */
+/* The probes' own counters and the GC totals of b, as they are now. */
 static void read_counters(at_bpf_t *b, struct at_bpf_gc_stat *gc, uint64_t *stats)
 {
-    int fd = bpf_map__fd(b->skel->maps.gc_stats);
-    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++)
-        bpf_map_lookup_elem(fd, &g, &gc[g]);
-    fd = bpf_map__fd(b->skel->maps.stats);
-    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++)
-        bpf_map_lookup_elem(fd, &s, &stats[s]);
+    if (b->slot < 0)
+        return;
+    uint32_t slot = (uint32_t)b->slot;
+    int fd = bpf_map__fd(b->set->skel->maps.gc_stats);
+    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++) {
+        uint32_t key = slot * AT_BPF_GC_SLOTS + g;
+        bpf_map_lookup_elem(fd, &key, &gc[g]);
+    }
+    fd = bpf_map__fd(b->set->skel->maps.stats);
+    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++) {
+        uint32_t key = slot * AT_BPF_ST_COUNT + s;
+        bpf_map_lookup_elem(fd, &key, &stats[s]);
+    }
 }
 
 /* The sampler's clock: each sampled thread's CPU time from its first
  * to its last sample, and the samples taken in it. */
 static void read_sample_clock(at_bpf_t *b)
 {
-    int fd = bpf_map__fd(b->skel->maps.sample_clock);
+    int fd = bpf_map__fd(b->set->skel->maps.sample_clock);
     struct at_bpf_sample_clock c;
+    uint64_t key = 0;
     uint32_t tid;
-    for (int started = 0; next_thread_entry(fd, &tid, &started, &c);) {
+    for (int started = 0; next_thread_entry(fd, (uint32_t)b->proc.pid, &key, &started, &tid, &c);) {
         if (c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
             continue;
         b->data.oncpu_ns += c.last_cpu_ns - c.first_cpu_ns;
@@ -832,13 +1316,15 @@ int at_bpf_stop(at_bpf_t *b)
 {
     if (!b)
         return 0;
-    __atomic_store_n(&b->skel->bss->recording, 0, __ATOMIC_RELEASE);   /* the window closes */
+    unwatch(b);   /* the window closes */
     uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
     b->data.end_ns = end;
-    for (int i = b->nlinks - 1; i >= 0; i--)   /* detach first: final counts */
-        bpf_link__destroy(b->links[i]);
-    b->nlinks = 0;
-    ring_buffer__consume(b->rb);
+    links_drop(&b->links, 0);   /* detach first: final counts */
+    if (!b->set->host) {
+        links_drop(&b->set->links, 0);
+        ring_buffer__consume(b->set->rb);
+    }
+    unregister(b);   /* a host's consumer hands it no more events */
     read_maps(b, end);
     int rc = stacks_to_rows(b);
     at_bpf_data_finish(&b->data);
@@ -865,7 +1351,7 @@ void at_bpf_live(at_bpf_t *b, at_bpf_live_t *l)
     memset(l, 0, sizeof *l);
     l->data = &b->data;
     read_counters(b, l->gc, l->stats);
-    if (b->data.avail[AT_BPF_VIEW_GIL] && b->nlinks)
+    if (b->data.avail[AT_BPF_VIEW_GIL] && b->set->links.n)
         each_gil_row(b, now_ns(), keep_live_row, l);
     l->names = b->stacks ? at_stacks_names(b->stacks) : NULL;
 }

@@ -53,6 +53,34 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms);
  * 0 or -errno (the files could not be written).  NULL is accepted. */
 int at_bpf_stop(at_bpf_t *b);
 
+/* ---- every CPython of the host (archtrace agent) -------------------------
+ * One probe set (skeleton, uprobes, ring buffer) per distinct CPython
+ * file (executable or libpython, by device and inode) and libc, its
+ * uprobes attached once for every process (pid -1): the first process
+ * of a binary waits for them (~0.5 s a uprobe, the kernel's time), the
+ * next ones are an entry in the probes' map of watched processes, and a
+ * set goes with its last process.  Starts and stops may run on several
+ * threads at once; at_bpf_host_poll on one (the events of every set, to
+ * their processes).  The processes' at_bpf_poll then only looks for
+ * their exit, and at_bpf_live, at_bpf_cut_stacks and at_bpf_stop work
+ * as for one process. */
+typedef struct at_bpf_host at_bpf_host_t;
+
+at_bpf_host_t *at_bpf_host_new(void);
+
+/* at_bpf_start on the host's probes. */
+at_bpf_t *at_bpf_host_start(at_bpf_host_t *h, pid_t pid, const char *session_dir, const at_options_t *o,
+                            char *why, size_t why_size);
+
+/* Consume every set's ring buffer (no wait).  Events consumed. */
+int at_bpf_host_poll(at_bpf_host_t *h);
+
+/* Probe sets attached now. */
+int at_bpf_host_sets(at_bpf_host_t *h);
+
+/* Free h; every process started on it stopped first. */
+void at_bpf_host_free(at_bpf_host_t *h);
+
 /* ---- live readings, for a recording that never ends (archtrace agent) -- */
 
 #define AT_BPF_LIVE_THREADS 256        /* threads read per process         */
@@ -85,13 +113,13 @@ const at_bpf_data_t *at_bpf_data(const at_bpf_t *b);
 
 /* ---- bpf_elf.c: symbols, USDT notes, mapped libraries ----------------- */
 
-#define AT_BPF_USDT_SITES 8            /* call sites kept per USDT probe   */
+#define AT_BPF_USDT_SITES 8            /* call sites listed per USDT probe */
 
+/* Where a USDT probe is, for planning (libbpf attaches it). */
 typedef struct at_bpf_usdt {
     int nsites;                        /* sites found (<= AT_BPF_USDT_SITES) */
     uint64_t off[AT_BPF_USDT_SITES];   /* file offsets of the probe sites  */
     uint64_t sema_off;                 /* file offset of the semaphore, 0  */
-    uint64_t cookie[AT_BPF_USDT_SITES];/* arg words (low: arg 0, high: 1)  */
 } at_bpf_usdt_t;
 
 /* File offset of function `name` in the ELF file at path (.symtab first,
@@ -99,13 +127,9 @@ typedef struct at_bpf_usdt {
  * when the file has no such function, other -errno. */
 int at_bpf_elf_func(const char *path, const char *name, uint64_t *file_off);
 
-/* The sites of USDT probe provider:name in path.  0, -ENOENT (no such
- * note), -ENOTSUP (an argument in a form we do not decode). */
+/* The sites of USDT probe provider:name in path.  0, or -ENOENT (no
+ * such note). */
 int at_bpf_elf_usdt(const char *path, const char *provider, const char *name, at_bpf_usdt_t *u);
-
-/* Decode one stapsdt argument ("-4@112(%rsp)") into an AT_BPF_ARG_* word.
- * 0 or -EINVAL. */
-int at_bpf_usdt_arg(const char *spec, uint32_t *word);
 
 /* "/proc/PID/root<path>" of the first file mapped by pid whose base name
  * starts with `prefix` (e.g. "libc.so"); 0 or -ENOENT / -ESRCH. */
@@ -115,10 +139,13 @@ int at_bpf_mapped_lib(pid_t pid, const char *prefix, char *out, size_t n);
 
 struct at_py_proc;
 
-/* struct at_bpf_py (the probes' .rodata) from layout L, &_PyRuntime and
- * the GIL in use.  0, or -EPROTO when a field is missing or an offset
- * lies where the probes cannot read it (no BPF is loaded then). */
-int at_bpf_layout_fill(const at_pylayout_t *L, uint64_t runtime, uint64_t gil, struct at_bpf_py *py);
+/* struct at_bpf_py (the probes' .rodata) from layout L, and struct
+ * at_bpf_proc (the process's entry in their procs map, slot 0) from
+ * &_PyRuntime and the GIL in use.  0, or -EPROTO when a field is missing
+ * or an offset lies where the probes cannot read it (no BPF is loaded
+ * then). */
+int at_bpf_layout_fill(const at_pylayout_t *L, uint64_t runtime, uint64_t gil, struct at_bpf_py *py,
+                       struct at_bpf_proc *proc);
 
 /* The struct _gil_runtime_state the main interpreter uses: in _PyRuntime
  * (3.11), else its interp->ceval.gil, read from the target and checked
