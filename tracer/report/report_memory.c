@@ -23,16 +23,16 @@ static int load(const char *dir, pid_t pid, at_mem_series_t **out)
 {
     at_mem_series_t *s = malloc(sizeof *s);
     int rc = s ? at_mem_series_load(dir, pid, s) : -ENOMEM;
-    if (rc == -EBADMSG) {
+    if (rc < 0 && rc != -ENOENT) {   /* damaged, a symlink, unreadable: said, and the rest goes on */
         char stem[32];
-        fprintf(stderr, "archtrace: %s/%s.memory is damaged: memory over time left out\n", dir,
-                at_key_name(pid, stem, sizeof stem));
+        fprintf(stderr, "archtrace: %s/%s.memory is %s: memory over time left out\n", dir,
+                at_key_name(pid, stem, sizeof stem), rc == -EBADMSG ? "damaged" : at_errstr(-rc));
     }
     if (rc == 0 && s->n == 0)
         rc = -ENOENT;
     if (rc < 0) {
         free(s);
-        return rc == -EBADMSG ? -ENOENT : rc;
+        return rc == -ENOMEM ? rc : -ENOENT;
     }
     *out = s;
     return 0;
