@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "archtrace.skel.h"
+#include "bpf/bpf_int.h"
 #include "remote/py_names.h"
 #include "remote/py_proc.h"
 #include "session/session.h"
@@ -59,83 +60,6 @@
 #define HOST_THREADS 4096           /* per-thread map entries of a host-wide set */
 #define HOST_IMPORT_THREADS 2048    /* ... for import stacks (4 KiB each) */
 
-enum { MODE_OFF = 0, MODE_USDT, MODE_UPROBE };
-
-/* What to attach where, decided from the target's files before any BPF. */
-typedef struct plan {
-    char py[PATH_MAX + 64];       /* /proc/PID/root + the file with _PyRuntime */
-    char libc[PATH_MAX + 64];     /* /proc/PID/root + libc.so.6           */
-    uint64_t cond_wait;           /* pthread_cond_timedwait in libc       */
-    int imports, gc;              /* MODE_*                               */
-    at_bpf_usdt_t imp_start, imp_done, gc_start, gc_done;
-    uint64_t imp_level, imp_audit, gc_main; /* fallback uprobe offsets    */
-    double hz;                    /* sampling rate, 0 = no sampler        */
-    uint32_t ring_bytes;          /* the events' ring buffer              */
-} plan_t;
-
-/* Links kept together, destroyed together. */
-typedef struct links {
-    struct bpf_link **l;
-    int n, cap;
-    int err;                      /* first attach failure (-errno)        */
-} links_t;
-
-/* What makes two processes share a probe set: the same files and the
- * same things to read in them. */
-typedef struct set_key {
-    dev_t py_dev, libc_dev;
-    ino_t py_ino, libc_ino;
-    int gil, imports, gc, sampler;/* views planned                        */
-    struct at_bpf_py py;          /* the version's offsets (rodata)       */
-} set_key_t;
-
-enum { SET_LOADING, SET_READY, SET_FAILED };
-
-typedef struct set {
-    at_bpf_host_t *host;          /* NULL: one process's (record --bpf)   */
-    struct set *next;             /* in host->sets                        */
-    set_key_t key;
-    int refs;                     /* processes (and starts) using it      */
-    int state;                    /* SET_*                                */
-    int err;                      /* SET_FAILED: -errno ...               */
-    char why[512];                /* ... and the reason                   */
-    struct archtrace_bpf *skel;
-    struct ring_buffer *rb;
-    links_t links;                /* its uprobes                          */
-    int avail[AT_BPF_VIEWS];      /* GIL, imports, GC as attached         */
-    char how[AT_BPF_VIEWS][AT_BPF_HOW_MAX];
-    char used[AT_BPF_MAX_PROCS];  /* slots taken                          */
-    at_bpf_t *slots[AT_BPF_MAX_PROCS]; /* ... and whose events go where   */
-    int nslots;                   /* highest used slot + 1                */
-} set_t;
-
-/* Every probe set of the host, shared by the agent's attacher threads
- * (starts and stops) and its main thread (at_bpf_host_poll).  The lock
- * guards the list, each set's refs, state and slots; the slow work
- * (load, attach, detach) is done outside it. */
-struct at_bpf_host {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;       /* a set finished loading               */
-    set_t *sets;
-};
-
-struct at_bpf {
-    at_py_proc_t proc;            /* the target's interpreter             */
-    struct at_bpf_py py;          /* its version's offsets (the set's rodata) */
-    struct at_bpf_proc pp;        /* its addresses (its procs entry)      */
-    set_t *set;                   /* the probes it is watched by          */
-    int slot;                     /* its row in the set, -1: none yet     */
-    int watching;                 /* its procs entry is in                */
-    links_t links;                /* its sampler's perf events            */
-    int pidfd, epfd;              /* target exit, and what poll waits on  */
-    at_stacks_t *stacks;          /* samples, aggregated                  */
-    at_bpf_sym_t *sym;            /* names their Python frames            */
-    at_bpf_data_t data;           /* everything else recorded             */
-    plan_t plan;
-    char dir[PATH_MAX];           /* the session                          */
-    uint64_t cut_ns;              /* at_bpf_cut_stacks: the last cut      */
-    uint64_t cut_samples;         /* ... and data.samples then            */
-};
 
 /* ---- messages --------------------------------------------------------------- */
 
@@ -151,8 +75,7 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
     return vfprintf(stderr, fmt, ap);
 }
 
-static void set_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t n, const char *fmt, ...)
+void at_bpf_why(char *why, size_t n, const char *fmt, ...)
 {
     va_list ap;
     if (!why || !n)
@@ -191,28 +114,28 @@ static const char *lockdown(char *buf, size_t n)
 }
 
 /* The one line for a kernel that refuses BPF (err > 0). */
-static void refusal(char *why, size_t n, const char *what, int err)
+void at_bpf_refusal(char *why, size_t n, const char *what, int err)
 {
     char ld[64];
     if ((err == EPERM || err == EACCES) && lockdown(ld, sizeof ld)[0])
-        set_why(why, n, "eBPF unavailable: the kernel is locked down (%s); %s refused", ld, what);
+        at_bpf_why(why, n, "eBPF unavailable: the kernel is locked down (%s); %s refused", ld, what);
     else if (err == EPERM || err == EACCES)
-        set_why(why, n, "eBPF unavailable: %s: operation not permitted (run as root, or with "
+        at_bpf_why(why, n, "eBPF unavailable: %s: operation not permitted (run as root, or with "
                 "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)", what);
     else if (err == ENOSYS)
-        set_why(why, n, "eBPF unavailable: this kernel has no bpf() system call");
+        at_bpf_why(why, n, "eBPF unavailable: this kernel has no bpf() system call");
     else
-        set_why(why, n, "eBPF unavailable: %s: %s", what, strerror(err));
+        at_bpf_why(why, n, "eBPF unavailable: %s: %s", what, strerror(err));
 }
 
-static uint64_t now_ns(void)
+uint64_t at_bpf_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const char *base_name(const char *p)
+const char *at_bpf_base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
@@ -228,18 +151,18 @@ static void plan_gil(at_bpf_t *b, plan_t *p)
         return;
     }
     if (at_bpf_elf_func(p->libc, "pthread_cond_timedwait", &p->cond_wait) < 0) {
-        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: no pthread_cond_timedwait in %s", base_name(p->libc));
+        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: no pthread_cond_timedwait in %s", at_bpf_base_name(p->libc));
         p->libc[0] = '\0';
         return;
     }
     view(b, AT_BPF_VIEW_GIL, 1, "uprobes on pthread_cond_timedwait in %s, filtered on %s",
-         base_name(p->libc), b->proc.layout.rt_gil != AT_PYLAYOUT_NONE ? "_PyRuntime.ceval.gil.cond"
+         at_bpf_base_name(p->libc), b->proc.layout.rt_gil != AT_PYLAYOUT_NONE ? "_PyRuntime.ceval.gil.cond"
          : "the main interpreter's GIL cond (interp->ceval.gil)");
 }
 
 static void plan_imports(at_bpf_t *b, plan_t *p)
 {
-    const char *f = base_name(p->py);
+    const char *f = at_bpf_base_name(p->py);
     if (at_bpf_elf_usdt(p->py, "python", "import__find__load__start", &p->imp_start) == 0 &&
         at_bpf_elf_usdt(p->py, "python", "import__find__load__done", &p->imp_done) == 0) {
         p->imports = MODE_USDT;
@@ -257,7 +180,7 @@ static void plan_imports(at_bpf_t *b, plan_t *p)
 
 static void plan_gc(at_bpf_t *b, plan_t *p)
 {
-    const char *f = base_name(p->py);
+    const char *f = at_bpf_base_name(p->py);
     if (at_bpf_elf_usdt(p->py, "python", "gc__start", &p->gc_start) == 0 &&
         at_bpf_elf_usdt(p->py, "python", "gc__done", &p->gc_done) == 0) {
         p->gc = MODE_USDT;
@@ -600,7 +523,7 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     }
     if (b->sym)
         at_bpf_sym_epoch(b->sym);
-    uint64_t now = now_ns();   /* threading names for the stacks' labels, once a second */
+    uint64_t now = at_bpf_now_ns();   /* threading names for the stacks' labels, once a second */
     if (b->stacks && at_thread_names_due(at_stacks_names(b->stacks), now) == AT_NAMES_DUE)
         at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
     /* the probes wake us only when the ring fills up: wake on a timer */
@@ -611,7 +534,7 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     int got = own ? ring_buffer__consume(b->set->rb) : 0;
     if (target_gone(b)) {
         b->data.exited = 1;
-        b->data.end_ns = now_ns();
+        b->data.end_ns = at_bpf_now_ns();
         if (own)
             ring_buffer__consume(b->set->rb);
         return -ESRCH;
@@ -662,7 +585,7 @@ static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
     s->skel = archtrace_bpf__open();
     if (!s->skel) {
         int e = errno ? errno : EINVAL;
-        refusal(why, n, "cannot open the probes", e);
+        at_bpf_refusal(why, n, "cannot open the probes", e);
         return -e;
     }
     struct archtrace_bpf *k = s->skel;
@@ -678,13 +601,13 @@ static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
     set_autoload(s);
     int rc = archtrace_bpf__load(k);
     if (rc < 0) {
-        refusal(why, n, "loading the probes", -rc);
+        at_bpf_refusal(why, n, "loading the probes", -rc);
         return rc;
     }
     s->rb = ring_buffer__new(bpf_map__fd(k->maps.events), on_event, s, NULL);
     if (!s->rb) {
         rc = -errno;
-        set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
+        at_bpf_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
         return rc;
     }
     int planned[AT_BPF_VIEWS];
@@ -693,7 +616,7 @@ static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
     for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
         /* a view lost because b exited meanwhile is no view of the set */
         if (planned[v] && !b->data.avail[v] && s->host && kill(b->proc.pid, 0) < 0 && errno == ESRCH) {
-            set_why(why, n, "process %d has exited", (int)b->proc.pid);
+            at_bpf_why(why, n, "process %d has exited", (int)b->proc.pid);
             return -ESRCH;
         }
         s->avail[v] = b->data.avail[v];
@@ -766,7 +689,7 @@ static int own_set(at_bpf_t *b, char *why, size_t n)
 {
     set_t *s = calloc(1, sizeof *s);
     if (!s) {
-        set_why(why, n, "out of memory");
+        at_bpf_why(why, n, "out of memory");
         return -ENOMEM;
     }
     set_key(b, &s->key);   /* what to load; the files' identity is not needed */
@@ -788,7 +711,7 @@ static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int trie
     set_key_t k;
     int rc = set_key(b, &k);
     if (rc < 0) {
-        set_why(why, n, "process %d: cannot read %s: %s", (int)b->proc.pid, b->plan.py, strerror(-rc));
+        at_bpf_why(why, n, "process %d: cannot read %s: %s", (int)b->proc.pid, b->plan.py, strerror(-rc));
         return rc;
     }
     pthread_mutex_lock(&h->lock);
@@ -801,7 +724,7 @@ static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int trie
             pthread_cond_wait(&h->changed, &h->lock);
         rc = s->state == SET_FAILED ? s->err : 0;
         if (rc < 0)
-            set_why(why, n, "%s", s->why);
+            at_bpf_why(why, n, "%s", s->why);
         pthread_mutex_unlock(&h->lock);
         if (rc < 0) {
             set_put(s);
@@ -817,7 +740,7 @@ static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int trie
     }
     if (!(s = calloc(1, sizeof *s))) {
         pthread_mutex_unlock(&h->lock);
-        set_why(why, n, "out of memory");
+        at_bpf_why(why, n, "out of memory");
         return -ENOMEM;
     }
     s->host = h, s->key = k, s->refs = 1, s->state = SET_LOADING;
@@ -859,8 +782,8 @@ static int watch_proc(at_bpf_t *b, char *why, size_t n)
         s->used[slot] = 1;
     set_unlock(s);
     if (slot < 0) {
-        set_why(why, n, "process %d: the probes of %s already watch %d processes", (int)b->proc.pid,
-                base_name(b->plan.py), AT_BPF_MAX_PROCS);
+        at_bpf_why(why, n, "process %d: the probes of %s already watch %d processes", (int)b->proc.pid,
+                at_bpf_base_name(b->plan.py), AT_BPF_MAX_PROCS);
         return -ENOSPC;
     }
     b->slot = slot;
@@ -875,7 +798,7 @@ static int watch_proc(at_bpf_t *b, char *why, size_t n)
         uint32_t key = (uint32_t)slot * AT_BPF_ST_COUNT + st;
         bpf_map_update_elem(bpf_map__fd(k->maps.stats), &key, &zero, BPF_ANY);
     }
-    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
+    b->data.attach_ns = at_bpf_now_ns();   /* the window opens: the probes count from here */
     set_lock(s);                    /* its events go to b from here */
     s->slots[slot] = b;
     if (slot >= s->nslots)
@@ -884,7 +807,7 @@ static int watch_proc(at_bpf_t *b, char *why, size_t n)
     uint32_t tgid = (uint32_t)b->proc.pid;
     if (bpf_map_update_elem(bpf_map__fd(k->maps.procs), &tgid, &b->pp, BPF_ANY) < 0) {
         int rc = -errno;
-        set_why(why, n, "process %d: cannot add it to the probes: %s", (int)b->proc.pid, strerror(-rc));
+        at_bpf_why(why, n, "process %d: cannot add it to the probes: %s", (int)b->proc.pid, strerror(-rc));
         return rc;
     }
     b->watching = 1;
@@ -1042,18 +965,18 @@ static int probe_layout(at_bpf_t *b, char *why, size_t n)
     int pid = (int)b->proc.pid, rc = at_bpf_layout_gil(&b->proc, &gil);
     const char *what = "its main interpreter's GIL is not where its layout says";
     if (rc == -EAGAIN || rc == -ESRCH) {
-        set_why(why, n, rc == -ESRCH ? "process %d has exited"
+        at_bpf_why(why, n, rc == -ESRCH ? "process %d has exited"
                 : "process %d: the interpreter has no GIL yet (still starting)", pid);
         return rc;
     }
     if (rc < 0 && rc != -EPROTO) {
-        set_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
+        at_bpf_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
         return rc;
     }
     if (rc == 0 && (rc = at_bpf_layout_fill(&b->proc.layout, b->proc.runtime, gil, &b->py, &b->pp)) < 0)
         what = "its layout puts a field where the eBPF probes cannot read it";
     if (rc < 0) {
-        set_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
+        at_bpf_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
                 what);
         return -EPROTONOSUPPORT;
     }
@@ -1068,7 +991,7 @@ static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
     if (rc == 0)
         rc = at_py_proc_check(&b->proc, &head, err, sizeof err);
     if (rc < 0) {
-        set_why(why, n, "%s", err);
+        at_bpf_why(why, n, "%s", err);
         return rc;
     }
     if ((rc = probe_layout(b, why, n)) < 0)
@@ -1085,14 +1008,14 @@ static int start_consumer(at_bpf_t *b, char *why, size_t n)
 {
     int rc;
     if ((rc = open_waiters(b)) < 0) {
-        set_why(why, n, "cannot wait for events: %s", strerror(-rc));
+        at_bpf_why(why, n, "cannot wait for events: %s", strerror(-rc));
         return rc;
     }
     if (b->plan.hz > 0) {
         b->stacks = at_stacks_new(b->proc.pid);
         b->sym = b->stacks ? at_bpf_sym_new(&b->proc, b->stacks) : NULL;
         if (!b->sym) {
-            set_why(why, n, "out of memory");
+            at_bpf_why(why, n, "out of memory");
             return -ENOMEM;
         }
     }
@@ -1107,7 +1030,7 @@ static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, con
     libbpf_set_print(quiet_print);
     at_bpf_t *b = calloc(1, sizeof *b);
     if (!b) {
-        set_why(why, why_size, "out of memory");
+        at_bpf_why(why, why_size, "out of memory");
         errno = ENOMEM;
         return NULL;
     }
@@ -1129,9 +1052,9 @@ static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, con
         int err = b->set->links.err ? b->set->links.err : b->links.err;
         rc = err ? err : -ENOENT;
         if (rc == -EPERM || rc == -EACCES)
-            refusal(why, why_size, "attaching the probes", -rc);
+            at_bpf_refusal(why, why_size, "attaching the probes", -rc);
         else
-            set_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
+            at_bpf_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
                     err ? strerror(-err) : "every view is off or unavailable");
         goto fail;
     }
@@ -1317,7 +1240,7 @@ int at_bpf_stop(at_bpf_t *b)
     if (!b)
         return 0;
     unwatch(b);   /* the window closes */
-    uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
+    uint64_t end = b->data.exited ? b->data.end_ns : at_bpf_now_ns();
     b->data.end_ns = end;
     links_drop(&b->links, 0);   /* detach first: final counts */
     if (!b->set->host) {
@@ -1352,7 +1275,7 @@ void at_bpf_live(at_bpf_t *b, at_bpf_live_t *l)
     l->data = &b->data;
     read_counters(b, l->gc, l->stats);
     if (b->data.avail[AT_BPF_VIEW_GIL] && b->set->links.n)
-        each_gil_row(b, now_ns(), keep_live_row, l);
+        each_gil_row(b, at_bpf_now_ns(), keep_live_row, l);
     l->names = b->stacks ? at_stacks_names(b->stacks) : NULL;
 }
 
@@ -1360,7 +1283,7 @@ int at_bpf_cut_stacks(at_bpf_t *b, const char *dir)
 {
     if (!b->stacks)
         return -ENODATA;
-    uint64_t now = now_ns(), since = b->cut_ns ? b->cut_ns : b->data.attach_ns;
+    uint64_t now = at_bpf_now_ns(), since = b->cut_ns ? b->cut_ns : b->data.attach_ns;
     fill_stacks_meta(b);
     at_stacks_meta_t *m = at_stacks_meta(b->stacks);
     m->samples = b->data.samples - b->cut_samples;
