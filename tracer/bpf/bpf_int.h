@@ -114,4 +114,20 @@ uint64_t at_bpf_now_ns(void);
 /* The last component of path p. */
 const char *at_bpf_base_name(const char *p);
 
+/* ---- bpf_attach.c: the plan, and attaching it -------------------------- */
+
+/* b->plan and b's views as planned from its files and o (no BPF yet). */
+void at_bpf_plan(at_bpf_t *b, const at_options_t *o);
+/* Load only the programs s->key's plan uses. */
+void at_bpf_set_autoload(set_t *s);
+/* s's uprobes on pid (-1: every process that maps the files), as b
+ * planned them; a view that cannot attach is said in b. */
+void at_bpf_set_attach(set_t *s, at_bpf_t *b, pid_t pid);
+/* Attach b's sampler (b->plan.hz > 0): its perf events go in b->links. */
+void at_bpf_sampler_start(at_bpf_t *b);
+/* Destroy the links of ls from the last down to index from. */
+void at_bpf_links_drop(links_t *ls, int from);
+/* Destroy every link of ls and free its array. */
+void at_bpf_links_free(links_t *ls);
+
 #endif
