@@ -130,4 +130,25 @@ void at_bpf_links_drop(links_t *ls, int from);
 /* Destroy every link of ls and free its array. */
 void at_bpf_links_free(links_t *ls);
 
+/* ---- bpf_sets.c: probe sets and the processes they watch --------------- */
+
+/* b->set: the host's set for b's files (h; made or joined), or one of
+ * b's own (h NULL).  0, or -errno with the reason in why. */
+int at_bpf_set_join(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n);
+/* One user fewer of s; the last one destroys it. */
+void at_bpf_set_put(set_t *s);
+/* Take a slot of b's set and add b to the probes' procs map. */
+int at_bpf_watch(at_bpf_t *b, char *why, size_t n);
+/* Take b out of the procs map: the probes stop counting it. */
+void at_bpf_unwatch(at_bpf_t *b);
+/* Hand b no more of its set's events. */
+void at_bpf_unregister(at_bpf_t *b);
+/* Give b's slot back, and its threads' rows in a host's shared maps. */
+void at_bpf_release_slot(at_bpf_t *b);
+
+/* ---- bpf_load.c: events ------------------------------------------------ */
+
+/* The ring buffer callback of a set (ctx): each event to its process. */
+int at_bpf_on_event(void *ctx, void *data, size_t size);
+
 #endif
