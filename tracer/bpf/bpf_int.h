@@ -24,7 +24,7 @@ struct archtrace_bpf;
 struct bpf_link;
 struct ring_buffer;
 
-
+/* How a view attaches (plan_t, set_key_t). */
 enum { MODE_OFF = 0, MODE_USDT, MODE_UPROBE };
 
 /* What to attach where, decided from the target's files before any BPF. */
@@ -103,7 +103,7 @@ struct at_bpf {
     uint64_t cut_samples;         /* ... and data.samples then            */
 };
 
-/* ---- bpf_load.c: messages ---------------------------------------------- */
+/* ---- bpf_load.c: messages and events --------------------------------- */
 
 /* printf into why[n] (nothing when why is NULL). */
 void at_bpf_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -113,6 +113,8 @@ void at_bpf_refusal(char *why, size_t n, const char *what, int err);
 uint64_t at_bpf_now_ns(void);
 /* The last component of path p. */
 const char *at_bpf_base_name(const char *p);
+/* The ring buffer callback of a set (ctx): each event to its process. */
+int at_bpf_on_event(void *ctx, void *data, size_t size);
 
 /* ---- bpf_attach.c: the plan, and attaching it -------------------------- */
 
@@ -146,9 +148,10 @@ void at_bpf_unregister(at_bpf_t *b);
 /* Give b's slot back, and its threads' rows in a host's shared maps. */
 void at_bpf_release_slot(at_bpf_t *b);
 
-/* ---- bpf_load.c: events ------------------------------------------------ */
+/* ---- bpf_read.c: the probes' maps -------------------------------------- */
 
-/* The ring buffer callback of a set (ctx): each event to its process. */
-int at_bpf_on_event(void *ctx, void *data, size_t size);
+/* Read b's maps as of end, and write <pid>.bpf and <pid>.stacks.  0, or
+ * the first -errno. */
+int at_bpf_save_recording(at_bpf_t *b, uint64_t end);
 
 #endif
