@@ -1,141 +1,38 @@
 /* SPDX-License-Identifier: MIT */
-/* bpf_load.c - the eBPF backend's life cycle: plan, open, set rodata, load, attach, consume, detach.
+/* bpf_load.c - the eBPF backend's life cycle for one process: start, consume, stop.
  *
- * One order, one cleanup path (libbpf-tools style): plan what each view
- * attaches to by reading the target's files (no BPF yet, so a plain
- * "unavailable" needs no privilege), find or make the probe set it
- * needs, start its sampler, and add it to the probes' `procs` map, which
- * opens its window; consume the ring buffer until the caller stops or
- * the target exits (a pidfd tells).  A view that cannot attach is
- * recorded as unavailable with the reason; only a kernel that refuses BPF
- * as such makes a start fail.
- *
- * A probe set (set_t) is one skeleton of probes/archtrace.bpf.c: its
- * rodata (the CPython version's offsets), its uprobes, its ring buffer
- * and maps, and the processes it watches (slots).  `record --bpf` makes
- * one for its process, attached to that pid only.  `archtrace agent`
- * keeps them in an at_bpf_host_t, one per distinct CPython file (the
- * executable or libpython, by device and inode) and libc, attached with
- * pid -1 so that the kernel fires them in every process mapping the
- * file: the first process of a binary pays for the uprobes (~0.5 s each,
- * the kernel's), the next ones cost a map update, a gone one a map
- * delete.  A set goes with its last process (see at_bpf_host_t).
- * Per-process state in the shared maps is keyed by tgid (per-thread
- * maps) or by the process's slot (counters), and removed at stop.
+ * One order, one cleanup path (libbpf-tools style): find the target's
+ * interpreter and what the probes read in it, plan what each view
+ * attaches to by reading its files (no BPF yet, so a plain "unavailable"
+ * needs no privilege; bpf_attach.c), find or make the probe set it needs
+ * (bpf_sets.c), start its sampler, and add it to the probes' `procs`
+ * map, which opens its window; consume the ring buffer until the caller
+ * stops or the target exits (a pidfd tells); at stop, close the window,
+ * detach, and write what the maps hold (bpf_read.c).  A view that cannot
+ * attach is recorded as unavailable with the reason; only a kernel that
+ * refuses BPF as such makes a start fail.  The messages every part of
+ * the backend writes are here too.
  */
-#include "bpf/ebpf.h"
+#include "bpf/bpf_int.h"
 
-#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/perf_event.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "archtrace.skel.h"
 #include "remote/py_names.h"
 #include "remote/py_proc.h"
-#include "session/session.h"
 #include "session/stacks.h"
 
-#define MAX_LINKS    512
-#define SET_LINKS    64             /* uprobes of one probe set         */
-#define SAMPLE_THREADS_MAX 256      /* per-thread timers, beyond: per CPU */
-#define DEFAULT_HZ   100.0
-#define LABEL_MAX    2048
 #define MAX_POLL_MS  250            /* longest wait in at_bpf_poll      */
-#define HOST_THREADS 4096           /* per-thread map entries of a host-wide set */
-#define HOST_IMPORT_THREADS 2048    /* ... for import stacks (4 KiB each) */
-
-enum { MODE_OFF = 0, MODE_USDT, MODE_UPROBE };
-
-/* What to attach where, decided from the target's files before any BPF. */
-typedef struct plan {
-    char py[PATH_MAX + 64];       /* /proc/PID/root + the file with _PyRuntime */
-    char libc[PATH_MAX + 64];     /* /proc/PID/root + libc.so.6           */
-    uint64_t cond_wait;           /* pthread_cond_timedwait in libc       */
-    int imports, gc;              /* MODE_*                               */
-    at_bpf_usdt_t imp_start, imp_done, gc_start, gc_done;
-    uint64_t imp_level, imp_audit, gc_main; /* fallback uprobe offsets    */
-    double hz;                    /* sampling rate, 0 = no sampler        */
-    uint32_t ring_bytes;          /* the events' ring buffer              */
-} plan_t;
-
-/* Links kept together, destroyed together. */
-typedef struct links {
-    struct bpf_link **l;
-    int n, cap;
-    int err;                      /* first attach failure (-errno)        */
-} links_t;
-
-/* What makes two processes share a probe set: the same files and the
- * same things to read in them. */
-typedef struct set_key {
-    dev_t py_dev, libc_dev;
-    ino_t py_ino, libc_ino;
-    int gil, imports, gc, sampler;/* views planned                        */
-    struct at_bpf_py py;          /* the version's offsets (rodata)       */
-} set_key_t;
-
-enum { SET_LOADING, SET_READY, SET_FAILED };
-
-typedef struct set {
-    at_bpf_host_t *host;          /* NULL: one process's (record --bpf)   */
-    struct set *next;             /* in host->sets                        */
-    set_key_t key;
-    int refs;                     /* processes (and starts) using it      */
-    int state;                    /* SET_*                                */
-    int err;                      /* SET_FAILED: -errno ...               */
-    char why[512];                /* ... and the reason                   */
-    struct archtrace_bpf *skel;
-    struct ring_buffer *rb;
-    links_t links;                /* its uprobes                          */
-    int avail[AT_BPF_VIEWS];      /* GIL, imports, GC as attached         */
-    char how[AT_BPF_VIEWS][AT_BPF_HOW_MAX];
-    char used[AT_BPF_MAX_PROCS];  /* slots taken                          */
-    at_bpf_t *slots[AT_BPF_MAX_PROCS]; /* ... and whose events go where   */
-    int nslots;                   /* highest used slot + 1                */
-} set_t;
-
-/* Every probe set of the host, shared by the agent's attacher threads
- * (starts and stops) and its main thread (at_bpf_host_poll).  The lock
- * guards the list, each set's refs, state and slots; the slow work
- * (load, attach, detach) is done outside it. */
-struct at_bpf_host {
-    pthread_mutex_t lock;
-    pthread_cond_t changed;       /* a set finished loading               */
-    set_t *sets;
-};
-
-struct at_bpf {
-    at_py_proc_t proc;            /* the target's interpreter             */
-    struct at_bpf_py py;          /* its version's offsets (the set's rodata) */
-    struct at_bpf_proc pp;        /* its addresses (its procs entry)      */
-    set_t *set;                   /* the probes it is watched by          */
-    int slot;                     /* its row in the set, -1: none yet     */
-    int watching;                 /* its procs entry is in                */
-    links_t links;                /* its sampler's perf events            */
-    int pidfd, epfd;              /* target exit, and what poll waits on  */
-    at_stacks_t *stacks;          /* samples, aggregated                  */
-    at_bpf_sym_t *sym;            /* names their Python frames            */
-    at_bpf_data_t data;           /* everything else recorded             */
-    plan_t plan;
-    char dir[PATH_MAX];           /* the session                          */
-    uint64_t cut_ns;              /* at_bpf_cut_stacks: the last cut      */
-    uint64_t cut_samples;         /* ... and data.samples then            */
-};
 
 /* ---- messages --------------------------------------------------------------- */
 
@@ -151,25 +48,13 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
     return vfprintf(stderr, fmt, ap);
 }
 
-static void set_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_why(char *why, size_t n, const char *fmt, ...)
+void at_bpf_why(char *why, size_t n, const char *fmt, ...)
 {
     va_list ap;
     if (!why || !n)
         return;
     va_start(ap, fmt);
     vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-}
-
-static void view(at_bpf_t *b, int v, int avail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void view(at_bpf_t *b, int v, int avail, const char *fmt, ...)
-{
-    va_list ap;
-    b->data.avail[v] = avail;
-    va_start(ap, fmt);
-    vsnprintf(b->data.how[v], sizeof b->data.how[v], fmt, ap);
     va_end(ap);
 }
 
@@ -191,350 +76,31 @@ static const char *lockdown(char *buf, size_t n)
 }
 
 /* The one line for a kernel that refuses BPF (err > 0). */
-static void refusal(char *why, size_t n, const char *what, int err)
+void at_bpf_refusal(char *why, size_t n, const char *what, int err)
 {
     char ld[64];
     if ((err == EPERM || err == EACCES) && lockdown(ld, sizeof ld)[0])
-        set_why(why, n, "eBPF unavailable: the kernel is locked down (%s); %s refused", ld, what);
+        at_bpf_why(why, n, "eBPF unavailable: the kernel is locked down (%s); %s refused", ld, what);
     else if (err == EPERM || err == EACCES)
-        set_why(why, n, "eBPF unavailable: %s: operation not permitted (run as root, or with "
+        at_bpf_why(why, n, "eBPF unavailable: %s: operation not permitted (run as root, or with "
                 "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)", what);
     else if (err == ENOSYS)
-        set_why(why, n, "eBPF unavailable: this kernel has no bpf() system call");
+        at_bpf_why(why, n, "eBPF unavailable: this kernel has no bpf() system call");
     else
-        set_why(why, n, "eBPF unavailable: %s: %s", what, strerror(err));
+        at_bpf_why(why, n, "eBPF unavailable: %s: %s", what, strerror(err));
 }
 
-static uint64_t now_ns(void)
+uint64_t at_bpf_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const char *base_name(const char *p)
+const char *at_bpf_base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
-}
-
-/* ---- plan ------------------------------------------------------------------ */
-
-static void plan_gil(at_bpf_t *b, plan_t *p)
-{
-    int rc = at_bpf_mapped_lib(b->proc.pid, "libc.so", p->libc, sizeof p->libc);
-    if (rc < 0) {
-        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: the process maps no libc.so");
-        return;
-    }
-    if (at_bpf_elf_func(p->libc, "pthread_cond_timedwait", &p->cond_wait) < 0) {
-        view(b, AT_BPF_VIEW_GIL, 0, "unavailable: no pthread_cond_timedwait in %s", base_name(p->libc));
-        p->libc[0] = '\0';
-        return;
-    }
-    view(b, AT_BPF_VIEW_GIL, 1, "uprobes on pthread_cond_timedwait in %s, filtered on %s",
-         base_name(p->libc), b->proc.layout.rt_gil != AT_PYLAYOUT_NONE ? "_PyRuntime.ceval.gil.cond"
-         : "the main interpreter's GIL cond (interp->ceval.gil)");
-}
-
-static void plan_imports(at_bpf_t *b, plan_t *p)
-{
-    const char *f = base_name(p->py);
-    if (at_bpf_elf_usdt(p->py, "python", "import__find__load__start", &p->imp_start) == 0 &&
-        at_bpf_elf_usdt(p->py, "python", "import__find__load__done", &p->imp_done) == 0) {
-        p->imports = MODE_USDT;
-        view(b, AT_BPF_VIEW_IMPORTS, 1, "usdt python:import__find__load__start/done in %s", f);
-    } else if (at_bpf_elf_func(p->py, "PyImport_ImportModuleLevelObject", &p->imp_level) == 0 &&
-               at_bpf_elf_func(p->py, "_PySys_Audit", &p->imp_audit) == 0) {
-        p->imports = MODE_UPROBE;
-        view(b, AT_BPF_VIEW_IMPORTS, 1, "uprobes on PyImport_ImportModuleLevelObject and the "
-             "\"import\" audit call in %s (no USDT notes)", f);
-    } else {
-        view(b, AT_BPF_VIEW_IMPORTS, 0, "unavailable: %s has no USDT notes (built without "
-             "--with-dtrace) and no _PySys_Audit symbol to fall back on", f);
-    }
-}
-
-static void plan_gc(at_bpf_t *b, plan_t *p)
-{
-    const char *f = base_name(p->py);
-    if (at_bpf_elf_usdt(p->py, "python", "gc__start", &p->gc_start) == 0 &&
-        at_bpf_elf_usdt(p->py, "python", "gc__done", &p->gc_done) == 0) {
-        p->gc = MODE_USDT;
-        view(b, AT_BPF_VIEW_GC, 1, "usdt python:gc__start/done in %s", f);
-    } else if (at_bpf_elf_func(p->py, "gc_collect_main", &p->gc_main) == 0) {
-        p->gc = MODE_UPROBE;
-        view(b, AT_BPF_VIEW_GC, 1, "uprobes on gc_collect_main in %s (no USDT notes)", f);
-    } else {
-        view(b, AT_BPF_VIEW_GC, 0, "unavailable: %s has no USDT notes (built without "
-             "--with-dtrace) and no gc_collect_main symbol (stripped)", f);
-    }
-}
-
-static void plan_all(at_bpf_t *b, const at_options_t *o)
-{
-    plan_t *p = &b->plan;
-    char why[160];
-    snprintf(p->py, sizeof p->py, "/proc/%d/root%s", (int)b->proc.pid, b->proc.path);
-    p->ring_bytes = o->bpf_ring_bytes ? o->bpf_ring_bytes : AT_BPF_RINGBUF_BYTES;
-    if (at_bpf_tracefs_ensure(why, sizeof why) < 0) {
-        for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++)
-            view(b, v, 0, "%s", why);
-    } else {
-        if (o->no_gil)
-            view(b, AT_BPF_VIEW_GIL, 0, "off (--no-gil)");
-        else
-            plan_gil(b, p);
-        if (o->no_imports)
-            view(b, AT_BPF_VIEW_IMPORTS, 0, "off (--no-imports)");
-        else
-            plan_imports(b, p);
-        plan_gc(b, p);
-    }
-    p->hz = o->no_sample ? 0 : o->rate_hz > 0 ? o->rate_hz : DEFAULT_HZ;
-    if (p->hz > 10000)
-        p->hz = 10000;
-    if (p->hz)
-        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, Python "
-             "frames walked in BPF", p->hz);
-    else
-        view(b, AT_BPF_VIEW_SAMPLES, 0, "off (--no-sample)");
-    b->data.rate_hz = p->hz;
-}
-
-/* Programs the plan does not use are not loaded. */
-static void set_autoload(set_t *s)
-{
-    struct archtrace_bpf *k = s->skel;
-    const set_key_t *p = &s->key;
-    bpf_program__set_autoload(k->progs.gil_wait_enter, p->gil);
-    bpf_program__set_autoload(k->progs.gil_wait_exit, p->gil);
-    bpf_program__set_autoload(k->progs.usdt_import_start, p->imports == MODE_USDT);
-    bpf_program__set_autoload(k->progs.usdt_import_done, p->imports == MODE_USDT);
-    bpf_program__set_autoload(k->progs.imp_level_enter, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(k->progs.imp_level_exit, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(k->progs.imp_audit, p->imports == MODE_UPROBE);
-    bpf_program__set_autoload(k->progs.usdt_gc_start, p->gc == MODE_USDT);
-    bpf_program__set_autoload(k->progs.usdt_gc_done, p->gc == MODE_USDT);
-    bpf_program__set_autoload(k->progs.gc_main_enter, p->gc == MODE_UPROBE);
-    bpf_program__set_autoload(k->progs.gc_main_exit, p->gc == MODE_UPROBE);
-    bpf_program__set_autoload(k->progs.on_sample, p->sampler);
-}
-
-/* ---- attach ------------------------------------------------------------------ */
-
-static int keep(links_t *ls, struct bpf_link *l, int max)
-{
-    int err = l ? 0 : -errno;
-    if (!l) {
-        if (!ls->err)
-            ls->err = err ? err : -EINVAL;
-        return err ? err : -EINVAL;
-    }
-    if (ls->n >= ls->cap) {
-        int cap = ls->cap ? ls->cap * 2 : 16;
-        struct bpf_link **more = cap <= max ? realloc(ls->l, (size_t)cap * sizeof *more) : NULL;
-        if (!more) {
-            bpf_link__destroy(l);
-            return -ENOSPC;
-        }
-        ls->l = more, ls->cap = cap;
-    }
-    ls->l[ls->n++] = l;
-    return 0;
-}
-
-/* Destroy the links from the last to index `from`. */
-static void links_drop(links_t *ls, int from)
-{
-    while (ls->n > from)
-        bpf_link__destroy(ls->l[--ls->n]);
-}
-
-static void links_free(links_t *ls)
-{
-    links_drop(ls, 0);
-    free(ls->l);
-    ls->l = NULL, ls->cap = 0;
-}
-
-/* pid: the process, or -1 for every process that maps path. */
-static int uprobe(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, uint64_t off, int ret)
-{
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
-    return keep(&s->links, bpf_program__attach_uprobe_opts(prog, pid, path, off, &opts), SET_LINKS);
-}
-
-/* Every site of USDT probe python:name in path, one link (libbpf's). */
-static int usdt(set_t *s, struct bpf_program *prog, pid_t pid, const char *path, const char *name)
-{
-    return keep(&s->links, bpf_program__attach_usdt(prog, pid, path, "python", name, NULL), SET_LINKS);
-}
-
-/* One sampling event on tid (cpu -1), or on cpu (tid -1); an fd or -errno. */
-static int open_sample_event(at_bpf_t *b, pid_t tid, int cpu)
-{
-    struct perf_event_attr a = {
-        .type = PERF_TYPE_SOFTWARE,
-        .size = sizeof a,
-        .config = tid >= 0 ? PERF_COUNT_SW_TASK_CLOCK : PERF_COUNT_SW_CPU_CLOCK,
-        .sample_period = (uint64_t)(1e9 / b->plan.hz),
-        .inherit = tid >= 0,          /* threads it starts get their own */
-        .inherit_thread = tid >= 0,   /* ... but not forked processes (5.13+) */
-    };
-    int fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0 && errno == EINVAL && a.inherit_thread) {   /* an older kernel */
-        a.inherit_thread = 0;
-        fd = (int)syscall(__NR_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-    }
-    return fd < 0 ? -errno : fd;
-}
-
-static int attach_sample_fd(at_bpf_t *b, int fd)
-{
-    struct bpf_link *l = bpf_program__attach_perf_event(b->set->skel->progs.on_sample, fd);
-    if (!l) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return keep(&b->links, l, MAX_LINKS);   /* the link owns fd from here on */
-}
-
-
-/* Per thread: a task-clock event on each thread of the target, inherited
- * by the threads they start.  The timer runs only while its thread runs,
- * so each thread is sampled every 1/hz of its own CPU time, exactly, and
- * nothing fires on CPUs the target is not on.  /proc/PID/task is read
- * until a pass finds no thread without an event (a thread started by one
- * that had none yet). */
-static int attach_per_thread(at_bpf_t *b)
-{
-    pid_t done[SAMPLE_THREADS_MAX];
-    int ndone = 0, rc = 0;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)b->proc.pid);
-    for (int pass = 0; pass < 8; pass++) {
-        int fresh = 0;
-        DIR *d = opendir(path);
-        if (!d)
-            return ndone ? 0 : -errno;
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            pid_t tid = (pid_t)atoi(e->d_name);
-            int seen = 0;
-            if (tid <= 0)
-                continue;
-            for (int i = 0; i < ndone && !seen; i++)
-                seen = done[i] == tid;
-            if (seen)
-                continue;
-            if (ndone >= SAMPLE_THREADS_MAX) {
-                rc = -E2BIG;
-                break;
-            }
-            int fd = open_sample_event(b, tid, -1);
-            if (fd == -ESRCH)      /* it exited meanwhile */
-                continue;
-            if (fd < 0 || (rc = attach_sample_fd(b, fd)) < 0) {
-                rc = fd < 0 ? fd : rc;
-                break;
-            }
-            done[ndone++] = tid;
-            fresh++;
-        }
-        closedir(d);
-        if (rc < 0 || !fresh)
-            break;
-    }
-    if (rc == 0 && ndone == 0)
-        rc = -ESRCH;
-    return rc;
-}
-
-/* Per CPU: a cpu-clock event on every CPU, keeping the ticks that find
- * the target running: the same rate per CPU-second on average, but a
- * count of coincidences, not of the target's own clock. */
-static int attach_per_cpu(at_bpf_t *b)
-{
-    int ncpu = libbpf_num_possible_cpus(), ok = 0, err = -ENODEV;
-    for (int cpu = 0; cpu < ncpu; cpu++) {
-        int fd = open_sample_event(b, -1, cpu);
-        if (fd < 0) {
-            if (fd != -ENODEV)   /* ENODEV: an offline CPU */
-                err = fd;
-            continue;
-        }
-        int rc = attach_sample_fd(b, fd);
-        if (rc == 0)
-            ok++;
-        else
-            err = rc;
-    }
-    return ok ? 0 : err;
-}
-
-static int attach_sampler(at_bpf_t *b)
-{
-    int first = b->links.n;
-    int rc = attach_per_thread(b);
-    if (rc == 0) {
-        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event task-clock at %g Hz of each thread's CPU time "
-             "(one timer per thread, inherited by new threads), Python frames walked in BPF",
-             b->plan.hz);
-        return 0;
-    }
-    links_drop(&b->links, first);   /* all threads or none: then one per CPU */
-    rc = attach_per_cpu(b);
-    if (rc == 0)
-        view(b, AT_BPF_VIEW_SAMPLES, 1, "perf_event cpu-clock at %g Hz on every CPU, kept when the "
-             "target runs (rate per CPU-second on average), Python frames walked in BPF", b->plan.hz);
-    return rc;
-}
-
-
-static void attach_view(at_bpf_t *b, int v, int rc, const char *what)
-{
-    if (rc < 0 && b->data.avail[v])
-        view(b, v, 0, "unavailable: cannot attach %s: %s", what, strerror(-rc));
-}
-
-/* The set's uprobes, on pid (-1: every process that maps the files); a
- * view that cannot attach is said in b, the process the set is made for. */
-static void set_attach(set_t *s, at_bpf_t *b, pid_t pid)
-{
-    struct archtrace_bpf *k = s->skel;
-    const plan_t *p = &b->plan;
-    int rc;
-    if (b->data.avail[AT_BPF_VIEW_GIL]) {
-        rc = uprobe(s, k->progs.gil_wait_enter, pid, p->libc, p->cond_wait, 0);
-        if (rc == 0)
-            rc = uprobe(s, k->progs.gil_wait_exit, pid, p->libc, p->cond_wait, 1);
-        attach_view(b, AT_BPF_VIEW_GIL, rc, "uprobes to pthread_cond_timedwait");
-    }
-    if (p->imports == MODE_USDT) {
-        rc = usdt(s, k->progs.usdt_import_start, pid, p->py, "import__find__load__start");
-        attach_view(b, AT_BPF_VIEW_IMPORTS,
-                    rc ? rc : usdt(s, k->progs.usdt_import_done, pid, p->py, "import__find__load__done"),
-                    "the import USDT probes");
-    } else if (p->imports == MODE_UPROBE) {
-        rc = uprobe(s, k->progs.imp_level_enter, pid, p->py, p->imp_level, 0);
-        if (rc == 0)
-            rc = uprobe(s, k->progs.imp_level_exit, pid, p->py, p->imp_level, 1);
-        if (rc == 0)
-            rc = uprobe(s, k->progs.imp_audit, pid, p->py, p->imp_audit, 0);
-        attach_view(b, AT_BPF_VIEW_IMPORTS, rc, "the import uprobes");
-    }
-    if (p->gc == MODE_USDT) {
-        rc = usdt(s, k->progs.usdt_gc_start, pid, p->py, "gc__start");
-        attach_view(b, AT_BPF_VIEW_GC, rc ? rc : usdt(s, k->progs.usdt_gc_done, pid, p->py, "gc__done"),
-                    "the gc USDT probes");
-    } else if (p->gc == MODE_UPROBE) {
-        rc = uprobe(s, k->progs.gc_main_enter, pid, p->py, p->gc_main, 0);
-        if (rc == 0)
-            rc = uprobe(s, k->progs.gc_main_exit, pid, p->py, p->gc_main, 1);
-        attach_view(b, AT_BPF_VIEW_GC, rc, "uprobes to gc_collect_main");
-    }
 }
 
 /* ---- events ------------------------------------------------------------------ */
@@ -548,7 +114,7 @@ static at_bpf_t *event_proc(set_t *s, uint32_t tgid)
     return NULL;
 }
 
-static int on_event(void *ctx, void *data, size_t size)
+int at_bpf_on_event(void *ctx, void *data, size_t size)
 {
     set_t *s = ctx;
     at_bpf_t *b;
@@ -600,7 +166,7 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     }
     if (b->sym)
         at_bpf_sym_epoch(b->sym);
-    uint64_t now = now_ns();   /* threading names for the stacks' labels, once a second */
+    uint64_t now = at_bpf_now_ns();   /* threading names for the stacks' labels, once a second */
     if (b->stacks && at_thread_names_due(at_stacks_names(b->stacks), now) == AT_NAMES_DUE)
         at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
     /* the probes wake us only when the ring fills up: wake on a timer */
@@ -611,391 +177,12 @@ int at_bpf_poll(at_bpf_t *b, int timeout_ms)
     int got = own ? ring_buffer__consume(b->set->rb) : 0;
     if (target_gone(b)) {
         b->data.exited = 1;
-        b->data.end_ns = now_ns();
+        b->data.end_ns = at_bpf_now_ns();
         if (own)
             ring_buffer__consume(b->set->rb);
         return -ESRCH;
     }
     return got;
-}
-
-/* ---- probe sets ------------------------------------------------------------------ */
-
-static void set_lock(set_t *s)
-{
-    if (s->host)
-        pthread_mutex_lock(&s->host->lock);
-}
-
-static void set_unlock(set_t *s)
-{
-    if (s->host)
-        pthread_mutex_unlock(&s->host->lock);
-}
-
-/* b's key.  The files by device and inode: -errno when one cannot be
- * read (the key is filled anyway). */
-static int set_key(const at_bpf_t *b, set_key_t *k)
-{
-    struct stat st;
-    int rc = 0;
-    memset(k, 0, sizeof *k);   /* compared with memcmp: no stray padding */
-    if (stat(b->plan.py, &st) == 0)
-        k->py_dev = st.st_dev, k->py_ino = st.st_ino;
-    else
-        rc = -errno;
-    if (b->plan.libc[0] && stat(b->plan.libc, &st) == 0)
-        k->libc_dev = st.st_dev, k->libc_ino = st.st_ino;
-    k->gil = b->data.avail[AT_BPF_VIEW_GIL];
-    k->imports = b->plan.imports;
-    k->gc = b->plan.gc;
-    k->sampler = b->plan.hz > 0;
-    k->py = b->py;
-    return rc;
-}
-
-/* Open, set the rodata, load, and attach the uprobes (pid-filtered for
- * one process, host-wide for a host's set); the views that attached are
- * the set's, for the processes that join it. */
-static int set_load_files(set_t *s, at_bpf_t *b, char *why, size_t n)
-{
-    s->skel = archtrace_bpf__open();
-    if (!s->skel) {
-        int e = errno ? errno : EINVAL;
-        refusal(why, n, "cannot open the probes", e);
-        return -e;
-    }
-    struct archtrace_bpf *k = s->skel;
-    k->rodata->py = b->py;
-    bpf_map__set_max_entries(k->maps.events, b->plan.ring_bytes);
-    if (s->host) {   /* the threads of every process of the binary */
-        struct bpf_map *per_thread[] = { k->maps.gil_threads, k->maps.gil_waiting, k->maps.gc_open,
-                                         k->maps.tstate_cache, k->maps.sample_clock };
-        for (size_t i = 0; i < sizeof per_thread / sizeof *per_thread; i++)
-            bpf_map__set_max_entries(per_thread[i], HOST_THREADS);
-        bpf_map__set_max_entries(k->maps.import_stacks, HOST_IMPORT_THREADS);
-    }
-    set_autoload(s);
-    int rc = archtrace_bpf__load(k);
-    if (rc < 0) {
-        refusal(why, n, "loading the probes", -rc);
-        return rc;
-    }
-    s->rb = ring_buffer__new(bpf_map__fd(k->maps.events), on_event, s, NULL);
-    if (!s->rb) {
-        rc = -errno;
-        set_why(why, n, "cannot read the probes' ring buffer: %s", strerror(-rc));
-        return rc;
-    }
-    int planned[AT_BPF_VIEWS];
-    memcpy(planned, b->data.avail, sizeof planned);
-    set_attach(s, b, s->host ? -1 : b->proc.pid);
-    for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
-        /* a view lost because b exited meanwhile is no view of the set */
-        if (planned[v] && !b->data.avail[v] && s->host && kill(b->proc.pid, 0) < 0 && errno == ESRCH) {
-            set_why(why, n, "process %d has exited", (int)b->proc.pid);
-            return -ESRCH;
-        }
-        s->avail[v] = b->data.avail[v];
-        memcpy(s->how[v], b->data.how[v], sizeof s->how[v]);
-    }
-    return 0;
-}
-
-/* Open, set the rodata, load, and attach the uprobes (pid-filtered for
- * one process, host-wide for a host's set); the views that attached are
- * the set's, for the processes that join it.  The files are attached
- * through descriptors of our own, opened first: b may exit meanwhile (a
- * short-lived python -c), and /proc/PID/root with it, but the set is the
- * next processes' too. */
-static int set_load(set_t *s, at_bpf_t *b, char *why, size_t n)
-{
-    plan_t *p = &b->plan;
-    char py[sizeof p->py], libc[sizeof p->libc];
-    int pyfd = open(p->py, O_RDONLY | O_CLOEXEC), libcfd = p->libc[0] ? open(p->libc, O_RDONLY | O_CLOEXEC) : -1;
-    memcpy(py, p->py, sizeof py), memcpy(libc, p->libc, sizeof libc);
-    if (pyfd >= 0)
-        snprintf(p->py, sizeof p->py, "/proc/self/fd/%d", pyfd);
-    if (libcfd >= 0)
-        snprintf(p->libc, sizeof p->libc, "/proc/self/fd/%d", libcfd);
-    int rc = set_load_files(s, b, why, n);
-    memcpy(p->py, py, sizeof py), memcpy(p->libc, libc, sizeof libc);
-    if (pyfd >= 0)
-        close(pyfd);
-    if (libcfd >= 0)
-        close(libcfd);
-    return rc;
-}
-
-static void set_destroy(set_t *s)
-{
-    links_free(&s->links);   /* the slow part: ~0.5 s a uprobe */
-    ring_buffer__free(s->rb);
-    archtrace_bpf__destroy(s->skel);
-    free(s);
-}
-
-/* Out of the host's list (it may be out already).  Host locked. */
-static void set_unlink(set_t *s)
-{
-    for (set_t **p = &s->host->sets; *p; p = &(*p)->next)
-        if (*p == s) {
-            *p = s->next;
-            return;
-        }
-}
-
-/* One user fewer; the last one destroys it: a host's set goes with its
- * last process.  Keeping it for the next process of the same binary
- * would save that one the attach, but every process on the host that
- * calls pthread_cond_timedwait (through libc, Python or not) or maps the
- * binary would keep paying for breakpoints nobody reads. */
-static void set_put(set_t *s)
-{
-    set_lock(s);
-    int last = --s->refs == 0;
-    if (last && s->host)
-        set_unlink(s);
-    set_unlock(s);
-    if (last)
-        set_destroy(s);
-}
-
-/* record --bpf: a set of its own, attached to the process only. */
-static int own_set(at_bpf_t *b, char *why, size_t n)
-{
-    set_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        set_why(why, n, "out of memory");
-        return -ENOMEM;
-    }
-    set_key(b, &s->key);   /* what to load; the files' identity is not needed */
-    s->refs = 1;
-    s->state = SET_READY;
-    int rc = set_load(s, b, why, n);
-    if (rc < 0) {
-        set_put(s);
-        return rc;
-    }
-    b->set = s;
-    return 0;
-}
-
-/* The host's set for b's files, made (by this thread, outside the lock:
- * attaching takes seconds) or joined (waiting for whoever makes it). */
-static int host_set(at_bpf_host_t *h, at_bpf_t *b, char *why, size_t n, int tries)
-{
-    set_key_t k;
-    int rc = set_key(b, &k);
-    if (rc < 0) {
-        set_why(why, n, "process %d: cannot read %s: %s", (int)b->proc.pid, b->plan.py, strerror(-rc));
-        return rc;
-    }
-    pthread_mutex_lock(&h->lock);
-    set_t *s = h->sets;
-    while (s && memcmp(&s->key, &k, sizeof k) != 0)
-        s = s->next;
-    if (s) {
-        s->refs++;
-        while (s->state == SET_LOADING)
-            pthread_cond_wait(&h->changed, &h->lock);
-        rc = s->state == SET_FAILED ? s->err : 0;
-        if (rc < 0)
-            set_why(why, n, "%s", s->why);
-        pthread_mutex_unlock(&h->lock);
-        if (rc < 0) {
-            set_put(s);
-            /* its maker exited: this process makes one (a few times) */
-            return rc == -ESRCH && tries < 4 ? host_set(h, b, why, n, tries + 1) : rc;
-        }
-        for (int v = AT_BPF_VIEW_GIL; v <= AT_BPF_VIEW_GC; v++) {
-            b->data.avail[v] = s->avail[v];
-            memcpy(b->data.how[v], s->how[v], sizeof s->how[v]);
-        }
-        b->set = s;
-        return 0;
-    }
-    if (!(s = calloc(1, sizeof *s))) {
-        pthread_mutex_unlock(&h->lock);
-        set_why(why, n, "out of memory");
-        return -ENOMEM;
-    }
-    s->host = h, s->key = k, s->refs = 1, s->state = SET_LOADING;
-    s->next = h->sets;
-    h->sets = s;
-    pthread_mutex_unlock(&h->lock);
-    rc = set_load(s, b, why, n);
-    pthread_mutex_lock(&h->lock);
-    s->state = rc < 0 ? SET_FAILED : SET_READY;
-    if (rc < 0) {   /* said to those waiting; the next process tries afresh */
-        s->err = rc;
-        snprintf(s->why, sizeof s->why, "%s", why ? why : "");
-        set_unlink(s);
-    }
-    pthread_cond_broadcast(&h->changed);
-    pthread_mutex_unlock(&h->lock);
-    if (rc < 0) {
-        set_put(s);
-        return rc;
-    }
-    b->set = s;
-    return 0;
-}
-
-/* ---- watching a process ------------------------------------------------------------- */
-
-/* Take a slot of b's set, zero its counters, and add b to the probes'
- * procs map: from here on the probes count it. */
-static int watch_proc(at_bpf_t *b, char *why, size_t n)
-{
-    set_t *s = b->set;
-    struct archtrace_bpf *k = s->skel;
-    int slot = -1;
-    set_lock(s);
-    for (int i = 0; i < AT_BPF_MAX_PROCS && slot < 0; i++)
-        if (!s->used[i])
-            slot = i;
-    if (slot >= 0)
-        s->used[slot] = 1;
-    set_unlock(s);
-    if (slot < 0) {
-        set_why(why, n, "process %d: the probes of %s already watch %d processes", (int)b->proc.pid,
-                base_name(b->plan.py), AT_BPF_MAX_PROCS);
-        return -ENOSPC;
-    }
-    b->slot = slot;
-    b->pp.slot = (uint32_t)slot;
-    struct at_bpf_gc_stat gc = { 0 };
-    uint64_t zero = 0;
-    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++) {
-        uint32_t key = (uint32_t)slot * AT_BPF_GC_SLOTS + g;
-        bpf_map_update_elem(bpf_map__fd(k->maps.gc_stats), &key, &gc, BPF_ANY);
-    }
-    for (uint32_t st = 0; st < AT_BPF_ST_COUNT; st++) {
-        uint32_t key = (uint32_t)slot * AT_BPF_ST_COUNT + st;
-        bpf_map_update_elem(bpf_map__fd(k->maps.stats), &key, &zero, BPF_ANY);
-    }
-    b->data.attach_ns = now_ns();   /* the window opens: the probes count from here */
-    set_lock(s);                    /* its events go to b from here */
-    s->slots[slot] = b;
-    if (slot >= s->nslots)
-        s->nslots = slot + 1;
-    set_unlock(s);
-    uint32_t tgid = (uint32_t)b->proc.pid;
-    if (bpf_map_update_elem(bpf_map__fd(k->maps.procs), &tgid, &b->pp, BPF_ANY) < 0) {
-        int rc = -errno;
-        set_why(why, n, "process %d: cannot add it to the probes: %s", (int)b->proc.pid, strerror(-rc));
-        return rc;
-    }
-    b->watching = 1;
-    return 0;
-}
-
-/* Out of the procs map: the probes stop counting it. */
-static void unwatch(at_bpf_t *b)
-{
-    uint32_t tgid = (uint32_t)b->proc.pid;
-    if (b->watching)
-        bpf_map_delete_elem(bpf_map__fd(b->set->skel->maps.procs), &tgid);
-    b->watching = 0;
-}
-
-/* No more of its events: after this, the host's consumer leaves b alone. */
-static void unregister(at_bpf_t *b)
-{
-    set_t *s = b->set;
-    if (b->slot < 0)
-        return;
-    set_lock(s);
-    s->slots[b->slot] = NULL;
-    set_unlock(s);
-}
-
-/* The entries of process pid in a per-thread map (key: pid_tgid). */
-static void sweep_map(int fd, uint32_t pid)
-{
-    uint64_t key = 0, next, *dead = NULL;
-    size_t n = 0, cap = 0;
-    for (int started = 0; bpf_map_get_next_key(fd, started ? &key : NULL, &next) == 0; started = 1) {
-        key = next;
-        if ((uint32_t)(key >> 32) != pid)
-            continue;
-        if (n == cap) {
-            uint64_t *more = realloc(dead, (cap = cap ? cap * 2 : 64) * sizeof *more);
-            if (!more)
-                break;
-            dead = more;
-        }
-        dead[n++] = key;
-    }
-    for (size_t i = 0; i < n; i++)
-        bpf_map_delete_elem(fd, &dead[i]);
-    free(dead);
-}
-
-/* Give b's slot back; in a host's set, remove what its threads left in
- * the shared maps (a later process may get its pid and tids). */
-static void release_slot(at_bpf_t *b)
-{
-    set_t *s = b->set;
-    if (b->slot < 0)
-        return;
-    if (s->host) {
-        struct archtrace_bpf *k = s->skel;
-        const struct bpf_map *per_thread[] = { k->maps.gil_threads, k->maps.gil_waiting, k->maps.import_stacks,
-                                               k->maps.gc_open, k->maps.tstate_cache, k->maps.sample_clock };
-        for (size_t i = 0; i < sizeof per_thread / sizeof *per_thread; i++)
-            sweep_map(bpf_map__fd(per_thread[i]), (uint32_t)b->proc.pid);
-    }
-    set_lock(s);
-    s->slots[b->slot] = NULL;
-    s->used[b->slot] = 0;
-    set_unlock(s);
-    b->slot = -1;
-}
-
-/* ---- the host's sets (archtrace agent) ------------------------------------------------ */
-
-at_bpf_host_t *at_bpf_host_new(void)
-{
-    at_bpf_host_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->changed, NULL);
-    return h;
-}
-
-int at_bpf_host_poll(at_bpf_host_t *h)
-{
-    int got = 0;
-    pthread_mutex_lock(&h->lock);   /* no set goes, no process leaves its slot meanwhile */
-    for (set_t *s = h->sets; s; s = s->next) {
-        int rc = s->state == SET_READY ? ring_buffer__consume(s->rb) : 0;
-        if (rc > 0)
-            got += rc;
-    }
-    pthread_mutex_unlock(&h->lock);
-    return got;
-}
-
-int at_bpf_host_sets(at_bpf_host_t *h)
-{
-    int n = 0;
-    pthread_mutex_lock(&h->lock);
-    for (set_t *s = h->sets; s; s = s->next)
-        n += s->state == SET_READY;
-    pthread_mutex_unlock(&h->lock);
-    return n;
-}
-
-void at_bpf_host_free(at_bpf_host_t *h)
-{
-    if (!h)
-        return;
-    pthread_cond_destroy(&h->changed);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
 }
 
 /* ---- start ------------------------------------------------------------------- */
@@ -1019,10 +206,10 @@ static int open_waiters(at_bpf_t *b)
 static void free_all(at_bpf_t *b)
 {
     if (b->set) {
-        unwatch(b);
-        links_free(&b->links);
-        release_slot(b);
-        set_put(b->set);
+        at_bpf_unwatch(b);
+        at_bpf_links_free(&b->links);
+        at_bpf_release_slot(b);
+        at_bpf_set_put(b->set);
     }
     if (b->pidfd >= 0)
         close(b->pidfd);
@@ -1042,18 +229,18 @@ static int probe_layout(at_bpf_t *b, char *why, size_t n)
     int pid = (int)b->proc.pid, rc = at_bpf_layout_gil(&b->proc, &gil);
     const char *what = "its main interpreter's GIL is not where its layout says";
     if (rc == -EAGAIN || rc == -ESRCH) {
-        set_why(why, n, rc == -ESRCH ? "process %d has exited"
+        at_bpf_why(why, n, rc == -ESRCH ? "process %d has exited"
                 : "process %d: the interpreter has no GIL yet (still starting)", pid);
         return rc;
     }
     if (rc < 0 && rc != -EPROTO) {
-        set_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
+        at_bpf_why(why, n, "process %d: cannot read where its GIL is: %s", pid, strerror(-rc));
         return rc;
     }
     if (rc == 0 && (rc = at_bpf_layout_fill(&b->proc.layout, b->proc.runtime, gil, &b->py, &b->pp)) < 0)
         what = "its layout puts a field where the eBPF probes cannot read it";
     if (rc < 0) {
-        set_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
+        at_bpf_why(why, n, "process %d runs Python %s: %s; record without --bpf works", pid, b->proc.version,
                 what);
         return -EPROTONOSUPPORT;
     }
@@ -1068,7 +255,7 @@ static int find_python(at_bpf_t *b, pid_t pid, char *why, size_t n)
     if (rc == 0)
         rc = at_py_proc_check(&b->proc, &head, err, sizeof err);
     if (rc < 0) {
-        set_why(why, n, "%s", err);
+        at_bpf_why(why, n, "%s", err);
         return rc;
     }
     if ((rc = probe_layout(b, why, n)) < 0)
@@ -1085,14 +272,14 @@ static int start_consumer(at_bpf_t *b, char *why, size_t n)
 {
     int rc;
     if ((rc = open_waiters(b)) < 0) {
-        set_why(why, n, "cannot wait for events: %s", strerror(-rc));
+        at_bpf_why(why, n, "cannot wait for events: %s", strerror(-rc));
         return rc;
     }
     if (b->plan.hz > 0) {
         b->stacks = at_stacks_new(b->proc.pid);
         b->sym = b->stacks ? at_bpf_sym_new(&b->proc, b->stacks) : NULL;
         if (!b->sym) {
-            set_why(why, n, "out of memory");
+            at_bpf_why(why, n, "out of memory");
             return -ENOMEM;
         }
     }
@@ -1107,7 +294,7 @@ static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, con
     libbpf_set_print(quiet_print);
     at_bpf_t *b = calloc(1, sizeof *b);
     if (!b) {
-        set_why(why, why_size, "out of memory");
+        at_bpf_why(why, why_size, "out of memory");
         errno = ENOMEM;
         return NULL;
     }
@@ -1116,26 +303,22 @@ static at_bpf_t *start(at_bpf_host_t *h, pid_t pid, const char *session_dir, con
     snprintf(b->dir, sizeof b->dir, "%s", session_dir ? session_dir : ".");
     if ((rc = find_python(b, pid, why, why_size)) < 0)
         goto fail;
-    plan_all(b, o);
-    if ((rc = h ? host_set(h, b, why, why_size, 0) : own_set(b, why, why_size)) < 0)
+    at_bpf_plan(b, o);
+    if ((rc = at_bpf_set_join(h, b, why, why_size)) < 0)
         goto fail;
-    if (b->plan.hz > 0) {
-        rc = attach_sampler(b);
-        if (rc < 0 && !b->links.err)
-            b->links.err = rc;
-        attach_view(b, AT_BPF_VIEW_SAMPLES, rc, "the perf_event sampler");
-    }
+    if (b->plan.hz > 0)
+        at_bpf_sampler_start(b);
     if (b->set->links.n == 0 && b->links.n == 0) {
         int err = b->set->links.err ? b->set->links.err : b->links.err;
         rc = err ? err : -ENOENT;
         if (rc == -EPERM || rc == -EACCES)
-            refusal(why, why_size, "attaching the probes", -rc);
+            at_bpf_refusal(why, why_size, "attaching the probes", -rc);
         else
-            set_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
+            at_bpf_why(why, why_size, "no probe could be attached to process %d: %s", (int)pid,
                     err ? strerror(-err) : "every view is off or unavailable");
         goto fail;
     }
-    if ((rc = start_consumer(b, why, why_size)) < 0 || (rc = watch_proc(b, why, why_size)) < 0)
+    if ((rc = start_consumer(b, why, why_size)) < 0 || (rc = at_bpf_watch(b, why, why_size)) < 0)
         goto fail;
     return b;
 fail:
@@ -1158,234 +341,20 @@ at_bpf_t *at_bpf_host_start(at_bpf_host_t *h, pid_t pid, const char *session_dir
 
 /* ---- stop ------------------------------------------------------------------------ */
 
-/* The next entry of process pid in a per-thread map (key: pid_tgid)
- * into *tid and value: 1, or 0 at the end.  *started is 0 for the first
- * call; *key is the cursor. */
-static int next_thread_entry(int fd, uint32_t pid, uint64_t *key, int *started, uint32_t *tid, void *value)
-{
-    uint64_t next;
-    while (bpf_map_get_next_key(fd, *started ? key : NULL, &next) == 0) {
-        *key = next;
-        *started = 1;
-        if ((uint32_t)(next >> 32) == pid && bpf_map_lookup_elem(fd, key, value) == 0) {
-            *tid = (uint32_t)next;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Each thread's GIL row as of `end`: a wait still in progress counted
- * up to then (and as a wait).  fn gets each row; it stops the walk by
- * returning 0. */
-static void each_gil_row(at_bpf_t *b, uint64_t end, int (*fn)(void *ctx, const at_bpf_gil_row_t *r), void *ctx)
-{
-    struct archtrace_bpf *k = b->set->skel;
-    int fd = bpf_map__fd(k->maps.gil_threads), wfd = bpf_map__fd(k->maps.gil_waiting);
-    struct at_bpf_gil_thread t;
-    uint64_t key = 0;
-    uint32_t tid;
-    for (int started = 0; next_thread_entry(fd, (uint32_t)b->proc.pid, &key, &started, &tid, &t);) {
-        struct at_bpf_gil_wait w;
-        at_bpf_gil_row_t r = { tid, 0, t.wait_ns, t.waits, t.calls, t.timeouts, t.max_wait_ns };
-        if (bpf_map_lookup_elem(wfd, &key, &w) == 0 && w.start_ns < end) {
-            uint64_t from = w.start_ns > b->data.attach_ns ? w.start_ns : b->data.attach_ns;
-            r.wait_ns += end - from;   /* still waiting at `end` */
-            r.waits++;
-            r.open = 1;
-        }
-        if (!fn(ctx, &r))
-            return;
-    }
-}
-
-static int add_gil_row(void *ctx, const at_bpf_gil_row_t *r)
-{
-    at_bpf_data_add_gil(ctx, r);
-    return 1;
-}
-
-/* The probes' own counters and the GC totals of b, as they are now. */
-static void read_counters(at_bpf_t *b, struct at_bpf_gc_stat *gc, uint64_t *stats)
-{
-    if (b->slot < 0)
-        return;
-    uint32_t slot = (uint32_t)b->slot;
-    int fd = bpf_map__fd(b->set->skel->maps.gc_stats);
-    for (uint32_t g = 0; g < AT_BPF_GC_SLOTS; g++) {
-        uint32_t key = slot * AT_BPF_GC_SLOTS + g;
-        bpf_map_lookup_elem(fd, &key, &gc[g]);
-    }
-    fd = bpf_map__fd(b->set->skel->maps.stats);
-    for (uint32_t s = 0; s < AT_BPF_ST_COUNT; s++) {
-        uint32_t key = slot * AT_BPF_ST_COUNT + s;
-        bpf_map_lookup_elem(fd, &key, &stats[s]);
-    }
-}
-
-/* The sampler's clock: each sampled thread's CPU time from its first
- * to its last sample, and the samples taken in it. */
-static void read_sample_clock(at_bpf_t *b)
-{
-    int fd = bpf_map__fd(b->set->skel->maps.sample_clock);
-    struct at_bpf_sample_clock c;
-    uint64_t key = 0;
-    uint32_t tid;
-    for (int started = 0; next_thread_entry(fd, (uint32_t)b->proc.pid, &key, &started, &tid, &c);) {
-        if (c.n < 2 || c.last_cpu_ns < c.first_cpu_ns)
-            continue;
-        b->data.oncpu_ns += c.last_cpu_ns - c.first_cpu_ns;
-        b->data.oncpu_intervals += c.n - 1;
-    }
-}
-
-static void read_maps(at_bpf_t *b, uint64_t end)
-{
-    read_counters(b, b->data.gc, b->data.stats);
-    if (b->data.avail[AT_BPF_VIEW_GIL])
-        each_gil_row(b, end, add_gil_row, &b->data);
-    if (b->data.avail[AT_BPF_VIEW_SAMPLES])
-        read_sample_clock(b);
-}
-
-/* Aggregated samples into the data rows, labels resolved. */
-static int stacks_to_rows(at_bpf_t *b)
-{
-    at_stack_view_t v;
-    size_t cursor = 0;
-    char label[LABEL_MAX];
-    at_bpf_data_t *d = &b->data;
-    while (b->stacks && at_stacks_next(b->stacks, &cursor, &v)) {
-        if (d->nstacks >= AT_BPF_MAX_STACKS) {
-            d->stacks_dropped++;
-            continue;
-        }
-        if (d->nstacks % 256 == 0) {
-            void *p = realloc(d->stacks, (d->nstacks + 256) * sizeof *d->stacks);
-            if (!p)
-                return -ENOMEM;
-            d->stacks = p;
-        }
-        at_bpf_stack_row_t *r = &d->stacks[d->nstacks];
-        *r = (at_bpf_stack_row_t){ v.tid, (uint32_t)v.gil, v.count, 0, NULL };
-        if (!(r->frames = calloc((size_t)v.n + 1, sizeof *r->frames)))
-            return -ENOMEM;
-        d->nstacks++;
-        for (int k = 0; k < v.n; k++) {
-            at_stacks_frame_label(b->stacks, &v.frames[k], label, sizeof label);
-            if (!(r->frames[r->nframes] = strdup(label)))
-                return -ENOMEM;
-            r->nframes++;
-        }
-    }
-    return 0;
-}
-
-/* The stacks' header: who, at what rate, over which CPU time. */
-static void fill_stacks_meta(at_bpf_t *b)
-{
-    at_stacks_meta_t *m = at_stacks_meta(b->stacks);
-    m->pid = b->proc.pid;
-    snprintf(m->comm, sizeof m->comm, "%s", b->data.comm);
-    snprintf(m->version, sizeof m->version, "%s", b->data.version);
-    snprintf(m->build, sizeof m->build, "%s", b->data.build);
-    m->rate_hz = b->plan.hz;
-    m->samples = b->data.samples;
-    m->missed = b->data.stats[AT_BPF_ST_LOST_SAMPLE];
-    m->duration_s = (double)(b->data.end_ns - b->data.attach_ns) / 1e9;
-    m->native = 0;
-    m->on_cpu = 1;
-    m->cpu_s = (double)b->data.oncpu_ns / 1e9;
-    m->cpu_intervals = b->data.oncpu_intervals;
-}
-
-/* <pid>.stacks for the stack formats (collapsed, svg), unless a sampler
- * already wrote one for this process. */
-static int save_stacks(at_bpf_t *b)
-{
-    FILE *f = at_session_open_file(b->dir, b->proc.pid, "stacks");
-    if (f) {
-        fclose(f);
-        return 0;
-    }
-    fill_stacks_meta(b);
-    return at_stacks_save(b->stacks, b->dir);
-}
-
 int at_bpf_stop(at_bpf_t *b)
 {
     if (!b)
         return 0;
-    unwatch(b);   /* the window closes */
-    uint64_t end = b->data.exited ? b->data.end_ns : now_ns();
+    at_bpf_unwatch(b);   /* the window closes */
+    uint64_t end = b->data.exited ? b->data.end_ns : at_bpf_now_ns();
     b->data.end_ns = end;
-    links_drop(&b->links, 0);   /* detach first: final counts */
+    at_bpf_links_drop(&b->links, 0);   /* detach first: final counts */
     if (!b->set->host) {
-        links_drop(&b->set->links, 0);
+        at_bpf_links_drop(&b->set->links, 0);
         ring_buffer__consume(b->set->rb);
     }
-    unregister(b);   /* a host's consumer hands it no more events */
-    read_maps(b, end);
-    int rc = stacks_to_rows(b);
-    at_bpf_data_finish(&b->data);
-    int rc2 = at_bpf_data_save(&b->data, b->dir);
-    if (rc == 0)
-        rc = rc2;
-    if (b->stacks && (rc2 = save_stacks(b)) < 0 && rc == 0)
-        rc = rc2;
+    at_bpf_unregister(b);   /* a host's consumer hands it no more events */
+    int rc = at_bpf_save_recording(b, end);
     free_all(b);
     return rc;
-}
-
-/* ---- live readings (archtrace agent) ------------------------------------------------ */
-
-static int keep_live_row(void *ctx, const at_bpf_gil_row_t *r)
-{
-    at_bpf_live_t *l = ctx;
-    l->gil[l->ngil++] = *r;
-    return l->ngil < AT_BPF_LIVE_THREADS;
-}
-
-void at_bpf_live(at_bpf_t *b, at_bpf_live_t *l)
-{
-    memset(l, 0, sizeof *l);
-    l->data = &b->data;
-    read_counters(b, l->gc, l->stats);
-    if (b->data.avail[AT_BPF_VIEW_GIL] && b->set->links.n)
-        each_gil_row(b, now_ns(), keep_live_row, l);
-    l->names = b->stacks ? at_stacks_names(b->stacks) : NULL;
-}
-
-int at_bpf_cut_stacks(at_bpf_t *b, const char *dir)
-{
-    if (!b->stacks)
-        return -ENODATA;
-    uint64_t now = now_ns(), since = b->cut_ns ? b->cut_ns : b->data.attach_ns;
-    fill_stacks_meta(b);
-    at_stacks_meta_t *m = at_stacks_meta(b->stacks);
-    m->samples = b->data.samples - b->cut_samples;
-    m->duration_s = (double)(now - since) / 1e9;
-    m->cpu_s = 0, m->cpu_intervals = 0;     /* the CPU clock is read at the end only */
-    uint64_t taken = m->samples;
-    int rc = taken ? at_stacks_save(b->stacks, dir) : 0;
-    /* afresh: the frames' names are re-read from the code objects, and
-     * the threads' names at once (a profile's labels need them) */
-    at_stacks_t *fresh = at_stacks_new(b->proc.pid);
-    at_bpf_sym_t *sym = fresh ? at_bpf_sym_new(&b->proc, fresh) : NULL;
-    if (!sym) {
-        at_stacks_free(fresh);
-        return rc < 0 ? rc : -ENOMEM;
-    }
-    at_bpf_sym_free(b->sym);
-    at_stacks_free(b->stacks);
-    b->stacks = fresh, b->sym = sym;
-    b->cut_samples = b->data.samples;
-    b->cut_ns = now;
-    at_thread_names_read(at_stacks_names(b->stacks), &b->proc, now);
-    return rc < 0 ? rc : (int)(taken < INT32_MAX ? taken : INT32_MAX);
-}
-
-const at_bpf_data_t *at_bpf_data(const at_bpf_t *b)
-{
-    return &b->data;
 }
