@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* archtrace.bpf.c - eBPF probes on a running CPython 3.11 to 3.13: GIL waits, imports, GC, stack samples.
  *
- * How the work is split.  tracer/bpf/bpf_load.c loads one copy of these
+ * How the work is split.  tracer/bpf/bpf_sets.c loads one copy of these
  * programs per CPython binary (or libpython) and sets `py` in .rodata
  * before load: the offsets of its CPython version (archtrace_bpf.h,
  * struct at_bpf_py); nothing here knows a version's layout.  The
