@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* json.c - streaming JSON writer with strict escaping. */
 #include "json.h"
+#include "utf8.h"
 #include <math.h>
 #include <inttypes.h>
 #include <string.h>
@@ -65,28 +66,6 @@ void at_json_obj_end(at_json_t *j) { close_container(j, '}'); }
 void at_json_arr_begin(at_json_t *j) { open_container(j, '['); }
 void at_json_arr_end(at_json_t *j) { close_container(j, ']'); }
 
-/* Length of a valid UTF-8 sequence starting at s (max n bytes), 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2)
-        len = 2;
-    else if ((s[0] & 0xF0) == 0xE0)
-        len = 3;
-    else if ((s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 static void write_escaped(FILE *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -107,7 +86,7 @@ static void write_escaped(FILE *out, const char *s, size_t n)
             fprintf(out, "\\u%04x", c);
             i++;
         } else {
-            size_t len = utf8_seq_len(p + i, n - i);
+            size_t len = at_utf8_len(p + i, n - i);
             if (len == 0) {             /* invalid byte: U+FFFD */
                 fputs("\\ufffd", out);
                 i++;

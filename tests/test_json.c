@@ -69,3 +69,23 @@ Test(json, pretty_output_parses_the_same)
     cr_assert(strstr(s, "\n  \"a\": \"x\""), "pretty output is indented: %s", s);
     free(s);
 }
+
+/* Sequences that look like UTF-8 but are not (RFC 3629): an overlong
+ * E0 9F 9B, a surrogate ED A0 80, F4 AE 81 8E past U+10FFFF, an overlong
+ * C0 AF, F5 80 80 80: each lead byte becomes U+FFFD and the continuation
+ * bytes after it too (none is written as is, so a strict reader, such as
+ * Python's json, parses the document); valid 3- and 4-byte ones pass. */
+static void not_quite_utf8(at_json_t *j)
+{
+    at_json_str(j, "\xe0\x9f\x9b|\xed\xa0\x80|\xf4\xae\x81\x8e|\xc0\xaf|\xf5\x80\x80\x80|\xe2\x82\xac\xf0\x9f\x98\x80");
+}
+
+Test(json, rejects_overlong_surrogate_and_out_of_range_utf8)
+{
+    char *s = render(not_quite_utf8, 0);
+    cr_assert_str_eq(s,
+                     "\"\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd|"
+                     "\\ufffd\\ufffd\\ufffd\\ufffd|\xe2\x82\xac\xf0\x9f\x98\x80\"",
+                     "escaped output was %s", s);
+    free(s);
+}

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "out/textout.h"
+#include "utf8.h"
 
 void at_text_bytes(char *buf, size_t n, double bytes)
 {
@@ -37,14 +38,11 @@ static int is_plain(unsigned char c)
     return c >= 0x20 && c != 0x7f;
 }
 
-/* Length of a complete UTF-8 sequence at s, 0 when it is not one. */
+/* Length of a complete UTF-8 sequence at s, 0 when it is not one (a NUL
+ * ends a short sequence: it is not a continuation byte). */
 static size_t utf8_len(const unsigned char *s)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
+    size_t len = at_utf8_len(s, 4);
     /* C1 controls (U+0080..U+009F) can act as escapes on some terminals */
     if (len == 2 && s[0] == 0xC2 && s[1] < 0xA0)
         return 0;

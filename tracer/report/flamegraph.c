@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* flamegraph.c - the SVG flame graph (see flamegraph.h) and at_stacks_write_svg. */
 #include "report/flamegraph.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -127,18 +128,6 @@ int at_flame_add(at_flame_t *f, const char *const *labels, const int *kinds, int
 
 /* ---- SVG ------------------------------------------------------------------- */
 
-/* Length of a valid UTF-8 sequence at p, 0 when invalid. */
-static int utf8_len(const unsigned char *p)
-{
-    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 2 && p[0] < 0xc2)
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 void at_svg_text(FILE *out, const char *s, size_t max)
 {
     size_t chars = 0;
@@ -147,7 +136,7 @@ void at_svg_text(FILE *out, const char *s, size_t max)
             fputs("..", out);
             return;
         }
-        int len = utf8_len(p);
+        int len = (int)at_utf8_len(p, 4);   /* a NUL ends a short sequence: not 10xxxxxx */
         if (*p == '&')
             fputs("&amp;", out);
         else if (*p == '<')
