@@ -356,13 +356,10 @@ static void screen_workers(const char *shape)
 Test(top, screen_process_tree_static, .timeout = 60) { screen_workers("static"); }
 Test(top, screen_process_tree_shared, .timeout = 60) { screen_workers("shared"); }
 
-/* Not a terminal: each line lists the tree with the workers' CPU. */
-Test(top, log_process_tree, .timeout = 60)
+/* Lines of top's log (not a terminal) that show two processes of the
+ * tree at >= 50% CPU. */
+static int busy_lines_of(char *out)
 {
-    const char *py = at_test_python_or_skip("static");
-    char *out = NULL, *err = NULL;
-    int rc = at_test_shf(&out, &err, "NO_COLOR=1 %s top -- %s %s 3", at_test_archtrace(), py, WORKERS_FIXTURE);
-    cr_assert_eq(rc, 0, "top returns the command's status 0, got %d: %s", rc, err);
     int busy_lines = 0;
     for (char *save, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         const char *procs = strstr(line, " | procs ");
@@ -371,9 +368,29 @@ Test(top, log_process_tree, .timeout = 60)
             busy += strtod(p + 5, NULL) >= 50.0;
         busy_lines += busy >= 2;
     }
-    cr_assert_geq(busy_lines, 1, "no line shows two processes of the tree at >= 50%% CPU:\n%s", out);
-    free(out);
-    free(err);
+    return busy_lines;
+}
+
+/* Not a terminal: each line lists the tree with the workers' CPU.  The
+ * two workers share 2 cores with top and whatever else runs: a second
+ * run when the first saw no second with both busy (a loaded machine). */
+Test(top, log_process_tree, .timeout = 60)
+{
+    const char *py = at_test_python_or_skip("static");
+    char *out = NULL, *err = NULL, *shown = NULL;
+    int busy = 0;
+    for (int attempt = 0; attempt < 2 && !busy; attempt++) {
+        free(out), free(err), free(shown);
+        out = err = NULL;
+        int rc = at_test_shf(&out, &err, "NO_COLOR=1 %s top -- %s %s 3", at_test_archtrace(), py, WORKERS_FIXTURE);
+        cr_assert_eq(rc, 0, "top returns the command's status 0, got %d: %s", rc, err);
+        shown = strdup(out);
+        busy = busy_lines_of(out);
+        if (!busy && !attempt)
+            at_test_note("top log_process_tree: no second with both workers busy, measuring again:\n%s", shown);
+    }
+    cr_assert_geq(busy, 1, "no line shows two processes of the tree at >= 50%% CPU:\n%s", shown);
+    free(out), free(err), free(shown);
 }
 
 /* ---- -p PID ------------------------------------------------------------------ */
