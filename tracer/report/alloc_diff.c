@@ -251,8 +251,9 @@ static int emit(out_ctx_t *c, const pair_t *p)
     return rc;
 }
 
-/* One session: each process with both snapshots. */
-static int same_session(out_ctx_t *c)
+/* fn over every process of the session c->s[0].dir with allocation data;
+ * stops at the first error. */
+static int each_with_alloc(out_ctx_t *c, int (*fn)(out_ctx_t *c, pid_t pid, const at_alloc_data_t *d))
 {
     at_proc_list_t l;
     int rc = at_proc_list_load(c->s[0].dir, &l);
@@ -262,13 +263,23 @@ static int same_session(out_ctx_t *c)
         at_alloc_data_t d;
         if (at_alloc_load(c->s[0].dir, l.procs[i].key, &d) < 0)
             continue;
-        pair_t p = { l.procs[i].pid, { &d, &d }, { find_snap(&d, c->s[0].name), find_snap(&d, c->s[1].name) } };
-        if (p.sn[0] && p.sn[1])
-            rc = emit(c, &p);
+        rc = fn(c, l.procs[i].pid, &d);
         at_alloc_free(&d);
     }
     at_proc_list_free(&l);
     return rc;
+}
+
+/* One session: each process with both snapshots. */
+static int diff_of(out_ctx_t *c, pid_t pid, const at_alloc_data_t *d)
+{
+    pair_t p = { pid, { d, d }, { find_snap(d, c->s[0].name), find_snap(d, c->s[1].name) } };
+    return p.sn[0] && p.sn[1] ? emit(c, &p) : 0;
+}
+
+static int same_session(out_ctx_t *c)
+{
+    return each_with_alloc(c, diff_of);
 }
 
 /* The first process of dir whose allocations have snapshot name. */
@@ -455,28 +466,16 @@ static int leaks_of(out_ctx_t *c, pid_t pid, const at_alloc_data_t *d, const at_
     return rc;
 }
 
-static int run_leaks(out_ctx_t *c, const char *since)
+static int leaks_in(out_ctx_t *c, pid_t pid, const at_alloc_data_t *d)
 {
-    at_proc_list_t l;
-    int rc = at_proc_list_load(c->s[0].dir, &l);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; rc == 0 && i < l.count; i++) {
-        at_alloc_data_t d;
-        if (at_alloc_load(c->s[0].dir, l.procs[i].key, &d) < 0)
-            continue;
-        const at_alloc_snap_t *from = since ? find_snap(&d, since) : NULL, *exit = find_snap(&d, "exit");
-        if (exit && (from || !since))
-            rc = leaks_of(c, l.procs[i].pid, &d, from, exit);
-        at_alloc_free(&d);
-    }
-    at_proc_list_free(&l);
-    return rc;
+    const char *since = c->o->leaks_since;
+    const at_alloc_snap_t *from = since ? find_snap(d, since) : NULL, *exit = find_snap(d, "exit");
+    return exit && (from || !since) ? leaks_of(c, pid, d, from, exit) : 0;
 }
 
 static int leaks_body(out_ctx_t *c)
 {
-    return run_leaks(c, c->o->leaks_since);
+    return each_with_alloc(c, leaks_in);
 }
 
 int at_alloc_leaks(const at_options_t *o)
