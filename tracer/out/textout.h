@@ -30,4 +30,10 @@ void at_text_heading(FILE *out, const char *title);
  * permitted"); err may be negative.  Thread-local buffer. */
 const char *at_errstr(int err);
 
+/* part as a percentage of whole (0 when whole is 0): the share columns. */
+static inline double at_pct(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
 #endif

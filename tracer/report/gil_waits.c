@@ -10,11 +10,6 @@
 
 #define LABEL_MAX 2048
 
-static double pct(uint64_t part, uint64_t whole)
-{
-    return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 /* Where threads waited for the GIL: the innermost frames of the samples
  * that found them blocked in take_gil (idle or not), most first. */
 typedef struct wait_site {
@@ -65,7 +60,7 @@ void at_gil_waits_text(const at_stacks_t *s, int top, FILE *out)
         fprintf(out, "  waiting for the GIL (sampled: blocked in take_gil), %" PRIu64 " thread-samples, most at:\n", total);
         for (int i = 0; i < n && i < top; i++) {
             at_text_escape(label, sizeof label, at_stacks_frame_label(s, &w[i].f, raw, sizeof raw));
-            fprintf(out, "  %6.1f%%  %8" PRIu64 "  %s\n", pct(w[i].count, total), w[i].count, label);
+            fprintf(out, "  %6.1f%%  %8" PRIu64 "  %s\n", at_pct(w[i].count, total), w[i].count, label);
         }
     }
     free(w);

@@ -107,11 +107,6 @@ int at_native_split(const at_stacks_t *s, const at_options_t *o, at_native_lib_t
     return nl;
 }
 
-static double pct(uint64_t part, uint64_t whole)
-{
-    return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 static const char *caller_label(const at_stacks_t *s, const at_native_lib_t *l, char *buf, size_t n)
 {
     char raw[LABEL_MAX];
@@ -130,7 +125,7 @@ void at_native_split_text(const at_stacks_t *s, const at_native_lib_t *l, int n,
     fprintf(out, "  %6s  %8s  %-28s %s\n", "share%", "samples", "library", "called most from");
     for (int i = 0; i < n && i < top; i++) {
         at_text_escape(lib, sizeof lib, l[i].library);
-        fprintf(out, "  %6.1f  %8" PRIu64 "  %-28s %s\n", pct(l[i].samples, total), l[i].samples, lib,
+        fprintf(out, "  %6.1f  %8" PRIu64 "  %-28s %s\n", at_pct(l[i].samples, total), l[i].samples, lib,
                 caller_label(s, &l[i], caller, sizeof caller));
     }
     if (n > top)
@@ -145,7 +140,7 @@ void at_native_split_json(const at_stacks_t *s, const at_native_lib_t *l, int n,
         at_json_obj_begin(j);
         at_json_kv_str(j, "library", l[i].library);
         at_json_kv_uint(j, "samples", l[i].samples);
-        at_json_kv_double(j, "share_pct", pct(l[i].samples, total));
+        at_json_kv_double(j, "share_pct", at_pct(l[i].samples, total));
         at_json_key(j, "called_most_from");
         at_json_str(j, l[i].caller.sym == AT_SYM_NONE ? NULL
                                                      : at_stacks_frame_label(s, &l[i].caller, raw, sizeof raw));

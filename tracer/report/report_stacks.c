@@ -222,11 +222,6 @@ static uint32_t rank_functions(summary_t *sum)
     return n;
 }
 
-static double pct(uint64_t part, uint64_t whole)
-{
-    return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 /* Samples per second of wall time, or for an on-CPU sampler per second
  * of the sampled threads' CPU time. */
 static double achieved_hz(const at_stacks_meta_t *m)
@@ -293,8 +288,8 @@ static void text_rows(const at_stacks_t *s, const summary_t *sum, uint32_t nrows
         const fn_stat_t *f = &sum->fns[i];
         at_text_escape(func, sizeof func, at_symtab_func(at_stacks_syms(s), f->sym));
         at_text_escape(esc, sizeof esc, where_label(s, f, where, sizeof where));
-        fprintf(out, "  %6.1f  %6.1f  %8" PRIu64 "  %-*.*s  %s\n", pct(f->self, sum->included),
-                pct(f->total, sum->included), f->self, wf, wf, func, esc);
+        fprintf(out, "  %6.1f  %6.1f  %8" PRIu64 "  %-*.*s  %s\n", at_pct(f->self, sum->included),
+                at_pct(f->total, sum->included), f->self, wf, wf, func, esc);
     }
 }
 
@@ -308,13 +303,13 @@ static void text_tasks(const at_stacks_t *s, const summary_t *sum, uint32_t top,
     fprintf(out, "  %6s  %8s  %s\n", "share%", "samples", "task");
     for (uint32_t i = 0; i < sum->ntasks && i < top; i++) {
         at_text_escape(name, sizeof name, at_symtab_task_name(at_stacks_syms(s), sum->tasks[i].sym));
-        fprintf(out, "  %6.1f  %8" PRIu64 "  %s\n", pct(sum->tasks[i].total, sum->included), sum->tasks[i].total,
+        fprintf(out, "  %6.1f  %8" PRIu64 "  %s\n", at_pct(sum->tasks[i].total, sum->included), sum->tasks[i].total,
                 name);
     }
     if (sum->ntasks > top)
         fprintf(out, "  %u more tasks (--top N shows more)\n", sum->ntasks - top);
     fprintf(out, "  %6.1f  %8" PRIu64 "  (no task: the event loop, other threads, other code)\n",
-            pct(sum->included - sum->in_tasks, sum->included), sum->included - sum->in_tasks);
+            at_pct(sum->included - sum->in_tasks, sum->included), sum->included - sum->in_tasks);
 }
 
 /* With --native: native time by library, and who called in. */
@@ -429,8 +424,8 @@ static void json_top(const at_stacks_t *s, summary_t *sum, at_json_t *j, const a
         at_json_kv_int(j, "line", f->line);
         at_json_kv_uint(j, "self", f->self);
         at_json_kv_uint(j, "total", f->total);
-        at_json_kv_double(j, "self_pct", pct(f->self, sum->included));
-        at_json_kv_double(j, "total_pct", pct(f->total, sum->included));
+        at_json_kv_double(j, "self_pct", at_pct(f->self, sum->included));
+        at_json_kv_double(j, "total_pct", at_pct(f->total, sum->included));
         at_json_obj_end(j);
     }
     at_json_arr_end(j);
@@ -447,7 +442,7 @@ static void json_tasks(const at_stacks_t *s, const summary_t *sum, at_json_t *j)
         at_json_obj_begin(j);
         at_json_kv_str(j, "task", at_symtab_task_name(at_stacks_syms(s), sum->tasks[i].sym));
         at_json_kv_uint(j, "samples", sum->tasks[i].total);
-        at_json_kv_double(j, "share_pct", pct(sum->tasks[i].total, sum->included));
+        at_json_kv_double(j, "share_pct", at_pct(sum->tasks[i].total, sum->included));
         at_json_obj_end(j);
     }
     at_json_arr_end(j);

@@ -89,11 +89,6 @@ int at_thread_split(const at_stacks_t *s, at_thread_split_t **out)
     return nt;
 }
 
-static double pct(uint64_t part, uint64_t whole)
-{
-    return whole ? 100.0 * (double)part / (double)whole : 0.0;
-}
-
 static const char *leaf_label(const at_stacks_t *s, const at_thread_split_t *t, char *buf, size_t n)
 {
     char raw[LABEL_MAX];
@@ -114,7 +109,7 @@ void at_thread_split_text(const at_stacks_t *s, const at_thread_split_t *t, int 
         const char *raw = at_thread_names_get(at_stacks_thread_names(s), t[i].tid);
         at_text_escape(name, sizeof name, raw ? raw : "-");
         fprintf(out, "  %-20.20s %8u %8" PRIu64 " %7.1f%% %7.1f%%  %s\n", name, t[i].tid, t[i].samples,
-                pct(t[i].samples - t[i].idle, t[i].samples), pct(t[i].idle, t[i].samples),
+                at_pct(t[i].samples - t[i].idle, t[i].samples), at_pct(t[i].idle, t[i].samples),
                 leaf_label(s, &t[i], leaf, sizeof leaf));
     }
     if (n > top)
