@@ -3,7 +3,7 @@
  *
  * One chart per process that has a <pid>.memory series: Python bytes
  * (CPython's allocators), native bytes (libc malloc outside them) and the
- * resident set, against seconds since the first point; the peak of each
+ * resident set, against seconds since the shim started; the peak of each
  * marked; the program's `sys.audit("archtrace.snapshot", NAME)` markers
  * (from <pid>.alloc's snapshots) as labelled vertical lines.  Plain SVG,
  * no script: any browser or image viewer shows it offline.
@@ -48,11 +48,6 @@ static double y_of(const chart_t *c, double v)
     return c->y0 + TOP + (1.0 - (c->v_max > 0 ? v / c->v_max : 0)) * (HEIGHT - TOP - BOTTOM);
 }
 
-static double t_of(const at_mem_series_t *s, int i)
-{
-    return at_mem_series_t_s(s, i);
-}
-
 /* A round step giving about TICKS intervals up to max. */
 static double nice_step(double max)
 {
@@ -95,12 +90,12 @@ static void series_line(FILE *out, const chart_t *c, int k)
     fprintf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", colours[k]);
     for (int i = 0; i < c->s->n; i++)
         if (at_mem_point_value(&c->s->p[i], k) >= 0)
-            fprintf(out, "%.1f,%.1f ", x_of(c, t_of(c->s, i)), y_of(c, (double)at_mem_point_value(&c->s->p[i], k)));
+            fprintf(out, "%.1f,%.1f ", x_of(c, at_mem_series_t_s(c->s, i)), y_of(c, (double)at_mem_point_value(&c->s->p[i], k)));
     fprintf(out, "\"/>\n");
-    double px = x_of(c, t_of(c->s, peak)), py = y_of(c, (double)at_mem_point_value(&c->s->p[peak], k));
+    double px = x_of(c, at_mem_series_t_s(c->s, peak)), py = y_of(c, (double)at_mem_point_value(&c->s->p[peak], k));
     at_text_bytes(label, sizeof label, (double)at_mem_point_value(&c->s->p[peak], k));
     fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>%s peak %s at %.3f s</title></circle>\n", px,
-            py, colours[k], names[k], label, t_of(c->s, peak));
+            py, colours[k], names[k], label, at_mem_series_t_s(c->s, peak));
 }
 
 /* The archtrace.snapshot markers of the process, as vertical lines. */
@@ -138,7 +133,7 @@ static void legend(FILE *out, const chart_t *c, pid_t key)
 
 static void chart(FILE *out, const at_mem_series_t *s, double y0, const char *dir, pid_t key)
 {
-    chart_t c = { .s = s, .y0 = y0, .t_max = t_of(s, s->n - 1) };
+    chart_t c = { .s = s, .y0 = y0, .t_max = at_mem_series_t_s(s, s->n - 1) };
     for (int i = 0; i < s->n; i++)
         for (int k = 0; k < 3; k++)
             if ((double)at_mem_point_value(&s->p[i], k) > c.v_max)

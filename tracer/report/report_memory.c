@@ -38,11 +38,6 @@ static int load(const char *dir, pid_t pid, at_mem_series_t **out)
     return 0;
 }
 
-static double since(const at_mem_series_t *s, int i)
-{
-    return at_mem_series_t_s(s, i);
-}
-
 /* "start 10.1 MiB, peak 40.2 MiB at 0.35 s, end 10.0 MiB"; 0 when series k was never measured. */
 static int text_series(FILE *out, const at_mem_series_t *s, int k)
 {
@@ -58,7 +53,7 @@ static int text_series(FILE *out, const at_mem_series_t *s, int k)
     at_text_bytes(a, sizeof a, (double)at_mem_point_value(&s->p[first], k));
     at_text_bytes(b, sizeof b, (double)at_mem_point_value(&s->p[peak], k));
     at_text_bytes(c, sizeof c, (double)at_mem_point_value(&s->p[last], k));
-    fprintf(out, "    %-7s first %10s   peak %10s at %7.3f s   last %10s\n", series_names[k], a, b, since(s, peak), c);
+    fprintf(out, "    %-7s first %10s   peak %10s at %7.3f s   last %10s\n", series_names[k], a, b, at_mem_series_t_s(s, peak), c);
     return 1;
 }
 
@@ -70,7 +65,7 @@ int at_memory_report_text(const char *dir, pid_t pid, FILE *out, const at_option
     if (rc < 0)
         return rc;
     fprintf(out, "  memory over time: %d points every %.0f ms, %.3f s to %.3f s (--format svg --memory-plot draws it)\n",
-            s->n, (double)s->interval_ns / 1e6, since(s, 0), since(s, s->n - 1));
+            s->n, (double)s->interval_ns / 1e6, at_mem_series_t_s(s, 0), at_mem_series_t_s(s, s->n - 1));
     for (int k = 0; k < 3; k++)
         text_series(out, s, k);
     free(s);
@@ -87,7 +82,7 @@ static void json_peak(at_json_t *j, const at_mem_series_t *s, int k, const char 
     }
     at_json_obj_begin(j);
     at_json_kv_int(j, "bytes", at_mem_point_value(&s->p[i], k));
-    at_json_kv_double(j, "t_s", since(s, i));
+    at_json_kv_double(j, "t_s", at_mem_series_t_s(s, i));
     at_json_obj_end(j);
 }
 
@@ -108,7 +103,7 @@ int at_memory_report_json(const char *dir, pid_t pid, at_json_t *j, const at_opt
     at_json_arr_begin(j);
     for (int i = 0; i < s->n; i++) {
         at_json_arr_begin(j);
-        at_json_double(j, since(s, i));
+        at_json_double(j, at_mem_series_t_s(s, i));
         at_json_int(j, s->p[i].py);
         at_json_int(j, s->p[i].native);
         at_json_int(j, s->p[i].rss);
