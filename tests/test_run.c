@@ -224,6 +224,32 @@ Test(run, exit_statuses_follow_env)
     free(err);
 }
 
+/* Without -o the session is a temporary directory in $TMPDIR, removed
+ * after archtrace exits (by a detached process, off the command's
+ * time): it must be gone soon, and the program's output and status
+ * come through untouched. */
+Test(run, temporary_session_is_removed_after_exit)
+{
+    char *dir = at_test_tmpdir(), *out, *left;
+    int rc = at_test_shf(&out, NULL, "TMPDIR=%s %s -q -- %s -c 'print(\"kept\"); raise SystemExit(4)'", dir,
+                         at_test_archtrace(), at_test_python("static"));
+    cr_assert_eq(rc, 4, "exit status passed through: %d", rc);
+    cr_assert_str_eq(out, "kept\n", "output passed through: %s", out);
+    free(out);
+    for (int i = 0; i < 100; i++) {
+        at_test_shf(&left, NULL, "ls -A %s", dir);
+        if (!*left)
+            break;
+        free(left);
+        left = NULL;
+        usleep(50000);
+    }
+    cr_assert(left && !*left, "the temporary session is gone within 5 s: %s", left ? left : "(still there)");
+    free(left);
+    at_test_shf(NULL, NULL, "rm -rf %s", dir);
+    free(dir);
+}
+
 Test(run, non_python_command_says_so)
 {
     char *err;

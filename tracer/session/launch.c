@@ -300,6 +300,6 @@ void at_launch_close(at_launch_t *c, int status)
 void at_launch_cleanup(const at_options_t *o, at_launch_t *c)
 {
     if (!o->output_dir && c->dir[0])
-        at_session_remove(c->dir);
+        at_session_remove_later(c->dir);
 }
 

@@ -71,5 +71,7 @@ FILE *at_session_create_file(const char *dir, pid_t pid, const char *suffix);
 
 /* Remove a session directory made by at_session_create (its files only). */
 int at_session_remove(const char *dir);
+/* The same, done by a detached process: returns at once. */
+void at_session_remove_later(const char *dir);
 
 #endif
