@@ -35,6 +35,8 @@ static int started;                 /* wrappers installed                   */
 static int start_failed;            /* gave up: do not try again            */
 static unsigned generation;         /* bumped in a forked child             */
 static PyObject *name_key;          /* interned "__name__"                  */
+static int watch_all;               /* ARCHTRACE_IMPORTS_WATCH_ALL: every search
+                                       through the window (to compare the two) */
 
 /* ---- per-thread state ------------------------------------------------- */
 
@@ -266,7 +268,6 @@ static void search_done(imp_frame_t *fr, const at_imp_window_t *w, int observed,
     PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (!res)
         at_py.PyErr_Fetch(&et, &ev, &etb);
-    observed = observed && w->events && !w->lost;
     if (!observed)
         fr->flags |= AT_IMP_F_UNOBSERVED;
     if (fr->spec && spec_is_namespace(fr->spec))
@@ -343,6 +344,17 @@ static PyObject *wrap_find_and_load(PyObject *orig, PyObject *args, PyObject *kw
     return res;
 }
 
+/* at_imp_stock_read with the search's exception, if any, kept aside. */
+static int read_stock(at_imp_window_t *w, PyObject *first, PyObject *path, PyObject *res)
+{
+    PyObject *t, *v, *tb;
+    at_py.PyErr_Fetch(&t, &v, &tb);
+    int rc = at_imp_stock_read(w, first, path, res);
+    at_py.PyErr_Clear();
+    at_py.PyErr_Restore(t, v, tb);
+    return rc;
+}
+
 static void count_window(const at_imp_window_t *w)
 {
     if (!at_imp_file)
@@ -351,21 +363,34 @@ static void count_window(const at_imp_window_t *w)
     at_imp_file->profile_events += w->events;
 }
 
+/* The path argument of _find_spec(name, path, target=None); borrowed. */
+static PyObject *path_arg(PyObject *args)
+{
+    return args && at_py.PyTuple_Size(args) > 1 ? at_py.PyTuple_GetItem(args, 1) : NULL;
+}
+
 /* _find_spec(name, path, target=None): the search through sys.meta_path,
- * watched when it belongs to the import on top of this thread's stack. */
+ * for the import on top of this thread's stack: read from its result
+ * when the import system is CPython's own (imports_stock.c), else
+ * watched through a window. */
 static PyObject *wrap_find_spec(PyObject *orig, PyObject *args, PyObject *kwargs)
 {
     imp_frame_t *fr = top_frame();
     if (at_in_shim || !fr || fr->searched)
         return at_imp_api.Object_Call(orig, args, kwargs);
     fr->searched = 1;
+    at_in_shim++;
+    PyObject *path = path_arg(args), *first;
+    int stock = at_imp_stock_now(first_arg(args), path, &first);
+    at_py.PyErr_Clear();
+    at_in_shim--;
     at_imp_window_t *w = &tl_windows[tl_nwin < WINDOWS_MAX ? tl_nwin : 0];
-    int observed = tl_nwin < WINDOWS_MAX && at_imp_window_open(w) == 0;
-    tl_nwin += observed;
+    int watched = !stock && tl_nwin < WINDOWS_MAX && at_imp_window_open(w) == 0;
+    tl_nwin += watched;
     uint64_t t0 = at_now_ns();
     PyObject *res = at_imp_api.Object_Call(orig, args, kwargs);
     uint64_t t1 = at_now_ns();
-    if (observed) {
+    if (watched) {
         at_imp_window_close(w);
         tl_nwin--;
     }
@@ -373,11 +398,14 @@ static PyObject *wrap_find_spec(PyObject *orig, PyObject *args, PyObject *kwargs
     at_imp_record_t *r = record_of(fr);
     if (r)
         r->find_ns += t1 - t0;
-    if (observed)
+    if (watched)
         count_window(w);
-    search_done(fr, observed ? w : &(at_imp_window_t){ 0 }, observed, res);
-    if (observed)
+    at_imp_window_t read = { 0 };
+    int observed = watched ? w->events && !w->lost : stock && read_stock(&read, first, path, res) == 0;
+    search_done(fr, watched ? w : &read, observed, res);
+    if (watched)
         at_imp_window_clear(w);
+    at_imp_window_clear(&read);
     at_in_shim--;
     return res;
 }
@@ -403,6 +431,8 @@ static int resolve_api(void)
         SYM(Object_SetAttrString, "PyObject_SetAttrString"),
         SYM(Type_GetQualName, "PyType_GetQualName"),
         SYM(Unicode_InternFromString, "PyUnicode_InternFromString"),
+        SYM(List_Size, "PyList_Size"),
+        SYM(List_GetItem, "PyList_GetItem"),
         SYM(none, "_Py_NoneStruct"),
         SYM(code_type, "PyCode_Type"),
         SYM(unicode_type, "PyUnicode_Type"),
@@ -454,6 +484,8 @@ static int install_hooks(void)
         if (rc == 0)
             rc = at_imp_hook_install(boot, "_find_and_load", wrap_find_and_load);
     }
+    if (rc == 0 && !watch_all)
+        at_imp_stock_setup(boot);
     if (fs)
         at_py.Py_DecRef(fs);
     if (fal)
@@ -540,6 +572,7 @@ __attribute__((constructor)) static void imports_ctor(void)
     const char *features = env_value("ARCHTRACE_FEATURES");
     if (!session || !*session || (features && !strstr(features, "imports")))
         return;
+    watch_all = env_value("ARCHTRACE_IMPORTS_WATCH_ALL") != NULL;
     at_audit_hook_add(early_audit_hook);
 }
 

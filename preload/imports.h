@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* imports.h - the import-chain recorder's internals, shared by imports.c
- * (lifecycle, wrappers, per-thread stack), imports_window.c (watching a
- * finder search), imports_store.c (<pid>.imports) and imports_hook.c (the
- * stand-ins for importlib's functions).
+ * (lifecycle, wrappers, per-thread stack), imports_stock.c (reading a
+ * search of the stock import system from its result), imports_window.c
+ * (watching any other finder search), imports_store.c (<pid>.imports)
+ * and imports_hook.c (the stand-ins for importlib's functions).
  *
  * Design: importlib's own `_frozen_importlib._find_and_load` and
  * `_find_spec` are replaced, in that module's dict only, by callables
@@ -10,8 +11,10 @@
  * there at call time (import.c for import statements and __import__,
  * `_gcd_import` for importlib.import_module, which raises no `import`
  * audit event), so one wrapper sees all of them, times them and nests
- * them per thread.  While the original `_find_spec` runs, a profile
- * function is chained in front of the thread's own (a program's
+ * them per thread.  When sys.meta_path and sys.path_hooks are the ones
+ * CPython installed, who answered follows from the spec `_find_spec`
+ * returns (imports_stock.c).  Otherwise, while the original `_find_spec`
+ * runs, a profile function is chained in front of the thread's own (a program's
  * sys.setprofile stays in charge and keeps getting every event): it sees
  * which sys.meta_path finders are asked, which one answered, and which
  * path entry finder inside it returned the spec.  sys.meta_path,
@@ -55,6 +58,8 @@ typedef struct at_imp_api {
     int (*Object_SetAttrString)(PyObject *o, const char *name, PyObject *v);
     PyObject *(*Type_GetQualName)(PyObject *type);                /* new ref */
     PyObject *(*Unicode_InternFromString)(const char *s);
+    at_py_ssize_t (*List_Size)(PyObject *list);
+    PyObject *(*List_GetItem)(PyObject *list, at_py_ssize_t i);  /* borrowed */
     PyObject *none;                 /* &_Py_NoneStruct                  */
     PyObject *code_type;            /* &PyCode_Type                     */
     PyObject *unicode_type;         /* &PyUnicode_Type                  */
@@ -115,6 +120,22 @@ void at_imp_window_clear(at_imp_window_t *w);
 /* The window the profile function reports to (the innermost open one on
  * this thread), set by imports.c. */
 extern __thread at_imp_window_t *at_imp_cur_window;
+
+/* ---- the stock import system (imports_stock.c) ------------------------ */
+
+/* Remember CPython's own finders and hooks, if they are still in place. */
+void at_imp_stock_setup(PyObject *bootstrap);
+
+/* 1 when the search for name through `path` (None: sys.path) can be
+ * read from its result: sys.meta_path, sys.path_hooks and every cached
+ * path entry finder are CPython's own, but for a first meta path finder
+ * known to decline this name (*first, borrowed; else NULL).  Asked
+ * before the search. */
+int at_imp_stock_now(PyObject *name, PyObject *path, PyObject **first);
+
+/* Fill w (consulted, last, n_asked, path_finder; owned refs) from the
+ * search's result res (NULL: it raised).  0, or -1 when it cannot say. */
+int at_imp_stock_read(at_imp_window_t *w, PyObject *first, PyObject *path, PyObject *res);
 
 /* ---- helpers shared by the files ------------------------------------ */
 

@@ -673,6 +673,98 @@ static void expect_same_text(char *plain, char *traced, const char *what)
               a ? a : "(end)", b ? b : "(end)");
 }
 
+/* Finder searches watched through the window, summed over the
+ * processes' <pid>.imports headers in a kept session. */
+static uint64_t windows_in(const char *session)
+{
+    char cmd[700], *out = NULL;
+    uint64_t sum = 0;
+    snprintf(cmd, sizeof cmd, "ls '%s'/*.imports", session);
+    at_test_sh(cmd, &out, NULL);
+    for (char *save, *f = strtok_r(out, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+        FILE *fp = fopen(f, "rb");
+        at_imp_header_t h;
+        if (fp && fread(&h, sizeof h, 1, fp) == 1)
+            sum += h.find_windows;
+        if (fp)
+            fclose(fp);
+    }
+    free(out);
+    return sum;
+}
+
+/* One run of imports_behaviour.py into dir/<tag>, records into rs. */
+static void run_behaviour(const char *dir, const char *py, const char *tag, const char *env, recs_t *rs)
+{
+    char sub[300], cmd[3400];
+    snprintf(sub, sizeof sub, "%s/%s", dir, tag);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && %s %s --no-alloc --no-gil --no-sample -q -o '%s/s' --json '%s/out.json' "
+             "-- '%s' tests/fixtures/imports_behaviour.py >'%s/stdout' 2>'%s/stderr' </dev/null",
+             sub, env, archtrace_bin(), sub, sub, py, sub, sub);
+    cr_assert_eq(sh(cmd, NULL, 0), 0, "imports_behaviour.py (%s) failed: see %s", tag, sub);
+    load_recs(sub, rs);
+}
+
+static void normalize(char *s);
+
+/* Which record of its module (0 for the first) rs->v[i] is. */
+static int nth_of(const recs_t *rs, size_t i)
+{
+    int n = 0;
+    for (size_t k = 0; k < i; k++)
+        n += !strcmp(rs->v[k].f[F_MODULE], rs->v[i].f[F_MODULE]);
+    return n;
+}
+
+static const rec_t *nth_rec(const recs_t *rs, const char *module, int nth)
+{
+    for (size_t k = 0; k < rs->n; k++)
+        if (!strcmp(rs->v[k].f[F_MODULE], module) && nth-- == 0)
+            return &rs->v[k];
+    return NULL;
+}
+
+/* The stock import system is read from each search's result, not
+ * watched (imports_stock.c): every record must say what the window says
+ * (ARCHTRACE_IMPORTS_WATCH_ALL=1 watches every search), on a program
+ * with namespace packages, a zip, bytecode-only modules, custom finders
+ * and a fork; and the window must really be skipped. */
+static void check_stock_reading(const char *shape)
+{
+    static const int fields[] = { F_FINDER, F_PATH_FINDER, F_PATH_ENTRY, F_LOADER, F_ORIGIN, F_FOUND,
+                                  F_NAMESPACE, F_ERROR, F_CONSULTED, F_OBSERVED };
+    char py[512], dir[256], path[600];
+    need_python(shape, py, sizeof py);
+    make_tmpdir(dir, sizeof dir);
+    recs_t read, watched;
+    run_behaviour(dir, py, "read", "", &read);
+    run_behaviour(dir, py, "watched", "env ARCHTRACE_IMPORTS_WATCH_ALL=1", &watched);
+    cr_assert_eq(read.n, watched.n, "%s: %zu records read, %zu watched", shape, read.n, watched.n);
+    cr_assert_gt(read.n, 50, "%s: only %zu records", shape, read.n);
+    for (size_t i = 0; i < read.n; i++) {
+        const rec_t *a = &read.v[i], *b = nth_rec(&watched, a->f[F_MODULE], nth_of(&read, i));
+        cr_assert(b, "%s: %s read but not watched", shape, a->f[F_MODULE]);
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
+            normalize(a->f[fields[k]]);
+            normalize(b->f[fields[k]]);
+            cr_expect_str_eq(a->f[fields[k]], b->f[fields[k]], "%s: %s field %d: read '%s', watched '%s'", shape,
+                             a->f[F_MODULE], fields[k], a->f[fields[k]], b->f[fields[k]]);
+        }
+    }
+    snprintf(path, sizeof path, "%s/read/s", dir);
+    uint64_t w_read = windows_in(path);
+    snprintf(path, sizeof path, "%s/watched/s", dir);
+    uint64_t w_all = windows_in(path);
+    cr_expect_gt(w_all, 50, "%s: the window watched only %llu searches", shape, (unsigned long long)w_all);
+    cr_expect_lt(w_read * 2, w_all, "%s: %llu of %llu searches still watched: the stock system is not read", shape,
+                 (unsigned long long)w_read, (unsigned long long)w_all);
+    free_recs(&read);
+    free_recs(&watched);
+    remove_tmpdir(dir);
+}
+
+AT_TEST_EACH_SHAPE(imports_stock, read_from_results_equals_the_window, .timeout = 120) { check_stock_reading(shape); }
+
 static void check_behaviour(const char *shape)
 {
     char py[512], dir[256], cmd[1200], path[600];
