@@ -248,6 +248,9 @@ TOOLS = [
     Tool("archtrace alloc --alloc-depth 25", "run", ["alloc-loop"],
          at_run(*ALLOC_ONLY, "--alloc-exact", "--alloc-depth", "25")),
     Tool("archtrace gil only", "run", ["int-2", "threads-1", "threads-2", "lab08"], at_run(*GIL_ONLY)),
+    # the same run again: how far the GIL figures move between two identical
+    # runs of one round (the scheduler's part), beside what default mode moves
+    Tool("archtrace gil only, again", "run", ["int-2", "lab08"], at_run(*GIL_ONLY)),
     Tool("archtrace imports only", "run", ["imports", "lab02"], at_run("--no-alloc", "--no-gil", "--no-sample")),
     # archtrace attached to a running process
     Tool("archtrace -p record 100 Hz", "attach", ["lab15"], at_record(), samples="at-session"),
@@ -1041,6 +1044,11 @@ def gil_unmoved(wl):
         m = r["gil_move"]
         worst = max(m.values())
         parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(m.items()))
+        again = find(rows, wl, "archtrace gil only, again", shape)
+        if again and again.get("gil_move"):
+            a = again["gil_move"]
+            parts += "; two GIL-only runs of a round differ by: worst %.1f%% (%s)" % (
+                100 * max(a.values()), ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(a.items())))
         return (worst <= 0.05, f"worst {100 * worst:.1f}% ({parts})", "")
     return check
 
