@@ -6,8 +6,12 @@
  * interpreters): two CPU-bound threads each wait
  * for the GIL >= 25 % of the attached time, an import-heavy script's
  * imports appear with times, GC runs are counted; the JSON report and a
- * re-rendered session carry it all.  Skips, with the kernel's reason, only when
- * the kernel refuses BPF (exit status 7). */
+ * re-rendered session carry it all.  With --subprocesses (on 3.11's two
+ * build shapes): a shell's child that becomes Python by exec after the
+ * attach is recorded under its own pid, the shell its parent, and a
+ * Python parent and its two Python children are each recorded once.
+ * Skips, with the kernel's reason, only when the kernel refuses BPF
+ * (exit status 7). */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <fcntl.h>
@@ -293,3 +297,149 @@ Test(record_bpf, a_python_without_a_layout_is_refused, .timeout = 30)
     cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "3.10: one line: %s", err);
     free(err);
 }
+
+/* ---- --subprocesses: the tree under PID ------------------------------------------ */
+
+/* The pid a bpf_tree.py process wrote into dir/name once it ran (15 s at most). */
+static int worker_pid(const char *dir, const char *name)
+{
+    char path[PATH_MAX], *out = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert(at_test_wait_file(path, 15000), "worker %s never started", name);
+    at_test_shf(&out, NULL, "cat '%s'", path);
+    int pid = out ? atoi(out) : 0;
+    free(out);
+    cr_assert_gt(pid, 0, "worker %s wrote its pid", name);
+    return pid;
+}
+
+/* The JSON report's number for process pid: `field` an expression on p. */
+static double proc_num(const char *json, int pid, const char *field)
+{
+    char expr[512];
+    snprintf(expr, sizeof expr, "([%s for p in d['processes'] if p['pid'] == %d] or [-1])[0]", field, pid);
+    return at_test_json_num(json, expr);
+}
+
+/* Every folded line naming `func` is one of process pid's: 1, or 0. */
+static int folded_only_under(const char *folded, const char *func, int pid)
+{
+    char mine[64];
+    int seen = 0;
+    snprintf(mine, sizeof mine, "(%d);thread ", pid);
+    for (const char *line = folded; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (!memmem(line, len, func, strlen(func)))
+            continue;
+        if (!memmem(line, len, mine, strlen(mine)))
+            return 0;
+        seen = 1;
+    }
+    return seen;
+}
+
+/* A shell whose child sleeps 0.5 s, then execs a CPython (bpf_tree.py,
+ * busy in child_c for 3 s): attached to the shell before the child is
+ * Python, record --bpf --subprocesses finds it by its exec and records
+ * it under its own pid. */
+static void shell_child(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *tmp = at_test_tmpdir(), cmd[PATH_MAX * 3], json[PATH_MAX], *err = NULL, *folded = NULL;
+    snprintf(json, sizeof json, "%s/r.json", tmp);
+    snprintf(cmd, sizeof cmd, "(sleep 0.5; exec '%s' tests/fixtures/bpf_tree.py '%s' 3 c); :", py, tmp);
+    pid_t shell = at_test_spawn_group(cmd, "/dev/null", NULL);
+    int rc = at_test_shf(NULL, &err, "%s -q -p %d record --bpf --subprocesses -d 2.5 -o %s/s --json %s",
+                         at_test_archtrace(), (int)shell, tmp, json);
+    skip_if_refused(rc, err);
+    cr_assert_eq(rc, 0, "%s: record --bpf --subprocesses of a shell exits 0: %s", shape, err);
+    int child = worker_pid(tmp, "c");
+    char expr[256];
+    snprintf(expr, sizeof expr, "[(p['pid'], p['ppid']) for p in d['processes']] == [(%d, %d)]", child, (int)shell);
+    cr_assert(at_test_json_num(json, expr), "%s: the child alone, once, the shell its parent: %s", shape,
+              at_test_json(json, "[(p['pid'], p['ppid']) for p in d['processes']]"));
+    double samples = proc_num(json, child, "p['samples']['thread_samples']");
+    double attached = proc_num(json, child, "p['bpf']['attached_ns']") / 1e9;
+    cr_log_info("%s: child %d: %.0f samples in %.2f s attached", shape, child, samples, attached);
+    cr_assert(attached > 0.5 && attached < 2.5, "%s: attached from its exec to -d: %.2f s", shape, attached);
+    cr_assert_geq(samples, 10, "%s: the child's busy loop sampled: %.0f samples", shape, samples);
+    rc = at_test_shf(&folded, NULL, "%s report -q --format collapsed %s/s", at_test_archtrace(), tmp);
+    cr_assert_eq(rc, 0, "%s: the session renders as folded stacks", shape);
+    cr_assert(folded_only_under(folded, "child_c", child), "%s: child_c under the child's pid %d:\n%s", shape,
+              child, folded);
+    kill(-shell, SIGKILL);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
+    free(err), free(folded), free(tmp);
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, record_bpf, subprocesses_shell_child_exec_later, .timeout = 60)
+{
+    shell_child(shape);
+}
+
+/* A Python parent with two Python children, all three already running:
+ * each recorded once, with its own function and its parent. */
+static void python_family(const char *shape)
+{
+    const char *py = at_test_python_or_skip(shape);
+    char *tmp = at_test_tmpdir(), cmd[PATH_MAX * 3], json[PATH_MAX], *err = NULL, *folded = NULL;
+    snprintf(json, sizeof json, "%s/r.json", tmp);
+    snprintf(cmd, sizeof cmd, "exec '%s' tests/fixtures/bpf_tree.py '%s' 6 parent", py, tmp);
+    pid_t parent = at_test_spawn_group(cmd, "/dev/null", NULL);
+    int kid[2] = { worker_pid(tmp, "a"), worker_pid(tmp, "b") };
+    worker_pid(tmp, "parent");
+    int rc = at_test_shf(NULL, &err, "%s -p %d record --bpf --subprocesses -d 2 -o %s/s --json %s",
+                         at_test_archtrace(), (int)parent, tmp, json);
+    skip_if_refused(rc, err);
+    cr_assert_eq(rc, 0, "%s: record --bpf --subprocesses of a Python parent exits 0: %s", shape, err);
+    char expr[512];
+    snprintf(expr, sizeof expr, "sorted((p['pid'], p['ppid']) for p in d['processes']) == "
+             "sorted([(%d, %d), (%d, %d), (%d, %d)])", (int)parent, (int)getpid(), kid[0], (int)parent, kid[1],
+             (int)parent);
+    cr_assert(at_test_json_num(json, expr), "%s: the three processes, each once, with their parents: %s", shape,
+              at_test_json(json, "[(p['pid'], p['ppid']) for p in d['processes']]"));
+    rc = at_test_shf(&folded, NULL, "%s report -q --format collapsed %s/s", at_test_archtrace(), tmp);
+    cr_assert_eq(rc, 0, "%s: the session renders as folded stacks", shape);
+    const int pids[3] = { (int)parent, kid[0], kid[1] };
+    const char *const funcs[3] = { "parent_busy", "child_a", "child_b" };
+    for (int i = 0; i < 3; i++) {
+        double samples = proc_num(json, pids[i], "p['samples']['thread_samples']");
+        cr_log_info("%s: %s (%d): %.0f samples", shape, funcs[i], pids[i], samples);
+        cr_assert_geq(samples, 5, "%s: %s's process sampled: %.0f", shape, funcs[i], samples);
+        cr_assert(folded_only_under(folded, funcs[i], pids[i]), "%s: %s under pid %d only:\n%s", shape, funcs[i],
+                  pids[i], folded);
+    }
+    char *header = NULL;   /* the text report lists each process once too */
+    rc = at_test_shf(NULL, &header, "%s report %s/s", at_test_archtrace(), tmp);
+    cr_assert(rc == 0 && strstr(header, "Python processes: 3"), "%s: the text report counts three:\n%s", shape,
+              header);
+    kill(-parent, SIGKILL);
+    at_test_shf(NULL, NULL, "rm -rf '%s'", tmp);
+    free(err), free(folded), free(header), free(tmp);
+}
+
+AT_TEST_EACH_IN(AT_TEST_SHAPES_311, record_bpf, subprocesses_parent_and_two_children, .timeout = 60)
+{
+    python_family(shape);
+}
+
+Test(record_bpf, subprocesses_refusals_and_help, .timeout = 30)
+{
+    char *out = NULL, *err = NULL;
+    int rc = at_test_shf(NULL, &err, "sleep 5 & s=$!; %s -p $s record --bpf --subprocesses -d 1; r=$?; kill $s; "
+                         "exit $r", at_test_archtrace());
+    cr_assert_eq(rc, 4, "a tree without Python: exit 4, got %d: %s", rc, err);
+    cr_assert(strstr(err, "no Python process in the tree"), "says why: %s", err);
+    free(err);
+    rc = at_test_shf(NULL, &err, "%s -p 2147483646 record --bpf --subprocesses -d 1", at_test_archtrace());
+    cr_assert_eq(rc, 3, "no such process: exit 3, got %d: %s", rc, err);
+    free(err);
+    rc = at_test_shf(&out, NULL, "%s --help", at_test_archtrace());
+    cr_assert(rc == 0 && strstr(out, "-p PID record [--bpf] [--subprocesses]") &&
+              strstr(out, "(--bpf) the probes of each CPython binary"),
+              "--help says record takes --bpf with --subprocesses:\n%s", out);
+    free(out);
+}
+
+TestSuite(record_bpf, .fini = at_test_kill_groups);

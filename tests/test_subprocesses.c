@@ -180,8 +180,8 @@ Test(subprocesses, refusals_say_why, .timeout = 30)
     rc = at_test_shf(NULL, &err, "%s -p 2147483646 record --subprocesses -d 1", at_test_archtrace());
     cr_expect_eq(rc, 3, "no such process: want 3, got %d (%s)", rc, err);
     free(err);
-    rc = at_test_shf(NULL, &err, "%s -p 1 record --subprocesses --bpf", at_test_archtrace());
-    cr_expect(rc == 125 && strstr(err, "--bpf"), "with --bpf: want 125, got %d (%s)", rc, err);
+    rc = at_test_shf(NULL, &err, "%s -p 1 dump --subprocesses --bpf", at_test_archtrace());
+    cr_expect(rc == 125 && strstr(err, "--bpf"), "dump with --bpf: want 125, got %d (%s)", rc, err);
     free(err);
     rc = at_test_shf(NULL, &err, "%s --subprocesses true", at_test_archtrace());
     cr_expect(rc == 125 && strstr(err, "--subprocesses"), "with run: want 125, got %d (%s)", rc, err);

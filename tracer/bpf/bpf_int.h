@@ -83,6 +83,7 @@ struct at_bpf_host {
     pthread_mutex_t lock;
     pthread_cond_t changed;       /* a set finished loading               */
     set_t *sets;
+    int keep;                     /* sets outlive their last process      */
 };
 
 struct at_bpf {

@@ -10,7 +10,9 @@
  * pid -1 so that the kernel fires them in every process mapping the
  * file: the first process of a binary pays for the uprobes (~0.5 s each,
  * the kernel's), the next ones cost a map update, a gone one a map
- * delete.  A set goes with its last process (see at_bpf_set_put).
+ * delete.  A set goes with its last process (see at_bpf_set_put),
+ * unless the host keeps its sets until it is freed (record --bpf
+ * --subprocesses).
  * Per-process state in the shared maps is keyed by tgid (per-thread
  * maps) or by the process's slot (counters), and removed at stop.
  * Kept apart from bpf_load.c, which runs one process's recording, so
@@ -165,15 +167,19 @@ static void set_unlink(set_t *s)
  * last process.  Keeping it for the next process of the same binary
  * would save that one the attach, but every process on the host that
  * calls pthread_cond_timedwait (through libc, Python or not) or maps the
- * binary would keep paying for breakpoints nobody reads. */
+ * binary would keep paying for breakpoints nobody reads: the agent,
+ * which runs for days, lets it go; a recording of a tree, which ends,
+ * keeps it (at_bpf_host_keep_sets) until at_bpf_host_free. */
 void at_bpf_set_put(set_t *s)
 {
     set_lock(s);
     int last = --s->refs == 0;
-    if (last && s->host)
+    /* unless the host keeps it (a failed set is out of the list: it goes) */
+    int kept = last && s->host && s->host->keep && s->state == SET_READY;
+    if (last && s->host && !kept)
         set_unlink(s);
     set_unlock(s);
-    if (last)
+    if (last && !kept)
         set_destroy(s);
 }
 
@@ -411,10 +417,21 @@ int at_bpf_host_sets(at_bpf_host_t *h)
     return n;
 }
 
+void at_bpf_host_keep_sets(at_bpf_host_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->keep = 1;
+    pthread_mutex_unlock(&h->lock);
+}
+
 void at_bpf_host_free(at_bpf_host_t *h)
 {
     if (!h)
         return;
+    for (set_t *s = h->sets, *next; s; s = next) {   /* kept ones: nobody uses them */
+        next = s->next;
+        set_destroy(s);
+    }
     pthread_cond_destroy(&h->changed);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -78,7 +78,15 @@ int at_bpf_host_poll(at_bpf_host_t *h);
 /* Probe sets attached now. */
 int at_bpf_host_sets(at_bpf_host_t *h);
 
-/* Free h; every process started on it stopped first. */
+/* From now on keep h's sets when their last process stops, until
+ * at_bpf_host_free: for a recording that ends (record --bpf
+ * --subprocesses), where the next process of a binary should not wait
+ * for its uprobes again, nor the recording's loop for their removal
+ * (both ~0.5 s a uprobe) while a short-lived child comes and goes. */
+void at_bpf_host_keep_sets(at_bpf_host_t *h);
+
+/* Free h and the sets it kept; every process started on it stopped
+ * first. */
 void at_bpf_host_free(at_bpf_host_t *h);
 
 /* ---- live readings, for a recording that never ends (archtrace agent) -- */

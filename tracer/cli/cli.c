@@ -15,8 +15,8 @@ static const char usage[] =
     "       archtrace report [--format FMT] [--json FILE] DIR\n"
     "       archtrace report --diff A B [DIR]   (A, B: a marker, peak, exit, DIR, DIR:NAME)\n"
     "       archtrace report --leaks [--leaks-since MARKER] DIR\n"
-    "       archtrace -p PID dump [--locals] [--asyncio] [--json FILE]\n"
-    "       archtrace -p PID record [-d SECS] [--rate HZ] [-o DIR]\n"
+    "       archtrace -p PID dump [--subprocesses] [--locals] [--asyncio] [--json FILE]\n"
+    "       archtrace -p PID record [--bpf] [--subprocesses] [-d SECS] [--rate HZ] [-o DIR]\n"
     "       archtrace top [-p PID | -- COMMAND [ARGS...]]\n"
     "       archtrace agent [--metrics HOST:PORT] [--profiles DIR] [--push URL]\n"
     "\n"
@@ -43,6 +43,10 @@ static const char usage[] =
     "  --native             add native frames (libunwind, stops threads)\n"
     "  --idle               include idle threads' stacks\n"
     "  --bpf                use eBPF probes (for -p PID record)\n"
+    "  --subprocesses       (-p PID dump, record) every Python process under PID,\n"
+    "                       also when PID is not Python (a shell, a master);\n"
+    "                       record: those started or exec'd later too, with the\n"
+    "                       sampler or (--bpf) the probes of each CPython binary\n"
     "  --alloc              memory flame graph instead of CPU (svg)\n"
     "  --memory-plot        with --format svg: memory over time (Python, native,\n"
     "                       RSS) with the archtrace.snapshot markers\n"
@@ -65,8 +69,6 @@ static const char usage[] =
     "  --interval SECS      profile length (default 10)\n"
     "  --profiles-max MB    oldest profiles removed past this (default 256)\n"
     "  --push URL           POST each profile to a Pyroscope /ingest endpoint\n"
-    "  --subprocesses       dump/record every Python process under -p PID,\n"
-    "                       also when PID is not Python (a shell, a master)\n"
     "  -q, --quiet          no text report\n"
     "  -h, --help           this help;  --version  the version\n"
     "\n"
@@ -348,8 +350,8 @@ static int check_command(at_options_t *o, int saw_word, char *err, size_t n)
         return 0;
     case AT_CMD_DUMP:
     case AT_CMD_RECORD:
-        if (o->subprocesses && o->bpf)
-            return fail(err, n, "--subprocesses follows the tree with the sampler; --bpf records one process");
+        if (o->subprocesses && o->bpf && o->command == AT_CMD_DUMP)
+            return fail(err, n, "dump reads the stacks with ptrace: --bpf goes with record (record --bpf --subprocesses)");
         if (!o->pid)
             return fail(err, n, "%s needs -p PID", o->command == AT_CMD_DUMP ? "dump" : "record");
         return 0;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_record.c - `archtrace -p PID record`: the ptrace sampler or the eBPF
  * probes on one process, or with --subprocesses its whole tree
- * (record_tree.c) (see cmd_record.h). */
+ * (subprocesses.c, subprocesses_bpf.c) (see cmd_record.h). */
 #include "cli/cmd_record.h"
 
 #include <errno.h>
@@ -171,7 +171,7 @@ int at_cmd_record(const at_options_t *o)
     char dir[PATH_MAX] = "";
     at_target_t *t;
     if (o->bpf)
-        return record_bpf(o);
+        return o->subprocesses ? at_record_tree_bpf(o) : record_bpf(o);
     if (o->subprocesses)
         return at_record_tree(o);
     int rc = at_rec_open_target(o, &t);

@@ -5,11 +5,12 @@
  *
  * The tree is read from /proc (remote/proc_tree.c).  `dump` takes one
  * picture and dumps each Python process in it once, breadth first, each
- * headed with its parent.  `record` looks again every SCAN_NS while it
- * samples, so workers that start after the attach are recorded from the
- * moment they are seen, and each process that exits keeps what was
- * sampled of it.  A process that is not Python when seen is looked at
- * again when its name changes: a forked shell becomes Python by exec.
+ * headed with its parent.  `record` (with the sampler; --bpf is
+ * subprocesses_bpf.c) looks again every SCAN_NS while it samples
+ * (tree_follow.c), so workers that start after the attach are recorded
+ * from the moment they are seen, and each process that exits keeps what
+ * was sampled of it.  A process that is not Python when seen is looked
+ * at again when its name changes: a forked shell becomes Python by exec.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include "cli/cmd_record.h"
 #include "cli/cmd_dump.h"
 #include "cli/recording.h"
+#include "cli/tree_follow.h"
 #include "out/progress.h"
 #include "out/textout.h"
 #include "remote/pace.h"
@@ -28,9 +30,6 @@
 #include "remote/py_proc.h"
 #include "remote/sampler.h"
 #include "session/session.h"
-
-#define TREE_MAX   256                 /* processes of a tree followed      */
-#define SCAN_NS    200000000ull        /* record: look for new ones this often */
 
 /* The parent of row in the full picture of /proc (NULL: not there). */
 static const at_proc_row_t *parent_of(const at_proc_row_t *all, size_t count, const at_proc_row_t *row)
@@ -41,17 +40,6 @@ static const at_proc_row_t *parent_of(const at_proc_row_t *all, size_t count, co
     return NULL;
 }
 
-/* "no such process" or "no Python in its tree": the status, said. */
-static int nothing_to_follow(pid_t root, int found_root)
-{
-    if (!found_root) {
-        fprintf(stderr, "archtrace: no process %d\n", (int)root);
-        return AT_EXIT_NO_SUCH_PROCESS;
-    }
-    fprintf(stderr, "archtrace: no Python process in the tree of process %d\n", (int)root);
-    return AT_EXIT_NOT_PYTHON;
-}
-
 /* ---- dump ------------------------------------------------------------------ */
 
 /* Each Python process of the picture, read and printed in turn; the JSON
@@ -59,9 +47,9 @@ static int nothing_to_follow(pid_t root, int found_root)
 int at_dump_tree(const at_options_t *o)
 {
     size_t count = 0;
-    at_proc_row_t *all = at_proc_scan(&count), tree[TREE_MAX];
-    at_dumped_t *dumped[TREE_MAX];
-    int n = all ? at_proc_descendants(all, count, o->pid, tree, TREE_MAX) : 0;
+    at_proc_row_t *all = at_proc_scan(&count), tree[AT_TREE_MAX];
+    at_dumped_t *dumped[AT_TREE_MAX];
+    int n = all ? at_proc_descendants(all, count, o->pid, tree, AT_TREE_MAX) : 0;
     int ndumped = 0, status = 0;
     for (int i = 0; i < n; i++) {
         at_target_t *t;
@@ -92,94 +80,31 @@ int at_dump_tree(const at_options_t *o)
     for (int i = 0; i < ndumped; i++)
         at_dumped_free(dumped[i]);
     if (!ndumped && !status)
-        return nothing_to_follow(o->pid, n > 0);
+        return at_tree_nothing(o->pid, n > 0);
     return status;
 }
 
 /* ---- record ---------------------------------------------------------------- */
 
-typedef enum follow_state {
-    F_WAITING,        /* Python, interpreter still starting                */
-    F_NOT_PYTHON,     /* looked at again when its name changes             */
-    F_SAMPLING,
-    F_DONE,           /* exited, exec'd, or refused: sampled no more       */
-} follow_state_t;
+#define SCAN_NS    200000000ull        /* look for new processes this often */
 
-typedef struct followed {
-    pid_t pid;
-    char comm[32];            /* when last looked at                       */
-    follow_state_t state;
-    uint64_t seen_ns;         /* first seen                                */
-    at_target_t *t;           /* NULL until opened                         */
-} followed_t;
-
-typedef struct tree_rec {
-    const at_options_t *o;
-    const char *dir;
-    followed_t procs[TREE_MAX];
-    int n;
-    int root_alive;
-    int pythons;              /* processes ever sampled                    */
-} tree_rec_t;
-
-static followed_t *find_followed(tree_rec_t *r, pid_t pid)
+/* The sampler's opener (tree_follow.h): never waits, the next scan
+ * tries again. */
+static int open_sampled(at_tree_t *tr, at_followed_t *f, char *err, size_t errlen)
 {
-    for (int i = 0; i < r->n; i++)
-        if (r->procs[i].pid == pid)
-            return &r->procs[i];
-    return NULL;
-}
-
-/* Try to open f now (never waits: the next scan tries again). */
-static void try_follow(tree_rec_t *r, followed_t *f, uint64_t now)
-{
-    char err[512] = "";
-    int rc = at_target_open(&f->t, f->pid, r->o, err, sizeof err);
-    if (rc == 0) {
-        f->state = F_SAMPLING;
-        r->pythons++;
-        at_rec_seg_open(r->dir, &f->t->proc, now);
-    } else if (rc == -ENOEXEC) {
-        f->state = F_NOT_PYTHON;
-    } else if (rc == -EAGAIN && now - f->seen_ns < AT_ATTACH_WAIT_NS) {
-        f->state = F_WAITING;
-    } else {
-        f->state = F_DONE;
-        if (rc != -ESRCH)
-            fprintf(stderr, "archtrace: process %d: %s\n", (int)f->pid, err[0] ? err : at_errstr(-rc));
-    }
-}
-
-/* The tree now: new processes followed, changed ones looked at again. */
-static void scan_tree(tree_rec_t *r, uint64_t now)
-{
-    at_proc_row_t tree[TREE_MAX];
-    int n = at_proc_tree(r->o->pid, tree, TREE_MAX);
-    r->root_alive = n > 0;
-    for (int i = 0; i < n; i++) {
-        followed_t *f = find_followed(r, tree[i].pid);
-        if (!f && r->n < TREE_MAX) {
-            f = &r->procs[r->n++];
-            *f = (followed_t){ .pid = tree[i].pid, .seen_ns = now };
-            snprintf(f->comm, sizeof f->comm, "%s", tree[i].comm);
-            try_follow(r, f, now);
-        } else if (f && (f->state == F_WAITING ||
-                         (f->state == F_NOT_PYTHON && strcmp(f->comm, tree[i].comm) != 0))) {
-            snprintf(f->comm, sizeof f->comm, "%s", tree[i].comm);
-            if (f->state == F_NOT_PYTHON)
-                f->seen_ns = now;       /* exec'd: a fresh interpreter's wait */
-            try_follow(r, f, now);
-        }
-    }
+    int rc = at_target_open(&f->t, f->pid, tr->o, err, errlen);
+    if (rc == 0)
+        at_rec_seg_open(tr->dir, &f->t->proc, at_now_ns());
+    return rc;
 }
 
 /* One pass over every sampled process; the number still sampled. */
-static int sample_all(tree_rec_t *r, uint64_t now)
+static int sample_all(at_tree_t *r, uint64_t now)
 {
     int live = 0;
     for (int i = 0; i < r->n; i++) {
-        followed_t *f = &r->procs[i];
-        if (f->state != F_SAMPLING)
+        at_followed_t *f = &r->procs[i];
+        if (f->state != AT_FOLLOW_ON)
             continue;
         int rc = at_target_sample(f->t, NULL, NULL);
         if (rc == -ESRCH || f->t->failures > AT_TARGET_MAX_FAILURES) {
@@ -187,7 +112,7 @@ static int sample_all(tree_rec_t *r, uint64_t now)
                 fprintf(stderr, "archtrace: process %d no longer reads as Python %s (did it exec?); "
                         "no longer sampled\n", (int)f->pid, f->t->proc.version);
             at_rec_seg_close(r->dir, f->pid, now, rc == -ESRCH);
-            f->state = F_DONE;
+            f->state = AT_FOLLOW_DONE;
             continue;
         }
         live++;
@@ -195,7 +120,7 @@ static int sample_all(tree_rec_t *r, uint64_t now)
     return live;
 }
 
-static uint64_t samples_taken(tree_rec_t *r)
+static uint64_t samples_taken(at_tree_t *r)
 {
     uint64_t sum = 0;
     for (int i = 0; i < r->n; i++)
@@ -204,24 +129,16 @@ static uint64_t samples_taken(tree_rec_t *r)
     return sum;
 }
 
-static int pending(const tree_rec_t *r)
+static void count_missed(at_tree_t *r, uint64_t missed)
 {
     for (int i = 0; i < r->n; i++)
-        if (r->procs[i].state == F_WAITING)
-            return 1;
-    return 0;
-}
-
-static void count_missed(tree_rec_t *r, uint64_t missed)
-{
-    for (int i = 0; i < r->n; i++)
-        if (r->procs[i].state == F_SAMPLING)
+        if (r->procs[i].state == AT_FOLLOW_ON)
             at_stacks_meta(r->procs[i].t->stacks)->missed += missed;
 }
 
 /* Sample the tree until -d, a stop signal, or the root and every process
  * sampled are gone. */
-static void follow_until_done(tree_rec_t *r, at_pace_t *pace)
+static void follow_until_done(at_tree_t *r, at_pace_t *pace)
 {
     at_progress_t progress;
     uint64_t end = at_rec_deadline_ns(r->o), next_scan = 0;
@@ -229,11 +146,11 @@ static void follow_until_done(tree_rec_t *r, at_pace_t *pace)
     while (!at_rec_stop && (!end || at_now_ns() < end)) {
         uint64_t now = at_now_ns();
         if (now >= next_scan) {
-            scan_tree(r, now);
+            at_tree_scan(r, now);
             next_scan = now + SCAN_NS;
         }
         int live = sample_all(r, now);
-        if (!r->root_alive && !live && !pending(r))
+        if (!r->root_alive && !live && !at_tree_pending(r))
             break;
         at_progress_update(&progress, samples_taken(r), "samples", 1);
         count_missed(r, at_pace_wait(pace, &at_rec_stop));
@@ -242,15 +159,15 @@ static void follow_until_done(tree_rec_t *r, at_pace_t *pace)
 }
 
 /* Close and save every process sampled; 0 or -errno of the first failure. */
-static int save_all(tree_rec_t *r, const at_pace_t *pace)
+static int save_all(at_tree_t *r, const at_pace_t *pace)
 {
     int rc = 0;
     uint64_t now = at_now_ns();
     for (int i = 0; i < r->n; i++) {
-        followed_t *f = &r->procs[i];
+        at_followed_t *f = &r->procs[i];
         if (!f->t)
             continue;
-        if (f->state == F_SAMPLING)
+        if (f->state == AT_FOLLOW_ON)
             at_rec_seg_close(r->dir, f->pid, now, f->t->gone);
         at_target_note_waits(f->t, pace);
         int st = at_rec_save_stacks(f->t, r->o, r->dir);
@@ -265,12 +182,12 @@ int at_record_tree(const at_options_t *o)
 {
     struct sigaction old_int, old_term;
     char dir[PATH_MAX] = "";
-    tree_rec_t *r = calloc(1, sizeof *r);
+    at_tree_t *r = calloc(1, sizeof *r);
     if (!r || at_rec_create_session(o, dir, sizeof dir) < 0) {
         free(r);
         return AT_EXIT_FAILED;
     }
-    *r = (tree_rec_t){ .o = o, .dir = dir };
+    *r = (at_tree_t){ .o = o, .dir = dir, .open = open_sampled };
     at_meta_t meta;
     at_pace_t pace;
     uint64_t t0 = at_now_ns();
@@ -281,12 +198,12 @@ int at_record_tree(const at_options_t *o)
     at_pace_end(&pace);
     at_rec_restore_stop(&old_int, &old_term);
     at_rec_meta_end(dir, &meta, (double)(at_now_ns() - t0) / 1e9);
-    int rc = save_all(r, &pace), pythons = r->pythons, root_seen = r->n > 0;
+    int rc = save_all(r, &pace), pythons = r->opened, root_seen = r->n > 0;
     free(r);
     if (rc < 0 || !pythons) {
         if (!o->output_dir)
             at_session_remove(dir);
-        return rc < 0 ? AT_EXIT_FAILED : nothing_to_follow(o->pid, root_seen);
+        return rc < 0 ? AT_EXIT_FAILED : at_tree_nothing(o->pid, root_seen);
     }
     return at_rec_report_and_clean(dir, o);
 }
