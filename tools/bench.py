@@ -618,7 +618,12 @@ def collect(tool, wl, ctx, res):
             m = re.search(r"SPLIT hot=([0-9.]+)", read(tmp, "t.out"))
             share = split_share(stacks)
             if m and share is not None:
-                res["err"] = abs(share - float(m.group(1)))
+                truth = float(m.group(1))
+                res["err"] = abs(share - truth)
+                # what n samples can tell: the binomial standard error of the share
+                n = sum(c for f, c in stacks if re.search(r"\b(hot|cold)\b", " ".join(f)))
+                res["err_se"] = (truth * (1 - truth) / n) ** 0.5 if n else None
+                res["split_n"] = n
         total = sum(c for _, c in stacks)
         res["samples_total"] = total
         if res.get("tool_cpu") and "--bpf" in tool.name:
@@ -749,7 +754,7 @@ def summarize(runs):
     s["spread"] = (max(walls) - min(walls)) / 2 / s["wall"]
     s["rss"] = max(r["rss"] for r in ok)
     s["cpu"] = statistics.median(r["cpu"] for r in ok)
-    for key in ("rate", "err", "us_per_sample", "work_us", "tool_cpu_ms", "achieved_hz", "missed", "tables_mib", "dump_ms",
+    for key in ("rate", "err", "err_se", "split_n", "us_per_sample", "work_us", "tool_cpu_ms", "achieved_hz", "missed", "tables_mib", "dump_ms",
                 "gil_wait_s", "samples_total", "tool_cpu", "target_cpu"):
         vals = [r[key] for r in ok if r.get(key) is not None]
         if vals:
@@ -925,7 +930,9 @@ def accuracy(tool, limit=0.05):
         r = find(rows, "known-split", tool, shape)
         if not r or r.get("err") is None:
             return None
-        return (r["err"] <= limit, f"error {r['err']:.3f}", "")
+        se = r.get("err_se")
+        note = f" (one standard error of a share of {r.get('split_n', 0):.0f} samples: {se:.3f})" if se else ""
+        return (r["err"] <= limit, f"error {r['err']:.3f}{note}", "")
     return check
 
 
