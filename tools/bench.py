@@ -990,6 +990,7 @@ INSTR_MODES = [
     ("default (16 KiB)", ()),
     ("--alloc-sample 1024", ("--alloc-sample", "1024")),
     ("--alloc-depth 25", ("--alloc-exact", "--alloc-depth", "25")),
+    ("default run (all features)", None),   # no ALLOC_ONLY: GIL, imports, 100 Hz sampler too
 ]
 
 
@@ -1021,8 +1022,9 @@ def measure_instructions(shape):
         for wl, prog in progs.items():
             for mode, flags in INSTR_MODES:
                 tmp = tempfile.mkdtemp(prefix="archtrace-bench.")
-                at = [] if flags is None else [ARCHTRACE, "-q", *ALLOC_ONLY, *flags, "-o",
-                                               os.path.join(tmp, "s"), "--"]
+                only = () if mode.startswith("default run") else ALLOC_ONLY
+                at = [] if mode == "plain" else [ARCHTRACE, "-q", *only, *(flags or ()), "-o",
+                                                 os.path.join(tmp, "s"), "--"]
                 INSTRUCTIONS[(shape, wl, mode)] = callgrind_ir(at, vg, prog)
                 shutil.rmtree(tmp, ignore_errors=True)
                 log(f"{shape} {wl}: callgrind {mode}: {INSTRUCTIONS[(shape, wl, mode)]}")
@@ -1126,6 +1128,10 @@ TARGETS = ISSUE24_DEFAULT + [
     ratio_target("24", "--alloc-sample 1024 <= 1.05x", "int-1", "archtrace alloc --alloc-sample 1024", 1.05),
     ("24", "exact alloc tracking <= 1.15x [instructions]", "alloc-loop", "callgrind", instr_target("exact", 1.15)),
     ("24", "exact alloc tracking <= 1.5x [instructions]", "int-1", "callgrind", instr_target("exact", 1.5, "int-1")),
+    ("24", "default run (all features, 100 Hz) <= 1.15x [instructions]", "int-1", "callgrind",
+     instr_target("default run (all features)", 1.15, "int-1")),
+    ("24", "default run (all features, 100 Hz) <= 1.15x [instructions]", "alloc-loop", "callgrind",
+     instr_target("default run (all features)", 1.15)),
     ("24", "default alloc sampling (16 KiB) <= 1.15x [instructions]", "int-1", "callgrind",
      instr_target("default (16 KiB)", 1.15, "int-1")),
     ("24", "--alloc-sample 1024 <= 1.05x [instructions]", "alloc-loop", "callgrind",
