@@ -300,19 +300,6 @@ Test(record_bpf, a_python_without_a_layout_is_refused, .timeout = 30)
 
 /* ---- --subprocesses: the tree under PID ------------------------------------------ */
 
-/* The pid a bpf_tree.py process wrote into dir/name once it ran (15 s at most). */
-static int worker_pid(const char *dir, const char *name)
-{
-    char path[PATH_MAX], *out = NULL;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    cr_assert(at_test_wait_file(path, 15000), "worker %s never started", name);
-    at_test_shf(&out, NULL, "cat '%s'", path);
-    int pid = out ? atoi(out) : 0;
-    free(out);
-    cr_assert_gt(pid, 0, "worker %s wrote its pid", name);
-    return pid;
-}
-
 /* The JSON report's number for process pid: `field` an expression on p. */
 static double proc_num(const char *json, int pid, const char *field)
 {
@@ -354,7 +341,7 @@ static void shell_child(const char *shape)
                          at_test_archtrace(), (int)shell, tmp, json);
     skip_if_refused(rc, err);
     cr_assert_eq(rc, 0, "%s: record --bpf --subprocesses of a shell exits 0: %s", shape, err);
-    int child = worker_pid(tmp, "c");
+    int child = at_test_pid_file(tmp, "c");
     char expr[256];
     snprintf(expr, sizeof expr, "[(p['pid'], p['ppid']) for p in d['processes']] == [(%d, %d)]", child, (int)shell);
     cr_assert(at_test_json_num(json, expr), "%s: the child alone, once, the shell its parent: %s", shape,
@@ -387,8 +374,8 @@ static void python_family(const char *shape)
     snprintf(json, sizeof json, "%s/r.json", tmp);
     snprintf(cmd, sizeof cmd, "exec '%s' tests/fixtures/bpf_tree.py '%s' 6 parent", py, tmp);
     pid_t parent = at_test_spawn_group(cmd, "/dev/null", NULL);
-    int kid[2] = { worker_pid(tmp, "a"), worker_pid(tmp, "b") };
-    worker_pid(tmp, "parent");
+    int kid[2] = { at_test_pid_file(tmp, "a"), at_test_pid_file(tmp, "b") };
+    at_test_pid_file(tmp, "parent");
     int rc = at_test_shf(NULL, &err, "%s -p %d record --bpf --subprocesses -d 2 -o %s/s --json %s",
                          at_test_archtrace(), (int)parent, tmp, json);
     skip_if_refused(rc, err);

@@ -24,17 +24,6 @@ typedef struct tree {
     const char *py_b;         /* worker b's (and c's) interpreter          */
 } tree_t;
 
-static int read_pid(const char *dir, const char *name)
-{
-    char path[PATH_MAX], *out = NULL;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    cr_assert(at_test_wait_file(path, 15000), "worker %s never started", name);
-    at_test_shf(&out, NULL, "cat '%s'", path);
-    int pid = out ? atoi(out) : 0;
-    free(out);
-    return pid;
-}
-
 /* The shell with worker a on 3.11 static and b on the newest CPython
  * here (3.13, else 3.12, else 3.11 shared), both spinning `secs`. */
 static void start_tree(tree_t *t, double secs)
@@ -47,8 +36,8 @@ static void start_tree(tree_t *t, double secs)
     snprintf(cmd, sizeof cmd, "exec sh tests/fixtures/tree_parent.sh %s %s %s %g", t->dir, py_a, t->py_b, secs);
     t->shell = at_test_spawn_group(cmd, "/dev/null", NULL);
     cr_assert_gt(t->shell, 0, "cannot start the shell");
-    t->a = read_pid(t->dir, "a");
-    t->b = read_pid(t->dir, "b");
+    t->a = at_test_pid_file(t->dir, "a");
+    t->b = at_test_pid_file(t->dir, "b");
 }
 
 static void end_tree(tree_t *t)
@@ -124,7 +113,7 @@ Test(subprocesses, record_follows_children_that_start_later, .timeout = 90)
     pid_t rec = at_test_spawn_group(cmd, "/dev/null", log);
     usleep(700000);                      /* attached: now the late worker */
     at_test_shf(NULL, NULL, "touch '%s'", go);
-    int c = read_pid(t.dir, "c");
+    int c = at_test_pid_file(t.dir, "c");
     int st = -1;
     cr_assert_eq(waitpid(rec, &st, 0), rec, "record ends when the tree does");
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record exits 0, not status 0x%x", st);

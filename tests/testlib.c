@@ -2,6 +2,7 @@
 /* testlib.c - see testlib.h. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,6 +84,18 @@ int at_test_wait_file(const char *path, long timeout_ms)
         nanosleep(&ts, NULL);
     }
     return access(path, F_OK) == 0;
+}
+
+int at_test_pid_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX], *out = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cr_assert(at_test_wait_file(path, 15000), "worker %s never started", name);
+    at_test_shf(&out, NULL, "cat '%s'", path);
+    int pid = out ? atoi(out) : 0;
+    free(out);
+    cr_assert_gt(pid, 0, "worker %s wrote its pid", name);
+    return pid;
 }
 
 static char *trim(char *s)

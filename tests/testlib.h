@@ -93,6 +93,10 @@ char *at_test_tmpdir(void);
  * 1 when it does, 0 when it never came. */
 int at_test_wait_file(const char *path, long timeout_ms);
 
+/* The pid a fixture wrote into dir/name once it ran (waited for 15 s at
+ * most; the test fails when it never comes or is not a pid). */
+int at_test_pid_file(const char *dir, const char *name);
+
 /* `sh -c cmd` in the background, leading a process group of its own,
  * stdin from /dev/null, stdout into `out` and stderr into `err` (the same
  * file, one offset, when err is NULL or names out).  The group is
