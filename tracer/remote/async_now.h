@@ -13,8 +13,9 @@
  * nobody instead of the wrong thread.
  *
  * The module lookups (a bounded walk of sys.modules) are made until
- * asyncio is found, at most once a second, then their addresses are
- * kept; names are read when a (task, name object) pair is first seen.
+ * asyncio is found: on the first read, then at most every 100 ms
+ * (LOOKUP_EVERY_NS); their addresses are then kept.  Names are read
+ * when a (task, name object) pair is first seen.
  * Only C tasks (_asyncio.Task and subclasses) are attributed.
  */
 #ifndef AT_ASYNC_NOW_H
