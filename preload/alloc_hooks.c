@@ -48,6 +48,12 @@ static __thread int64_t tl_countdown;   /* bytes to the next sample       */
  * Poisson: each block is still sampled with P = 1 - exp(-n / mean). */
 static int64_t gil_countdown;
 static __thread uint64_t tl_rng;
+/* Whether a countdown has drawn its first gap: until then it stands at
+ * 0, which is not a point of the process (a first block always sampled,
+ * and weighed as if it had had the chance of any other, would add about
+ * one mean, 16 KiB, of bytes that never were per thread). */
+static __thread int tl_started;
+static int gil_started;
 
 /* exp(-x) for x >= 0, to ~1e-12: range-reduced Taylor series (libm is
  * not linked into the shim). */
@@ -98,9 +104,17 @@ static int64_t next_interval(void)
 }
 
 /* The countdown ran out inside a block: draw the gaps to the first point
- * past it.  Out of line: the hooks inline only the countdown. */
-__attribute__((noinline)) static int restart(int64_t *countdown)
+ * past it; 1 when one fell in the block (it is sampled).  A countdown's
+ * first run starts the process where the block does: its first gap may
+ * end past the block.  Out of line: the hooks inline only the countdown. */
+__attribute__((noinline)) static int restart(int64_t *countdown, int *started)
 {
+    if (!*started) {
+        *started = 1;
+        *countdown += next_interval();
+        if (*countdown > 0)
+            return 0;
+    }
     do
         *countdown += next_interval();
     while (*countdown <= 0);
@@ -109,18 +123,19 @@ __attribute__((noinline)) static int restart(int64_t *countdown)
 
 /* Byte-sampling: a block is sampled when one of the Poisson process's
  * points (mean gap sample_mean bytes) falls in it. */
-static inline int sampled(int64_t *countdown, size_t n)
+static inline int sampled(int64_t *countdown, int *started, size_t n)
 {
     *countdown -= (int64_t)n;
     if (AT_LIKELY(*countdown > 0))
         return 0;
-    return restart(countdown);
+    return restart(countdown, started);
 }
 
 void at_alloc_sample_reset_thread(void)
 {
     tl_countdown = 0;
     gil_countdown = 0;
+    tl_started = gil_started = 0;
 }
 
 /* Sampled weights of blocks under 16 KiB, each computed the first time a
@@ -290,7 +305,7 @@ static uintptr_t this_tstate(void)
  * looked up only for the blocks that are counted. */
 static inline void count(void *p, size_t n, unsigned kind)
 {
-    if (at_alloc.sampling && AT_LIKELY(!sampled(&tl_countdown, n)))
+    if (at_alloc.sampling && AT_LIKELY(!sampled(&tl_countdown, &tl_started, n)))
         return;
     count_at(p, n, at_alloc_site_here(this_tstate(), kind), 0);
 }
@@ -306,7 +321,7 @@ static inline void count(void *p, size_t n, unsigned kind)
  * the countdown and a branch, not two calls. */
 __attribute__((always_inline)) static inline uint32_t py_site(size_t n, const at_alloc_fast_t *F)
 {
-    if (at_alloc.sampling && AT_LIKELY(!sampled(&gil_countdown, n)))
+    if (at_alloc.sampling && AT_LIKELY(!sampled(&gil_countdown, &gil_started, n)))
         return NO_SITE;
     return at_alloc_site_gil(F);
 }
@@ -618,13 +633,12 @@ BODY void *malloc_sampled_slow(layer_t *L, size_t n, const at_alloc_fast_t *F)
     }
     if (AT_UNLIKELY(py_skip())) {
         if (gil_countdown <= 0)
-            restart(&gil_countdown);
+            restart(&gil_countdown, &gil_started);
         return L->prev.malloc(L->prev.ctx, n);
     }
     const pymem_alloc_t *a = &L->prev;
     uint32_t site = NO_SITE;
-    if (gil_countdown <= 0) {
-        restart(&gil_countdown);
+    if (gil_countdown <= 0 && restart(&gil_countdown, &gil_started)) {
         site = at_alloc_site_gil(F);
         void *p = pool_take(L, n, site);
         if (p) {
@@ -660,13 +674,12 @@ BODY void *calloc_sampled_slow(layer_t *L, size_t nelem, size_t elsize, const at
     }
     if (AT_UNLIKELY(py_skip() || __builtin_mul_overflow(nelem, elsize, &n))) {
         if (gil_countdown <= 0)
-            restart(&gil_countdown);
+            restart(&gil_countdown, &gil_started);
         return L->prev.calloc(L->prev.ctx, nelem, elsize);
     }
     const pymem_alloc_t *a = &L->prev;
     uint32_t site = NO_SITE;
-    if (gil_countdown <= 0) {
-        restart(&gil_countdown);
+    if (gil_countdown <= 0 && restart(&gil_countdown, &gil_started)) {
         site = at_alloc_site_gil(F);
         void *p = pool_take(L, n, site);
         if (p)
