@@ -479,6 +479,55 @@ ParameterizedTest(at_test_shape_t *s, record, known_split, .timeout = 40)
     check_split(s->name);
 }
 
+/* A thread that enters and leaves evaluation loops from C thousands of
+ * times a second (a sort key) is walked through each entry frame into
+ * its caller: most samples are in the key function, under <module>.  It
+ * is also read, now and then, while its frame pointer changes (such a
+ * read is looked at again): few samples may end as "[truncated]".  How
+ * few depends on the machine's load (a thread preempted mid-change stays
+ * torn for its whole time slice); 5 % bounds it here. */
+static void check_key_callbacks(const char *shape)
+{
+    char py[512], pidarg[16], outdir[512], json[600], *err = NULL;
+    fixture_t f;
+    run_result_t r;
+    need_python(shape, py, sizeof py);
+    start_fixture(&f, py, "key_callbacks.py", "4", NULL);
+    snprintf(pidarg, sizeof pidarg, "%d", (int)f.pid);
+    snprintf(outdir, sizeof outdir, "%s/session", f.dir);
+    run_archtrace(&r, "-p", pidarg, "record", "--rate", "2000", "-d", "2", "-o", outdir, NULL);
+    cr_assert_eq(r.status, 0, "%s: record failed (%d): %s", shape, r.status, r.err);
+    snprintf(json, sizeof json, "%s/r.json", f.dir);
+    int rc = at_test_shf(NULL, &err, "%s report -q --idle --json %s %s", at_test_archtrace(), json, outdir);
+    cr_assert_eq(rc, 0, "%s: report: %s", shape, err);
+    const char *s = "d['processes'][0]['samples']['stacks']";
+    char expr[512];
+    snprintf(expr, sizeof expr, "sum(k['count'] for k in %s)", s);
+    double all = at_test_json_num(json, expr);
+    snprintf(expr, sizeof expr, "sum(k['count'] for k in %s if '[truncated]' in k['frames'] or not k['frames'])", s);
+    double torn = at_test_json_num(json, expr);
+    snprintf(expr, sizeof expr, "sum(k['count'] for k in %s if any(x.startswith('f (') for x in k['frames']))", s);
+    double in_f = at_test_json_num(json, expr);
+    measured("%s: %.0f samples, %.0f truncated or empty, %.3f in the key function", shape, all, torn, in_f / all);
+    cr_assert_gt(all, 1000, "%s: too few samples (%.0f)", shape, all);
+    cr_assert_lt(torn, 0.05 * all, "%s: %.0f of %.0f samples truncated or empty", shape, torn, all);
+    cr_assert_gt(in_f, 0.5 * all, "%s: only %.0f of %.0f samples in the key function", shape, in_f, all);
+    stop_fixture(&f);
+    free(err);
+    run_free(&r);
+}
+
+ParameterizedTestParameters(record, key_callbacks_not_torn)
+{
+    static at_test_shape_t shapes[] = AT_TEST_SHAPES;
+    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
+}
+
+ParameterizedTest(at_test_shape_t *s, record, key_callbacks_not_torn, .timeout = 40)
+{
+    check_key_callbacks(s->name);
+}
+
 Test(record, ends_when_the_target_exits, .timeout = 30)
 {
     char py[512], pidarg[16], outdir[512];

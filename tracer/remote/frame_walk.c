@@ -398,7 +398,9 @@ int at_walker_stack(at_walker_t *w, const at_thread_t *t, at_pystack_t *st)
     if ((rc = walk_chain(k)) < 0)
         return rc;
     note_addresses(st, k->frames, k->codes);
-    if (st->n)
+    /* a chain that broke off was most likely read while it changed: it
+     * must not seed the next walk's speculation (nor this one's retry) */
+    if (st->n && (!st->truncated || st->n >= AT_MAX_STACK_DEPTH))
         keep_for_reuse(w, t, chain_store(w, t->tstate, k->frames, k->codes, st->n), st);
     return 0;
 }
