@@ -517,16 +517,7 @@ static void check_key_callbacks(const char *shape)
     run_free(&r);
 }
 
-ParameterizedTestParameters(record, key_callbacks_not_torn)
-{
-    static at_test_shape_t shapes[] = AT_TEST_SHAPES;
-    return cr_make_param_array(at_test_shape_t, shapes, sizeof shapes / sizeof *shapes);
-}
-
-ParameterizedTest(at_test_shape_t *s, record, key_callbacks_not_torn, .timeout = 40)
-{
-    check_key_callbacks(s->name);
-}
+AT_TEST_EACH_SHAPE(record, key_callbacks_not_torn, .timeout = 40) { check_key_callbacks(shape); }
 
 Test(record, ends_when_the_target_exits, .timeout = 30)
 {
