@@ -13,11 +13,14 @@
 #include "session/launch.h"
 
 static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t pending_sig;   /* came before the child was there */
 
 static void forward_signal(int sig)
 {
     if (child_pid > 0)
         kill((pid_t)child_pid, sig);
+    else
+        pending_sig = sig;
 }
 
 /* The command's exit status.  With --native the sampler thread ptraces
@@ -59,12 +62,17 @@ static int report_wanted(const at_options_t *o)
 int at_cmd_run(const at_options_t *o)
 {
     at_launch_t c;
+    /* before the command starts: a Ctrl-C once it runs (it may print
+     * "ready" within milliseconds) is the command's to take, never ours;
+     * the child gets the dispositions archtrace was started with */
+    install_signal_forwarding();
     int rc = at_launch_start(o, "run", -1, &c);
     if (rc)
         return rc;
     child_pid = c.pid;
+    if (pending_sig)
+        kill(c.pid, pending_sig);
     at_reap_watch(c.pid);
-    install_signal_forwarding();
     at_sampler_t *sampler = NULL;
     if (!o->no_sample)
         sampler = at_sampler_start(c.pid, c.dir, o);
