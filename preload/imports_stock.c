@@ -193,20 +193,14 @@ int at_imp_stock_now(PyObject *name, PyObject *path, PyObject **first)
     if (!stock.ready && stock.bootstrap && stock.tries < SETUP_TRIES)
         try_setup();
     PyObject *meta = stock.ready ? at_py.PySys_GetObject("meta_path") : NULL;
-    if (!meta || at_imp_type_of(meta) != stock.list_type)
-        return 0;
-    if (at_imp_api.List_Size(meta) == 4) {
-        PyObject *f = at_imp_api.List_GetItem(meta, 0);
-        if (!is_distutils_finder(f) || !distutils_declines(f, name, path))
-            return 0;
-        *first = f;
-    }
-    for (int i = 0; i < 3; i++)
-        if (at_imp_api.List_GetItem(meta, i + (*first != NULL)) != stock.meta_path[i])
-            return 0;
-    if (at_imp_api.List_Size(meta) != 3 + (*first != NULL) ||
+    if (!stock_meta_path(meta, stock.meta_path) ||
         !list_is(at_py.PySys_GetObject("path_hooks"), stock.path_hooks, 2))
         return 0;
+    if (at_imp_api.List_Size(meta) == 4) {   /* the distutils finder first */
+        *first = at_imp_api.List_GetItem(meta, 0);
+        if (!distutils_declines(*first, name, path))
+            return 0;
+    }
     if (path && path != at_imp_api.none && at_imp_type_of(path) != stock.list_type)
         return 0;   /* a namespace package's __path__: iterating it runs Python */
     PyObject *cache = at_py.PySys_GetObject("path_importer_cache"), *k, *v;
